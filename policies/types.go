@@ -1,0 +1,128 @@
+package policies
+
+import (
+	"time"
+
+	"github.com/airlockhq/airlock/gcp"
+	"github.com/airlockhq/airlock/identity"
+)
+
+// Request is the HTTP request as policies see it (CEL variable "request").
+type Request struct {
+	// Method is the effective method, X-HTTP-Method-Override applied, upper case.
+	Method string
+	// Host is lower case with the port removed.
+	Host string
+	// Path is normalised, without the query.
+	Path string
+	// Query holds the query parameters.
+	Query map[string][]string
+	// Headers have lower-case names; credentials are removed.
+	Headers map[string]string
+	// Body is the parsed JSON body, or nil.
+	Body any
+}
+
+// Input is everything a policy can see about one request.
+type Input struct {
+	Request   Request
+	Identity  identity.Identity
+	GCP       gcp.Operation
+	SessionID string
+	Now       time.Time
+}
+
+// Action is what a rule or a policy decides. Stronger actions win:
+// Deny > Approve > Allow.
+type Action int
+
+const (
+	// Allow lets the request through.
+	Allow Action = iota + 1
+	// Approve holds the request until a human approves it.
+	Approve
+	// Deny refuses the request.
+	Deny
+)
+
+// String returns "allow", "approve" or "deny".
+func (a Action) String() string {
+	switch a {
+	case Allow:
+		return "allow"
+	case Approve:
+		return "approve"
+	case Deny:
+		return "deny"
+	}
+	return "unknown"
+}
+
+// ParseAction reads "allow", "approve" or "deny".
+func ParseAction(s string) (Action, bool) {
+	switch s {
+	case "allow":
+		return Allow, true
+	case "approve":
+		return Approve, true
+	case "deny":
+		return Deny, true
+	}
+	return 0, false
+}
+
+// Match is one rule (or policy default) that contributed to a decision.
+type Match struct {
+	Policy string
+	// Rule is the rule name; empty when the policy's default applied.
+	Rule   string
+	Action Action
+	// Error is set when the rule's expression failed at run time; such a rule
+	// counts as matched for deny and approve and unmatched for allow.
+	Error string
+}
+
+// ApprovalSpec says who must approve and how the grant behaves.
+type ApprovalSpec struct {
+	// Approvers are "group:NAME" or "user:EMAIL" entries.
+	Approvers []string
+	// MinApprovals is the number of distinct approvers needed (at least 1).
+	MinApprovals int
+	// Grant is "once" or "window".
+	Grant string
+	// TTL is how long a pending request or a grant lives; zero means the
+	// configured default.
+	TTL time.Duration
+}
+
+// MaskingRule is a `masking:` entry of a policy whose `when` held.
+type MaskingRule struct {
+	Policy    string
+	Name      string
+	Fields    []string
+	Detectors []string
+}
+
+// Detector is a custom detector declared in a policy file.
+type Detector struct {
+	Name     string
+	Regex    string
+	Keywords []string
+	// Entropy is the minimum Shannon entropy (bits per byte) of a match; 0 disables the check.
+	Entropy float64
+}
+
+// Decision is the result of evaluating a request against a policy set.
+type Decision struct {
+	Action Action
+	// Policy and Rule name what decided; Rule is empty when a default decided.
+	Policy  string
+	Rule    string
+	Message string
+	// Matches lists every rule that matched, in evaluation order (explain).
+	Matches []Match
+	// Approval is set when Action is Approve: the spec of the deciding rule.
+	Approval *ApprovalSpec
+	// Masking lists the masking entries whose `when` held.
+	Masking []MaskingRule
+}
