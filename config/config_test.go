@@ -1,0 +1,106 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseErrorsNameTheKey(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want string
+	}{
+		{"unknown top key", "listne:\n  authz: 127.0.0.1:9001\n", "config: listne (line 1): unknown key"},
+		{"unknown nested key", "listen:\n  authz: 127.0.0.1:9001\n  grpc: 1.2.3.4:5\nidentity: {dev: true}\n", "config: listen.grpc (line 3): unknown key"},
+		{"unknown key in list", "identity:\n  issuers:\n    - issuer: https://a.example\n      audiance: x\n", "config: identity.issuers[0].audiance (line 4): unknown key"},
+		{"bad address", "listen:\n  authz: localhost\nidentity: {dev: true}\n", `config: listen.authz: "localhost" is not host:port`},
+		{"bad port", "listen:\n  authz: 127.0.0.1:99999\nidentity: {dev: true}\n", `config: listen.authz: "127.0.0.1:99999" has a bad port`},
+		{"wrong type", "approvals:\n  hold: soon\nidentity: {dev: true}\n", "config: approvals.hold (line 2): wrong type"},
+		{"no issuer", "listen: {authz: 127.0.0.1:1}\n", "config: identity.issuers: at least one issuer is required"},
+		{"http issuer", "identity:\n  issuers: [{issuer: http://idp.example.com, audience: a}]\n", `config: identity.issuers[0].issuer: "http://idp.example.com" must use https`},
+		{"missing audience", "identity:\n  issuers: [{issuer: https://idp.example.com}]\n", "config: identity.issuers[0].audience: is required"},
+		{"bad store", "identity: {dev: true}\napprovals: {store: mysql://x}\n", `config: approvals.store: "mysql://x" is neither memory nor a redis://`},
+		{"bad sink", "identity: {dev: true}\nrecorder: {sink: s3://bucket}\n", `config: recorder.sink: "s3://bucket" must be gs://BUCKET/PREFIX or file://DIR`},
+		{"missing policy path", "identity: {dev: true}\npolicies: {paths: [no/such/dir]}\n", `config: policies.paths[0]: "no/such/dir": no such file or directory`},
+		{"dev off loopback", "identity: {dev: true}\nlisten: {authz: 127.0.0.1:1, http: 0.0.0.0:8080}\n", "config: identity.dev: the dev token issuer serves on listen.http, which must then be a loopback address"},
+		{"credential without source", "identity: {dev: true}\ncredentials: [{name: gcp}]\n", "config: credentials[0]: set service_account_key or adc: true"},
+		{"credential key missing", "identity: {dev: true}\ncredentials: [{name: gcp, service_account_key: /nonexistent/sa.json}]\n", `config: credentials[0].service_account_key: "/nonexistent/sa.json"`},
+		{"ttl order", "identity: {dev: true}\napprovals: {default_ttl: 2h, max_ttl: 1h}\n", "config: approvals.max_ttl: must be at least approvals.default_ttl (2h0m0s)"},
+		{"not yaml", "listen: [\n", "config: (file): not valid YAML"},
+		{"scalar for mapping", "listen: 5\n", "config: listen (line 1): must be a mapping"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml))
+			if err == nil {
+				t.Fatalf("Parse accepted:\n%s", tt.yaml)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error\n  %v\nwant it to contain\n  %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseKeepsDefaults(t *testing.T) {
+	c, err := Parse([]byte("identity:\n  issuers:\n    - issuer: https://accounts.google.com\n      audience: airlock\napprovals:\n  hold: 30s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Approvals.Hold != 30*time.Second {
+		t.Errorf("hold = %s, want 30s", c.Approvals.Hold)
+	}
+	if c.Listen.Authz != "127.0.0.1:9001" || c.Approvals.Store != "memory" || c.Recorder.OnFull != "refuse" {
+		t.Errorf("defaults lost: %+v", c)
+	}
+	if c.Identity.Issuers[0].Audience != "airlock" {
+		t.Errorf("issuer not read: %+v", c.Identity.Issuers)
+	}
+}
+
+func TestEmptyDocumentIsDefaults(t *testing.T) {
+	_, err := Parse(nil)
+	if err == nil || !strings.Contains(err.Error(), "identity.issuers") {
+		t.Fatalf("empty config must ask for an issuer, got %v", err)
+	}
+	if err := Dev().Validate(); err != nil {
+		t.Fatalf("dev defaults invalid: %v", err)
+	}
+}
+
+func TestExampleFileIsValidAndComplete(t *testing.T) {
+	path := filepath.Join("..", "airlock.example.yaml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	// The example names files that exist on a deployed host; point them at
+	// temporary files so that validation checks everything else.
+	sa := filepath.Join(dir, "sa.json")
+	if err := os.WriteFile(sa, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.ReplaceAll(string(data), "/etc/airlock/prod-sa.json", sa)
+	text = strings.ReplaceAll(text, "policies/examples", filepath.Join("..", "policies", "examples"))
+	if _, err := Parse([]byte(text)); err != nil {
+		t.Fatalf("airlock.example.yaml does not validate: %v", err)
+	}
+	// Every key of the typed config must be documented in the example.
+	for _, key := range []string{"listen:", "authz:", "extproc:", "sds:", "http:", "log:", "level:", "format:",
+		"identity:", "issuers:", "audience:", "groups_claim:", "jwks_url:", "dev:", "leeway:", "key_refresh_interval:", "cache_size:",
+		"policies:", "paths:", "reload_interval:", "max_body_bytes:", "timeout:",
+		"approvals:", "store:", "hold:", "default_ttl:", "max_ttl:", "public_url:", "webhooks:",
+		"masking:", "body_mode:", "max_decompressed_bytes:",
+		"recorder:", "enabled:", "sink:", "spool:", "spool_max_bytes:", "on_full:", "idle_gap:", "signing_key:",
+		"gateway:", "domains:", "credentials:", "name:", "service_account_key:", "adc:", "scopes:",
+		"envoy:", "airlock_host:", "tls_cert:", "tls_key:"} {
+		if !strings.Contains(text, key) {
+			t.Errorf("airlock.example.yaml does not document %s", key)
+		}
+	}
+}
