@@ -1,0 +1,55 @@
+# airlock: `make run` serves a local trial, `make test` runs every test.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/airlock
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+TEST_TIMEOUT ?= 30m
+BENCH_TIME ?= 1s
+
+.PHONY: all build run test unit test-deps bench bench-go bench-load fuzz generate demo clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/airlock
+
+# A local trial: embedded defaults, dev token issuer on loopback, in-memory
+# approvals, recordings under ./.airlock, the example policies.
+run: build
+	./$(BIN) serve
+
+# Tests need a real redis-server; install it when missing (root) or say how.
+test-deps:
+	@if ! command -v redis-server >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing redis-server (apt-get)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+		else \
+			echo "redis-server is missing: run 'sudo apt-get install -y redis-server'"; exit 1; \
+		fi; \
+	fi
+
+test: test-deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) run ./cmd/airlock policy test policies/examples
+
+# Benchmarks: the in-process figures, then the gRPC load comparison.
+bench: bench-go bench-load
+
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) ./authz/... ./extauthz/... ./gcp/... ./policies/... ./identity/... ./masking/... ./extproc/... ./approvals/... ./recorder/...
+
+bench-load: build
+	@bash scripts/bench-load.sh $(BIN)
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzNormalizePath -fuzztime 30s ./gcp
+	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s ./policies
+
+generate:
+	$(GO) generate ./...
+
+clean:
+	rm -rf bin .airlock

@@ -1,0 +1,371 @@
+// Package authz is airlock's decision pipeline: identity, GCP operation,
+// policy and approval, from a plain request to a plain result. The ext_authz
+// server translates Envoy's CheckRequest into a Request and a Result back
+// into a CheckResponse; nothing here knows about gRPC or Envoy protos.
+package authz
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/airlockhq/airlock/approvals"
+	"github.com/airlockhq/airlock/gcp"
+	"github.com/airlockhq/airlock/identity"
+	"github.com/airlockhq/airlock/policies"
+)
+
+// Request is one HTTP request as Envoy presented it for authorization.
+type Request struct {
+	// ID correlates the request across events (x-request-id when present).
+	ID string
+	// Method, Host and Path are :method, :authority and :path (with query) as sent.
+	Method string
+	Host   string
+	Path   string
+	// Headers have lower-case names and may include pseudo-headers.
+	Headers map[string]string
+	// Body is the request body Envoy buffered, possibly truncated.
+	Body []byte
+	// BodyPartial is true when Envoy said the body was truncated.
+	BodyPartial bool
+	// Time is when the request started.
+	Time time.Time
+}
+
+// Approvals is the approval gate the engine consults for approve decisions.
+type Approvals interface {
+	Gate(ctx context.Context, req approvals.Request, hold time.Duration) (approvals.Outcome, error)
+	ApproveURL(id string) string
+}
+
+// Sessions resolves the session a request belongs to.
+type Sessions interface {
+	Session(ctx context.Context, subject, requested string) (string, error)
+}
+
+// Recorder receives every decision, refusals included. An error means the
+// decision could not be made durable and the request must be refused.
+type Recorder interface {
+	RecordDecision(ctx context.Context, r *Result) error
+}
+
+// Options configure an Engine.
+type Options struct {
+	Verifier   identity.Verifier
+	Recognizer *gcp.Recognizer
+	Policies   *policies.Set
+	// Approvals may be nil: approve decisions then answer UNAVAILABLE.
+	Approvals Approvals
+	// Hold is how long an approve decision waits for a human before refusing.
+	Hold time.Duration
+	// Sessions may be nil: the session id is then the x-airlock-session
+	// header, validated, or empty.
+	Sessions Sessions
+	// Recorder may be nil.
+	Recorder Recorder
+	// Timeout bounds one decision, Hold excluded; zero means one second.
+	Timeout time.Duration
+	// MaxBodyBytes bounds the body parsed as JSON for policies.
+	MaxBodyBytes int
+	Metrics      *Metrics
+	Logger       *slog.Logger
+	Now          func() time.Time
+}
+
+// Engine decides requests. It is safe for concurrent use; the policy set is
+// swapped atomically on reload.
+type Engine struct {
+	opts     Options
+	policies atomic.Pointer[policies.Set]
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// New returns an Engine. Verifier, Recognizer and Policies are required.
+func New(opts Options) (*Engine, error) {
+	if opts.Verifier == nil || opts.Recognizer == nil || opts.Policies == nil {
+		return nil, errors.New("authz: a verifier, a recognizer and a policy set are required")
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = time.Second
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 1 << 20
+	}
+	e := &Engine{opts: opts, log: opts.Logger, now: opts.Now}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	e.policies.Store(opts.Policies)
+	return e, nil
+}
+
+// SetPolicies replaces the policy set used by later decisions.
+func (e *Engine) SetPolicies(s *policies.Set) { e.policies.Store(s) }
+
+// Policies returns the policy set in use.
+func (e *Engine) Policies() *policies.Set { return e.policies.Load() }
+
+// Decide runs the pipeline for one request. It never returns an error: every
+// failure is a refusal the agent can read.
+func (e *Engine) Decide(ctx context.Context, req Request) *Result {
+	start := e.now()
+	res := e.decide(ctx, req)
+	if res.RequestID == "" {
+		res.RequestID = req.ID
+	}
+	if e.opts.Recorder != nil {
+		if err := e.opts.Recorder.RecordDecision(ctx, res); err != nil {
+			e.log.Error("recording the decision failed; refusing", "request_id", res.RequestID, "err", err)
+			res = unavailable(res, "the session recorder cannot store this request, so it is refused; retry later")
+		}
+	}
+	if m := e.opts.Metrics; m != nil {
+		m.observe(res, e.now().Sub(start))
+	}
+	e.logDecision(res)
+	return res
+}
+
+func (e *Engine) decide(ctx context.Context, req Request) *Result {
+	res := &Result{RequestID: req.ID}
+	if res.RequestID == "" {
+		res.RequestID = newID()
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
+	defer cancel()
+
+	token, err := identity.BearerToken(req.Headers)
+	if err != nil {
+		return unauthenticated(res, err)
+	}
+	id, err := e.opts.Verifier.Verify(ctx, token)
+	if err != nil {
+		return unauthenticated(res, err)
+	}
+	res.Identity = id
+
+	rec, err := e.opts.Recognizer.Recognize(gcp.Request{
+		Method:      req.Method,
+		Host:        req.Host,
+		Path:        req.Path,
+		Headers:     req.Headers,
+		Body:        req.Body,
+		BodyPartial: req.BodyPartial,
+	})
+	if err != nil {
+		return badRequest(res, err)
+	}
+	res.Recognized = rec
+
+	requested := req.Headers[SessionHeader]
+	if requested != "" && !ValidSessionID(requested) {
+		return badRequest(res, fmt.Errorf("the %s header must be 1 to 64 characters of letters, digits, '.', '_' or '-'", SessionHeader))
+	}
+	if e.opts.Sessions != nil {
+		sid, err := e.opts.Sessions.Session(ctx, id.Subject, requested)
+		if err != nil {
+			e.log.Error("session lookup failed", "request_id", res.RequestID, "err", err)
+			return unavailable(res, "the session store cannot be reached; retry later")
+		}
+		res.SessionID = sid
+	} else {
+		res.SessionID = requested
+	}
+
+	set := e.policies.Load()
+	now := req.Time
+	if now.IsZero() {
+		now = e.now()
+	}
+	dec := e.evaluate(ctx, set, rec, id, req, res.SessionID, now)
+	res.Decision = dec
+	if ctx.Err() != nil {
+		// An expired deadline after evaluation fails closed.
+		return unavailable(res, "the decision did not finish in time; retry later")
+	}
+
+	switch dec.Action {
+	case policies.Allow:
+		res.Outcome = Allowed
+		return res
+	case policies.Deny:
+		return denied(res)
+	case policies.Approve:
+		return e.approve(ctx, res, req)
+	}
+	return denied(res)
+}
+
+// evaluate decides a request, part by part for batches: the strongest
+// action of any part wins, so one forbidden operation refuses the batch.
+func (e *Engine) evaluate(ctx context.Context, set *policies.Set, rec gcp.Recognized, id identity.Identity, req Request, session string, now time.Time) policies.Decision {
+	if rec.Parts == nil {
+		return set.Evaluate(ctx, e.input(rec, id, req, session, now, true))
+	}
+	var out policies.Decision
+	for _, part := range rec.Parts {
+		d := set.Evaluate(ctx, e.input(part, id, req, session, now, false))
+		if out.Action == 0 || d.Action > out.Action {
+			matches := append(out.Matches, d.Matches...)
+			masking := append(out.Masking, d.Masking...)
+			out = d
+			out.Matches, out.Masking = matches, masking
+		} else {
+			out.Matches = append(out.Matches, d.Matches...)
+			out.Masking = append(out.Masking, d.Masking...)
+		}
+	}
+	if out.Action == 0 {
+		out = policies.Decision{Action: policies.Deny, Message: "the batch request holds no operation"}
+	}
+	return out
+}
+
+func (e *Engine) input(rec gcp.Recognized, id identity.Identity, req Request, session string, now time.Time, withBody bool) policies.Input {
+	in := policies.Input{
+		Request: policies.Request{
+			Method:  rec.Method,
+			Host:    rec.Host,
+			Path:    rec.Path,
+			Query:   rec.Query,
+			Headers: policyHeaders(req.Headers),
+		},
+		Identity:  id,
+		GCP:       rec.Operation,
+		SessionID: session,
+		Now:       now,
+	}
+	if withBody && !req.BodyPartial && len(req.Body) > 0 && len(req.Body) <= e.opts.MaxBodyBytes {
+		var body any
+		if json.Unmarshal(req.Body, &body) == nil {
+			in.Request.Body = body
+		}
+	}
+	return in
+}
+
+// credentialHeaders never reach policies, logs or recordings.
+var credentialHeaders = map[string]bool{
+	"authorization":       true,
+	"proxy-authorization": true,
+	"cookie":              true,
+	"x-goog-api-key":      true,
+	"x-api-key":           true,
+}
+
+func policyHeaders(h map[string]string) map[string]string {
+	out := make(map[string]string, len(h))
+	for k, v := range h {
+		if strings.HasPrefix(k, ":") || credentialHeaders[k] {
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
+
+func (e *Engine) approve(ctx context.Context, res *Result, req Request) *Result {
+	if e.opts.Approvals == nil {
+		return unavailable(res, "approvals are not configured on this gateway, so a request that needs approval cannot proceed")
+	}
+	dec := res.Decision
+	spec := policies.ApprovalSpec{MinApprovals: 1, Grant: "once"}
+	if dec.Approval != nil {
+		spec = *dec.Approval
+	}
+	rec := res.Recognized
+	ar := approvals.Request{
+		Fingerprint:  approvals.Fingerprint(res.Identity.Subject, rec.Method, rec.Host, rec.Path, rec.Query, req.Body),
+		Subject:      res.Identity.Subject,
+		Email:        res.Identity.Email,
+		Actor:        res.Identity.Actor,
+		Operation:    rec.Operation.Method,
+		Resource:     rec.Operation.Resource,
+		Method:       rec.Method,
+		URL:          requestURL(rec, req.Path),
+		BodyExcerpt:  excerpt(req.Body, 2048),
+		Policy:       dec.Policy,
+		Rule:         dec.Rule,
+		Approvers:    spec.Approvers,
+		MinApprovals: spec.MinApprovals,
+		Grant:        spec.Grant,
+		TTL:          spec.TTL,
+		SessionID:    res.SessionID,
+		RequestID:    res.RequestID,
+	}
+	// The hold may outlast the decision timeout; it is bounded by the
+	// caller's deadline (Envoy's ext_authz timeout) and by Hold itself.
+	gctx := context.WithoutCancel(ctx)
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		gctx, cancel = context.WithDeadline(gctx, dl.Add(e.opts.Hold))
+		defer cancel()
+	}
+	out, err := e.opts.Approvals.Gate(gctx, ar, e.opts.Hold)
+	if err != nil {
+		e.log.Error("approval store failed", "request_id", res.RequestID, "err", err)
+		return unavailable(res, "the approval store cannot be reached, so a request that needs approval cannot proceed; retry later")
+	}
+	res.Approval = &out.Approval
+	if out.Granted {
+		res.Outcome = Allowed
+		return res
+	}
+	res.ApproveURL = e.opts.Approvals.ApproveURL(out.Approval.ID)
+	if out.Approval.State == approvals.StateDenied {
+		return approvalDenied(res)
+	}
+	return approvalRequired(res)
+}
+
+func requestURL(rec gcp.Recognized, rawPath string) string {
+	q := ""
+	if i := strings.IndexByte(rawPath, '?'); i >= 0 {
+		q = rawPath[i:]
+	}
+	return "https://" + rec.Host + rec.Path + q
+}
+
+func excerpt(b []byte, n int) string {
+	if len(b) > n {
+		b = b[:n]
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+func newID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (e *Engine) logDecision(r *Result) {
+	if !e.log.Enabled(context.Background(), slog.LevelInfo) {
+		return
+	}
+	e.log.LogAttrs(context.Background(), slog.LevelInfo, "decision",
+		slog.String("request_id", r.RequestID),
+		slog.String("outcome", r.Outcome.String()),
+		slog.String("subject", r.Identity.Subject),
+		slog.String("actor", r.Identity.Actor),
+		slog.String("session", r.SessionID),
+		slog.String("method", r.Recognized.Method),
+		slog.String("host", r.Recognized.Host),
+		slog.String("path", r.Recognized.Path),
+		slog.String("gcp_method", r.Recognized.Operation.Method),
+		slog.String("policy", r.Decision.Policy),
+		slog.String("rule", r.Decision.Rule),
+	)
+}

@@ -1,0 +1,305 @@
+package authz
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/airlockhq/airlock/approvals"
+	"github.com/airlockhq/airlock/gcp"
+	"github.com/airlockhq/airlock/identity"
+	"github.com/airlockhq/airlock/policies"
+)
+
+// SessionHeader lets an agent name its session.
+const SessionHeader = "x-airlock-session"
+
+// Outcome is what happens to a request.
+type Outcome int
+
+const (
+	// Allowed: the request proceeds.
+	Allowed Outcome = iota
+	// PolicyDenied: a policy refused it (POLICY_DENIED).
+	PolicyDenied
+	// ApprovalRequired: a human must approve it first (APPROVAL_REQUIRED).
+	ApprovalRequired
+	// ApprovalDenied: an approver refused it (APPROVAL_DENIED).
+	ApprovalDenied
+	// Unauthenticated: no valid identity (UNAUTHENTICATED).
+	Unauthenticated
+	// Unavailable: a dependency failed; airlock fails closed (UNAVAILABLE).
+	Unavailable
+	// Invalid: the request is ambiguous or malformed and refused before policy.
+	Invalid
+)
+
+var outcomeNames = [...]string{"allowed", "policy_denied", "approval_required", "approval_denied", "unauthenticated", "unavailable", "invalid"}
+
+// String is a stable snake_case name used in metrics and logs.
+func (o Outcome) String() string {
+	if int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return "unknown"
+}
+
+// Reasons of the refusal's google.rpc.ErrorInfo.
+const (
+	ReasonPolicyDenied     = "POLICY_DENIED"
+	ReasonApprovalRequired = "APPROVAL_REQUIRED"
+	ReasonApprovalDenied   = "APPROVAL_DENIED"
+	ReasonUnauthenticated  = "UNAUTHENTICATED"
+	ReasonUnavailable      = "UNAVAILABLE"
+	ReasonInvalidRequest   = "INVALID_REQUEST"
+)
+
+// Result is the outcome of one decision with everything that explains it.
+type Result struct {
+	Outcome    Outcome
+	RequestID  string
+	SessionID  string
+	Identity   identity.Identity
+	Recognized gcp.Recognized
+	Decision   policies.Decision
+	// Approval is set when an approval was consulted.
+	Approval   *approvals.Approval
+	ApproveURL string
+	// Refusal is set for every outcome but Allowed.
+	Refusal *Refusal
+}
+
+// Metadata is what an allowed request hands to later filters.
+func (r *Result) Metadata() Metadata {
+	m := Metadata{
+		RequestID: r.RequestID,
+		SessionID: r.SessionID,
+		Subject:   r.Identity.Subject,
+		Actor:     r.Identity.Actor,
+		GCPMethod: r.Recognized.Operation.Method,
+		Decision:  r.Outcome.String(),
+		Rules:     r.Rules(),
+	}
+	for _, mr := range r.Decision.Masking {
+		m.Masking = append(m.Masking, MaskingSpec{Policy: mr.Policy, Name: mr.Name, Fields: mr.Fields, Detectors: mr.Detectors})
+	}
+	return m
+}
+
+// Rules names the rules that produced the decision, as "policy/rule" (or
+// "policy/default").
+func (r *Result) Rules() []string {
+	if len(r.Decision.Matches) == 0 {
+		if r.Decision.Policy == "" {
+			return nil
+		}
+		return []string{ruleName(r.Decision.Policy, r.Decision.Rule)}
+	}
+	out := make([]string, 0, len(r.Decision.Matches))
+	for _, m := range r.Decision.Matches {
+		out = append(out, ruleName(m.Policy, m.Rule))
+	}
+	return out
+}
+
+func ruleName(policy, rule string) string {
+	if rule == "" {
+		rule = "default"
+	}
+	return policy + "/" + rule
+}
+
+// Refusal is the Google-style error an agent receives.
+type Refusal struct {
+	// HTTPStatus is the status Envoy sends (403, 401, 400, 503).
+	HTTPStatus int
+	// Status is the google.rpc.Code name, e.g. PERMISSION_DENIED.
+	Status string
+	// Reason is the ErrorInfo reason, e.g. POLICY_DENIED.
+	Reason  string
+	Message string
+	// Metadata is the ErrorInfo metadata.
+	Metadata map[string]string
+	// Headers are extra response headers (e.g. www-authenticate).
+	Headers map[string]string
+}
+
+type errorBody struct {
+	Error errorPayload `json:"error"`
+}
+
+type errorPayload struct {
+	Code    int           `json:"code"`
+	Status  string        `json:"status"`
+	Message string        `json:"message"`
+	Details []errorDetail `json:"details"`
+}
+
+type errorDetail struct {
+	Type     string            `json:"@type"`
+	Reason   string            `json:"reason"`
+	Domain   string            `json:"domain"`
+	Metadata map[string]string `json:"metadata"`
+}
+
+// Body renders the refusal as Google's JSON error shape, which gcloud and
+// the client libraries print to the agent.
+func (f *Refusal) Body() []byte {
+	b, err := json.Marshal(errorBody{Error: errorPayload{
+		Code:    f.HTTPStatus,
+		Status:  f.Status,
+		Message: f.Message,
+		Details: []errorDetail{{
+			Type:     "type.googleapis.com/google.rpc.ErrorInfo",
+			Reason:   f.Reason,
+			Domain:   "airlock",
+			Metadata: f.Metadata,
+		}},
+	}})
+	if err != nil {
+		// Only strings are marshalled; this cannot happen.
+		return []byte(`{"error":{"code":500,"status":"INTERNAL","message":"airlock: refusal could not be rendered"}}`)
+	}
+	return b
+}
+
+func refuse(r *Result, o Outcome, status int, code, reason, msg string, md map[string]string) *Result {
+	r.Outcome = o
+	if md == nil {
+		md = map[string]string{}
+	}
+	md["request_id"] = r.RequestID
+	r.Refusal = &Refusal{HTTPStatus: status, Status: code, Reason: reason, Message: msg, Metadata: md}
+	return r
+}
+
+func unauthenticated(r *Result, err error) *Result {
+	why := err.Error()
+	kind := "invalid"
+	var ie *identity.Error
+	if errors.As(err, &ie) {
+		why = ie.Msg
+		kind = ie.Kind.String()
+		if ie.Kind == identity.Unavailable {
+			return unavailable(r, "the token issuer's signing keys cannot be fetched: "+ie.Msg+"; retry later")
+		}
+	}
+	refuse(r, Unauthenticated, 401, "UNAUTHENTICATED", ReasonUnauthenticated,
+		"airlock: unauthenticated: "+why+". Send an OIDC token from a trusted issuer as 'Authorization: Bearer <token>'.",
+		map[string]string{"why": kind})
+	r.Refusal.Headers = map[string]string{
+		"www-authenticate": fmt.Sprintf(`Bearer realm="airlock", error="invalid_token", error_description=%q`, kind),
+	}
+	return r
+}
+
+func unavailable(r *Result, why string) *Result {
+	return refuse(r, Unavailable, 503, "UNAVAILABLE", ReasonUnavailable, "airlock: unavailable: "+why+".", nil)
+}
+
+func badRequest(r *Result, err error) *Result {
+	msg := err.Error()
+	var re *gcp.RequestError
+	if errors.As(err, &re) {
+		msg = re.Msg
+	}
+	return refuse(r, Invalid, 400, "INVALID_ARGUMENT", ReasonInvalidRequest,
+		"airlock: refused before policy: "+strings.TrimSuffix(msg, ".")+".", nil)
+}
+
+func denied(r *Result) *Result {
+	d := r.Decision
+	var msg string
+	switch {
+	case d.Rule != "" && d.Message != "":
+		msg = fmt.Sprintf("airlock: denied by rule %s: %s", d.Rule, d.Message)
+	case d.Rule != "":
+		msg = fmt.Sprintf("airlock: denied by rule %s of policy %s.", d.Rule, d.Policy)
+	case d.Policy != "":
+		msg = fmt.Sprintf("airlock: denied by the default of policy %s: %s", d.Policy, orWords(d.Message, "no rule allows this operation."))
+	default:
+		msg = "airlock: denied: " + orWords(d.Message, "no policy allows this request.")
+	}
+	return refuse(r, PolicyDenied, 403, "PERMISSION_DENIED", ReasonPolicyDenied, withPeriod(msg), map[string]string{
+		"policy":    d.Policy,
+		"rule":      ruleOrDefault(d.Rule),
+		"operation": r.Recognized.Operation.Method,
+	})
+}
+
+func approvalRequired(r *Result) *Result {
+	a := r.Approval
+	d := r.Decision
+	what := r.Recognized.Operation.Method
+	if what == "" {
+		what = r.Recognized.Method + " " + r.Recognized.Host + r.Recognized.Path
+	}
+	who := "an approver"
+	if len(a.Request.Approvers) > 0 {
+		who = "an approver (" + strings.Join(a.Request.Approvers, ", ") + ")"
+	}
+	if a.Request.MinApprovals > 1 {
+		who = fmt.Sprintf("%d approvers (%s)", a.Request.MinApprovals, strings.Join(a.Request.Approvers, ", "))
+	}
+	msg := fmt.Sprintf("airlock: approval required by rule %s: %s needs a human's approval. Ask %s to approve request %s at %s before %s, then retry the identical request (same method, URL and body); it will go through once approved.",
+		ruleOrDefault(d.Rule), what, who, a.ID, r.ApproveURL, a.ExpiresAt.UTC().Format(time.RFC3339))
+	return refuse(r, ApprovalRequired, 403, "PERMISSION_DENIED", ReasonApprovalRequired, msg, map[string]string{
+		"policy":      d.Policy,
+		"rule":        ruleOrDefault(d.Rule),
+		"approval_id": a.ID,
+		"approve_url": r.ApproveURL,
+		"expires_at":  a.ExpiresAt.UTC().Format(time.RFC3339),
+		"retry":       "ask an approver to approve " + a.ID + ", then retry the identical request",
+	})
+}
+
+func approvalDenied(r *Result) *Result {
+	a := r.Approval
+	by, reason := "", ""
+	for _, v := range a.Votes {
+		if !v.Approve {
+			by, reason = v.Email, v.Reason
+			if by == "" {
+				by = v.Approver
+			}
+		}
+	}
+	msg := fmt.Sprintf("airlock: approval %s was denied", a.ID)
+	if by != "" {
+		msg += " by " + by
+	}
+	if reason != "" {
+		msg += ": " + strings.TrimSuffix(reason, ".")
+	}
+	msg += ". Do not retry this request; change the approach or ask the approver."
+	return refuse(r, ApprovalDenied, 403, "PERMISSION_DENIED", ReasonApprovalDenied, msg, map[string]string{
+		"policy":      r.Decision.Policy,
+		"rule":        ruleOrDefault(r.Decision.Rule),
+		"approval_id": a.ID,
+		"denied_by":   by,
+		"reason":      reason,
+	})
+}
+
+func ruleOrDefault(rule string) string {
+	if rule == "" {
+		return "default"
+	}
+	return rule
+}
+
+func orWords(s, fallback string) string {
+	if s == "" {
+		return fallback
+	}
+	return s
+}
+
+func withPeriod(s string) string {
+	if strings.HasSuffix(s, ".") || strings.HasSuffix(s, "!") || strings.HasSuffix(s, "?") {
+		return s
+	}
+	return s + "."
+}

@@ -1,0 +1,247 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: airlock bench authz|noop-authz [flags]")
+		return 2
+	}
+	switch args[0] {
+	case "authz":
+		return runBenchAuthz(ctx, args[1:], stdout, stderr)
+	case "noop-authz":
+		return runNoopAuthz(ctx, args[1:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "airlock bench: unknown subcommand %q\n", args[0])
+	return 2
+}
+
+// loadResult is one measured run.
+type loadResult struct {
+	Target   string  `json:"target"`
+	Requests int     `json:"requests"`
+	Errors   int     `json:"errors"`
+	Denied   int     `json:"denied"`
+	RPS      float64 `json:"rps"`
+	P50us    float64 `json:"p50_us"`
+	P99us    float64 `json:"p99_us"`
+}
+
+func runBenchAuthz(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fl := flag.NewFlagSet("bench authz", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	target := fl.String("target", "127.0.0.1:9001", "ext_authz server to load")
+	baseline := fl.String("baseline", "", "a second ext_authz server (e.g. `airlock bench noop-authz`) measured in the same run for a ratio")
+	streams := fl.Int("streams", 16, "concurrent in-flight Checks")
+	duration := fl.Duration("duration", 5*time.Second, "measuring time per round")
+	rounds := fl.Int("rounds", 2, "alternating rounds per target (noise evens out)")
+	token := fl.String("token", "", "the agent token (default: $AIRLOCK_TOKEN)")
+	rawURL := fl.String("url", "https://compute.googleapis.com/compute/v1/projects/acme-dev/zones/us-east1-b/instances", "request URL")
+	method := fl.String("method", "GET", "request method")
+	asJSON := fl.Bool("json", false, "print JSON")
+	if err := fl.Parse(args); err != nil {
+		return 2
+	}
+	if *token == "" {
+		*token = os.Getenv("AIRLOCK_TOKEN")
+	}
+	u, err := url.Parse(*rawURL)
+	if err != nil || u.Host == "" {
+		fmt.Fprintln(stderr, "airlock bench: --url must be absolute")
+		return 2
+	}
+	req := benchRequest(*method, u, *token)
+
+	targets := []string{*target}
+	if *baseline != "" {
+		targets = append(targets, *baseline)
+	}
+	all := map[string][]time.Duration{}
+	counts := map[string]*loadResult{}
+	for round := 0; round < *rounds; round++ {
+		for _, t := range targets {
+			lat, res, err := loadOnce(ctx, t, req, *streams, *duration)
+			if err != nil {
+				fmt.Fprintf(stderr, "airlock bench: %s: %v\n", t, err)
+				return 1
+			}
+			all[t] = append(all[t], lat...)
+			c := counts[t]
+			if c == nil {
+				c = &loadResult{Target: t}
+				counts[t] = c
+			}
+			c.Requests += res.Requests
+			c.Errors += res.Errors
+			c.Denied += res.Denied
+		}
+	}
+	var results []loadResult
+	for _, t := range targets {
+		c := counts[t]
+		lat := all[t]
+		slices.Sort(lat)
+		c.RPS = float64(c.Requests) / (duration.Seconds() * float64(*rounds))
+		c.P50us = percentile(lat, 0.50)
+		c.P99us = percentile(lat, 0.99)
+		results = append(results, *c)
+	}
+	if *asJSON {
+		out := map[string]any{"streams": *streams, "results": results}
+		if len(results) == 2 && results[1].RPS > 0 {
+			out["throughput_ratio"] = results[0].RPS / results[1].RPS
+			out["p99_ratio"] = results[0].P99us / results[1].P99us
+		}
+		_ = json.NewEncoder(stdout).Encode(out)
+	} else {
+		for _, r := range results {
+			fmt.Fprintf(stdout, "%-22s %8.0f rps  p50 %7.1f µs  p99 %7.1f µs  (%d requests, %d denied, %d errors, %d streams)\n",
+				r.Target, r.RPS, r.P50us, r.P99us, r.Requests, r.Denied, r.Errors, *streams)
+		}
+		if len(results) == 2 && results[1].RPS > 0 {
+			fmt.Fprintf(stdout, "ratio vs baseline: throughput %.2fx, p99 %.2fx\n", results[0].RPS/results[1].RPS, results[0].P99us/results[1].P99us)
+		}
+	}
+	for _, r := range results {
+		if r.Errors > 0 {
+			fmt.Fprintf(stderr, "airlock bench: %s answered %d errors\n", r.Target, r.Errors)
+			return 1
+		}
+	}
+	return 0
+}
+
+func benchRequest(method string, u *url.URL, token string) *authv3.CheckRequest {
+	h := map[string]string{
+		":method":      method,
+		":path":        u.RequestURI(),
+		":authority":   u.Host,
+		":scheme":      "https",
+		"user-agent":   "google-cloud-sdk gcloud/500.0.0",
+		"accept":       "application/json",
+		"x-request-id": "bench",
+	}
+	if token != "" {
+		h["authorization"] = "Bearer " + token
+	}
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Source:      &authv3.AttributeContext_Peer{Address: sockAddr("10.0.0.7", 51234)},
+		Destination: &authv3.AttributeContext_Peer{Address: sockAddr("10.0.0.2", 10000)},
+		Request: &authv3.AttributeContext_Request{
+			Time: timestamppb.Now(),
+			Http: &authv3.AttributeContext_HttpRequest{
+				Id: "1", Method: method, Headers: h, Path: u.RequestURI(), Host: u.Host, Scheme: "https", Protocol: "HTTP/2",
+			},
+		},
+	}}
+}
+
+func loadOnce(ctx context.Context, target string, req *authv3.CheckRequest, streams int, d time.Duration) ([]time.Duration, loadResult, error) {
+	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, loadResult{}, err
+	}
+	defer conn.Close()
+	client := authv3.NewAuthorizationClient(conn)
+	// Warm up: connect and make sure the target answers.
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	_, err = client.Check(wctx, req)
+	cancel()
+	if err != nil {
+		return nil, loadResult{}, fmt.Errorf("no answer: %w", err)
+	}
+	var (
+		mu   sync.Mutex
+		all  []time.Duration
+		res  = loadResult{Target: target}
+		wg   sync.WaitGroup
+		stop = time.Now().Add(d)
+	)
+	for i := 0; i < streams; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lat := make([]time.Duration, 0, 4096)
+			var n, errs, denied int
+			for time.Now().Before(stop) && ctx.Err() == nil {
+				t0 := time.Now()
+				resp, err := client.Check(ctx, req)
+				lat = append(lat, time.Since(t0))
+				n++
+				if err != nil {
+					errs++
+				} else if resp.GetStatus().GetCode() != 0 {
+					denied++
+				}
+			}
+			mu.Lock()
+			all = append(all, lat...)
+			res.Requests += n
+			res.Errors += errs
+			res.Denied += denied
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return all, res, nil
+}
+
+func percentile(sorted []time.Duration, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(float64(len(sorted)-1) * p)
+	return float64(sorted[i]) / float64(time.Microsecond)
+}
+
+// noopAuthz answers OK to everything: the baseline of `bench authz`.
+type noopAuthz struct {
+	authv3.UnimplementedAuthorizationServer
+}
+
+func (noopAuthz) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	return &authv3.CheckResponse{Status: &status.Status{}}, nil
+}
+
+func runNoopAuthz(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fl := flag.NewFlagSet("bench noop-authz", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	listen := fl.String("listen", "127.0.0.1:9101", "address to serve on")
+	if err := fl.Parse(args); err != nil {
+		return 2
+	}
+	l, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fmt.Fprintln(stderr, "airlock bench noop-authz:", err)
+		return 1
+	}
+	g := grpc.NewServer()
+	authv3.RegisterAuthorizationServer(g, noopAuthz{})
+	fmt.Fprintf(stdout, "noop ext_authz serving on %s\n", l.Addr())
+	go func() { <-ctx.Done(); g.Stop() }()
+	if err := g.Serve(l); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		fmt.Fprintln(stderr, "airlock bench noop-authz:", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+func runDevToken(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fl := flag.NewFlagSet("dev-token", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	server := fl.String("server", "http://127.0.0.1:8080", "URL of a running `airlock serve` in dev mode")
+	sub := fl.String("sub", "alice", "subject of the token")
+	email := fl.String("email", "", "email claim")
+	groups := fl.String("groups", "", "comma-separated groups")
+	actor := fl.String("actor", "", "RFC 8693 act.sub: the agent acting for the subject")
+	ttl := fl.Duration("ttl", time.Hour, "lifetime of the token")
+	if err := fl.Parse(args); err != nil {
+		return 2
+	}
+	q := url.Values{"sub": {*sub}, "ttl": {ttl.String()}}
+	if *email != "" {
+		q.Set("email", *email)
+	}
+	if *groups != "" {
+		q.Set("groups", *groups)
+	}
+	if *actor != "" {
+		q.Set("actor", *actor)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(*server, "/")+"/dev/token?"+q.Encode(), nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "airlock dev-token:", err)
+		return 2
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintf(stderr, "airlock dev-token: is `airlock serve` (dev mode, no --config) running at %s? %v\n", *server, err)
+		return 1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var out struct {
+		Token string `json:"access_token"`
+		Error string `json:"error"`
+	}
+	_ = json.Unmarshal(b, &out)
+	if resp.StatusCode != http.StatusOK || out.Token == "" {
+		msg := out.Error
+		if msg == "" {
+			msg = strings.TrimSpace(string(b))
+		}
+		if resp.StatusCode == http.StatusNotFound {
+			msg = "the server has no dev issuer (it runs with a config file that leaves identity.dev off)"
+		}
+		fmt.Fprintf(stderr, "airlock dev-token: %s (HTTP %d)\n", msg, resp.StatusCode)
+		return 1
+	}
+	fmt.Fprintln(stdout, out.Token)
+	return 0
+}

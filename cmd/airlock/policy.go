@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/airlockhq/airlock/authz"
+	"github.com/airlockhq/airlock/gcp"
+	"github.com/airlockhq/airlock/policies"
+)
+
+func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: airlock policy test|lint PATH...")
+		return 2
+	}
+	sub, rest := args[0], args[1:]
+	fl := flag.NewFlagSet("policy "+sub, flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	verbose := fl.Bool("v", false, "list every test, not only failures")
+	domains := fl.String("gateway-domain", "", "a gateway domain to recognise, as in gateway.domains")
+	if err := fl.Parse(rest); err != nil {
+		return 2
+	}
+	paths := fl.Args()
+	if len(paths) == 0 {
+		fmt.Fprintf(stderr, "usage: airlock policy %s PATH...\n", sub)
+		return 2
+	}
+	set, err := policies.LoadWith(policyLoadOptions(), paths...)
+	if err != nil {
+		var le *policies.LoadError
+		if errors.As(err, &le) {
+			for _, p := range le.Problems {
+				fmt.Fprintln(stderr, p.String())
+			}
+			fmt.Fprintf(stderr, "%d problem(s)\n", len(le.Problems))
+		} else {
+			fmt.Fprintln(stderr, err)
+		}
+		return 1
+	}
+	switch sub {
+	case "lint":
+		fmt.Fprintf(stdout, "ok: %d policies, %d tests in %d files\n", set.Len(), len(set.Tests()), len(set.Files()))
+		return 0
+	case "test":
+		var gw []string
+		if *domains != "" {
+			gw = []string{*domains}
+		}
+		results := set.RunTests(ctx, authz.TestInputBuilder(gcp.NewRecognizer(gcp.DefaultCatalog(), gw)))
+		failed := 0
+		for _, r := range results {
+			if !r.Passed {
+				failed++
+				fmt.Fprintf(stdout, "FAIL %s: %s\n", r.Case, r.Failure())
+			} else if *verbose {
+				fmt.Fprintf(stdout, "ok   %s\n", r.Case)
+			}
+		}
+		fmt.Fprintf(stdout, "%d passed, %d failed\n", len(results)-failed, failed)
+		if failed > 0 || len(results) == 0 {
+			if len(results) == 0 {
+				fmt.Fprintln(stderr, "no tests: add a tests: block to the policies")
+			}
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprintf(stderr, "airlock policy: unknown subcommand %q (test or lint)\n", sub)
+	return 2
+}

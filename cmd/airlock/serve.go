@@ -1,0 +1,368 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/airlockhq/airlock/approvals"
+	"github.com/airlockhq/airlock/authz"
+	"github.com/airlockhq/airlock/config"
+	"github.com/airlockhq/airlock/extauthz"
+	"github.com/airlockhq/airlock/gcp"
+	"github.com/airlockhq/airlock/identity"
+	"github.com/airlockhq/airlock/policies"
+	"github.com/airlockhq/airlock/policies/examples"
+)
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fl := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	cfgPath := fl.String("config", "", "configuration file (default: embedded local-trial defaults)")
+	if err := fl.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	logger := newLogger(cfg.Log, stderr)
+	if err := serve(ctx, cfg, *cfgPath == "", logger); err != nil {
+		logger.Error("airlock stopped", "err", err)
+		fmt.Fprintln(stderr, "airlock:", err)
+		return 1
+	}
+	return 0
+}
+
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return config.Dev(), nil
+	}
+	return config.Load(path)
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// healthCheck is one component's health, reported on /healthz.
+type healthCheck struct {
+	name  string
+	check func(ctx context.Context) error
+}
+
+// server holds everything `airlock serve` runs.
+type server struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	reg    *prometheus.Registry
+	checks []healthCheck
+	grpcs  []*grpc.Server
+	https  []*http.Server
+	closer []func()
+}
+
+func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Logger) error {
+	s := &server{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	defer s.close()
+
+	// Bind every listener first: a port in use is a start-up error naming its key.
+	lis := map[string]net.Listener{}
+	for key, addr := range map[string]string{
+		"listen.authz":   cfg.Listen.Authz,
+		"listen.extproc": cfg.Listen.ExtProc,
+		"listen.sds":     cfg.Listen.SDS,
+		"listen.http":    cfg.Listen.HTTP,
+	} {
+		if addr == "" {
+			continue
+		}
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("config: %s: %w", key, err)
+		}
+		lis[key] = l
+		s.closer = append(s.closer, func() { l.Close() })
+	}
+
+	mux := http.NewServeMux()
+
+	verifier, err := s.identity(ctx, lis["listen.http"], mux)
+	if err != nil {
+		return err
+	}
+
+	paths, err := s.policyPaths(embedded)
+	if err != nil {
+		return err
+	}
+	loadOpts := policyLoadOptions()
+	set, err := policies.LoadWith(loadOpts, paths...)
+	if err != nil {
+		return fmt.Errorf("policies: %w", err)
+	}
+	log.Info("policies loaded", "paths", paths, "policies", set.Len())
+
+	store, err := approvals.OpenStore(ctx, cfg.Approvals.Store)
+	if err != nil {
+		return fmt.Errorf("config: approvals.store: %w", err)
+	}
+	publicURL := cfg.Approvals.PublicURL
+	if publicURL == "" && cfg.Listen.HTTP != "" {
+		publicURL = "http://" + cfg.Listen.HTTP
+	}
+	approvalSvc := approvals.NewService(store, approvals.Options{
+		DefaultTTL: cfg.Approvals.DefaultTTL,
+		MaxTTL:     cfg.Approvals.MaxTTL,
+		PublicURL:  publicURL,
+		Webhooks:   cfg.Approvals.Webhooks,
+		Logger:     log.With("component", "approvals"),
+	})
+	s.closer = append(s.closer, func() { approvalSvc.Close() })
+	s.checks = append(s.checks, healthCheck{"approvals", approvalSvc.Healthy})
+
+	metrics := authz.NewMetrics(s.reg)
+	engine, err := authz.New(authz.Options{
+		Verifier:     verifier,
+		Recognizer:   gcp.NewRecognizer(gcp.DefaultCatalog(), cfg.Gateway.Domains),
+		Policies:     set,
+		Approvals:    approvalSvc,
+		Hold:         cfg.Approvals.Hold,
+		Timeout:      cfg.Authz.Timeout,
+		MaxBodyBytes: cfg.Authz.MaxBodyBytes,
+		Metrics:      metrics,
+		Logger:       log.With("component", "authz"),
+	})
+	if err != nil {
+		return err
+	}
+	var policyErr error
+	var policyMu sync.Mutex
+	s.checks = append(s.checks, healthCheck{"policies", func(context.Context) error {
+		policyMu.Lock()
+		defer policyMu.Unlock()
+		return policyErr
+	}})
+	if cfg.Policies.ReloadInterval > 0 {
+		go policies.Watch(ctx, paths, cfg.Policies.ReloadInterval, loadOpts, func(set *policies.Set) {
+			engine.SetPolicies(set)
+			metrics.Reloads.WithLabelValues("ok").Inc()
+			policyMu.Lock()
+			policyErr = nil
+			policyMu.Unlock()
+			log.Info("policies reloaded", "policies", set.Len())
+		}, func(err error) {
+			metrics.Reloads.WithLabelValues("error").Inc()
+			policyMu.Lock()
+			policyErr = fmt.Errorf("the last edit failed to load; the previous policies stay in force: %w", err)
+			policyMu.Unlock()
+			log.Error("policy reload failed; keeping the previous policies", "err", err)
+		})
+	}
+
+	// ext_authz gRPC, with the standard health service.
+	if l := lis["listen.authz"]; l != nil {
+		g := s.newGRPC()
+		extauthz.New(engine).Register(g)
+		hs := health.NewServer()
+		hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+		hs.SetServingStatus("envoy.service.auth.v3.Authorization", healthpb.HealthCheckResponse_SERVING)
+		healthpb.RegisterHealthServer(g, hs)
+		s.serveGRPC(g, l, "authz")
+	}
+
+	mux.Handle("/v1/approvals", approvals.NewHandler(approvalSvc, verifier, log.With("component", "approvals-api")))
+	mux.Handle("/v1/approvals/", approvals.NewHandler(approvalSvc, verifier, log.With("component", "approvals-api")))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /healthz", s.healthz)
+	if l := lis["listen.http"]; l != nil {
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		s.https = append(s.https, hs)
+		go func() {
+			if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("http server stopped", "err", err)
+			}
+		}()
+	}
+
+	log.Info("airlock serving", "authz", cfg.Listen.Authz, "extproc", cfg.Listen.ExtProc, "sds", cfg.Listen.SDS, "http", cfg.Listen.HTTP, "version", version)
+	<-ctx.Done()
+	log.Info("airlock shutting down")
+	return nil
+}
+
+func (s *server) newGRPC() *grpc.Server {
+	g := grpc.NewServer(
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.MaxRecvMsgSize(s.cfg.Authz.MaxBodyBytes*2+(1<<20)),
+	)
+	s.grpcs = append(s.grpcs, g)
+	return g
+}
+
+func (s *server) serveGRPC(g *grpc.Server, l net.Listener, name string) {
+	go func() {
+		if err := g.Serve(l); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			s.log.Error("grpc server stopped", "server", name, "err", err)
+		}
+	}()
+}
+
+func (s *server) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, h := range s.https {
+		_ = h.Shutdown(ctx)
+	}
+	var wg sync.WaitGroup
+	for _, g := range s.grpcs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			done := make(chan struct{})
+			go func() { g.GracefulStop(); close(done) }()
+			select {
+			case <-done:
+			case <-ctx.Done():
+				g.Stop()
+			}
+		}()
+	}
+	wg.Wait()
+	for i := len(s.closer) - 1; i >= 0; i-- {
+		s.closer[i]()
+	}
+}
+
+// identity builds the token verifier; in dev mode it also serves the
+// loopback-only dev issuer under /dev on listen.http.
+func (s *server) identity(ctx context.Context, httpLis net.Listener, mux *http.ServeMux) (*identity.OIDCVerifier, error) {
+	cfg := s.cfg
+	issuers := make([]identity.IssuerConfig, len(cfg.Identity.Issuers))
+	for i, is := range cfg.Identity.Issuers {
+		issuers[i] = identity.IssuerConfig{Issuer: is.Issuer, Audience: is.Audience, GroupsClaim: is.GroupsClaim, JWKSURL: is.JWKSURL}
+	}
+	v, err := identity.NewOIDCVerifier(ctx, issuers, identity.Options{
+		Leeway:             cfg.Identity.Leeway,
+		KeyRefreshInterval: cfg.Identity.KeyRefreshInterval,
+		CacheSize:          cfg.Identity.CacheSize,
+		Logger:             s.log.With("component", "identity"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("config: identity.issuers: %w", err)
+	}
+	s.checks = append(s.checks, healthCheck{"identity", func(context.Context) error { return v.Healthy() }})
+	if cfg.Identity.Dev {
+		if httpLis == nil {
+			return nil, errors.New("config: identity.dev: needs listen.http")
+		}
+		issuerURL := "http://" + httpLis.Addr().String() + "/dev"
+		dev, err := identity.NewDevIssuer(issuerURL, "airlock")
+		if err != nil {
+			return nil, err
+		}
+		if err := v.AddStatic(dev.Config(), dev.Keys()); err != nil {
+			return nil, err
+		}
+		mux.Handle("/dev/", dev.Handler())
+		s.log.Warn("DEV MODE: the loopback-only dev token issuer is trusted; never run this configuration in production",
+			"issuer", issuerURL, "mint", "airlock dev-token --sub alice --groups ai-agents")
+	}
+	return v, nil
+}
+
+// policyPaths returns the configured policy paths. With the embedded
+// configuration it uses ./policies/examples when present, else writes the
+// embedded examples under .airlock/policies so they can be edited live.
+func (s *server) policyPaths(embedded bool) ([]string, error) {
+	if len(s.cfg.Policies.Paths) > 0 {
+		return s.cfg.Policies.Paths, nil
+	}
+	if !embedded {
+		return nil, errors.New("config: policies.paths: at least one policy file or folder is required")
+	}
+	if st, err := os.Stat(filepath.Join("policies", "examples")); err == nil && st.IsDir() {
+		return []string{filepath.Join("policies", "examples")}, nil
+	}
+	dir := filepath.Join(".airlock", "policies")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("policies: %w", err)
+	}
+	err := fs.WalkDir(examples.FS, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !(strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) {
+			return err
+		}
+		dst := filepath.Join(dir, filepath.Base(p))
+		if _, err := os.Stat(dst); err == nil {
+			return nil
+		}
+		b, err := examples.FS.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(dst, b, 0o644)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("policies: writing the example policies: %w", err)
+	}
+	return []string{dir}, nil
+}
+
+func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	out := map[string]string{}
+	healthy := true
+	for _, c := range s.checks {
+		if err := c.check(ctx); err != nil {
+			out[c.name] = err.Error()
+			healthy = false
+		} else {
+			out[c.name] = "ok"
+		}
+	}
+	status := "ok"
+	code := http.StatusOK
+	if !healthy {
+		status = "unhealthy"
+		code = http.StatusServiceUnavailable
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": status, "checks": out})
+}
+
+func policyLoadOptions() policies.LoadOptions {
+	return policies.LoadOptions{}
+}
