@@ -41,8 +41,8 @@ func (m Metadata) ToMap() map[string]any {
 		masking[i] = map[string]any{
 			"policy":    s.Policy,
 			"name":      s.Name,
-			"fields":    strings(s.Fields),
-			"detectors": strings(s.Detectors),
+			"fields":    anyStrings(s.Fields),
+			"detectors": anyStrings(s.Detectors),
 		}
 	}
 	return map[string]any{
@@ -85,7 +85,7 @@ func MetadataFromMap(v map[string]any) Metadata {
 	return m
 }
 
-func strings(in []string) []any {
+func anyStrings(in []string) []any {
 	out := make([]any, len(in))
 	for i, s := range in {
 		out[i] = s

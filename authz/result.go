@@ -213,6 +213,9 @@ func denied(r *Result) *Result {
 	d := r.Decision
 	var msg string
 	switch {
+	case strings.HasPrefix(d.Message, "denied by"):
+		// The policy already wrote the whole sentence.
+		msg = "airlock: " + d.Message
 	case d.Rule != "" && d.Message != "":
 		msg = fmt.Sprintf("airlock: denied by rule %s: %s", d.Rule, d.Message)
 	case d.Rule != "":

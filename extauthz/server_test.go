@@ -1,0 +1,215 @@
+package extauthz
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc/codes"
+
+	"github.com/airlockhq/airlock/authz"
+	"github.com/airlockhq/airlock/gcp"
+	"github.com/airlockhq/airlock/identity"
+	"github.com/airlockhq/airlock/identity/identitytest"
+	"github.com/airlockhq/airlock/policies"
+	"github.com/airlockhq/airlock/policies/policiestest"
+)
+
+// recordingDecider captures the translated request and answers a fixed result.
+type recordingDecider struct {
+	got    authz.Request
+	result *authz.Result
+}
+
+func (d *recordingDecider) Decide(_ context.Context, r authz.Request) *authz.Result {
+	d.got = r
+	return d.result
+}
+
+func checkRequest(h *authv3.AttributeContext_HttpRequest) *authv3.CheckRequest {
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{Http: h}}}
+}
+
+func TestRequestTranslation(t *testing.T) {
+	allowed := &authz.Result{Outcome: authz.Allowed, RequestID: "r1"}
+	tests := []struct {
+		name string
+		in   *authv3.AttributeContext_HttpRequest
+		want authz.Request
+	}{
+		{
+			name: "headers map and raw body",
+			in: &authv3.AttributeContext_HttpRequest{
+				Method: "POST", Host: "compute.googleapis.com", Path: "/compute/v1/x?a=b",
+				Headers: map[string]string{":method": "POST", "Authorization": "Bearer t", "x-request-id": "rid", "x-envoy-auth-partial-body": "false"},
+				RawBody: []byte(`{"a":1}`),
+			},
+			want: authz.Request{ID: "rid", Method: "POST", Host: "compute.googleapis.com", Path: "/compute/v1/x?a=b", Body: []byte(`{"a":1}`)},
+		},
+		{
+			name: "header_map with duplicates and body string, partial",
+			in: &authv3.AttributeContext_HttpRequest{
+				HeaderMap: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
+					{Key: ":method", RawValue: []byte("DELETE")},
+					{Key: ":authority", RawValue: []byte("storage.googleapis.com")},
+					{Key: ":path", RawValue: []byte("/b/o")},
+					{Key: "x-dup", RawValue: []byte("1")},
+					{Key: "x-dup", RawValue: []byte("2")},
+					{Key: "x-envoy-auth-partial-body", RawValue: []byte("true")},
+				}},
+				Body: "partial",
+			},
+			want: authz.Request{Method: "DELETE", Host: "storage.googleapis.com", Path: "/b/o", Body: []byte("partial"), BodyPartial: true},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := &recordingDecider{result: allowed}
+			if _, err := New(d).Check(context.Background(), checkRequest(tt.in)); err != nil {
+				t.Fatal(err)
+			}
+			g := d.got
+			if g.ID != tt.want.ID || g.Method != tt.want.Method || g.Host != tt.want.Host || g.Path != tt.want.Path ||
+				string(g.Body) != string(tt.want.Body) || g.BodyPartial != tt.want.BodyPartial {
+				t.Fatalf("got %+v\nwant %+v", g, tt.want)
+			}
+			if g.Headers["authorization"] == "" && tt.in.Headers != nil {
+				t.Errorf("header names were not lower-cased: %v", g.Headers)
+			}
+			if tt.in.HeaderMap != nil && g.Headers["x-dup"] != "1,2" {
+				t.Errorf("duplicates not joined: %q", g.Headers["x-dup"])
+			}
+		})
+	}
+}
+
+func TestResponseMapping(t *testing.T) {
+	base := func(o authz.Outcome, status int, reason string) *authz.Result {
+		return &authz.Result{Outcome: o, RequestID: "req-9", Refusal: &authz.Refusal{
+			HTTPStatus: status, Status: "X", Reason: reason, Message: "airlock: because", Metadata: map[string]string{"request_id": "req-9"},
+			Headers: map[string]string{"www-authenticate": "Bearer"},
+		}}
+	}
+	tests := []struct {
+		res    *authz.Result
+		code   codes.Code
+		status int
+	}{
+		{base(authz.PolicyDenied, 403, authz.ReasonPolicyDenied), codes.PermissionDenied, 403},
+		{base(authz.Unauthenticated, 401, authz.ReasonUnauthenticated), codes.Unauthenticated, 401},
+		{base(authz.Unavailable, 503, authz.ReasonUnavailable), codes.Unavailable, 503},
+		{base(authz.Invalid, 400, authz.ReasonInvalidRequest), codes.InvalidArgument, 400},
+	}
+	for _, tt := range tests {
+		resp := response(tt.res)
+		if codes.Code(resp.GetStatus().GetCode()) != tt.code {
+			t.Errorf("%s: grpc code %v, want %v", tt.res.Refusal.Reason, resp.GetStatus().GetCode(), tt.code)
+		}
+		d := resp.GetDeniedResponse()
+		if int(d.GetStatus().GetCode()) != tt.status {
+			t.Errorf("%s: http %d, want %d", tt.res.Refusal.Reason, d.GetStatus().GetCode(), tt.status)
+		}
+		var body map[string]any
+		if err := json.Unmarshal([]byte(d.GetBody()), &body); err != nil {
+			t.Errorf("body not JSON: %v", err)
+		}
+		var sawCT, sawAuth bool
+		for _, h := range d.GetHeaders() {
+			if h.GetHeader().GetRawValue() != nil {
+				t.Errorf("ext_authz headers must use value, not raw_value")
+			}
+			sawCT = sawCT || (h.GetHeader().GetKey() == "content-type" && strings.HasPrefix(h.GetHeader().GetValue(), "application/json"))
+			sawAuth = sawAuth || h.GetHeader().GetKey() == "www-authenticate"
+		}
+		if !sawCT || !sawAuth {
+			t.Errorf("%s: missing headers: %v", tt.res.Refusal.Reason, d.GetHeaders())
+		}
+	}
+
+	ok := response(&authz.Result{Outcome: authz.Allowed, RequestID: "r", SessionID: "s",
+		Decision: policies.Decision{Masking: []policies.MaskingRule{{Policy: "p", Name: "m", Fields: []string{"payload.data"}, Detectors: []string{"private_key"}}}}})
+	if ok.GetStatus().GetCode() != 0 {
+		t.Fatalf("allowed answered %v", ok.GetStatus())
+	}
+	okr := ok.GetOkResponse()
+	if len(okr.GetHeadersToRemove()) == 0 || okr.GetHeadersToRemove()[0] != "authorization" {
+		t.Errorf("the agent's authorization header is not removed: %v", okr.GetHeadersToRemove())
+	}
+	md := authz.MetadataFromMap(ok.GetDynamicMetadata().AsMap())
+	if md.RequestID != "r" || md.SessionID != "s" || len(md.Masking) != 1 || md.Masking[0].Fields[0] != "payload.data" {
+		t.Errorf("metadata did not survive the Struct round trip: %+v", md)
+	}
+}
+
+// benchEngine builds the real pipeline with a 50-rule policy and a real
+// OIDC verifier whose cache holds the token.
+func benchEngine(b *testing.B) (*Server, *authv3.CheckRequest) {
+	b.Helper()
+	iss := identitytest.NewIssuer(b)
+	dir := b.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "p.yaml"), []byte(strings.ReplaceAll(policiestest.BenchmarkPolicy50(), `startsWith("https://")`, `startsWith("http")`)), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	set, err := policies.Load(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, err := identity.NewOIDCVerifier(context.Background(), []identity.IssuerConfig{iss.Config("airlock", "groups")}, identity.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	e, err := authz.New(authz.Options{Verifier: v, Recognizer: gcp.NewRecognizer(gcp.DefaultCatalog(), nil), Policies: set})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok := iss.Mint(map[string]any{"sub": "agent-1", "groups": []string{"ai-agents"}})
+	req := checkRequest(&authv3.AttributeContext_HttpRequest{
+		Id: "1", Method: "GET", Host: "compute.googleapis.com", Scheme: "https", Protocol: "HTTP/2",
+		Path: "/compute/v1/projects/acme-dev/zones/us-east1-b/instances?maxResults=50",
+		Headers: map[string]string{
+			":method": "GET", ":authority": "compute.googleapis.com", ":scheme": "https",
+			":path":         "/compute/v1/projects/acme-dev/zones/us-east1-b/instances?maxResults=50",
+			"authorization": "Bearer " + tok, "user-agent": "google-cloud-sdk gcloud/500.0.0",
+			"accept": "application/json", "x-request-id": "c0ffee",
+		},
+	})
+	s := New(e)
+	resp, _ := s.Check(context.Background(), req)
+	if resp.GetStatus().GetCode() != 0 {
+		b.Fatalf("bench request refused: %s", resp.GetDeniedResponse().GetBody())
+	}
+	return s, req
+}
+
+// BenchmarkCheck is CheckRequest -> CheckResponse in process, 50-rule
+// policy, cached verified token.
+func BenchmarkCheck(b *testing.B) {
+	s, req := benchEngine(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := s.Check(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkCheckParallel(b *testing.B) {
+	s, req := benchEngine(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := s.Check(ctx, req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
