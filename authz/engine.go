@@ -171,7 +171,7 @@ func (e *Engine) decide(ctx context.Context, req Request) *Result {
 
 	requested := req.Headers[SessionHeader]
 	if requested != "" && !ValidSessionID(requested) {
-		return badRequest(res, fmt.Errorf("the %s header must be 1 to 64 characters of letters, digits, '.', '_' or '-'", SessionHeader))
+		return badRequest(res, fmt.Errorf("the %s header must be 1 to 64 characters of letters, digits, '.', '_' or '-', starting with a letter or digit", SessionHeader))
 	}
 	if e.opts.Sessions != nil {
 		sid, err := e.opts.Sessions.Session(ctx, id.Subject, requested)

@@ -1,0 +1,229 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airlockhq/airlock/approvals"
+	"github.com/airlockhq/airlock/gcp"
+	"github.com/airlockhq/airlock/identity"
+	"github.com/airlockhq/airlock/policies"
+)
+
+// fakeVerifier accepts the tokens it knows.
+type fakeVerifier map[string]identity.Identity
+
+func (f fakeVerifier) Verify(_ context.Context, raw string) (identity.Identity, error) {
+	if id, ok := f[raw]; ok {
+		return id, nil
+	}
+	return identity.Identity{}, &identity.Error{Kind: identity.BadSignature, Msg: "the token's signature does not verify"}
+}
+
+// fakeApprovals answers a fixed outcome and records what it was asked.
+type fakeApprovals struct {
+	out   approvals.Outcome
+	err   error
+	asked []approvals.Request
+}
+
+func (f *fakeApprovals) Gate(_ context.Context, r approvals.Request, _ time.Duration) (approvals.Outcome, error) {
+	f.asked = append(f.asked, r)
+	return f.out, f.err
+}
+
+func (f *fakeApprovals) ApproveURL(id string) string { return "https://airlock.example/approvals/" + id }
+
+type fakeRecorder struct {
+	err  error
+	seen []Outcome
+}
+
+func (f *fakeRecorder) RecordDecision(_ context.Context, r *Result) error {
+	f.seen = append(f.seen, r.Outcome)
+	return f.err
+}
+
+const testPolicy = `name: test
+default: deny
+rules:
+  - name: no-delete
+    when: gcp.method == "compute.instances.delete"
+    action: deny
+    message: Deleting instances is not allowed for agents.
+  - name: prod-writes
+    when: '!gcp.readonly && gcp.project == "acme-prod"'
+    action: approve
+    approvers: [group:sre]
+    ttl: 10m
+  - name: reads
+    when: gcp.readonly
+    action: allow
+masking:
+  - name: secrets
+    when: gcp.service == "secretmanager"
+    fields: [payload.data]
+`
+
+func newTestEngine(t *testing.T, opts Options) *Engine {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "p.yaml"), []byte(testPolicy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	set, err := policies.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Policies = set
+	if opts.Verifier == nil {
+		opts.Verifier = fakeVerifier{"good": {Subject: "agent-1", Email: "agent@example.com", Groups: []string{"ai-agents"}, Actor: "claude"}}
+	}
+	opts.Recognizer = gcp.NewRecognizer(gcp.DefaultCatalog(), nil)
+	e, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func req(method, host, path, token string) Request {
+	h := map[string]string{":method": method, ":authority": host, ":path": path}
+	if token != "" {
+		h["authorization"] = "Bearer " + token
+	}
+	return Request{ID: "rid", Method: method, Host: host, Path: path, Headers: h}
+}
+
+func TestDecide(t *testing.T) {
+	granted := &fakeApprovals{out: approvals.Outcome{Granted: true, Approval: approvals.Approval{ID: "a1", State: approvals.StateApproved}}}
+	pending := &fakeApprovals{out: approvals.Outcome{Approval: approvals.Approval{ID: "a2", State: approvals.StatePending,
+		Request: approvals.Request{Approvers: []string{"group:sre"}, MinApprovals: 1}, ExpiresAt: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}}}
+	deniedA := &fakeApprovals{out: approvals.Outcome{Approval: approvals.Approval{ID: "a3", State: approvals.StateDenied,
+		Votes: []approvals.Vote{{Approver: "bob", Email: "bob@example.com", Reason: "not during the freeze"}}}}}
+	down := &fakeApprovals{err: errors.New("approvals: redis: connection refused")}
+
+	const inst = "/compute/v1/projects/acme-prod/zones/us-east1-b/instances/web-1"
+	tests := []struct {
+		name      string
+		approvals Approvals
+		req       Request
+		outcome   Outcome
+		status    int
+		contains  []string
+	}{
+		{"read allowed", nil, req("GET", "compute.googleapis.com", "/compute/v1/projects/acme-dev/zones/us-east1-b/instances", "good"), Allowed, 0, nil},
+		{"delete denied by rule", nil, req("DELETE", "compute.googleapis.com", inst, "good"), PolicyDenied, 403,
+			[]string{"airlock: denied by rule no-delete: Deleting instances is not allowed for agents."}},
+		{"unknown write denied by default", nil, req("POST", "compute.googleapis.com", "/compute/v1/projects/acme-dev/zones/us-east1-b/instances", "good"), PolicyDenied, 403,
+			[]string{"default of policy test"}},
+		{"no token", nil, req("GET", "compute.googleapis.com", "/", ""), Unauthenticated, 401, []string{"unauthenticated", "Authorization: Bearer"}},
+		{"bad token", nil, req("GET", "compute.googleapis.com", "/", "forged"), Unauthenticated, 401, []string{"signature does not verify"}},
+		{"ambiguous path", nil, req("GET", "compute.googleapis.com", "/compute/v1/projects/p/../q/zones/z/instances", "good"), Invalid, 400, []string{"refused before policy"}},
+		{"approval granted", granted, req("POST", "compute.googleapis.com", inst+"/stop", "good"), Allowed, 0, nil},
+		{"approval pending", pending, req("POST", "compute.googleapis.com", inst+"/stop", "good"), ApprovalRequired, 403,
+			[]string{"approval required by rule prod-writes", "a2", "https://airlock.example/approvals/a2", "retry the identical request", "group:sre", "2030-01-01T00:00:00Z"}},
+		{"approval denied", deniedA, req("POST", "compute.googleapis.com", inst+"/stop", "good"), ApprovalDenied, 403,
+			[]string{"approval a3 was denied by bob@example.com: not during the freeze", "Do not retry"}},
+		{"approval store down", down, req("POST", "compute.googleapis.com", inst+"/stop", "good"), Unavailable, 503, []string{"approval store cannot be reached"}},
+		{"approvals not configured", nil, req("POST", "compute.googleapis.com", inst+"/stop", "good"), Unavailable, 503, []string{"approvals are not configured"}},
+		{"bad session header", nil, func() Request {
+			r := req("GET", "compute.googleapis.com", "/compute/v1/projects/acme-dev/zones/us-east1-b/instances", "good")
+			r.Headers[SessionHeader] = "a/b"
+			return r
+		}(), Invalid, 400, []string{"x-airlock-session"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newTestEngine(t, Options{Approvals: tt.approvals})
+			res := e.Decide(context.Background(), tt.req)
+			if res.Outcome != tt.outcome {
+				t.Fatalf("outcome %s, want %s (%+v)", res.Outcome, tt.outcome, res.Refusal)
+			}
+			if tt.outcome == Allowed {
+				if res.Refusal != nil {
+					t.Fatalf("allowed with a refusal: %+v", res.Refusal)
+				}
+				return
+			}
+			if res.Refusal.HTTPStatus != tt.status {
+				t.Fatalf("status %d, want %d", res.Refusal.HTTPStatus, tt.status)
+			}
+			body := string(res.Refusal.Body())
+			for _, c := range tt.contains {
+				if !strings.Contains(res.Refusal.Message, c) {
+					t.Errorf("message %q lacks %q", res.Refusal.Message, c)
+				}
+			}
+			if res.Refusal.Metadata["request_id"] != "rid" || !strings.Contains(body, `"request_id":"rid"`) {
+				t.Errorf("request id missing: %s", body)
+			}
+		})
+	}
+}
+
+func TestApprovalRequestCarriesTheFingerprintedRequest(t *testing.T) {
+	f := &fakeApprovals{out: approvals.Outcome{Approval: approvals.Approval{ID: "x", State: approvals.StatePending}}}
+	e := newTestEngine(t, Options{Approvals: f, Hold: time.Second})
+	r := req("POST", "compute.googleapis.com", "/compute/v1/projects/acme-prod/zones/us-east1-b/instances/web-1/setMetadata?requestId=1", "good")
+	r.Body = []byte(`{"items":[]}`)
+	e.Decide(context.Background(), r)
+	r.Body = []byte(`{"items":[{"key":"a"}]}`)
+	e.Decide(context.Background(), r)
+	if len(f.asked) != 2 {
+		t.Fatalf("gate asked %d times", len(f.asked))
+	}
+	a, b := f.asked[0], f.asked[1]
+	if a.Fingerprint == b.Fingerprint {
+		t.Errorf("different bodies share a fingerprint")
+	}
+	if a.Subject != "agent-1" || a.Actor != "claude" || a.Operation != "compute.instances.setMetadata" || a.Rule != "prod-writes" ||
+		a.TTL != 10*time.Minute || a.Approvers[0] != "group:sre" || a.Resource == "" || !strings.HasPrefix(a.URL, "https://compute.googleapis.com/") {
+		t.Errorf("approval request = %+v", a)
+	}
+}
+
+func TestRecorderFailureFailsClosed(t *testing.T) {
+	rec := &fakeRecorder{err: errors.New("spool full")}
+	e := newTestEngine(t, Options{Recorder: rec})
+	res := e.Decide(context.Background(), req("GET", "compute.googleapis.com", "/compute/v1/projects/acme-dev/zones/us-east1-b/instances", "good"))
+	if res.Outcome != Unavailable || res.Refusal.HTTPStatus != 503 {
+		t.Fatalf("an unrecordable request was not refused: %s", res.Outcome)
+	}
+	if len(rec.seen) != 1 || rec.seen[0] != Allowed {
+		t.Fatalf("recorder saw %v", rec.seen)
+	}
+}
+
+func TestMetadataOfAllowedRequest(t *testing.T) {
+	e := newTestEngine(t, Options{})
+	r := req("GET", "secretmanager.googleapis.com", "/v1/projects/acme-dev/secrets/db/versions/3", "good")
+	res := e.Decide(context.Background(), r)
+	if res.Outcome != Allowed {
+		t.Fatalf("refused: %+v", res.Refusal)
+	}
+	m := res.Metadata()
+	if m.Subject != "agent-1" || m.Actor != "claude" || m.GCPMethod != "secretmanager.projects.secrets.versions.get" {
+		t.Fatalf("metadata %+v", m)
+	}
+	if len(m.Masking) != 1 || m.Masking[0].Fields[0] != "payload.data" {
+		t.Fatalf("masking not selected: %+v", m.Masking)
+	}
+	back := MetadataFromMap(m.ToMap())
+	if back.Subject != m.Subject || len(back.Masking) != 1 {
+		t.Fatalf("round trip lost data: %+v", back)
+	}
+}
+
+func TestValidSessionID(t *testing.T) {
+	for s, want := range map[string]bool{"a": true, "sess-1.2_3": true, "": false, "a/b": false, "../x": false, "..": false, ".a": false, "-a": false, strings.Repeat("a", 65): false, "é": false} {
+		if ValidSessionID(s) != want {
+			t.Errorf("ValidSessionID(%q) = %v", s, !want)
+		}
+	}
+}
