@@ -122,6 +122,7 @@ func (e *Engine) Policies() *policies.Set { return e.policies.Load() }
 func (e *Engine) Decide(ctx context.Context, req Request) *Result {
 	start := e.now()
 	res := e.decide(ctx, req)
+	res.Request = &req
 	if res.RequestID == "" {
 		res.RequestID = req.ID
 	}
@@ -355,15 +356,25 @@ func (e *Engine) logDecision(r *Result) {
 	if !e.log.Enabled(context.Background(), slog.LevelInfo) {
 		return
 	}
+	method, host, path := r.Recognized.Method, r.Recognized.Host, r.Recognized.Path
+	if method == "" && r.Request != nil {
+		// Refused before recognition: log what was sent, query excluded
+		// (it may carry a key or token).
+		method, host = r.Request.Method, r.Request.Host
+		path, _, _ = strings.Cut(r.Request.Path, "?")
+		if len(path) > 512 {
+			path = path[:512]
+		}
+	}
 	e.log.LogAttrs(context.Background(), slog.LevelInfo, "decision",
 		slog.String("request_id", r.RequestID),
 		slog.String("outcome", r.Outcome.String()),
 		slog.String("subject", r.Identity.Subject),
 		slog.String("actor", r.Identity.Actor),
 		slog.String("session", r.SessionID),
-		slog.String("method", r.Recognized.Method),
-		slog.String("host", r.Recognized.Host),
-		slog.String("path", r.Recognized.Path),
+		slog.String("method", method),
+		slog.String("host", host),
+		slog.String("path", path),
 		slog.String("gcp_method", r.Recognized.Operation.Method),
 		slog.String("policy", r.Decision.Policy),
 		slog.String("rule", r.Decision.Rule),

@@ -69,6 +69,8 @@ type Result struct {
 	ApproveURL string
 	// Refusal is set for every outcome but Allowed.
 	Refusal *Refusal
+	// Request is the request as Envoy presented it.
+	Request *Request
 }
 
 // Metadata is what an allowed request hands to later filters.

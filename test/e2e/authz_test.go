@@ -275,8 +275,11 @@ func TestForbiddenOperationNeverSlipsPast(t *testing.T) {
 		{"storage bucket delete XML", "DELETE", "https://storage.googleapis.com/acme-data", nil, "", "no-bucket-delete"},
 		{"storage bucket delete JSON", "DELETE", "https://storage.googleapis.com/storage/v1/b/acme-data", nil, "", "no-bucket-delete"},
 		{"storage batch", "POST", "https://storage.googleapis.com/batch/storage/v1",
-			map[string]string{"Content-Type": "multipart/mixed; boundary====1==="},
+			map[string]string{"Content-Type": `multipart/mixed; boundary="===1==="`},
 			batchBody("===1===", "DELETE /storage/v1/b/acme-data/o/a.txt HTTP/1.1\r\nContent-Type: application/json\r\n\r\n"), "no-object-delete"},
+		{"batch with an unquoted invalid boundary", "POST", "https://storage.googleapis.com/batch/storage/v1",
+			map[string]string{"Content-Type": "multipart/mixed; boundary====1==="},
+			batchBody("===1===", "DELETE /storage/v1/b/acme-data/o/a.txt HTTP/1.1\r\n\r\n"), ""},
 		{"secret access", "GET", "https://secretmanager.googleapis.com/v1/projects/acme-prod/secrets/db/versions/latest:access", nil, "", "no-secret-access"},
 		{"secret access regional", "GET", "https://secretmanager.us-east1.rep.googleapis.com/v1/projects/acme-prod/locations/us-east1/secrets/db/versions/1:access", nil, "", "no-secret-access"},
 	}
