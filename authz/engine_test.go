@@ -37,7 +37,9 @@ func (f *fakeApprovals) Gate(_ context.Context, r approvals.Request, _ time.Dura
 	return f.out, f.err
 }
 
-func (f *fakeApprovals) ApproveURL(id string) string { return "https://airlock.example/approvals/" + id }
+func (f *fakeApprovals) ApproveURL(id string) string {
+	return "https://airlock.example/approvals/" + id
+}
 
 type fakeRecorder struct {
 	err  error
