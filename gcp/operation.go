@@ -1,6 +1,68 @@
 // Package gcp recognises Google Cloud API operations: it normalises the
 // request as Google's front end would read it and finds the Discovery method
 // it invokes in an embedded catalog generated from Google's Discovery documents.
+//
+// # Catalog
+//
+// catalog.jsonl.gz is generated (go generate ./gcp) from every Discovery
+// document (*-api.json) of the google.golang.org/api module pinned in
+// go.mod, skipping versions that name alpha or beta. Where two documents
+// serve the same path (compute "preview" is served below compute/v1/), the
+// one with a plain version (v1, v2.1, directory_v1) wins. Each method is
+// reachable at every host of its document (rootUrl, mtlsRootUrl, the
+// regional endpoints, and www.googleapis.com for documents with a service
+// path), through its path (flatPath when present, below the service path)
+// and its media upload (simple, resumable) and download paths. Regional
+// hosts not listed in Discovery (SERVICE.REGION.rep.googleapis.com,
+// REGION-SERVICE.googleapis.com) are read as SERVICE.googleapis.com.
+// Matching prefers literal segments to variables; a last segment ending in a
+// custom verb of the API (":access") only matches a template with that verb;
+// HEAD falls back to GET.
+//
+// # Operation fields
+//
+//   - ReadOnly: GET and HEAD methods read; a POST method reads when its name
+//     starts with get, list, search, batchGet, lookup, query,
+//     testIamPermissions, runQuery, runAggregationQuery or aggregated (at a
+//     camel-case boundary) and names nothing that mints, reveals or changes
+//     (token, credential, secret, password, sign, cert, generate, key,
+//     create, delete, update, set, insert, patch, write, execute, run);
+//     bigquery.jobs.query is not readonly (SQL may write). Everything else
+//     writes. generateAccessToken, signJwt and keys.create are writes.
+//   - LongRunning: the response is a compute-style Operation or any
+//     *Operation schema with the google.longrunning "done" field.
+//   - Resource: the request path from after the service path and the
+//     version segment up to the last segment holding a path parameter,
+//     percent-decoded, without a ":verb" suffix:
+//     projects/p/zones/z/instances/i for instances.delete and .stop,
+//     projects/p/zones/z for instances.list (the parent), and
+//     projects/p/secrets/s/versions/v for versions.access. Cloud Storage
+//     paths use the IAM resource name: b/B/o/O becomes
+//     projects/_/buckets/B/objects/O (the object name decoded, "/" included).
+//   - Project: the path parameter project, projectId, projectsId or
+//     projectName; else the project of a service account address
+//     (projects/-/serviceAccounts/SA@P.iam.gserviceaccount.com); else the
+//     segment after "projects" in Resource ("_" and "-" do not count); else a
+//     project query parameter of the method (storage buckets.list); for the
+//     Cloud Storage XML API, the x-goog-project-id header.
+//   - Location: the path parameter location, locationsId, locationId, zone,
+//     zonesId, region or regionsId; else the segment after locations, zones
+//     or regions in Resource; else the region of a *.rep.googleapis.com host.
+//   - Params: path parameters by Discovery name, decoded (flatPath names such
+//     as projectsId, plus a multi-segment parameter such as name).
+//
+// # Requests
+//
+// [NormalizePath] and [ParseQuery] describe the path and query rules. The
+// effective method is X-HTTP-Method-Override (or the $httpMethod system
+// parameter), honoured on POST only as Google does; on another method an
+// override naming a different method is refused as ambiguous. A gRPC call
+// (application/grpc content type and a /package.Service/Method path) is an
+// unknown operation of the host's service. A path whose first segment is
+// "batch" and that no method claims is a batch: its multipart/mixed body is
+// parsed and each part recognised ([MaxBatchParts]); a batch that cannot be
+// read completely is refused. Cloud Storage XML API requests are mapped to
+// the JSON API method that does the same thing (see storage.go).
 package gcp
 
 // Operation is the Google Cloud operation a request invokes. The zero value

@@ -1,0 +1,320 @@
+package gcp
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Request is the HTTP request as Envoy's ext_authz sent it.
+type Request struct {
+	Method      string            // :method as sent
+	Host        string            // :authority/host as sent (any case, maybe port, maybe trailing dot)
+	Path        string            // :path as sent, including the query string
+	Headers     map[string]string // lower-case names (x-http-method-override, content-type...)
+	Body        []byte            // request body as Envoy sent it, possibly truncated
+	BodyPartial bool              // true when Envoy said x-envoy-auth-partial-body: true
+}
+
+// Recognized is the request normalised as Google's front end reads it.
+type Recognized struct {
+	Method    string              // effective method: X-HTTP-Method-Override applied, upper case
+	Host      string              // lower case, port and trailing dot removed, gateway domain mapped back to *.googleapis.com
+	Path      string              // normalised path without query
+	Query     map[string][]string // decoded query parameters
+	Operation Operation           // zero Method when unknown: a normal outcome
+	Parts     []Recognized        // non-nil only for batch requests: one per part
+}
+
+// RequestError is a refusal before policy (ambiguous path, unparseable
+// batch...). Msg is written for the agent.
+type RequestError struct{ Msg string }
+
+// Error returns the refusal text.
+func (e *RequestError) Error() string { return "gcp: " + e.Msg }
+
+func refusef(format string, args ...any) *RequestError {
+	return &RequestError{Msg: fmt.Sprintf(format, args...)}
+}
+
+// Recognizer normalises requests and finds their operation in a catalog.
+// It is immutable and safe for concurrent use.
+type Recognizer struct {
+	catalog *Catalog
+	domains []string // ".airlock.example.com"
+}
+
+// NewRecognizer returns a recognizer over c. gatewayDomains are the
+// endpoint-override domains (config gateway.domains): with
+// "airlock.example.com", host "compute.airlock.example.com" is read as
+// "compute.googleapis.com".
+func NewRecognizer(c *Catalog, gatewayDomains []string) *Recognizer {
+	r := &Recognizer{catalog: c}
+	for _, d := range gatewayDomains {
+		d = strings.Trim(strings.ToLower(strings.TrimSpace(d)), ".")
+		if d != "" {
+			r.domains = append(r.domains, "."+d)
+		}
+	}
+	// Longest first, so that a sub-domain of another gateway domain wins.
+	for i := 1; i < len(r.domains); i++ {
+		for j := i; j > 0 && len(r.domains[j]) > len(r.domains[j-1]); j-- {
+			r.domains[j], r.domains[j-1] = r.domains[j-1], r.domains[j]
+		}
+	}
+	return r
+}
+
+// Method override: the X-HTTP-Method-Override header and its system
+// parameter $httpMethod name the method Google acts on. Google honours them
+// on POST only; on any other method an override that names a different
+// method is refused, since the gateway and Google could read it differently.
+const (
+	overrideHeader = "x-http-method-override"
+	overrideParam  = "$httpMethod"
+	ctParam        = "$ct" // system parameter overriding Content-Type
+)
+
+// Recognize normalises req and finds its operation. An unknown host or
+// operation is a normal outcome (zero Operation.Method); the error, always a
+// *RequestError, refuses a request that cannot be read unambiguously.
+func (r *Recognizer) Recognize(req Request) (Recognized, error) {
+	return r.recognize(req, false)
+}
+
+func (r *Recognizer) recognize(req Request, inBatch bool) (Recognized, error) {
+	var out Recognized
+	host, err := r.normalizeHost(req.Host)
+	if err != nil {
+		return out, err
+	}
+	out.Host = host
+	method := strings.ToUpper(req.Method)
+	if !isToken(method) {
+		return out, refusef("the request method %q is not a valid HTTP method", clip(req.Method))
+	}
+	rawPath, rawQuery, _ := strings.Cut(req.Path, "?")
+	if out.Path, err = NormalizePath(rawPath); err != nil {
+		return out, err
+	}
+	if out.Query, err = ParseQuery(rawQuery); err != nil {
+		return out, err
+	}
+	if out.Method, err = effectiveMethod(method, req.Headers[overrideHeader], out.Query); err != nil {
+		return out, err
+	}
+	contentType := req.Headers["content-type"]
+	if ct := out.Query[ctParam]; len(ct) > 0 {
+		contentType = ct[0]
+	}
+
+	op, e := r.catalog.lookup(host, out.Method, out.Path)
+	if e == nil {
+		if _, ok := out.Query["upload_id"]; ok && isUploadPath(out.Path) && (out.Method == "PUT" || out.Method == "POST") {
+			// Resumable upload chunks go to the upload URL with PUT (or
+			// POST): they continue the method that opened the session.
+			for _, m := range []string{"POST", "PUT", "PATCH"} {
+				if op, e = r.catalog.lookup(host, m, out.Path); e != nil {
+					break
+				}
+			}
+		}
+	}
+	if e != nil {
+		if err := checkResource(op.Resource); err != nil {
+			return out, err
+		}
+		if op.Project == "" && e.projectQ != "" {
+			if v := out.Query[e.projectQ]; len(v) > 0 {
+				op.Project = v[0]
+			}
+		}
+		out.Operation = op
+		return out, nil
+	}
+	if isGRPC(contentType, out.Path) {
+		// gRPC calls (/google.pubsub.v1.Publisher/Publish) have no
+		// Discovery method: an unknown operation of the host's service.
+		out.Operation = Operation{Service: r.serviceOf(host), Version: grpcVersion(out.Path)}
+		return out, nil
+	}
+	if firstSegment(out.Path) == "batch" {
+		if inBatch {
+			return out, refusef("a batch request may not contain another batch request (%s)", out.Path)
+		}
+		parts, err := r.batch(host, contentType, req)
+		if err != nil {
+			return out, err
+		}
+		out.Parts = parts
+		out.Operation = Operation{Service: r.serviceOf(host)}
+		return out, nil
+	}
+	if op, ok := r.storageXML(host, out.Method, out.Path, out.Query, req.Headers); ok {
+		if err := checkResource(op.Resource); err != nil {
+			return out, err
+		}
+		out.Operation = op
+		return out, nil
+	}
+	out.Operation = Operation{Service: r.serviceOf(host)}
+	return out, nil
+}
+
+func effectiveMethod(method, header string, query map[string][]string) (string, error) {
+	override := strings.ToUpper(strings.TrimSpace(header))
+	if vals, ok := query[overrideParam]; ok {
+		if len(vals) != 1 {
+			return "", refusef("the %s parameter is given %d times; give it once", overrideParam, len(vals))
+		}
+		q := strings.ToUpper(strings.TrimSpace(vals[0]))
+		if override != "" && q != override {
+			return "", refusef("X-HTTP-Method-Override (%s) and %s (%s) disagree", override, overrideParam, q)
+		}
+		override = q
+	}
+	if override == "" {
+		if header != "" {
+			return "", refusef("X-HTTP-Method-Override is empty; remove it or name a method")
+		}
+		return method, nil
+	}
+	if !isToken(override) {
+		return "", refusef("X-HTTP-Method-Override %q is not a single HTTP method", clip(override))
+	}
+	if method == "POST" {
+		return override, nil
+	}
+	if override != method {
+		return "", refusef("X-HTTP-Method-Override (%s) is honoured on POST only; send %s as the request method instead of %s", override, override, method)
+	}
+	return method, nil
+}
+
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// normalizeHost lower-cases host, drops the port and a trailing dot, and
+// maps a gateway domain back to googleapis.com.
+func (r *Recognizer) normalizeHost(h string) (string, error) {
+	h = strings.ToLower(strings.TrimSpace(h))
+	if strings.HasPrefix(h, "[") {
+		end := strings.IndexByte(h, ']')
+		if end < 0 {
+			return "", refusef("the host %q is not valid", clip(h))
+		}
+		port := h[end+1:]
+		if port != "" && (port[0] != ':' || !allDigits(port[1:])) {
+			return "", refusef("the host %q is not valid", clip(h))
+		}
+		return h[:end+1], nil
+	}
+	if i := strings.LastIndexByte(h, ':'); i >= 0 {
+		if !allDigits(h[i+1:]) {
+			return "", refusef("the host %q has an invalid port", clip(h))
+		}
+		h = h[:i]
+	}
+	h = strings.TrimSuffix(h, ".")
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return "", refusef("the host %q has a character that is not allowed in a host name", clip(h))
+		}
+	}
+	if strings.Contains(h, "..") || strings.HasPrefix(h, ".") {
+		return "", refusef("the host %q has an empty label", clip(h))
+	}
+	for _, d := range r.domains {
+		if labels, ok := strings.CutSuffix(h, d); ok && labels != "" {
+			return labels + ".googleapis.com", nil
+		}
+	}
+	return h, nil
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// serviceOf names the API served at host: from the catalog, else the first
+// label of a googleapis.com host (regional forms stripped), else "".
+func (r *Recognizer) serviceOf(host string) string {
+	if s, known := r.catalog.Service(host); known {
+		return s
+	}
+	if strings.HasSuffix(host, ".storage.googleapis.com") {
+		return "storage"
+	}
+	if svc, _, ok := regionalHost(host); ok {
+		return svc
+	}
+	if rest, ok := strings.CutSuffix(host, ".googleapis.com"); ok {
+		rest, _, _ = strings.Cut(rest, ".")
+		return rest
+	}
+	return ""
+}
+
+// isGRPC reports a gRPC call: a gRPC content type and a /package.Service/Method
+// path. A REST path is read as REST whatever the content type says.
+func isGRPC(contentType, path string) bool {
+	if !strings.HasPrefix(strings.ToLower(strings.TrimSpace(contentType)), "application/grpc") {
+		return false
+	}
+	svc, method, ok := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	return ok && strings.IndexByte(svc, '.') > 0 && method != "" && strings.IndexByte(method, '/') < 0
+}
+
+// grpcVersion reads the version of a gRPC path such as
+// /google.pubsub.v1.Publisher/Publish.
+func grpcVersion(path string) string {
+	svc := firstSegment(path)
+	parts := strings.Split(svc, ".")
+	for i := len(parts) - 1; i >= 0; i-- {
+		if isVersion(parts[i]) {
+			return parts[i]
+		}
+	}
+	return ""
+}
+
+func firstSegment(p string) string {
+	p = strings.TrimPrefix(p, "/")
+	s, _, _ := strings.Cut(p, "/")
+	return s
+}
+
+func isUploadPath(p string) bool {
+	f := firstSegment(p)
+	return f == "upload" || f == "resumable"
+}
+
+// checkResource refuses a resource path whose decoded parameters hold a dot
+// or empty segment (projects/p%2F..%2Fq, objects a%2F%2Fb): policies match
+// on the resource path, which must not be open to two readings.
+func checkResource(res string) error {
+	if res == "" {
+		return nil
+	}
+	for _, seg := range strings.Split(res, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return refusef("a path parameter decodes to a dot or empty segment (resource %q); encode names without them", clip(res))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,104 @@
+package policies
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/ext"
+)
+
+// Variables are the CEL variables a policy expression may use, with their
+// types. A name outside this table is a load error, so a typo such as
+// gcp.methdo is caught before a request ever arrives.
+var Variables = []struct {
+	Name string
+	Type *cel.Type
+	Doc  string
+}{
+	{"request.method", cel.StringType, "effective HTTP method, X-HTTP-Method-Override applied, upper case"},
+	{"request.host", cel.StringType, "lower-case host without the port"},
+	{"request.path", cel.StringType, "normalised path without the query"},
+	{"request.query", cel.MapType(cel.StringType, cel.ListType(cel.StringType)), "query parameters"},
+	{"request.headers", cel.MapType(cel.StringType, cel.StringType), "lower-case header names; credentials removed"},
+	{"request.body", cel.DynType, "parsed JSON body, or null"},
+	{"identity.subject", cel.StringType, "the token's sub claim"},
+	{"identity.email", cel.StringType, "the token's email claim"},
+	{"identity.issuer", cel.StringType, "the token's iss claim"},
+	{"identity.groups", cel.ListType(cel.StringType), "groups from the configured groups claim"},
+	{"identity.actor", cel.StringType, "RFC 8693 act.sub: the agent acting for the subject"},
+	{"identity.claims", cel.MapType(cel.StringType, cel.DynType), "every claim of the token"},
+	{"gcp.service", cel.StringType, "API name, e.g. compute"},
+	{"gcp.version", cel.StringType, "API version, e.g. v1"},
+	{"gcp.method", cel.StringType, "Discovery method id, empty when unknown"},
+	{"gcp.project", cel.StringType, "project from the path parameters"},
+	{"gcp.location", cel.StringType, "zone, region or location from the path parameters"},
+	{"gcp.resource", cel.StringType, "full resource path"},
+	{"gcp.readonly", cel.BoolType, "true when the operation does not change state"},
+	{"gcp.long_running", cel.BoolType, "true when the method returns a long-running operation"},
+	{"gcp.params", cel.MapType(cel.StringType, cel.StringType), "path parameters by their Discovery names"},
+	{"session.id", cel.StringType, "the session the request belongs to"},
+	{"now", cel.TimestampType, "the time of the request"},
+}
+
+// Variable slots, in the order of Variables.
+const (
+	varRequestMethod = iota
+	varRequestHost
+	varRequestPath
+	varRequestQuery
+	varRequestHeaders
+	varRequestBody
+	varIdentitySubject
+	varIdentityEmail
+	varIdentityIssuer
+	varIdentityGroups
+	varIdentityActor
+	varIdentityClaims
+	varGCPService
+	varGCPVersion
+	varGCPMethod
+	varGCPProject
+	varGCPLocation
+	varGCPResource
+	varGCPReadOnly
+	varGCPLongRunning
+	varGCPParams
+	varSessionID
+	varNow
+	numVars
+)
+
+var (
+	envOnce sync.Once
+	envVal  *cel.Env
+	envErr  error
+)
+
+// celEnv returns the shared CEL environment, built once.
+func celEnv() (*cel.Env, error) {
+	envOnce.Do(func() {
+		opts := make([]cel.EnvOption, 0, len(Variables)+10)
+		for _, v := range Variables {
+			opts = append(opts, cel.Variable(v.Name, v.Type))
+		}
+		opts = append(opts,
+			ext.Strings(),
+			ext.Lists(),
+			ext.Sets(),
+			ext.Encoders(),
+			ext.Math(),
+			ext.Bindings(),
+			ext.TwoVarComprehensions(),
+			cel.OptionalTypes(),
+			cel.CrossTypeNumericComparisons(true),
+			cel.DefaultUTCTimeZone(true),
+			cel.ParserExpressionSizeLimit(16384),
+		)
+		envVal, envErr = cel.NewEnv(opts...)
+		if envErr != nil {
+			envErr = fmt.Errorf("policies: build CEL environment: %w", envErr)
+		}
+	})
+	return envVal, envErr
+}

@@ -1,0 +1,85 @@
+package policies
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/airlockhq/airlock/identity"
+)
+
+// TestCase is one entry of a policy's `tests:` list.
+type TestCase struct {
+	// File and Policy say where the test is declared; Name is its name.
+	File, Policy, Name string
+	// Method and URL are the request; Method is upper case.
+	Method, URL string
+	Headers     map[string]string
+	// Body is the raw request body (a YAML mapping is written as JSON).
+	Body     string
+	Identity identity.Identity
+	Session  string
+	// Expect is the action the whole set must decide.
+	Expect Action
+	// ExpectRule, when set, is the rule that must decide.
+	ExpectRule string
+	// Line is where the test starts in File.
+	Line int
+}
+
+// InputBuilder turns a test case into the Input the request pipeline would
+// build for it (operation recognition included).
+type InputBuilder func(ctx context.Context, tc TestCase) (Input, error)
+
+// TestResult is the outcome of one test case.
+type TestResult struct {
+	Case   TestCase
+	Passed bool
+	Got    Decision
+	Err    error
+}
+
+// Failure explains a failed result in one sentence; empty when it passed.
+func (r TestResult) Failure() string {
+	if r.Passed {
+		return ""
+	}
+	if r.Err != nil {
+		return r.Err.Error()
+	}
+	got := fmt.Sprintf("%s by default of policy %s", r.Got.Action, r.Got.Policy)
+	switch {
+	case r.Got.Policy == "":
+		got = fmt.Sprintf("%s (%s)", r.Got.Action, r.Got.Message)
+	case r.Got.Rule != "":
+		got = fmt.Sprintf("%s by policy %s rule %s", r.Got.Action, r.Got.Policy, r.Got.Rule)
+	}
+	want := r.Case.Expect.String()
+	if r.Case.ExpectRule != "" {
+		want += " by rule " + r.Case.ExpectRule
+	}
+	return fmt.Sprintf("expected %s, got %s", want, got)
+}
+
+// String names the test and its place: "file:line: policy P test T".
+func (tc TestCase) String() string {
+	return fmt.Sprintf("%s:%d: policy %s test %q", tc.File, tc.Line, tc.Policy, tc.Name)
+}
+
+// RunTests runs every test case of the set against the whole set, as the
+// gateway would decide the request.
+func (s *Set) RunTests(ctx context.Context, build InputBuilder) []TestResult {
+	out := make([]TestResult, 0, len(s.tests))
+	for _, tc := range s.tests {
+		res := TestResult{Case: tc}
+		in, err := build(ctx, tc)
+		if err != nil {
+			res.Err = fmt.Errorf("policies: %s: build input: %w", tc, err)
+			out = append(out, res)
+			continue
+		}
+		res.Got = s.Evaluate(ctx, in)
+		res.Passed = res.Got.Action == tc.Expect && (tc.ExpectRule == "" || res.Got.Rule == tc.ExpectRule)
+		out = append(out, res)
+	}
+	return out
+}
