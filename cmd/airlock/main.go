@@ -26,6 +26,7 @@ Usage:
   airlock approvals list|show|approve|deny   answer approval requests
   airlock sessions list|show|replay|verify|export|prune   audit recorded sessions
   airlock envoy config [--config FILE]       print the Envoy bootstrap for this config
+  airlock envoy validate FILE...             validate Envoy configs against Envoy's protos
   airlock bench authz|noop-authz             load-test an ext_authz server
   airlock version                            print the version
 

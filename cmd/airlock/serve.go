@@ -28,6 +28,7 @@ import (
 	"github.com/airlockhq/airlock/approvals"
 	"github.com/airlockhq/airlock/authz"
 	"github.com/airlockhq/airlock/config"
+	"github.com/airlockhq/airlock/envoy"
 	"github.com/airlockhq/airlock/extauthz"
 	"github.com/airlockhq/airlock/gcp"
 	"github.com/airlockhq/airlock/identity"
@@ -193,11 +194,23 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 	if l := lis["listen.authz"]; l != nil {
 		g := s.newGRPC()
 		extauthz.New(engine).Register(g)
-		hs := health.NewServer()
-		hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-		hs.SetServingStatus("envoy.service.auth.v3.Authorization", healthpb.HealthCheckResponse_SERVING)
-		healthpb.RegisterHealthServer(g, hs)
-		s.serveGRPC(g, l, "authz")
+		s.serveGRPC(g, l, "authz", "envoy.service.auth.v3.Authorization")
+	}
+
+	// SDS: the GCP credential Envoy injects, one secret per credential.
+	if l := lis["listen.sds"]; l != nil {
+		sds, err := envoy.NewSDSServer(ctx, cfg.Credentials, envoy.SDSOptions{Logger: log})
+		if err != nil {
+			return fmt.Errorf("config: credentials: %w", err)
+		}
+		s.closer = append(s.closer, sds.Close)
+		s.checks = append(s.checks, healthCheck{"sds", func(context.Context) error { return sds.Healthy() }})
+		g := s.newGRPC()
+		sds.Register(g)
+		s.serveGRPC(g, l, "sds", "envoy.service.secret.v3.SecretDiscoveryService")
+		if len(cfg.Credentials) == 0 {
+			log.Warn("no credentials configured: SDS serves no secret, so Envoy injects no GCP token")
+		}
 	}
 
 	mux.Handle("/v1/approvals", approvals.NewHandler(approvalSvc, verifier, log.With("component", "approvals-api")))
@@ -231,7 +244,14 @@ func (s *server) newGRPC() *grpc.Server {
 	return g
 }
 
-func (s *server) serveGRPC(g *grpc.Server, l net.Listener, name string) {
+// serveGRPC serves g on l with the standard health service, SERVING for ""
+// and for service, which Envoy's gRPC health checks ask for.
+func (s *server) serveGRPC(g *grpc.Server, l net.Listener, name, service string) {
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(service, healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(g, hs)
+	s.closer = append(s.closer, hs.Shutdown)
 	go func() {
 		if err := g.Serve(l); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			s.log.Error("grpc server stopped", "server", name, "err", err)
