@@ -16,6 +16,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/airlockhq/airlock/config"
 )
 
 // headerFlags collects repeated --header "name: value" flags.
@@ -27,7 +29,8 @@ func (h *headerFlags) Set(v string) error { *h = append(*h, v); return nil }
 func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fl := flag.NewFlagSet("check", flag.ContinueOnError)
 	fl.SetOutput(stderr)
-	server := fl.String("server", "127.0.0.1:9001", "address of airlock's ext_authz gRPC listener")
+	server := fl.String("server", "", "address of airlock's ext_authz gRPC listener (default: listen.authz of --config, else 127.0.0.1:9001)")
+	cfgPath := fl.String("config", "", "read the server address from this airlock.yaml")
 	method := fl.String("method", "GET", "HTTP method of the request")
 	rawURL := fl.String("url", "", "full URL of the Google Cloud request, e.g. https://compute.googleapis.com/compute/v1/projects/p/zones/z/instances")
 	token := fl.String("token", "", "the agent's OIDC token (default: $AIRLOCK_TOKEN)")
@@ -43,6 +46,17 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if *rawURL == "" {
 		fmt.Fprintln(stderr, "airlock check: --url is required")
 		return 2
+	}
+	if *server == "" {
+		*server = "127.0.0.1:9001"
+		if *cfgPath != "" {
+			cfg, err := config.Load(*cfgPath)
+			if err != nil {
+				fmt.Fprintln(stderr, err)
+				return 2
+			}
+			*server = cfg.Listen.Authz
+		}
 	}
 	u, err := url.Parse(*rawURL)
 	if err != nil || u.Host == "" {

@@ -10,12 +10,15 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/airlockhq/airlock/config"
 )
 
 func runDevToken(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fl := flag.NewFlagSet("dev-token", flag.ContinueOnError)
 	fl.SetOutput(stderr)
-	server := fl.String("server", "http://127.0.0.1:8080", "URL of a running `airlock serve` in dev mode")
+	server := fl.String("server", "", "URL of a running `airlock serve` in dev mode (default: listen.http of --config, else http://127.0.0.1:8080)")
+	cfgPath := fl.String("config", "", "read the server address from this airlock.yaml")
 	sub := fl.String("sub", "alice", "subject of the token")
 	email := fl.String("email", "", "email claim")
 	groups := fl.String("groups", "", "comma-separated groups")
@@ -23,6 +26,17 @@ func runDevToken(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	ttl := fl.Duration("ttl", time.Hour, "lifetime of the token")
 	if err := fl.Parse(args); err != nil {
 		return 2
+	}
+	if *server == "" {
+		*server = "http://127.0.0.1:8080"
+		if *cfgPath != "" {
+			cfg, err := config.Load(*cfgPath)
+			if err != nil {
+				fmt.Fprintln(stderr, err)
+				return 2
+			}
+			*server = "http://" + cfg.Listen.HTTP
+		}
 	}
 	q := url.Values{"sub": {*sub}, "ttl": {ttl.String()}}
 	if *email != "" {

@@ -37,7 +37,7 @@ recorder: {enabled: false}
 		t.Fatalf("allowed read: exit %d\n%s%s", code, out, stderr)
 	}
 
-	code, out, stderr = runCLI(t, nil, "check", "--server", a.AuthzAddr, "--token", tok,
+	code, out, stderr = runCLI(t, nil, "check", "--config", a.ConfigPath, "--token", tok,
 		"--method", "DELETE", "--url", "https://compute.googleapis.com/compute/v1/projects/acme-prod/zones/us-east1-b/instances/web-1")
 	if code != 3 || !strings.Contains(out, "decision:  DENY") || !strings.Contains(out, "no-prod-instance-delete") || !strings.Contains(out, "POLICY_DENIED") {
 		t.Fatalf("denied delete: exit %d\n%s%s", code, out, stderr)

@@ -1,0 +1,281 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/airlockhq/airlock/approvals"
+)
+
+const approvalsUsage = `usage: airlock approvals <command> [flags]
+
+Commands:
+  list [--state pending|approved|denied|expired|all]   list approvals (default: pending)
+  show ID                                              show one approval
+  approve ID [--reason TEXT]                           approve it
+  deny ID --reason TEXT                                deny it; the agent sees the reason
+
+Flags (every command):
+  --server URL   airlock HTTP API (default http://127.0.0.1:8080)
+  --token TOKEN  your OIDC token (default $AIRLOCK_TOKEN)
+  --json         print the API's JSON
+`
+
+// runApprovals is `airlock approvals ...`: the approver's CLI over the HTTP API.
+func runApprovals(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(stderr, approvalsUsage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd := args[0]
+	fs := flag.NewFlagSet("airlock approvals "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, approvalsUsage) }
+	server := fs.String("server", "http://127.0.0.1:8080", "airlock HTTP API")
+	token := fs.String("token", "", "OIDC token (default $AIRLOCK_TOKEN)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	state := fs.String("state", "pending", "list: pending, approved, denied, expired or all")
+	reason := fs.String("reason", "", "approve/deny: the reason")
+	pos, err := approvalsParse(fs, args[1:])
+	if err != nil {
+		return 2
+	}
+	if *token == "" {
+		*token = os.Getenv("AIRLOCK_TOKEN")
+	}
+	if *token == "" {
+		fmt.Fprintln(stderr, "airlock approvals: no token: pass --token or set AIRLOCK_TOKEN to your OIDC token")
+		return 2
+	}
+	base, err := url.Parse(strings.TrimRight(*server, "/"))
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		fmt.Fprintf(stderr, "airlock approvals: --server %q: want http(s)://host:port\n", *server)
+		return 2
+	}
+	c := approvalsClient{base: base.String(), token: *token, http: &http.Client{Timeout: 30 * time.Second}}
+
+	wantID := func() (string, bool) {
+		if len(pos) != 1 {
+			fmt.Fprintf(stderr, "airlock approvals %s: want exactly one approval ID\n", cmd)
+			return "", false
+		}
+		if !approvals.ValidID(pos[0]) {
+			fmt.Fprintf(stderr, "airlock approvals %s: %q is not an approval ID (26 characters a-z, 2-7)\n", cmd, pos[0])
+			return "", false
+		}
+		return pos[0], true
+	}
+	switch cmd {
+	case "list":
+		if len(pos) != 0 {
+			fmt.Fprintln(stderr, "airlock approvals list: takes no arguments")
+			return 2
+		}
+		q := ""
+		if *state != "all" && *state != "" {
+			q = "?state=" + url.QueryEscape(*state)
+		}
+		raw, err := c.do(ctx, http.MethodGet, "/v1/approvals"+q, nil)
+		if err != nil {
+			return approvalsFail(stderr, err)
+		}
+		if *asJSON {
+			_, _ = stdout.Write(raw)
+			return 0
+		}
+		var list struct {
+			Approvals []approvals.Approval `json:"approvals"`
+		}
+		if err := json.Unmarshal(raw, &list); err != nil {
+			return approvalsFail(stderr, fmt.Errorf("decode response: %w", err))
+		}
+		approvalsTable(stdout, list.Approvals)
+		return 0
+	case "show", "approve", "deny":
+		id, ok := wantID()
+		if !ok {
+			return 2
+		}
+		method, path := http.MethodGet, "/v1/approvals/"+id
+		var body []byte
+		if cmd != "show" {
+			if cmd == "deny" && strings.TrimSpace(*reason) == "" {
+				fmt.Fprintln(stderr, "airlock approvals deny: --reason is required: the agent is told why")
+				return 2
+			}
+			method, path = http.MethodPost, path+":"+cmd
+			body, _ = json.Marshal(map[string]string{"reason": *reason})
+		}
+		raw, err := c.do(ctx, method, path, body)
+		if err != nil {
+			return approvalsFail(stderr, err)
+		}
+		if *asJSON {
+			_, _ = stdout.Write(raw)
+			return 0
+		}
+		var a approvals.Approval
+		if err := json.Unmarshal(raw, &a); err != nil {
+			return approvalsFail(stderr, fmt.Errorf("decode response: %w", err))
+		}
+		if cmd != "show" {
+			fmt.Fprintf(stdout, "voted %s on %s: the approval is now %s\n", cmd, id, a.State)
+		}
+		approvalsShow(stdout, a)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "airlock approvals: unknown command %q\n\n%s", cmd, approvalsUsage)
+		return 2
+	}
+}
+
+// approvalsParse parses flags placed before or after positional arguments.
+func approvalsParse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+type approvalsClient struct {
+	base, token string
+	http        *http.Client
+}
+
+// approvalsAPIError is an error answer of the API.
+type approvalsAPIError struct {
+	Code    int
+	Status  string
+	Message string
+}
+
+func (e *approvalsAPIError) Error() string {
+	return fmt.Sprintf("%d %s: %s", e.Code, e.Status, e.Message)
+}
+
+func (c approvalsClient) do(ctx context.Context, method, path string, body []byte) ([]byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("reach %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read response: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error approvalsAPIError `json:"error"`
+		}
+		if json.Unmarshal(raw, &e) == nil && e.Error.Message != "" {
+			e.Error.Code = resp.StatusCode
+			return nil, &e.Error
+		}
+		return nil, &approvalsAPIError{Code: resp.StatusCode, Status: http.StatusText(resp.StatusCode), Message: strings.TrimSpace(string(raw))}
+	}
+	return raw, nil
+}
+
+func approvalsFail(stderr io.Writer, err error) int {
+	var apiErr *approvalsAPIError
+	if errors.As(err, &apiErr) {
+		fmt.Fprintf(stderr, "airlock approvals: %s (%d %s)\n", apiErr.Message, apiErr.Code, apiErr.Status)
+		return 1
+	}
+	fmt.Fprintf(stderr, "airlock approvals: %v\n", err)
+	return 1
+}
+
+func approvalsTable(w io.Writer, list []approvals.Approval) {
+	if len(list) == 0 {
+		fmt.Fprintln(w, "no approvals")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATE\tREQUESTER\tOPERATION\tRULE\tEXPIRES")
+	for _, a := range list {
+		op := a.Request.Operation
+		if op == "" {
+			op = a.Request.Method + " " + a.Request.URL
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.State, a.Request.Requester(), op, a.Request.Rule, a.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	_ = tw.Flush()
+}
+
+func approvalsShow(w io.Writer, a approvals.Approval) {
+	r := a.Request
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(tw, "%s:\t%s\n", k, v)
+		}
+	}
+	row("ID", a.ID)
+	row("State", string(a.State))
+	row("Requester", r.Requester())
+	row("Actor", r.Actor)
+	row("Operation", r.Operation)
+	row("Resource", r.Resource)
+	row("Request", r.Method+" "+r.URL)
+	rule := r.Rule
+	if r.Policy != "" {
+		rule = r.Policy + "/" + r.Rule
+	}
+	row("Rule", rule)
+	row("Approvers", fmt.Sprintf("%s (need %d)", strings.Join(r.Approvers, ", "), r.MinApprovals))
+	row("Grant", fmt.Sprintf("%s for %s", r.Grant, r.TTL))
+	row("Created", a.CreatedAt.UTC().Format(time.RFC3339))
+	row("Expires", a.ExpiresAt.UTC().Format(time.RFC3339))
+	if !a.ClaimedAt.IsZero() {
+		row("Claimed", fmt.Sprintf("%s (%d uses)", a.ClaimedAt.UTC().Format(time.RFC3339), a.Uses))
+	}
+	for _, v := range a.Votes {
+		d := "denied"
+		if v.Approve {
+			d = "approved"
+		}
+		who := v.Email
+		if who == "" {
+			who = v.Approver
+		}
+		row("Vote", fmt.Sprintf("%s by %s at %s: %s", d, who, v.At.UTC().Format(time.RFC3339), v.Reason))
+	}
+	_ = tw.Flush()
+	if r.BodyExcerpt != "" {
+		fmt.Fprintf(w, "Body:\n%s\n", r.BodyExcerpt)
+	}
+}

@@ -1,0 +1,707 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"html/template"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/airlockhq/airlock/config"
+	"github.com/airlockhq/airlock/recorder"
+)
+
+const sessionsUsage = `usage: airlock sessions COMMAND [flags]
+
+Read the sessions recorded by airlock.
+
+commands:
+  list                 list sessions (--since, --until, --subject, --actor, --method, --decision, --json)
+  show ID              a readable timeline of one session
+  replay ID            play a session back at its own pace (--speed, --max-gap)
+  verify ID|--all      check hash chains, chunks and manifests (--key PUBLIC.pem); exits 1 when altered
+  export ID            write the session as --format jsonl or html (-o FILE)
+  prune                delete file:// recordings older than --older-than (e.g. 90d)
+
+common flags:
+  --sink gs://BUCKET/PREFIX | file://DIR   (default: recorder.sink of --config, else the embedded default)
+  --config FILE                             airlock.yaml to read recorder.sink from
+  --endpoint URL                            a Cloud Storage emulator (STORAGE_EMULATOR_HOST is honoured too)
+`
+
+// runSessions is `airlock sessions ...`: the auditor's tools. It returns
+// the process exit code: 0 success, 1 a failed check or missing session,
+// 2 a usage error.
+func runSessions(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, sessionsUsage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, rest := args[0], args[1:]
+	fs := flag.NewFlagSet("airlock sessions "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := &sessionsCmd{stdout: stdout, stderr: stderr}
+	fs.StringVar(&c.sink, "sink", "", "gs://BUCKET/PREFIX or file://DIR")
+	fs.StringVar(&c.config, "config", "", "airlock.yaml whose recorder.sink is the default")
+	fs.StringVar(&c.endpoint, "endpoint", "", "Cloud Storage endpoint (emulator)")
+	var run func(ctx context.Context, fs *flag.FlagSet) int
+	switch cmd {
+	case "list":
+		fs.StringVar(&c.since, "since", "", "sessions active after: RFC 3339 time, YYYY-MM-DD, or a duration ago (24h, 7d)")
+		fs.StringVar(&c.until, "until", "", "sessions active before (same forms as --since)")
+		fs.StringVar(&c.filter.Subject, "subject", "", "identity subject")
+		fs.StringVar(&c.filter.Actor, "actor", "", "acting agent (act.sub)")
+		fs.StringVar(&c.filter.Method, "method", "", "GCP method id, e.g. compute.instances.delete")
+		fs.StringVar(&c.filter.Decision, "decision", "", "allow, deny, approve, approval_required, unauthenticated or unavailable")
+		fs.BoolVar(&c.json, "json", false, "print JSON lines")
+		run = c.list
+	case "show":
+		fs.IntVar(&c.bodyChars, "body", 160, "characters of masked bodies to show (0: none)")
+		run = c.show
+	case "replay":
+		fs.Float64Var(&c.speed, "speed", 1, "playback speed: 2 is twice as fast; 0 plays without pauses")
+		fs.DurationVar(&c.maxGap, "max-gap", 3*time.Second, "longest pause between two events")
+		fs.IntVar(&c.bodyChars, "body", 160, "characters of masked bodies to show (0: none)")
+		run = c.replay
+	case "verify":
+		fs.BoolVar(&c.all, "all", false, "verify every session")
+		fs.StringVar(&c.key, "key", "", "PEM Ed25519 key (public, or the signing key) that must have signed every manifest")
+		run = c.verify
+	case "export":
+		fs.StringVar(&c.format, "format", "jsonl", "jsonl or html")
+		fs.StringVar(&c.out, "o", "", "output file (default: standard output)")
+		run = c.export
+	case "prune":
+		fs.StringVar(&c.olderThan, "older-than", "", "delete days older than this (e.g. 90d, 2160h); required")
+		fs.BoolVar(&c.dryRun, "dry-run", false, "only count what would be deleted")
+		run = c.prune
+	default:
+		fmt.Fprintf(stderr, "airlock sessions: unknown command %q\n\n%s", cmd, sessionsUsage)
+		return 2
+	}
+	if err := fs.Parse(sessionsInterleave(fs, rest)); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	return run(ctx, fs)
+}
+
+// sessionsInterleave moves flags after positional arguments to the front,
+// so that "show ID --sink X" works like "show --sink X ID".
+func sessionsInterleave(fs *flag.FlagSet, args []string) []string {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			pos = append(pos, args[i+1:]...)
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			pos = append(pos, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			continue
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			continue
+		}
+		if i+1 < len(args) {
+			flags = append(flags, args[i+1])
+			i++
+		}
+	}
+	return append(flags, pos...)
+}
+
+type sessionsCmd struct {
+	stdout, stderr io.Writer
+
+	sink, config, endpoint string
+	since, until           string
+	filter                 recorder.Filter
+	json, all, dryRun      bool
+	bodyChars              int
+	speed                  float64
+	maxGap                 time.Duration
+	key, format, out       string
+	olderThan              string
+}
+
+func (c *sessionsCmd) fail(format string, args ...any) int {
+	fmt.Fprintf(c.stderr, "airlock sessions: "+format+"\n", args...)
+	return 1
+}
+
+func (c *sessionsCmd) usage(format string, args ...any) int {
+	fmt.Fprintf(c.stderr, "airlock sessions: "+format+"\n", args...)
+	return 2
+}
+
+// sinkURL is --sink, or the recorder.sink of --config, or the embedded
+// default.
+func (c *sessionsCmd) sinkURL() (string, error) {
+	if c.sink != "" {
+		return c.sink, nil
+	}
+	cfg := config.Dev()
+	if c.config != "" {
+		var err error
+		if cfg, err = config.Load(c.config); err != nil {
+			return "", err
+		}
+	}
+	return cfg.Recorder.Sink, nil
+}
+
+// reader opens the sink named by --sink, --config or the embedded default.
+func (c *sessionsCmd) reader(ctx context.Context) (*recorder.Reader, recorder.Sink, error) {
+	url, err := c.sinkURL()
+	if err != nil {
+		return nil, nil, err
+	}
+	sink, err := recorder.OpenSink(ctx, url, recorder.SinkOptions{Endpoint: c.endpoint})
+	if err != nil {
+		return nil, nil, err
+	}
+	return recorder.NewReader(sink), sink, nil
+}
+
+// oneID returns the single session id argument.
+func (c *sessionsCmd) oneID(fs *flag.FlagSet) (string, bool) {
+	if fs.NArg() != 1 {
+		return "", false
+	}
+	return fs.Arg(0), true
+}
+
+// sessionsParseTime reads RFC 3339, YYYY-MM-DD, or a duration before now
+// ("24h", "7d").
+func sessionsParseTime(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse("2006-01-02", s); err == nil {
+		return t, nil
+	}
+	if d, err := sessionsParseDuration(s); err == nil {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time, a YYYY-MM-DD date nor a duration like 24h or 7d", s)
+}
+
+// sessionsParseDuration is time.ParseDuration plus a "d" (days) unit.
+func sessionsParseDuration(s string) (time.Duration, error) {
+	if strings.HasSuffix(s, "d") {
+		n, err := strconv.ParseFloat(strings.TrimSuffix(s, "d"), 64)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("%q is not a number of days", s)
+		}
+		return time.Duration(n * float64(24*time.Hour)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%q is not a duration", s)
+	}
+	return d, nil
+}
+
+// sessionsProgress draws a progress bar on stderr when it is a terminal.
+func sessionsProgress(w io.Writer, label string) (recorder.Progress, func()) {
+	f, ok := w.(*os.File)
+	if !ok {
+		return nil, func() {}
+	}
+	st, err := f.Stat()
+	if err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		return nil, func() {}
+	}
+	last := time.Time{}
+	drawn := false
+	p := func(done, total int) {
+		if total < 20 {
+			return
+		}
+		if now := time.Now(); done < total && now.Sub(last) < 100*time.Millisecond {
+			return
+		} else {
+			last = now
+		}
+		const width = 30
+		n := width * done / total
+		fmt.Fprintf(f, "\r%s [%s%s] %d/%d", label, strings.Repeat("#", n), strings.Repeat(".", width-n), done, total)
+		drawn = true
+	}
+	return p, func() {
+		if drawn {
+			fmt.Fprint(f, "\r\033[K")
+		}
+	}
+}
+
+func (c *sessionsCmd) list(ctx context.Context, fs *flag.FlagSet) int {
+	if fs.NArg() != 0 {
+		return c.usage("list takes no arguments, got %q", fs.Args())
+	}
+	now := time.Now()
+	var err error
+	if c.filter.Since, err = sessionsParseTime(c.since, now); err != nil {
+		return c.usage("--since: %v", err)
+	}
+	if c.filter.Until, err = sessionsParseTime(c.until, now); err != nil {
+		return c.usage("--until: %v", err)
+	}
+	rd, _, err := c.reader(ctx)
+	if err != nil {
+		return c.fail("%v", err)
+	}
+	progress, done := sessionsProgress(c.stderr, "listing")
+	list, err := rd.List(ctx, c.filter, progress)
+	done()
+	if err != nil {
+		return c.fail("%v", err)
+	}
+	if c.json {
+		enc := json.NewEncoder(c.stdout)
+		for _, s := range list {
+			enc.Encode(map[string]any{"id": s.ID, "first": s.Summary.First, "last": s.Summary.Last, "events": s.Events,
+				"requests": s.Summary.Requests, "subjects": s.Summary.Subjects, "actors": s.Summary.Actors,
+				"methods": s.Summary.Methods, "decisions": s.Summary.Decisions, "segments": len(s.Segments)})
+		}
+		return 0
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SESSION\tSTARTED\tDURATION\tREQUESTS\tSUBJECT\tACTOR\tDECISIONS")
+	for _, s := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", s.ID, s.Summary.First.UTC().Format("2006-01-02 15:04:05"),
+			s.Summary.Last.Sub(s.Summary.First).Round(time.Second), s.Summary.Requests,
+			sessionsJoin(s.Summary.Subjects), sessionsJoin(s.Summary.Actors), sessionsDecisions(s.Summary.Decisions))
+	}
+	tw.Flush()
+	if len(list) == 0 {
+		fmt.Fprintln(c.stderr, "no session matches")
+	}
+	return 0
+}
+
+func sessionsJoin(list []string) string {
+	if len(list) == 0 {
+		return "-"
+	}
+	return strings.Join(list, ",")
+}
+
+func sessionsDecisions(m map[string]int64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
+	}
+	return sessionsJoin(parts)
+}
+
+// load reads one session named by the single argument.
+func (c *sessionsCmd) load(ctx context.Context, fs *flag.FlagSet) (*recorder.Session, int) {
+	id, ok := c.oneID(fs)
+	if !ok {
+		return nil, c.usage("give one session id (see airlock sessions list)")
+	}
+	rd, _, err := c.reader(ctx)
+	if err != nil {
+		return nil, c.fail("%v", err)
+	}
+	progress, done := sessionsProgress(c.stderr, "reading")
+	s, err := rd.Load(ctx, id, progress)
+	done()
+	if err != nil {
+		return nil, c.fail("%v", err)
+	}
+	for _, w := range s.Warnings {
+		fmt.Fprintf(c.stderr, "warning: %s (run airlock sessions verify %s)\n", w, id)
+	}
+	return s, 0
+}
+
+func (c *sessionsCmd) show(ctx context.Context, fs *flag.FlagSet) int {
+	s, code := c.load(ctx, fs)
+	if s == nil {
+		return code
+	}
+	c.header(s)
+	for _, e := range s.Events {
+		fmt.Fprint(c.stdout, sessionsLine(e, c.bodyChars))
+	}
+	return 0
+}
+
+func (c *sessionsCmd) header(s *recorder.Session) {
+	var sum recorder.Summary
+	for _, m := range s.Manifests {
+		sessionsMerge(&sum, &m.Summary)
+	}
+	fmt.Fprintf(c.stdout, "session %s\n", s.ID)
+	if len(s.Events) > 0 {
+		first, last := s.Events[0].Time, s.Events[len(s.Events)-1].Time
+		fmt.Fprintf(c.stdout, "  from %s to %s (%s), %d events, %d segments\n", first.Format(time.RFC3339), last.Format(time.RFC3339), last.Sub(first).Round(time.Second), len(s.Events), len(s.Manifests))
+	}
+	fmt.Fprintf(c.stdout, "  subjects: %s  actors: %s\n\n", sessionsJoin(sum.Subjects), sessionsJoin(sum.Actors))
+}
+
+func sessionsMerge(dst, s *recorder.Summary) {
+	for _, v := range s.Subjects {
+		if !sessionsContains(dst.Subjects, v) {
+			dst.Subjects = append(dst.Subjects, v)
+		}
+	}
+	for _, v := range s.Actors {
+		if !sessionsContains(dst.Actors, v) {
+			dst.Actors = append(dst.Actors, v)
+		}
+	}
+}
+
+func sessionsContains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// sessionsLine renders one event for the terminal.
+func sessionsLine(e *recorder.Event, bodyChars int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s  %-9s ", e.Time.UTC().Format("15:04:05.000"), strings.ToUpper(e.Kind))
+	switch {
+	case e.Decision != nil:
+		d := e.Decision
+		fmt.Fprintf(&b, "%s  %s %s%s", strings.ToUpper(d.Decision), d.Method, d.Host, d.Path)
+		if d.GCPMethod != "" {
+			fmt.Fprintf(&b, "  [%s]", d.GCPMethod)
+		}
+		fmt.Fprintf(&b, "\n%25s who: %s", "", sessionsWho(d.Subject, d.Email, d.Actor))
+		if d.Rule != "" || d.Policy != "" || len(d.Rules) > 0 {
+			rules := strings.Join(d.Rules, ", ")
+			if rules == "" {
+				rules = d.Policy + "/" + d.Rule
+			}
+			fmt.Fprintf(&b, "  rule: %s", rules)
+		}
+		if d.ApprovalID != "" {
+			fmt.Fprintf(&b, "  approval: %s", d.ApprovalID)
+		}
+		if d.Message != "" {
+			fmt.Fprintf(&b, "\n%25s %s", "", d.Message)
+		}
+		sessionsBody(&b, d.BodyExcerpt, bodyChars)
+	case e.Request != nil:
+		q := e.Request
+		fmt.Fprintf(&b, "%s %s%s", q.Method, q.Host, q.Path)
+		sessionsBody(&b, q.BodyExcerpt, bodyChars)
+	case e.Response != nil:
+		p := e.Response
+		fmt.Fprintf(&b, "status %d, %d bytes", p.Status, p.TotalBytes)
+		sessionsBody(&b, p.BodyExcerpt, bodyChars)
+	case e.Vote != nil:
+		v := e.Vote
+		fmt.Fprintf(&b, "%s by %s on approval %s", strings.ToUpper(v.Vote), v.Approver, v.ApprovalID)
+		if v.Reason != "" {
+			fmt.Fprintf(&b, ": %q", v.Reason)
+		}
+		if v.State != "" {
+			fmt.Fprintf(&b, " (now %s)", v.State)
+		}
+	case e.Kind == recorder.KindClose:
+		fmt.Fprintf(&b, "segment %s closed: %s", e.Segment, e.Reason)
+	}
+	if e.RequestID != "" {
+		fmt.Fprintf(&b, "\n%25s request %s", "", e.RequestID)
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+func sessionsWho(subject, email, actor string) string {
+	who := subject
+	if email != "" && email != subject {
+		who += " <" + email + ">"
+	}
+	if actor != "" {
+		who += " via " + actor
+	}
+	if who == "" {
+		return "(unauthenticated)"
+	}
+	return who
+}
+
+func sessionsBody(b *strings.Builder, body string, n int) {
+	if body == "" || n <= 0 {
+		return
+	}
+	body = strings.Join(strings.Fields(body), " ")
+	if r := []rune(body); len(r) > n {
+		body = string(r[:n]) + "…"
+	}
+	fmt.Fprintf(b, "\n%25s body: %s", "", body)
+}
+
+func (c *sessionsCmd) replay(ctx context.Context, fs *flag.FlagSet) int {
+	if c.speed < 0 {
+		return c.usage("--speed must not be negative")
+	}
+	s, code := c.load(ctx, fs)
+	if s == nil {
+		return code
+	}
+	c.header(s)
+	for i, e := range s.Events {
+		if i > 0 && c.speed > 0 {
+			gap := time.Duration(float64(e.Time.Sub(s.Events[i-1].Time)) / c.speed)
+			gap = min(max(gap, 0), c.maxGap)
+			select {
+			case <-ctx.Done():
+				return c.fail("replay interrupted")
+			case <-time.After(gap):
+			}
+		}
+		fmt.Fprint(c.stdout, sessionsLine(e, c.bodyChars))
+	}
+	return 0
+}
+
+func (c *sessionsCmd) verify(ctx context.Context, fs *flag.FlagSet) int {
+	var ids []string
+	switch {
+	case c.all && fs.NArg() == 0:
+	case !c.all && fs.NArg() == 1:
+		ids = []string{fs.Arg(0)}
+	default:
+		return c.usage("give one session id or --all")
+	}
+	var opts recorder.VerifyOptions
+	if c.key != "" {
+		pub, err := recorder.LoadPublicKey(c.key)
+		if err != nil {
+			return c.usage("--key: %v", err)
+		}
+		opts.PublicKey = ed25519.PublicKey(pub)
+	}
+	rd, _, err := c.reader(ctx)
+	if err != nil {
+		return c.fail("%v", err)
+	}
+	if c.all {
+		list, err := rd.List(ctx, recorder.Filter{}, nil)
+		if err != nil {
+			return c.fail("%v", err)
+		}
+		for _, s := range list {
+			ids = append(ids, s.ID)
+		}
+		sort.Strings(ids)
+	}
+	progress, done := sessionsProgress(c.stderr, "verifying")
+	bad := 0
+	for i, id := range ids {
+		if progress != nil {
+			progress(i, len(ids))
+		}
+		res, err := rd.Verify(ctx, id, opts)
+		if err != nil {
+			done()
+			return c.fail("%v", err)
+		}
+		if res.OK() {
+			signed := ""
+			if opts.PublicKey != nil {
+				signed = fmt.Sprintf(", %d signed manifests", res.Signed)
+			}
+			fmt.Fprintf(c.stdout, "OK    %s: %d events in %d chunks, %d segments%s\n", id, res.Events, res.Chunks, res.Segments, signed)
+		} else {
+			bad++
+			fmt.Fprintf(c.stdout, "FAIL  %s\n", id)
+			for _, p := range res.Problems {
+				fmt.Fprintf(c.stdout, "      %s\n", p)
+			}
+		}
+		for _, w := range res.Warnings {
+			fmt.Fprintf(c.stdout, "      note: %s\n", w)
+		}
+	}
+	done()
+	if bad > 0 {
+		fmt.Fprintf(c.stderr, "airlock sessions: %d of %d sessions failed verification\n", bad, len(ids))
+		return 1
+	}
+	if len(ids) == 0 {
+		fmt.Fprintln(c.stderr, "no sessions")
+	}
+	return 0
+}
+
+func (c *sessionsCmd) export(ctx context.Context, fs *flag.FlagSet) int {
+	if c.format != "jsonl" && c.format != "html" {
+		return c.usage("--format must be jsonl or html, not %q", c.format)
+	}
+	s, code := c.load(ctx, fs)
+	if s == nil {
+		return code
+	}
+	w := c.stdout
+	if c.out != "" {
+		f, err := os.Create(c.out)
+		if err != nil {
+			return c.fail("%v", err)
+		}
+		defer f.Close()
+		w = f
+	}
+	var err error
+	if c.format == "jsonl" {
+		enc := json.NewEncoder(w)
+		for _, e := range s.Events {
+			if err = enc.Encode(e); err != nil {
+				break
+			}
+		}
+	} else {
+		var res *recorder.VerifyResult
+		rd, _, rerr := c.reader(ctx)
+		if rerr == nil {
+			res, rerr = rd.Verify(ctx, s.ID, recorder.VerifyOptions{})
+		}
+		if rerr != nil {
+			return c.fail("%v", rerr)
+		}
+		err = sessionsHTML(w, s, res)
+	}
+	if err != nil {
+		return c.fail("export: %v", err)
+	}
+	return 0
+}
+
+var sessionsHTMLTemplate = template.Must(template.New("session").Funcs(template.FuncMap{
+	"upper": strings.ToUpper,
+	"ts":    func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000") },
+	"who":   sessionsWho,
+}).Parse(`<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>airlock session {{.S.ID}}</title>
+<style>
+body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
+h1{font-size:1.3em} table{border-collapse:collapse;width:100%}
+td,th{border-bottom:1px solid #ddd;padding:4px 8px;vertical-align:top;text-align:left}
+th{background:#f4f4f4} .k{font-weight:600} code,pre{font:12px ui-monospace,monospace;white-space:pre-wrap;word-break:break-all;margin:0}
+.allow{color:#176b2c}.deny,.unauthenticated,.unavailable{color:#a4161a}.approve,.approval_required{color:#9a6700}
+.ok{background:#e6f4ea;padding:6px}.bad{background:#fde7e9;padding:6px}
+</style></head><body>
+<h1>airlock session <code>{{.S.ID}}</code></h1>
+<p>{{len .S.Events}} events{{if .S.Events}}, {{ts (index .S.Events 0).Time}} to {{ts .Last}} UTC{{end}}.</p>
+{{if .V}}{{if .V.OK}}<p class="ok">Verified: {{.V.Events}} events in {{.V.Chunks}} chunks, hash chains intact.</p>
+{{else}}<div class="bad"><p>Verification FAILED:</p><ul>{{range .V.Problems}}<li>{{.String}}</li>{{end}}</ul></div>{{end}}{{end}}
+<table><thead><tr><th>time (UTC)</th><th>event</th><th>details</th></tr></thead><tbody>
+{{range .S.Events}}<tr><td>{{ts .Time}}</td><td class="k">{{upper .Kind}}</td><td>
+{{with .Decision}}<span class="{{.Decision}} k">{{upper .Decision}}</span> <code>{{.Method}} {{.Host}}{{.Path}}</code>{{if .GCPMethod}} [{{.GCPMethod}}]{{end}}<br>
+who: {{who .Subject .Email .Actor}}{{if .Rules}} · rules: {{range $i, $r := .Rules}}{{if $i}}, {{end}}{{$r}}{{end}}{{else if .Rule}} · rule: {{.Policy}}/{{.Rule}}{{end}}{{if .ApprovalID}} · approval {{.ApprovalID}}{{end}}
+{{if .Message}}<br>{{.Message}}{{end}}{{if .BodyExcerpt}}<pre>{{.BodyExcerpt}}</pre>{{end}}{{end}}
+{{with .Request}}<code>{{.Method}} {{.Host}}{{.Path}}</code>{{if .BodyExcerpt}}<pre>{{.BodyExcerpt}}</pre>{{end}}{{end}}
+{{with .Response}}status {{.Status}}, {{.TotalBytes}} bytes{{if .BodyExcerpt}}<pre>{{.BodyExcerpt}}</pre>{{end}}{{end}}
+{{with .Vote}}<span class="k">{{upper .Vote}}</span> by {{.Approver}} on approval {{.ApprovalID}}{{if .Reason}}: “{{.Reason}}”{{end}}{{if .State}} (now {{.State}}){{end}}{{end}}
+{{if eq .Kind "close"}}segment {{.Segment}} closed: {{.Reason}}{{end}}
+{{if .RequestID}}<br><small>request {{.RequestID}}</small>{{end}}
+</td></tr>
+{{end}}</tbody></table>
+</body></html>
+`))
+
+// sessionsHTML writes a self-contained report: no script, no external
+// resource.
+func sessionsHTML(w io.Writer, s *recorder.Session, v *recorder.VerifyResult) error {
+	data := struct {
+		S    *recorder.Session
+		V    *recorder.VerifyResult
+		Last time.Time
+	}{S: s, V: v}
+	if len(s.Events) > 0 {
+		data.Last = s.Events[len(s.Events)-1].Time
+	}
+	return sessionsHTMLTemplate.Execute(w, data)
+}
+
+func (c *sessionsCmd) prune(ctx context.Context, fs *flag.FlagSet) int {
+	if fs.NArg() != 0 {
+		return c.usage("prune takes no arguments")
+	}
+	if c.olderThan == "" {
+		return c.usage("--older-than is required, e.g. --older-than 90d")
+	}
+	age, err := sessionsParseDuration(c.olderThan)
+	if err != nil || age < 24*time.Hour {
+		return c.usage("--older-than: want at least 1d, got %q", c.olderThan)
+	}
+	url, err := c.sinkURL()
+	if err != nil {
+		return c.fail("%v", err)
+	}
+	if !strings.HasPrefix(url, "file://") {
+		return c.usage("prune works on file:// sinks; for %s set the bucket lifecycle rule (see the recorder documentation)", url)
+	}
+	rd, _, err := c.reader(ctx)
+	if err != nil {
+		return c.fail("%v", err)
+	}
+	cutoff := time.Now().Add(-age)
+	if c.dryRun {
+		days, err := rd.Days(ctx)
+		if err != nil {
+			return c.fail("%v", err)
+		}
+		n := 0
+		for _, d := range days {
+			if t, err := time.Parse("2006/01/02", d); err == nil && !t.Add(24*time.Hour).After(cutoff) {
+				n++
+				fmt.Fprintf(c.stdout, "would delete %s\n", d)
+			}
+		}
+		fmt.Fprintf(c.stdout, "%d days older than %s\n", n, cutoff.Format("2006-01-02"))
+		return 0
+	}
+	progress, done := sessionsProgress(c.stderr, "pruning")
+	n, err := rd.Prune(ctx, cutoff, progress)
+	done()
+	if err != nil {
+		return c.fail("prune: %v (deleted %d objects)", err, n)
+	}
+	fmt.Fprintf(c.stdout, "deleted %d objects recorded before %s\n", n, cutoff.Format("2006-01-02"))
+	return 0
+}

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airlockhq/airlock/authz"
+	"github.com/airlockhq/airlock/recorder"
+)
+
+// sessionsFixture records three sessions on a file:// sink.
+func sessionsFixture(t *testing.T, signer *recorder.Signer) (sinkURL string, sink *recorder.FileSink) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "sink")
+	sink, err := recorder.NewFileSink(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := recorder.New(context.Background(), recorder.Options{
+		SinkImpl: sink, Spool: filepath.Join(t.TempDir(), "spool"), MaxBodyBytes: 1024, Signer: signer,
+		Mask: func(b []byte) []byte { return b },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	type req struct {
+		session, subject, actor, method, decision, rule string
+	}
+	for i, q := range []req{
+		{"fix-1~a", "alice", "claude", "compute.instances.delete", "deny", "no-prod-instance-delete"},
+		{"fix-1~a", "alice", "claude", "compute.instances.list", "allow", "agents-may-read"},
+		{"deploy~b", "bob", "", "run.projects.locations.services.delete", "approval_required", "prod-writes-need-a-human"},
+		{"read~c", "carol", "codex", "storage.objects.get", "allow", "agents-may-read"},
+	} {
+		id := "req-" + string(rune('a'+i))
+		if err := r.Decision(ctx, recorder.DecisionEvent{RequestID: id, SessionID: q.session, Subject: q.subject, Actor: q.actor,
+			Method: "DELETE", Host: "compute.googleapis.com", Path: "/compute/v1/projects/acme-prod/zones/z/instances/web-1",
+			GCPMethod: q.method, Decision: q.decision, Policy: "gcp-production", Rule: q.rule, Message: "Deleting production instances is not allowed for agents.",
+			Body: []byte(`{"name":"web-1"}`)}); err != nil {
+			t.Fatal(err)
+		}
+		if q.decision == "allow" {
+			if err := r.Response(ctx, authz.Metadata{RequestID: id, SessionID: q.session, Subject: q.subject}, 200, map[string]string{"content-type": "application/json"}, []byte(`{"items":[]}`), 12); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if q.decision == "approval_required" {
+			if err := r.Vote(ctx, recorder.VoteEvent{SessionID: q.session, RequestID: id, ApprovalID: "ap-1", Approver: "sre-1", Vote: "approve", Reason: "planned change", State: "approved"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return "file://" + dir, sink
+}
+
+func runSessionsT(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := runSessions(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestSessionsList(t *testing.T) {
+	url, _ := sessionsFixture(t, nil)
+	tests := []struct {
+		args []string
+		want []string
+		not  []string
+	}{
+		{nil, []string{"fix-1~a", "deploy~b", "read~c"}, nil},
+		{[]string{"--subject", "alice"}, []string{"fix-1~a"}, []string{"deploy~b", "read~c"}},
+		{[]string{"--actor", "codex"}, []string{"read~c"}, []string{"fix-1~a"}},
+		{[]string{"--method", "run.projects.locations.services.delete"}, []string{"deploy~b"}, []string{"read~c"}},
+		{[]string{"--decision", "deny"}, []string{"fix-1~a"}, []string{"deploy~b", "read~c"}},
+		{[]string{"--since", "1h"}, []string{"fix-1~a"}, nil},
+		{[]string{"--until", "2001-01-01"}, nil, []string{"fix-1~a", "deploy~b", "read~c"}},
+		{[]string{"--since", time.Now().Add(time.Hour).Format(time.RFC3339)}, nil, []string{"fix-1~a"}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, out, errOut := runSessionsT(t, append([]string{"list", "--sink", url}, tt.args...)...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %s:\n%s", w, out)
+				}
+			}
+			for _, n := range tt.not {
+				if strings.Contains(out, n) {
+					t.Errorf("output has %s:\n%s", n, out)
+				}
+			}
+		})
+	}
+	if code, _, errOut := runSessionsT(t, "list", "--sink", url, "--since", "yesterday-ish"); code != 2 || !strings.Contains(errOut, "--since") {
+		t.Fatalf("bad --since: exit %d %s", code, errOut)
+	}
+}
+
+func TestSessionsShowAndReplay(t *testing.T) {
+	url, _ := sessionsFixture(t, nil)
+	code, out, errOut := runSessionsT(t, "show", "fix-1~a", "--sink", url)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, w := range []string{"DENY", "compute.instances.delete", "alice via claude", "no-prod-instance-delete", "Deleting production instances", "status 200", `body: {"name":"web-1"}`, "closed: shutdown"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("show lacks %q:\n%s", w, out)
+		}
+	}
+	code, out, _ = runSessionsT(t, "replay", "--speed", "0", "--sink", url, "deploy~b")
+	if code != 0 || !strings.Contains(out, "APPROVE by sre-1") || !strings.Contains(out, "APPROVAL_REQUIRED") {
+		t.Fatalf("replay exit %d:\n%s", code, out)
+	}
+	if code, _, errOut := runSessionsT(t, "show", "nope~x", "--sink", url); code != 1 || !strings.Contains(errOut, "does not exist") {
+		t.Fatalf("missing session: exit %d %s", code, errOut)
+	}
+	if code, _, _ := runSessionsT(t, "show", "--sink", url); code != 2 {
+		t.Fatalf("show without id: exit %d", code)
+	}
+}
+
+func TestSessionsVerifyExitCodes(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	url, sink := sessionsFixture(t, recorder.NewSigner(priv))
+	keyFile := filepath.Join(t.TempDir(), "pub.pem")
+	der, _ := x509.MarshalPKIXPublicKey(pub)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600)
+
+	code, out, errOut := runSessionsT(t, "verify", "--all", "--sink", url, "--key", keyFile)
+	if code != 0 || strings.Count(out, "OK ") != 3 {
+		t.Fatalf("intact: exit %d\n%s%s", code, out, errOut)
+	}
+	// Edit one event of deploy~b.
+	objs, _, _ := sink.List(context.Background(), "", "")
+	var chunk string
+	var raw []byte
+	for _, o := range objs {
+		if strings.Contains(o, "/deploy~b/") && strings.HasSuffix(o, ".jsonl.gz") {
+			b, _ := sink.Get(context.Background(), o)
+			zr, _ := gzip.NewReader(bytes.NewReader(b))
+			if r, _ := io.ReadAll(zr); bytes.Contains(r, []byte("sre-1")) {
+				chunk, raw = o, r
+			}
+		}
+	}
+	raw = bytes.Replace(raw, []byte("sre-1"), []byte("sre-9"), 1)
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(raw)
+	zw.Close()
+	sink.Put(context.Background(), chunk, buf.Bytes())
+
+	code, out, _ = runSessionsT(t, "verify", "deploy~b", "--sink", url)
+	if code != 1 || !strings.Contains(out, "FAIL  deploy~b") || !strings.Contains(out, "#1: event altered") {
+		t.Fatalf("tampered: exit %d\n%s", code, out)
+	}
+	code, out, _ = runSessionsT(t, "verify", "--all", "--sink", url)
+	if code != 1 || strings.Count(out, "OK ") != 2 {
+		t.Fatalf("--all with one tampered: exit %d\n%s", code, out)
+	}
+	if code, _, _ := runSessionsT(t, "verify", "--sink", url); code != 2 {
+		t.Fatalf("verify without id: exit %d", code)
+	}
+}
+
+func TestSessionsExport(t *testing.T) {
+	url, _ := sessionsFixture(t, nil)
+	out := filepath.Join(t.TempDir(), "report.html")
+	if code, _, errOut := runSessionsT(t, "export", "fix-1~a", "--format", "html", "-o", out, "--sink", url); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	html, _ := os.ReadFile(out)
+	for _, w := range []string{"<!DOCTYPE html>", "fix-1~a", "DENY", "compute.instances.delete", "no-prod-instance-delete", "Verified:", "status 200"} {
+		if !bytes.Contains(html, []byte(w)) {
+			t.Errorf("html lacks %q", w)
+		}
+	}
+	for _, external := range []string{"<script", "http://", "https://", "<link"} {
+		if bytes.Contains(html, []byte(external)) {
+			t.Errorf("html is not self-contained: has %q", external)
+		}
+	}
+	code, jsonl, _ := runSessionsT(t, "export", "fix-1~a", "--sink", url)
+	if code != 0 || strings.Count(jsonl, "\n") != 4 || !strings.Contains(jsonl, `"kind":"decision"`) {
+		t.Fatalf("jsonl exit %d:\n%s", code, jsonl)
+	}
+	if code, _, _ := runSessionsT(t, "export", "fix-1~a", "--format", "pdf", "--sink", url); code != 2 {
+		t.Fatalf("bad format: exit %d", code)
+	}
+}
+
+func TestSessionsPrune(t *testing.T) {
+	url, sink := sessionsFixture(t, nil)
+	ctx := context.Background()
+	old := "2020/01/02/ancient~x/20200102T000000Z.0000000000000000.manifest.json"
+	if err := sink.Put(ctx, old, []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runSessionsT(t, "prune", "--older-than", "90d", "--sink", url)
+	if code != 0 || !strings.Contains(out, "deleted 1 objects") {
+		t.Fatalf("exit %d: %s %s", code, out, errOut)
+	}
+	if _, err := sink.Get(ctx, old); err == nil {
+		t.Fatal("old session still there")
+	}
+	if code, out, _ := runSessionsT(t, "list", "--sink", url); code != 0 || !strings.Contains(out, "fix-1~a") {
+		t.Fatalf("recent sessions pruned:\n%s", out)
+	}
+	if code, _, _ := runSessionsT(t, "prune", "--sink", url); code != 2 {
+		t.Fatal("prune without --older-than accepted")
+	}
+	if code, _, errOut := runSessionsT(t, "prune", "--older-than", "90d", "--sink", "gs://bucket/x"); code != 2 || !strings.Contains(errOut, "lifecycle") {
+		t.Fatalf("prune on gs://: exit %d %s", code, errOut)
+	}
+}
