@@ -198,7 +198,8 @@ func checkHeader(d doc) error {
 }
 
 // checkDeployment: 3 replicas, selector matching the pod labels, airlock's
-// probes on /healthz, an Envoy container.
+// readiness on /readyz and liveness on /livez (never on /healthz, which
+// follows shared dependencies), an Envoy container.
 func checkDeployment(d doc) error {
 	if r, _ := get(d, "spec", "replicas").(int); r != 3 {
 		return fmt.Errorf("replicas = %v, want 3", get(d, "spec", "replicas"))
@@ -226,9 +227,9 @@ func checkDeployment(d doc) error {
 	if _, ok := names["envoy"]; !ok {
 		return errors.New("no envoy container")
 	}
-	for _, probe := range []string{"readinessProbe", "livenessProbe"} {
-		if p := str(a, probe, "httpGet", "path"); p != "/healthz" {
-			return fmt.Errorf("airlock %s path = %q, want /healthz", probe, p)
+	for probe, want := range map[string]string{"readinessProbe": "/readyz", "livenessProbe": "/livez"} {
+		if p := str(a, probe, "httpGet", "path"); p != want {
+			return fmt.Errorf("airlock %s path = %q, want %s", probe, p, want)
 		}
 	}
 	if str(a, "image") == "" {

@@ -216,7 +216,12 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 	mux.Handle("/v1/approvals", approvals.NewHandler(approvalSvc, verifier, log.With("component", "approvals-api")))
 	mux.Handle("/v1/approvals/", approvals.NewHandler(approvalSvc, verifier, log.With("component", "approvals-api")))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	// /livez: the process serves HTTP. /readyz: every server is up and the
+	// policies are loaded (the HTTP listener starts last). Neither follows
+	// shared dependencies such as Redis, which would take every replica out
+	// at once; /healthz reports those.
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ready\n") })
 	mux.HandleFunc("GET /healthz", s.healthz)
 	if l := lis["listen.http"]; l != nil {
 		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}

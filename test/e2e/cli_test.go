@@ -182,4 +182,9 @@ func TestMetricsAndHealth(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `"status":"ok"`) {
 		t.Fatalf("/healthz: %d %s", code, body)
 	}
+	for _, p := range []string{"/readyz", "/livez"} {
+		if code, _ := a.Get(t, p); code != 200 {
+			t.Errorf("%s: %d", p, code)
+		}
+	}
 }
