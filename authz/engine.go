@@ -315,6 +315,14 @@ func (e *Engine) approve(ctx context.Context, res *Result, req Request) *Result 
 		defer cancel()
 	}
 	out, err := e.opts.Approvals.Gate(gctx, ar, e.opts.Hold)
+	if errors.Is(err, approvals.ErrInvalid) {
+		// The rule cannot be satisfied as written: a policy fault, not an
+		// outage. Refuse, naming the rule, so its owner can fix it.
+		e.log.Error("approval rule cannot be applied", "request_id", res.RequestID, "policy", dec.Policy, "rule", dec.Rule, "err", err)
+		res.Decision.Message = "the approval rule cannot be applied (" + strings.TrimPrefix(err.Error(), "approvals: ") + "); ask the policy's owner to fix it"
+		res.Decision.Action = policies.Deny
+		return denied(res)
+	}
 	if err != nil {
 		e.log.Error("approval store failed", "request_id", res.RequestID, "err", err)
 		return unavailable(res, "the approval store cannot be reached, so a request that needs approval cannot proceed; retry later")

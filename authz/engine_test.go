@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,6 +110,7 @@ func TestDecide(t *testing.T) {
 	deniedA := &fakeApprovals{out: approvals.Outcome{Approval: approvals.Approval{ID: "a3", State: approvals.StateDenied,
 		Votes: []approvals.Vote{{Approver: "bob", Email: "bob@example.com", Reason: "not during the freeze"}}}}}
 	down := &fakeApprovals{err: errors.New("approvals: redis: connection refused")}
+	invalid := &fakeApprovals{err: fmt.Errorf("approvals: gate: %w: no approvers", approvals.ErrInvalid)}
 
 	const inst = "/compute/v1/projects/acme-prod/zones/us-east1-b/instances/web-1"
 	tests := []struct {
@@ -133,6 +135,7 @@ func TestDecide(t *testing.T) {
 		{"approval denied", deniedA, req("POST", "compute.googleapis.com", inst+"/stop", "good"), ApprovalDenied, 403,
 			[]string{"approval a3 was denied by bob@example.com: not during the freeze", "Do not retry"}},
 		{"approval store down", down, req("POST", "compute.googleapis.com", inst+"/stop", "good"), Unavailable, 503, []string{"approval store cannot be reached"}},
+		{"approval rule unusable", invalid, req("POST", "compute.googleapis.com", inst+"/stop", "good"), PolicyDenied, 403, []string{"approval rule cannot be applied", "no approvers"}},
 		{"approvals not configured", nil, req("POST", "compute.googleapis.com", inst+"/stop", "good"), Unavailable, 503, []string{"approvals are not configured"}},
 		{"bad session header", nil, func() Request {
 			r := req("GET", "compute.googleapis.com", "/compute/v1/projects/acme-dev/zones/us-east1-b/instances", "good")

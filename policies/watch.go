@@ -13,7 +13,9 @@ import (
 // reads the files at once and then on every poll; whenever their names or
 // contents differ from the last read, it loads them and calls onLoad with the
 // new set, or onError when they do not load (once per distinct broken
-// content). A broken edit therefore never replaces the working set: the
+// content). A change is acted on once the files read the same on two polls
+// in a row, so a file caught half-written is not taken for a broken edit.
+// A broken edit therefore never replaces the working set: the
 // caller keeps the last set onLoad gave it. Reading contents rather than
 // watching events works through Kubernetes ConfigMap symlink swaps and
 // editors that replace files.
@@ -24,8 +26,22 @@ func Watch(ctx context.Context, paths []string, interval time.Duration, opts Loa
 	var good []Source // the files of the last set given to onLoad
 	haveGood := false
 	reported := "" // the state last reported to onError
+	seen := ""     // the digest of the previous poll's read
+	first := true
 	poll := func() {
 		srcs, problems := readPaths(paths)
+		// Act only on content that held still for one interval: a file
+		// being written in place is read half-written at times, and that
+		// must not count as a broken edit.
+		digest := "read-error"
+		if len(problems) == 0 {
+			digest = sourcesDigest(srcs)
+		}
+		stable := first || digest == seen
+		seen, first = digest, false
+		if !stable {
+			return
+		}
 		if len(problems) > 0 {
 			err := &LoadError{Problems: problems}
 			if key := "read:" + err.Error(); key != reported {
@@ -38,7 +54,7 @@ func Watch(ctx context.Context, paths []string, interval time.Duration, opts Loa
 			reported = ""
 			return
 		}
-		key := "load:" + sourcesDigest(srcs)
+		key := "load:" + digest
 		if key == reported {
 			return
 		}

@@ -213,8 +213,14 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 		}
 	}
 
-	mux.Handle("/v1/approvals", approvals.NewHandler(approvalSvc, verifier, log.With("component", "approvals-api")))
-	mux.Handle("/v1/approvals/", approvals.NewHandler(approvalSvc, verifier, log.With("component", "approvals-api")))
+	approvalsAPI := approvals.NewHandler(approvalSvc, verifier, log.With("component", "approvals-api"))
+	mux.Handle("/v1/approvals", approvalsAPI)
+	mux.Handle("/v1/approvals/", approvalsAPI)
+	mux.Handle("GET /approvals", approvalsAPI)
+	s.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "airlock_approval_webhook_drops_total",
+		Help: "Approval notifications dropped because the webhook queue was full.",
+	}, func() float64 { return float64(approvalSvc.WebhookDrops()) }))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	// /livez: the process serves HTTP. /readyz: every server is up and the
 	// policies are loaded (the HTTP listener starts last). Neither follows
