@@ -26,3 +26,49 @@ done
 token=$("$BIN" dev-token --server http://127.0.0.1:18080 --sub bench-agent --groups ai-agents)
 echo "== ext_authz: allowed read (cached token), $STREAMS streams, airlock vs no-op server"
 "$BIN" bench authz --target 127.0.0.1:19001 --baseline 127.0.0.1:19101 --streams "$STREAMS" --duration "$DURATION" --token "$token"
+
+# Approvals: an approved request (grant: window, so every retry claims it
+# from Redis) against a plain allowed read, same server, same run.
+if command -v redis-server >/dev/null 2>&1; then
+	redis-server --port 16399 --save '' --appendonly no --daemonize no >/dev/null 2>&1 & pids+=($!)
+	mkdir -p "$work/policies"
+	cat > "$work/policies/bench.yaml" <<'YAML'
+name: bench-approvals
+default: deny
+rules:
+  - name: prod-writes
+    when: '!gcp.readonly && gcp.project == "acme-prod"'
+    action: approve
+    approvers: [group:sre]
+    grant: window
+    ttl: 1h
+  - name: reads
+    when: gcp.readonly
+    action: allow
+YAML
+	cat > "$work/approvals.yaml" <<YAML
+listen: {authz: 127.0.0.1:19011, extproc: "", sds: "", http: 127.0.0.1:18081}
+log: {level: warn}
+identity: {dev: true}
+policies: {paths: [$work/policies], reload_interval: 0s}
+approvals: {store: "redis://127.0.0.1:16399/0"}
+recorder: {enabled: false}
+YAML
+	"$BIN" serve --config "$work/approvals.yaml" 2>"$work/serve2.log" & pids+=($!)
+	for _ in $(seq 100); do
+		curl -fs http://127.0.0.1:18081/livez >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	agent=$("$BIN" dev-token --server http://127.0.0.1:18081 --sub bench-agent --groups ai-agents)
+	sre=$("$BIN" dev-token --server http://127.0.0.1:18081 --sub bench-sre --groups sre)
+	write=https://compute.googleapis.com/compute/v1/projects/acme-prod/zones/us-east1-b/instances/web-1/stop
+	read=https://compute.googleapis.com/compute/v1/projects/acme-prod/zones/us-east1-b/instances/web-1
+	id=$( ("$BIN" check --server 127.0.0.1:19011 --token "$agent" --method POST --url "$write" --json || true) | sed -n 's/.*"approval_id": "\([a-z2-7]*\)".*/\1/p')
+	"$BIN" approvals approve "$id" --server http://127.0.0.1:18081 --token "$sre" --reason bench >/dev/null
+	echo
+	echo "== ext_authz with Redis approvals: approved-then-retried write (url) vs plain allowed read (baseline-url), $STREAMS streams"
+	"$BIN" bench authz --target 127.0.0.1:19011 --baseline 127.0.0.1:19011 --streams "$STREAMS" --duration "$DURATION" --token "$agent" \
+		--method POST --url "$write" --baseline-method GET --baseline-url "$read"
+else
+	echo "redis-server not installed: skipping the approvals load comparison (make test-deps installs it)"
+fi

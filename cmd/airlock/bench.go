@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,6 +59,8 @@ func runBenchAuthz(ctx context.Context, args []string, stdout, stderr io.Writer)
 	token := fl.String("token", "", "the agent token (default: $AIRLOCK_TOKEN)")
 	rawURL := fl.String("url", "https://compute.googleapis.com/compute/v1/projects/acme-dev/zones/us-east1-b/instances", "request URL")
 	method := fl.String("method", "GET", "request method")
+	baseURL := fl.String("baseline-url", "", "request URL sent to --baseline (default: --url)")
+	baseMethod := fl.String("baseline-method", "", "request method sent to --baseline (default: --method)")
 	asJSON := fl.Bool("json", false, "print JSON")
 	if err := fl.Parse(args); err != nil {
 		return 2
@@ -71,16 +74,40 @@ func runBenchAuthz(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return 2
 	}
 	req := benchRequest(*method, u, *token)
+	baseReq := req
+	if *baseURL != "" || *baseMethod != "" {
+		bu := u
+		if *baseURL != "" {
+			if bu, err = url.Parse(*baseURL); err != nil || bu.Host == "" {
+				fmt.Fprintln(stderr, "airlock bench: --baseline-url must be absolute")
+				return 2
+			}
+		}
+		bm := *method
+		if *baseMethod != "" {
+			bm = *baseMethod
+		}
+		baseReq = benchRequest(bm, bu, *token)
+	}
 
 	targets := []string{*target}
 	if *baseline != "" {
 		targets = append(targets, *baseline)
 	}
+	if len(targets) == 2 && targets[0] == targets[1] {
+		// The same server twice, two different requests: label them apart.
+		targets[0] += " (url)"
+		targets[1] += " (baseline-url)"
+	}
 	all := map[string][]time.Duration{}
 	counts := map[string]*loadResult{}
 	for round := 0; round < *rounds; round++ {
-		for _, t := range targets {
-			lat, res, err := loadOnce(ctx, t, req, *streams, *duration)
+		for i, t := range targets {
+			r := req
+			if i == 1 {
+				r = baseReq
+			}
+			lat, res, err := loadOnce(ctx, strings.Fields(t)[0], r, *streams, *duration)
 			if err != nil {
 				fmt.Fprintf(stderr, "airlock bench: %s: %v\n", t, err)
 				return 1
