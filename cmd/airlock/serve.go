@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -250,6 +251,10 @@ func (s *server) newGRPC() *grpc.Server {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.MaxRecvMsgSize(s.cfg.Authz.MaxBodyBytes*2+(1<<20)),
+		// A fixed pool of stream workers instead of a goroutine per RPC:
+		// Envoy multiplexes every Check on a few HTTP/2 connections.
+		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+		grpc.SharedWriteBuffer(true),
 	)
 	s.grpcs = append(s.grpcs, g)
 	return g
