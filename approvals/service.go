@@ -29,6 +29,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// OnVote, when set, is called after every vote is stored, with the
+	// approval as it stands after it (the session recorder keeps votes).
+	OnVote func(ctx context.Context, a Approval, v Vote)
 }
 
 // Service runs the approval lifecycle over a Store. It is safe for
@@ -324,6 +327,9 @@ func (s *Service) Vote(ctx context.Context, id string, voter identity.Identity, 
 		s.log.Info("approval vote", "approval_id", id, "approver", firstNonEmpty(voter.Email, voter.Subject), "approve", approve, "state", updated.State)
 		if updated.State != StatePending {
 			s.hooks.enqueue(string(updated.State), updated, s.ApproveURL(id))
+		}
+		if s.opts.OnVote != nil {
+			s.opts.OnVote(ctx, updated, v)
 		}
 		return updated, nil
 	}

@@ -441,3 +441,31 @@ func TestVoteLostReplyIsIdempotent(t *testing.T) {
 		t.Fatalf("vote with a lost reply = %+v, %v; want approved with one vote", a, err)
 	}
 }
+
+func TestOnVoteSeesEveryStoredVote(t *testing.T) {
+	ctx := context.Background()
+	type seen struct {
+		id    string
+		state approvals.State
+		who   string
+		ok    bool
+	}
+	var got []seen
+	s := newService(t, approvals.NewMemoryStore(), approvals.Options{OnVote: func(_ context.Context, a approvals.Approval, v approvals.Vote) {
+		got = append(got, seen{a.ID, a.State, v.Approver, v.Approve})
+	}})
+	id := gate(t, s, request("two", func(r *approvals.Request) { r.MinApprovals = 2 })).Approval.ID
+	if _, err := s.Vote(ctx, id, sre1, true, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Vote(ctx, id, sre1, true, "again"); err == nil {
+		t.Fatal("a second vote by the same approver was accepted")
+	}
+	if _, err := s.Vote(ctx, id, sre2, false, "no"); err != nil {
+		t.Fatal(err)
+	}
+	want := []seen{{id, approvals.StatePending, sre1.Subject, true}, {id, approvals.StateDenied, sre2.Subject, false}}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("OnVote saw %+v, want %+v", got, want)
+	}
+}
