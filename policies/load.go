@@ -16,6 +16,9 @@ type LoadOptions struct {
 	// KnownDetector reports whether a built-in detector of that name exists.
 	// Nil accepts any detector name.
 	KnownDetector func(name string) bool
+	// CheckField validates a masking field path (the masking package's
+	// syntax); nil accepts any non-empty path.
+	CheckField func(path string) error
 }
 
 // Problem is one thing wrong with a policy file.

@@ -331,3 +331,16 @@ func TestVariablesMatchSlots(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckFieldNamesTheBadPath(t *testing.T) {
+	src := Source{Name: "m.yaml", Data: []byte("name: m\ndefault: allow\nmasking:\n  - name: bad\n    fields: [\"ok.path\", \"a[?key==\"]\n")}
+	_, err := LoadSources(LoadOptions{CheckField: func(p string) error {
+		if strings.Contains(p, "[?") && !strings.HasSuffix(p, "]") {
+			return errors.New("unterminated filter")
+		}
+		return nil
+	}}, src)
+	if err == nil || !strings.Contains(err.Error(), `m.yaml:5:`) || !strings.Contains(err.Error(), `field "a[?key==": unterminated filter`) {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -393,6 +393,13 @@ func (l *loader) parseMasking(p *policy, n *yaml.Node) {
 		}
 		if v, ok := m["fields"]; ok {
 			e.rule.Fields, _ = l.strList(v, p.name, "", label+" fields")
+			if l.opts.CheckField != nil && len(e.rule.Fields) == len(v.Content) {
+				for i, f := range e.rule.Fields {
+					if err := l.opts.CheckField(f); err != nil {
+						l.problem(v.Content[i], p.name, "", "%s field %q: %v", label, f, err)
+					}
+				}
+			}
 		}
 		if v, ok := m["detectors"]; ok {
 			names, _ := l.strList(v, p.name, "", label+" detectors")

@@ -31,8 +31,10 @@ import (
 	"github.com/airlockhq/airlock/config"
 	"github.com/airlockhq/airlock/envoy"
 	"github.com/airlockhq/airlock/extauthz"
+	"github.com/airlockhq/airlock/extproc"
 	"github.com/airlockhq/airlock/gcp"
 	"github.com/airlockhq/airlock/identity"
+	"github.com/airlockhq/airlock/masking"
 	"github.com/airlockhq/airlock/policies"
 	"github.com/airlockhq/airlock/policies/examples"
 )
@@ -133,6 +135,15 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 		return fmt.Errorf("policies: %w", err)
 	}
 	log.Info("policies loaded", "paths", paths, "policies", set.Len())
+	maskEngine, err := maskingEngine(set)
+	if err != nil {
+		return err
+	}
+
+	rec, err := s.recorder(ctx, maskEngine)
+	if err != nil {
+		return err
+	}
 
 	store, err := approvals.OpenStore(ctx, cfg.Approvals.Store)
 	if err != nil {
@@ -148,12 +159,20 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 		PublicURL:  publicURL,
 		Webhooks:   cfg.Approvals.Webhooks,
 		Logger:     log.With("component", "approvals"),
+		OnVote:     voteRecorder(rec, log),
 	})
 	s.closer = append(s.closer, func() { approvalSvc.Close() })
 	s.checks = append(s.checks, healthCheck{"approvals", approvalSvc.Healthy})
 
 	metrics := authz.NewMetrics(s.reg)
+	var sessions authz.Sessions
+	var decisions authz.Recorder
+	if rec != nil {
+		sessions, decisions = rec, decisionRecorder{rec}
+	}
 	engine, err := authz.New(authz.Options{
+		Sessions:     sessions,
+		Recorder:     decisions,
 		Verifier:     verifier,
 		Recognizer:   gcp.NewRecognizer(gcp.DefaultCatalog(), cfg.Gateway.Domains),
 		Policies:     set,
@@ -167,6 +186,29 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 	if err != nil {
 		return err
 	}
+	// ext_proc: inline masking of response bodies, feeding the recorder.
+	var extprocSrv *extproc.Server
+	if l := lis["listen.extproc"]; l != nil {
+		var er extproc.Recorder
+		if rec != nil {
+			er = rec
+		}
+		extprocSrv, err = extproc.NewServer(extproc.Options{
+			BodyMode:             cfg.Masking.BodyMode,
+			MaxDecompressedBytes: cfg.Masking.MaxDecompressedBytes,
+			RecordBodyBytes:      cfg.Recorder.MaxBodyBytes,
+			Engine:               maskEngine,
+			Logger:               log.With("component", "extproc"),
+			Recorder:             er,
+		})
+		if err != nil {
+			return fmt.Errorf("extproc: %w", err)
+		}
+		g := s.newGRPC()
+		extprocSrv.Register(g)
+		s.serveGRPC(g, l, "extproc", "envoy.service.ext_proc.v3.ExternalProcessor")
+	}
+
 	var policyErr error
 	var policyMu sync.Mutex
 	s.checks = append(s.checks, healthCheck{"policies", func(context.Context) error {
@@ -176,6 +218,25 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 	}})
 	if cfg.Policies.ReloadInterval > 0 {
 		go policies.Watch(ctx, paths, cfg.Policies.ReloadInterval, loadOpts, func(set *policies.Set) {
+			if set.Digest() == engine.Policies().Digest() {
+				policyMu.Lock()
+				policyErr = nil // back to the text in force
+				policyMu.Unlock()
+				return
+			}
+			eng, err := maskingEngine(set)
+			if err != nil {
+				// The policies and their detectors go together: keep both.
+				metrics.Reloads.WithLabelValues("error").Inc()
+				policyMu.Lock()
+				policyErr = fmt.Errorf("the last edit failed to load; the previous policies stay in force: %w", err)
+				policyMu.Unlock()
+				log.Error("policy reload failed; keeping the previous policies", "err", err)
+				return
+			}
+			if extprocSrv != nil {
+				extprocSrv.SetEngine(eng)
+			}
 			engine.SetPolicies(set)
 			metrics.Reloads.WithLabelValues("ok").Inc()
 			policyMu.Lock()
@@ -400,5 +461,18 @@ func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 func policyLoadOptions() policies.LoadOptions {
-	return policies.LoadOptions{}
+	return policies.LoadOptions{KnownDetector: masking.IsBuiltin, CheckField: masking.CheckFieldPath}
+}
+
+// maskingEngine builds the masker with the policy set's custom detectors.
+func maskingEngine(set *policies.Set) (*masking.Engine, error) {
+	var specs []masking.DetectorSpec
+	for _, d := range set.Detectors() {
+		specs = append(specs, masking.DetectorSpec{Name: d.Name, Regex: d.Regex, Keywords: d.Keywords, Entropy: d.Entropy})
+	}
+	eng, err := masking.NewEngine(specs)
+	if err != nil {
+		return nil, fmt.Errorf("masking: %w", err)
+	}
+	return eng, nil
 }

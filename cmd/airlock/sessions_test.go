@@ -52,7 +52,7 @@ func sessionsFixture(t *testing.T, signer *recorder.Signer) (sinkURL string, sin
 			t.Fatal(err)
 		}
 		if q.decision == "allow" {
-			if err := r.Response(ctx, authz.Metadata{RequestID: id, SessionID: q.session, Subject: q.subject}, 200, map[string]string{"content-type": "application/json"}, []byte(`{"items":[]}`), 12); err != nil {
+			if err := r.RecordResponse(ctx, authz.Metadata{RequestID: id, SessionID: q.session, Subject: q.subject}, 200, map[string]string{"content-type": "application/json"}, []byte(`{"items":[]}`), 12); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/airlockhq/airlock/approvals"
+	"github.com/airlockhq/airlock/authz"
+	"github.com/airlockhq/airlock/masking"
+	"github.com/airlockhq/airlock/recorder"
+)
+
+// recorder opens the session recorder, or returns nil when recording is off.
+func (s *server) recorder(ctx context.Context, eng *masking.Engine) (*recorder.Recorder, error) {
+	cfg := s.cfg
+	if !cfg.Recorder.Enabled {
+		s.log.Warn("session recording is off (recorder.enabled: false)")
+		return nil, nil
+	}
+	redisURL := ""
+	if st := cfg.Approvals.Store; strings.HasPrefix(st, "redis://") || strings.HasPrefix(st, "rediss://") {
+		// Sessions follow the same idle gap on every replica.
+		redisURL = st
+	}
+	rec, err := recorder.New(ctx, recorder.Options{
+		Sink:          cfg.Recorder.Sink,
+		Spool:         cfg.Recorder.Spool,
+		SpoolMaxBytes: cfg.Recorder.SpoolMaxBytes,
+		OnFull:        cfg.Recorder.OnFull,
+		IdleGap:       cfg.Recorder.IdleGap,
+		MaxBodyBytes:  cfg.Recorder.MaxBodyBytes,
+		SigningKey:    cfg.Recorder.SigningKey,
+		Redis:         redisURL,
+		Mask:          requestMasker(eng),
+		Logger:        s.log.With("component", "recorder"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("config: recorder: %w", err)
+	}
+	s.closer = append(s.closer, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := rec.Close(ctx); err != nil {
+			s.log.Error("closing the recorder", "err", err)
+		}
+	})
+	s.checks = append(s.checks, healthCheck{"recorder", func(context.Context) error { return rec.Healthy() }})
+	return rec, nil
+}
+
+// requestMasker masks request bodies for the recording with the default
+// profile: credentials never reach a recording. A body that cannot be masked
+// is not kept.
+func requestMasker(eng *masking.Engine) func([]byte) []byte {
+	return func(b []byte) []byte {
+		kind := masking.Text
+		if t := strings.TrimSpace(string(b[:min(len(b), 1)])); t == "{" || t == "[" {
+			kind = masking.JSON
+		}
+		out, err := eng.Mask(masking.DefaultProfile(), kind, b)
+		if err != nil && kind == masking.JSON {
+			out, err = eng.Mask(masking.DefaultProfile(), masking.Text, b)
+		}
+		if err != nil {
+			return []byte(recorder.Masked)
+		}
+		return out
+	}
+}
+
+// decisionRecorder turns authz results into recorder events.
+type decisionRecorder struct{ rec *recorder.Recorder }
+
+var _ authz.Recorder = decisionRecorder{}
+
+func (d decisionRecorder) RecordDecision(ctx context.Context, r *authz.Result) error {
+	e := recorder.DecisionEvent{
+		RequestID: r.RequestID,
+		SessionID: r.SessionID,
+		Subject:   r.Identity.Subject,
+		Email:     r.Identity.Email,
+		Actor:     r.Identity.Actor,
+		Issuer:    r.Identity.Issuer,
+		Method:    r.Recognized.Method,
+		Host:      r.Recognized.Host,
+		Path:      r.Recognized.Path,
+		GCPMethod: r.Recognized.Operation.Method,
+		Project:   r.Recognized.Operation.Project,
+		Resource:  r.Recognized.Operation.Resource,
+		Decision:  r.Outcome.String(),
+		Policy:    r.Decision.Policy,
+		Rule:      r.Decision.Rule,
+		Rules:     r.Rules(),
+	}
+	if r.Refusal != nil {
+		e.Message = r.Refusal.Message
+		e.ApprovalID = r.Refusal.Metadata["approval_id"]
+	}
+	if r.Approval != nil {
+		e.ApprovalID = r.Approval.ID
+	}
+	if req := r.Request; req != nil {
+		e.Time = req.Time
+		if e.Method == "" {
+			e.Method, e.Host = req.Method, req.Host
+			e.Path, _, _ = strings.Cut(req.Path, "?")
+		}
+		if _, q, ok := strings.Cut(req.Path, "?"); ok {
+			e.Query = q
+		}
+		e.Headers = req.Headers
+		e.Body = req.Body
+	}
+	return d.rec.Decision(ctx, e)
+}
+
+// voteRecorder records approval votes in the requester's session.
+func voteRecorder(rec *recorder.Recorder, log *slog.Logger) func(context.Context, approvals.Approval, approvals.Vote) {
+	if rec == nil {
+		return nil
+	}
+	return func(ctx context.Context, a approvals.Approval, v approvals.Vote) {
+		vote := "deny"
+		if v.Approve {
+			vote = "approve"
+		}
+		err := rec.Vote(ctx, recorder.VoteEvent{
+			SessionID:  a.Request.SessionID,
+			RequestID:  a.Request.RequestID,
+			Time:       v.At,
+			ApprovalID: a.ID,
+			Approver:   firstNonEmpty(v.Email, v.Approver),
+			Vote:       vote,
+			Reason:     v.Reason,
+			Rule:       a.Request.Rule,
+			Subject:    a.Request.Subject,
+			State:      string(a.State),
+		})
+		if err != nil {
+			log.Error("recording an approval vote failed", "approval_id", a.ID, "err", err)
+		}
+	}
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
