@@ -1,0 +1,80 @@
+package extproc
+
+import (
+	"bytes"
+	"compress/flate"
+	"compress/gzip"
+	"compress/zlib"
+	"errors"
+	"io"
+	"testing"
+)
+
+func compress(t *testing.T, enc string, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	var w io.WriteCloser
+	switch enc {
+	case "gzip":
+		w = gzip.NewWriter(&buf)
+	case "zlib":
+		w = zlib.NewWriter(&buf)
+	default:
+		w, _ = flate.NewWriter(&buf, flate.DefaultCompression)
+	}
+	_, _ = w.Write(b)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func inflateAll(f *inflater, in []byte, chunk int) ([]byte, error) {
+	var out []byte
+	for len(in) > 0 {
+		n := min(chunk, len(in))
+		o, err := f.Write(in[:n])
+		if err != nil {
+			return out, err
+		}
+		out = append(out, o...)
+		in = in[n:]
+	}
+	o, err := f.Close()
+	return append(out, o...), err
+}
+
+func TestInflater(t *testing.T) {
+	body := bytes.Repeat([]byte("hello airlock "), 5000)
+	for _, tc := range []struct{ enc, header string }{{"gzip", "gzip"}, {"zlib", "deflate"}, {"raw", "deflate"}} {
+		for _, chunk := range []int{1, 100, 1 << 20} {
+			got, err := inflateAll(newInflater(tc.header, 1<<20), compress(t, tc.enc, body), chunk)
+			if err != nil || !bytes.Equal(got, body) {
+				t.Fatalf("%s chunk %d: %v (%d bytes)", tc.enc, chunk, err, len(got))
+			}
+		}
+	}
+	// Over the bound.
+	_, err := inflateAll(newInflater("gzip", 1000), compress(t, "gzip", body), 64)
+	if !errors.Is(err, errTooLarge) {
+		t.Fatalf("bomb: %v", err)
+	}
+	// Truncated and corrupt input.
+	gz := compress(t, "gzip", body)
+	if _, err := inflateAll(newInflater("gzip", 1<<20), gz[:len(gz)/2], 64); err == nil {
+		t.Fatal("truncated gzip accepted")
+	}
+	if _, err := inflateAll(newInflater("gzip", 1<<20), []byte("not gzip at all"), 4); err == nil {
+		t.Fatal("garbage accepted")
+	}
+	// Data after the end.
+	if _, err := inflateAll(newInflater("deflate", 1<<20), append(compress(t, "zlib", body), "junk"...), 1<<20); err == nil {
+		t.Fatal("trailing data accepted")
+	}
+	// Abort never blocks.
+	f := newInflater("gzip", 1<<20)
+	if _, err := f.Write(gz[:10]); err != nil {
+		t.Fatal(err)
+	}
+	f.Abort()
+}

@@ -1,0 +1,940 @@
+package masking
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"hash/maphash"
+	"unicode/utf8"
+)
+
+const (
+	// maxShortString is the longest string value held whole; longer ones
+	// stream through a textMasker and are re-encoded.
+	maxShortString = 16 << 10
+	// maxKeyLen is the longest object key accepted.
+	maxKeyLen = 4 << 10
+	// maxPathKey is how much of a key is kept for path matching.
+	maxPathKey = 256
+	// maxPredValue is how much of a filter member's value is kept.
+	maxPredValue = 256
+	// maxDepth bounds nesting.
+	maxDepth = 512
+	// minBase64 is the shortest string value decoded as base64 for scanning.
+	minBase64 = 24
+	// longPiece is how much of a long string is decoded before it is
+	// handed to the scanner.
+	longPiece = 4 << 10
+)
+
+type jstate uint8
+
+const (
+	stValue jstate = iota
+	stArrFirst
+	stObjFirst
+	stObjKey
+	stColon
+	stAfter
+	stString
+	stEsc
+	stEscU
+	stNumber
+	stLiteral
+)
+
+// number sub-states
+const (
+	nMinus = iota
+	nZero
+	nInt
+	nDot
+	nFrac
+	nE
+	nESign
+	nExp
+)
+
+// cleanEntry identifies a string value already scanned clean.
+type cleanEntry struct {
+	h uint64
+	n int
+}
+
+// minCached is the shortest value worth remembering as clean.
+const minCached = 16
+
+// cleanSeed keys the hash of clean values; it is random per process, so
+// nobody can craft a value that collides with a clean one.
+var cleanSeed = maphash.MakeSeed()
+
+type predVal struct {
+	name string
+	val  []byte
+}
+
+// frame is one open container on the tokenizer stack.
+type frame struct {
+	obj     bool
+	key     []byte
+	keyOver bool
+	// secretKey is the label of the secret_field rule when the current
+	// member's name says it holds a secret.
+	secretKey []byte
+	// capture names the filter member whose value comes next ("" if none).
+	capture string
+	preds   []predVal
+}
+
+func (f *frame) pred(name string) ([]byte, bool) {
+	for i := range f.preds {
+		if f.preds[i].name == name {
+			return f.preds[i].val, true
+		}
+	}
+	return nil, false
+}
+
+// jsonMasker is a streaming JSON tokenizer that masks while it validates.
+type jsonMasker struct {
+	cp *compiledProfile
+	sc *scanner
+	lt *textMasker
+	lb b64Stream
+
+	st    jstate
+	stack []frame
+	depth int
+	off   int64
+	seen  bool // a top-level value started
+
+	// current string
+	isKey   bool
+	discard bool   // contents are not needed (suppressed or masked whole)
+	strMask []byte // label when the whole string value is masked
+	raw     []byte
+	dec     []byte
+	hasEsc  bool
+	long    bool
+	uCount  int
+	uVal    rune
+	high    rune
+
+	// suppression of a masked container or scalar
+	suppress bool
+	supDepth int
+	supLabel []byte
+
+	num    int
+	lit    string
+	litPos int
+
+	b64    []byte
+	masked int
+	// clean remembers values found clean (keyed hash and length).
+	clean [256]cleanEntry
+	// strLen counts the raw bytes of the current string.
+	strLen int
+}
+
+func newJSONMasker(cp *compiledProfile, sc *scanner) *jsonMasker {
+	return &jsonMasker{cp: cp, sc: sc}
+}
+
+func (j *jsonMasker) errf(format string, args ...any) error {
+	return fmt.Errorf("%w at byte %d: %s", ErrInvalidJSON, j.off, fmt.Sprintf(format, args...))
+}
+
+func isWS(c byte) bool { return c == ' ' || c == '\n' || c == '\r' || c == '\t' }
+
+// Labels of the secret_field rule.
+var (
+	lbPassword     = label("password")
+	lbClientSecret = label("oauth_client_secret")
+	lbPrivateKey   = label("private_key")
+	lbAPIKey       = label("api_key")
+	lbGCPAPIKey    = label("gcp_api_key")
+	lbOAuthToken   = label("oauth_token")
+	lbRefreshToken = label("oauth_refresh_token")
+	lbJWT          = label("jwt")
+	lbAWSSecret    = label("aws_secret_access_key")
+)
+
+// secretKeyEnds holds the first and last letters of the names
+// secretKeyLabel knows, a cheap filter before normalising a key.
+var secretKeyEnds = func() (t [26][26]bool) {
+	for _, n := range []string{"password", "passwd", "rootpassword", "dbpassword", "clientsecret", "privatekey",
+		"privatekeydata", "certprivatekey", "clientkey", "apikey", "keystring", "accesstoken", "refreshtoken",
+		"idtoken", "signedjwt", "secretaccesskey"} {
+		t[n[0]-'a'][n[len(n)-1]-'a'] = true
+	}
+	return t
+}()
+
+// secretKeyLabel returns the label for a member whose name (compared in
+// lower case, without '_' and '-') says it holds a secret, or nil.
+func secretKeyLabel(key []byte) []byte {
+	if len(key) < 6 || len(key) > 24 {
+		return nil
+	}
+	first, last := lowerTable[key[0]], lowerTable[key[len(key)-1]]
+	if first < 'a' || first > 'z' || last < 'a' || last > 'z' || !secretKeyEnds[first-'a'][last-'a'] {
+		if last != '_' && last != '-' && first != '_' && first != '-' {
+			return nil
+		}
+	}
+	var buf [24]byte
+	n := 0
+	for _, c := range key {
+		if c == '_' || c == '-' {
+			continue
+		}
+		buf[n] = lowerTable[c]
+		n++
+	}
+	switch string(buf[:n]) {
+	case "password", "passwd", "rootpassword", "dbpassword":
+		return lbPassword
+	case "clientsecret":
+		return lbClientSecret
+	case "privatekey", "privatekeydata", "certprivatekey", "clientkey":
+		return lbPrivateKey
+	case "apikey":
+		return lbAPIKey
+	case "keystring":
+		return lbGCPAPIKey
+	case "accesstoken":
+		return lbOAuthToken
+	case "refreshtoken":
+		return lbRefreshToken
+	case "idtoken", "signedjwt":
+		return lbJWT
+	case "secretaccesskey":
+		return lbAWSSecret
+	}
+	return nil
+}
+
+// fieldLabel returns the label of the field rule selecting the value about
+// to start, or nil.
+func (j *jsonMasker) fieldLabel(c byte) []byte {
+	if j.suppress {
+		return nil
+	}
+	if len(j.stack) > 0 {
+		top := &j.stack[len(j.stack)-1]
+		if top.obj && top.secretKey != nil && j.cp.set.secretFields && c != 'n' && c != 't' && c != 'f' {
+			return top.secretKey
+		}
+	}
+	if c == 'n' {
+		return nil
+	}
+	for _, fp := range j.cp.fields {
+		if fp.match(j.stack) {
+			return fp.label
+		}
+	}
+	return nil
+}
+
+func (j *jsonMasker) push(obj bool) error {
+	if len(j.stack) >= maxDepth {
+		return j.errf("nesting deeper than %d", maxDepth)
+	}
+	if cap(j.stack) > len(j.stack) {
+		j.stack = j.stack[:len(j.stack)+1]
+		f := &j.stack[len(j.stack)-1]
+		f.obj = obj
+		f.key = f.key[:0]
+		f.keyOver = false
+		f.secretKey = nil
+		f.capture = ""
+		f.preds = f.preds[:0]
+	} else {
+		j.stack = append(j.stack, frame{obj: obj})
+	}
+	return nil
+}
+
+// write processes one chunk.
+func (j *jsonMasker) write(dst, p []byte) ([]byte, error) {
+	from := -1
+	if !j.suppress && j.st != stString && j.st != stEsc && j.st != stEscU {
+		from = 0
+	}
+	flush := func(i int) {
+		if from >= 0 && i > from {
+			dst = append(dst, p[from:i]...)
+		}
+		from = -1
+	}
+	i := 0
+	base := j.off
+	for i < len(p) {
+		j.off = base + int64(i)
+		c := p[i]
+		switch j.st {
+		case stString:
+			// Control characters are let through (a lenient reading); the
+			// string ends at '"' and escapes start at '\\'.
+			k := len(p)
+			if q := bytes.IndexByte(p[i:], '"'); q >= 0 {
+				k = i + q
+			}
+			if b := bytes.IndexByte(p[i:k], '\\'); b >= 0 {
+				k = i + b
+			}
+			if k > i {
+				var err error
+				dst, err = j.strRun(dst, p[i:k])
+				if err != nil {
+					return dst, err
+				}
+			}
+			if k == len(p) {
+				i = k
+				continue
+			}
+			j.off = base + int64(k)
+			switch c = p[k]; {
+			case c == '"':
+				var err error
+				dst, err = j.endString(dst)
+				if err != nil {
+					return dst, err
+				}
+				i = k + 1
+				if !j.suppress {
+					from = i
+				}
+				j.afterValueOrKey()
+			case c == '\\':
+				if !j.discard && !j.long {
+					if !j.hasEsc {
+						j.hasEsc = true
+						j.dec = append(j.dec[:0], j.raw...)
+					}
+					j.raw = append(j.raw, '\\')
+				}
+				j.st = stEsc
+				j.strLen++
+				i = k + 1
+			}
+			continue
+		case stEsc:
+			var d byte
+			switch c {
+			case '"', '\\', '/':
+				d = c
+			case 'b':
+				d = '\b'
+			case 'f':
+				d = '\f'
+			case 'n':
+				d = '\n'
+			case 'r':
+				d = '\r'
+			case 't':
+				d = '\t'
+			case 'u':
+				j.st = stEscU
+				j.uCount, j.uVal = 0, 0
+			default:
+				return dst, j.errf("invalid escape \\%c", c)
+			}
+			if !j.discard && !j.long {
+				j.raw = append(j.raw, c)
+			}
+			if c != 'u' {
+				j.decByte(d)
+				j.st = stString
+			}
+			i++
+			if j.isKey && len(j.raw) > maxKeyLen {
+				return dst, fmt.Errorf("%w at byte %d: object key longer than %d bytes", ErrUnmaskable, j.off, maxKeyLen)
+			}
+			var err error
+			if dst, err = j.maybeLong(dst); err != nil {
+				return dst, err
+			}
+			continue
+		case stEscU:
+			var v rune
+			switch {
+			case c >= '0' && c <= '9':
+				v = rune(c - '0')
+			case c >= 'a' && c <= 'f':
+				v = rune(c-'a') + 10
+			case c >= 'A' && c <= 'F':
+				v = rune(c-'A') + 10
+			default:
+				return dst, j.errf("invalid \\u escape")
+			}
+			if !j.discard && !j.long {
+				j.raw = append(j.raw, c)
+			}
+			j.uVal = j.uVal<<4 | v
+			j.uCount++
+			if j.uCount == 4 {
+				j.decRune(j.uVal)
+				j.st = stString
+				var err error
+				if dst, err = j.maybeLong(dst); err != nil {
+					return dst, err
+				}
+			}
+			i++
+			continue
+		case stNumber:
+			ok := true
+			switch {
+			case c >= '0' && c <= '9':
+				switch j.num {
+				case nMinus:
+					if c == '0' {
+						j.num = nZero
+					} else {
+						j.num = nInt
+					}
+				case nZero:
+					return dst, j.errf("leading zero in number")
+				case nDot:
+					j.num = nFrac
+				case nE, nESign:
+					j.num = nExp
+				}
+			case c == '.' && (j.num == nZero || j.num == nInt):
+				j.num = nDot
+			case (c == 'e' || c == 'E') && (j.num == nZero || j.num == nInt || j.num == nFrac):
+				j.num = nE
+			case (c == '+' || c == '-') && j.num == nE:
+				j.num = nESign
+			default:
+				ok = false
+			}
+			if ok {
+				i++
+				continue
+			}
+			if !j.numDone() {
+				return dst, j.errf("malformed number")
+			}
+			if j.suppress && j.supDepth == -1 {
+				dst = j.appendMask(dst, j.supLabel)
+				j.suppress = false
+				from = i
+			}
+			j.st = stAfter
+			continue // reprocess c
+		case stLiteral:
+			if c != j.lit[j.litPos] {
+				return dst, j.errf("invalid literal")
+			}
+			j.litPos++
+			i++
+			if j.litPos == len(j.lit) {
+				if j.suppress && j.supDepth == -1 {
+					dst = j.appendMask(dst, j.supLabel)
+					j.suppress = false
+					from = i
+				}
+				j.st = stAfter
+			}
+			continue
+		}
+		// Structural states.
+		if isWS(c) {
+			i++
+			continue
+		}
+		switch j.st {
+		case stArrFirst:
+			if c == ']' {
+				dst = j.pop(dst, &from, i)
+				i++
+				continue
+			}
+			j.st = stValue
+			fallthrough
+		case stValue:
+			j.seen = true
+			lb := j.fieldLabel(c)
+			switch {
+			case c == '{' || c == '[':
+				if lb != nil {
+					flush(i)
+					j.suppress, j.supDepth, j.supLabel = true, len(j.stack), lb
+				}
+				if err := j.push(c == '{'); err != nil {
+					return dst, err
+				}
+				if c == '{' {
+					j.st = stObjFirst
+				} else {
+					j.st = stArrFirst
+				}
+			case c == '"':
+				flush(i)
+				j.beginString(false, lb)
+			case c == '-' || c >= '0' && c <= '9':
+				if lb != nil {
+					flush(i)
+					j.suppress, j.supDepth, j.supLabel = true, -1, lb
+				}
+				j.st = stNumber
+				j.num = nInt
+				if c == '-' {
+					j.num = nMinus
+				} else if c == '0' {
+					j.num = nZero
+				}
+			case c == 't' || c == 'f' || c == 'n':
+				if lb != nil {
+					flush(i)
+					j.suppress, j.supDepth, j.supLabel = true, -1, lb
+				}
+				j.st = stLiteral
+				j.litPos = 0
+				switch c {
+				case 't':
+					j.lit = "rue"
+				case 'f':
+					j.lit = "alse"
+				default:
+					j.lit = "ull"
+				}
+			default:
+				return dst, j.errf("unexpected %q where a value was expected", c)
+			}
+			i++
+		case stObjFirst, stObjKey:
+			if c == '}' && j.st == stObjFirst {
+				dst = j.pop(dst, &from, i)
+				i++
+				continue
+			}
+			if c != '"' {
+				return dst, j.errf("unexpected %q where an object key was expected", c)
+			}
+			if !j.suppress {
+				flush(i)
+			}
+			j.beginString(true, nil)
+			i++
+		case stColon:
+			if c != ':' {
+				return dst, j.errf("unexpected %q where ':' was expected", c)
+			}
+			j.st = stValue
+			i++
+		case stAfter:
+			if len(j.stack) == 0 {
+				// Another top-level value (JSON lines).
+				j.st = stValue
+				continue
+			}
+			top := &j.stack[len(j.stack)-1]
+			switch {
+			case c == ',' && top.obj:
+				j.st = stObjKey
+			case c == ',':
+				j.st = stValue
+			case c == '}' && top.obj, c == ']' && !top.obj:
+				dst = j.pop(dst, &from, i)
+			default:
+				return dst, j.errf("unexpected %q after a value", c)
+			}
+			i++
+		}
+	}
+	j.off = base + int64(len(p))
+	if from >= 0 && from < len(p) {
+		dst = append(dst, p[from:]...)
+	}
+	if j.long && len(j.dec) > 0 && (j.st == stString || j.st == stEsc || j.st == stEscU) {
+		var err error
+		if dst, err = j.longWrite(dst, j.dec, false); err != nil {
+			return dst, err
+		}
+		j.dec = j.dec[:0]
+	}
+	return dst, nil
+}
+
+func (j *jsonMasker) numDone() bool {
+	return j.num == nZero || j.num == nInt || j.num == nFrac || j.num == nExp
+}
+
+// pop closes the container ended by the byte at i.
+func (j *jsonMasker) pop(dst []byte, from *int, i int) []byte {
+	j.stack = j.stack[:len(j.stack)-1]
+	j.st = stAfter
+	if j.suppress && j.supDepth == len(j.stack) {
+		dst = j.appendMask(dst, j.supLabel)
+		j.suppress = false
+		*from = i + 1
+	}
+	return dst
+}
+
+// appendMask writes a masked value as a JSON string.
+func (j *jsonMasker) appendMask(dst, lb []byte) []byte {
+	j.masked++
+	dst = append(dst, '"')
+	dst = append(dst, lb...)
+	return append(dst, '"')
+}
+
+func (j *jsonMasker) beginString(isKey bool, lb []byte) {
+	j.st = stString
+	j.isKey = isKey
+	j.strMask = lb
+	j.discard = j.suppress || lb != nil
+	j.raw = j.raw[:0]
+	j.dec = j.dec[:0]
+	j.hasEsc = false
+	j.long = false
+	j.high = 0
+	j.strLen = 0
+}
+
+// afterValueOrKey moves on after a string closed.
+func (j *jsonMasker) afterValueOrKey() {
+	if j.isKey {
+		j.st = stColon
+	} else {
+		j.st = stAfter
+	}
+}
+
+func (j *jsonMasker) decByte(d byte) {
+	if j.discard {
+		return
+	}
+	if j.high != 0 {
+		j.dec = utf8.AppendRune(j.dec, utf8.RuneError)
+		j.high = 0
+	}
+	j.dec = append(j.dec, d)
+}
+
+func (j *jsonMasker) decRune(r rune) {
+	if j.discard {
+		return
+	}
+	if j.high != 0 {
+		if r >= 0xDC00 && r <= 0xDFFF {
+			j.dec = utf8.AppendRune(j.dec, (j.high-0xD800)<<10+(r-0xDC00)+0x10000)
+			j.high = 0
+			return
+		}
+		j.dec = utf8.AppendRune(j.dec, utf8.RuneError)
+		j.high = 0
+	}
+	if r >= 0xD800 && r <= 0xDBFF {
+		j.high = r
+		return
+	}
+	if r >= 0xDC00 && r <= 0xDFFF {
+		r = utf8.RuneError
+	}
+	j.dec = utf8.AppendRune(j.dec, r)
+}
+
+// strRun takes a run of plain string bytes.
+func (j *jsonMasker) strRun(dst, run []byte) ([]byte, error) {
+	j.strLen += len(run)
+	if j.discard {
+		return dst, nil
+	}
+	if j.high != 0 {
+		j.dec = utf8.AppendRune(j.dec, utf8.RuneError)
+		j.high = 0
+	}
+	if j.long {
+		// Feed the scanner in small pieces so that no buffer grows with
+		// the chunk size.
+		for len(run) > 0 {
+			var err error
+			if dst, err = j.flushLong(dst); err != nil {
+				return dst, err
+			}
+			n := min(len(run), longPiece-len(j.dec))
+			j.dec = append(j.dec, run[:n]...)
+			run = run[n:]
+		}
+		return j.flushLong(dst)
+	}
+	j.raw = append(j.raw, run...)
+	if j.hasEsc {
+		j.dec = append(j.dec, run...)
+	}
+	if j.isKey && len(j.raw) > maxKeyLen {
+		return dst, fmt.Errorf("%w at byte %d: object key longer than %d bytes", ErrUnmaskable, j.off, maxKeyLen)
+	}
+	return j.maybeLong(dst)
+}
+
+// maybeLong switches a string value that outgrew maxShortString to streaming.
+func (j *jsonMasker) maybeLong(dst []byte) ([]byte, error) {
+	if j.long {
+		return j.flushLong(dst)
+	}
+	if j.discard || j.isKey || len(j.raw) <= maxShortString {
+		return dst, nil
+	}
+	j.long = true
+	if j.lt == nil {
+		j.lt = newTextMasker(j.sc)
+		// Emit base64 text later than its decoded form is scanned.
+		j.lt.carry = j.lt.carry*4/3 + 4
+		j.lt.buf = make([]byte, 0, 2*j.lt.carry+longPiece+contextBytes)
+	}
+	j.lt.reset()
+	j.lb.reset()
+	dst = append(dst, '"')
+	d := j.raw
+	if j.hasEsc {
+		d = j.dec
+	}
+	dst, err := j.longWrite(dst, d, false)
+	j.dec = j.dec[:0]
+	// The raw buffer is not used while the string streams; let it go
+	// rather than hold it beside the scanner's buffers.
+	j.raw = nil
+	return dst, err
+}
+
+// flushLong hands a full piece of a long string to the scanner.
+func (j *jsonMasker) flushLong(dst []byte) ([]byte, error) {
+	if len(j.dec) < longPiece {
+		return dst, nil
+	}
+	dst, err := j.longWrite(dst, j.dec, false)
+	j.dec = j.dec[:0]
+	return dst, err
+}
+
+// longWrite scans a piece of a long string (and its base64 reading) and
+// emits what is safe.
+func (j *jsonMasker) longWrite(dst, piece []byte, final bool) ([]byte, error) {
+	if err := j.lb.feed(j.sc, piece, final); err != nil {
+		return dst, err
+	}
+	return j.lt.write(dst, piece, final, emitJSONString), nil
+}
+
+// endString completes a key or a string value.
+func (j *jsonMasker) endString(dst []byte) ([]byte, error) {
+	if j.high != 0 && !j.discard {
+		j.dec = utf8.AppendRune(j.dec, utf8.RuneError)
+		j.high = 0
+	}
+	if j.isKey {
+		if j.suppress {
+			return dst, nil
+		}
+		top := &j.stack[len(j.stack)-1]
+		d := j.raw
+		if j.hasEsc {
+			d = j.dec
+		}
+		top.keyOver = len(d) > maxPathKey
+		n := len(d)
+		if n > maxPathKey {
+			n = maxPathKey
+		}
+		top.key = append(top.key[:0], d[:n]...)
+		top.secretKey = secretKeyLabel(d)
+		top.capture = ""
+		for _, name := range j.cp.predNames {
+			if string(d) == name {
+				top.capture = name
+			}
+		}
+		return j.emitString(dst, d), nil
+	}
+	if j.suppress {
+		return dst, nil
+	}
+	if j.strMask != nil {
+		if j.strLen == 0 {
+			// An empty value reveals nothing: keep it.
+			return append(dst, '"', '"'), nil
+		}
+		return j.appendMask(dst, j.strMask), nil
+	}
+	if j.long {
+		dst, err := j.longWrite(dst, j.dec, true)
+		if err != nil {
+			return dst, err
+		}
+		j.dec = j.dec[:0]
+		j.long = false
+		return append(dst, '"'), nil
+	}
+	d := j.raw
+	if j.hasEsc {
+		d = j.dec
+	}
+	if len(j.stack) > 0 {
+		top := &j.stack[len(j.stack)-1]
+		if top.capture != "" && top.obj {
+			v := d
+			if len(v) > maxPredValue {
+				v = v[:maxPredValue]
+			}
+			replaced := false
+			for i := range top.preds {
+				if top.preds[i].name == top.capture {
+					top.preds[i].val = append(top.preds[i].val[:0], v...)
+					replaced = true
+				}
+			}
+			if !replaced {
+				top.preds = append(top.preds, predVal{name: top.capture, val: append([]byte(nil), v...)})
+			}
+			top.capture = ""
+		}
+	}
+	return j.emitString(dst, d), nil
+}
+
+// emitString scans the decoded string d and writes the string: the raw
+// bytes when nothing is found, else the masked value re-encoded.
+func (j *jsonMasker) emitString(dst, d []byte) []byte {
+	// List responses repeat many values (kinds, URLs, scripts, addresses):
+	// a value already found clean in this stream is not scanned again.
+	var slot *cleanEntry
+	var h uint64
+	if len(d) >= minCached {
+		h = maphash.Bytes(cleanSeed, d)
+		slot = &j.clean[h%uint64(len(j.clean))]
+		if slot.h == h && slot.n == len(d) {
+			dst = append(dst, '"')
+			dst = append(dst, j.raw...)
+			return append(dst, '"')
+		}
+	}
+	spans := j.sc.find(d)
+	if len(spans) == 0 {
+		if det, ok := j.base64Secret(d); ok {
+			dst = append(dst, '"')
+			dst = append(dst, j.cp.set.e.dets[det].label...)
+			j.masked++
+			return append(dst, '"')
+		}
+		if slot != nil {
+			*slot = cleanEntry{h: h, n: len(d)}
+		}
+		dst = append(dst, '"')
+		dst = append(dst, j.raw...)
+		return append(dst, '"')
+	}
+	dst = append(dst, '"')
+	pos := 0
+	for _, s := range spans {
+		dst = emitJSONString(dst, d[pos:s.start])
+		dst = append(dst, j.cp.set.e.dets[s.det].label...)
+		j.masked++
+		pos = s.end
+	}
+	dst = emitJSONString(dst, d[pos:])
+	return append(dst, '"')
+}
+
+// base64Secret decodes a base64-looking value and scans what it holds.
+func (j *jsonMasker) base64Secret(d []byte) (int32, bool) {
+	if len(d) < minBase64 || !j.cp.set.any {
+		return 0, false
+	}
+	std, url, pad := false, false, false
+	for i, c := range d {
+		switch {
+		case isAlnum(c):
+		case c == '+' || c == '/':
+			std = true
+		case c == '-' || c == '_':
+			url = true
+		case c == '=':
+			if i < len(d)-2 {
+				return 0, false
+			}
+			pad = true
+		default:
+			return 0, false
+		}
+	}
+	if std && url {
+		return 0, false
+	}
+	enc := base64.StdEncoding
+	switch {
+	case url && pad:
+		enc = base64.URLEncoding
+	case url:
+		enc = base64.RawURLEncoding
+	case !pad && len(d)%4 != 0:
+		enc = base64.RawStdEncoding
+	}
+	n := enc.DecodedLen(len(d))
+	if cap(j.b64) < n {
+		j.b64 = make([]byte, n)
+	}
+	m, err := enc.Decode(j.b64[:n], d)
+	if err != nil {
+		return 0, false
+	}
+	spans := j.sc.find(j.b64[:m])
+	if len(spans) == 0 {
+		return 0, false
+	}
+	return spans[0].det, true
+}
+
+// close ends the document.
+func (j *jsonMasker) close(dst []byte) ([]byte, error) {
+	if j.st == stNumber {
+		if !j.numDone() {
+			return dst, j.errf("body ends inside a number")
+		}
+		if j.suppress && j.supDepth == -1 {
+			dst = j.appendMask(dst, j.supLabel)
+			j.suppress = false
+		}
+		j.st = stAfter
+	}
+	if len(j.stack) > 0 || (j.st != stAfter && !(j.st == stValue && !j.seen)) {
+		return dst, j.errf("body ends inside a value (truncated JSON)")
+	}
+	return dst, nil
+}
+
+var hexDigits = "0123456789abcdef"
+
+// emitJSONString appends b escaped for the inside of a JSON string.
+func emitJSONString(dst, b []byte) []byte {
+	start := 0
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		dst = append(dst, b[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		start = i + 1
+	}
+	return append(dst, b[start:]...)
+}
