@@ -48,6 +48,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzNormalizePath -fuzztime 30s ./gcp
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s ./policies
 
+# One agent session end to end (Envoy stand-in, airlock, fake Google Cloud),
+# told as a story; the same run is a test in `make test`.
+demo:
+	AIRLOCK_DEMO=1 $(GO) test -count=1 -run '^TestDemo$$' -v ./test/e2e | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS' -e '^ok '
+
 generate:
 	$(GO) generate ./...
 

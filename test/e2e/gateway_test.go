@@ -83,11 +83,24 @@ type gateway struct {
 // it, wired as the shipped bootstrap wires Envoy, with a fake Google behind.
 func startGateway(t *testing.T, iss *identitytest.Issuer, extra string) *gateway {
 	t.Helper()
-	g := &gateway{google: &fakeGoogle{}, tokens: envoytest.NewTokenServer(t, time.Hour)}
-	upstream := httptest.NewServer(g.google)
+	google := &fakeGoogle{}
+	upstream := httptest.NewServer(google)
 	t.Cleanup(upstream.Close)
+	g := startGatewayWith(t, iss, upstream.URL, "", extra)
+	g.google = google
+	return g
+}
+
+// startGatewayWith runs the gateway against upstream, with the policies of
+// policyDir (empty: gatewayPolicy).
+func startGatewayWith(t *testing.T, iss *identitytest.Issuer, upstreamURL, policyDir, extra string) *gateway {
+	t.Helper()
+	g := &gateway{tokens: envoytest.NewTokenServer(t, time.Hour)}
 	g.a = startAirlock(t, func(p Ports, dir string) string {
-		pdir := writePolicy(t, dir, "policy.yaml", gatewayPolicy)
+		pdir := policyDir
+		if pdir == "" {
+			pdir = writePolicy(t, dir, "policy.yaml", gatewayPolicy)
+		}
 		return fmt.Sprintf(`listen: {authz: %q, extproc: %q, sds: %q, http: %q}
 %s
 policies: {paths: [%q]}
@@ -111,7 +124,7 @@ credentials:
 	if _, err := sds.WaitFor(wctx, "gcp", ""); err != nil {
 		t.Fatalf("no credential over SDS: %v\n%s", err, g.a.Logs())
 	}
-	fc := standin.AirlockFrontConfig(cfg, dial(t, g.a.AuthzAddr), dial(t, g.a.ExtProcAddr), sds, upstream.URL)
+	fc := standin.AirlockFrontConfig(cfg, dial(t, g.a.AuthzAddr), dial(t, g.a.ExtProcAddr), sds, upstreamURL)
 	fc.AuthzConfig.Timeout = 10 * time.Second
 	g.front = httptest.NewServer(standin.NewFront(fc))
 	t.Cleanup(g.front.Close)
