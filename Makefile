@@ -51,7 +51,7 @@ fuzz:
 # One agent session end to end (Envoy stand-in, airlock, fake Google Cloud),
 # told as a story; the same run is a test in `make test`.
 demo:
-	AIRLOCK_DEMO=1 $(GO) test -count=1 -run '^TestDemo$$' -v ./test/e2e | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS' -e '^ok '
+	set -o pipefail; AIRLOCK_DEMO=1 $(GO) test -count=1 -run '^TestDemo$$' -v ./test/e2e | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS' -e '^ok '
 
 generate:
 	$(GO) generate ./...

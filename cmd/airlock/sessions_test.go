@@ -17,6 +17,7 @@ import (
 
 	"github.com/airlockhq/airlock/authz"
 	"github.com/airlockhq/airlock/recorder"
+	"github.com/airlockhq/airlock/recorder/recordertest"
 )
 
 // sessionsFixture records three sessions on a file:// sink.
@@ -229,5 +230,30 @@ func TestSessionsPrune(t *testing.T) {
 	}
 	if code, _, errOut := runSessionsT(t, "prune", "--older-than", "90d", "--sink", "gs://bucket/x"); code != 2 || !strings.Contains(errOut, "lifecycle") {
 		t.Fatalf("prune on gs://: exit %d %s", code, errOut)
+	}
+}
+
+func TestSessionsOnGCSEmulator(t *testing.T) {
+	g := recordertest.StartGCS(t, "audit")
+	ctx := context.Background()
+	r, err := recorder.New(ctx, recorder.Options{Sink: "gs://audit/rec", StorageClient: g.Client(t), Spool: filepath.Join(t.TempDir(), "spool")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Decision(ctx, recorder.DecisionEvent{SessionID: "gcs~a", Subject: "alice", GCPMethod: "storage.buckets.delete", Decision: "deny", Rule: "no-bucket-delete"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, endpoint := range []string{g.URL, g.URL + "/storage/v1/"} {
+		code, out, errOut := runSessionsT(t, "list", "--sink", "gs://audit/rec", "--endpoint", endpoint, "--decision", "deny")
+		if code != 0 || !strings.Contains(out, "gcs~a") {
+			t.Fatalf("list --endpoint %s: exit %d\n%s%s", endpoint, code, out, errOut)
+		}
+	}
+	code, out, errOut := runSessionsT(t, "verify", "gcs~a", "--sink", "gs://audit/rec", "--endpoint", g.URL)
+	if code != 0 || !strings.Contains(out, "OK    gcs~a: 2 events") {
+		t.Fatalf("verify: exit %d\n%s%s", code, out, errOut)
 	}
 }
