@@ -1,0 +1,259 @@
+package recorder
+
+import (
+	"encoding/json"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Event kinds, the "kind" field of every recorded line.
+const (
+	KindDecision = "decision"
+	KindRequest  = "request"
+	KindResponse = "response"
+	KindVote     = "vote"
+	// KindClose ends a segment: nothing may follow it.
+	KindClose = "close"
+)
+
+// Decisions a DecisionEvent may carry.
+const (
+	DecisionAllow            = "allow"
+	DecisionDeny             = "deny"
+	DecisionApprove          = "approve"
+	DecisionApprovalRequired = "approval_required"
+	DecisionUnauthenticated  = "unauthenticated"
+	DecisionUnavailable      = "unavailable"
+)
+
+// Event is one line of a recorded segment. Hash chaining covers the exact
+// bytes of the line: Prev is the SHA-256 (hex) of the previous line of the
+// same segment, or the segment's genesis hash for the first one.
+type Event struct {
+	// Session is the session id.
+	Session string `json:"session"`
+	// Segment is the id of the chain this event belongs to: one writer's
+	// part of a session.
+	Segment string `json:"segment"`
+	// Seq numbers the events of a segment from 0 without gaps.
+	Seq int64 `json:"seq"`
+	// Time is when the event was recorded.
+	Time time.Time `json:"time"`
+	// Kind is decision, request, response, vote or close.
+	Kind string `json:"kind"`
+	// RequestID ties the events of one request together.
+	RequestID string `json:"request_id,omitempty"`
+	// Decision is set on decision events.
+	Decision *DecisionEvent `json:"decision,omitempty"`
+	// Request is set on request events.
+	Request *RequestEvent `json:"request,omitempty"`
+	// Response is set on response events.
+	Response *ResponseEvent `json:"response,omitempty"`
+	// Vote is set on vote events.
+	Vote *VoteEvent `json:"vote,omitempty"`
+	// Reason says why a segment was closed, on close events.
+	Reason string `json:"reason,omitempty"`
+	// Prev is the hash of the previous event of the segment.
+	Prev string `json:"prev"`
+}
+
+// DecisionEvent is what ext_authz decided about one request, refusals
+// included. Headers and Body are raw: the recorder masks headers itself
+// and passes Body through Options.Mask (or drops it).
+type DecisionEvent struct {
+	// RequestID correlates the request's events.
+	RequestID string `json:"request_id,omitempty"`
+	// SessionID is the session from Recorder.Session; empty resolves the
+	// subject's current session.
+	SessionID string `json:"-"`
+	// Time is when the request arrived; zero means now.
+	Time time.Time `json:"-"`
+	// Subject, Email, Actor and Issuer identify the caller (Actor: the
+	// agent acting for the subject, RFC 8693 act.sub).
+	Subject string `json:"subject,omitempty"`
+	Email   string `json:"email,omitempty"`
+	Actor   string `json:"actor,omitempty"`
+	Issuer  string `json:"issuer,omitempty"`
+	// Method, Host, Path and Query are the HTTP request as decided on.
+	Method string `json:"method,omitempty"`
+	Host   string `json:"host,omitempty"`
+	Path   string `json:"path,omitempty"`
+	Query  string `json:"query,omitempty"`
+	// GCPMethod, Project and Resource are the recognised GCP operation.
+	GCPMethod string `json:"gcp_method,omitempty"`
+	Project   string `json:"project,omitempty"`
+	Resource  string `json:"resource,omitempty"`
+	// Decision is one of the Decision* constants.
+	Decision string `json:"decision"`
+	// Policy and Rule name the deciding rule; Rules lists every rule that
+	// produced the decision as "policy/rule".
+	Policy string   `json:"policy,omitempty"`
+	Rule   string   `json:"rule,omitempty"`
+	Rules  []string `json:"rules,omitempty"`
+	// Message is what the agent was told.
+	Message string `json:"message,omitempty"`
+	// ApprovalID is set for approval decisions.
+	ApprovalID string `json:"approval_id,omitempty"`
+	// Headers are the request headers; credentials are masked on record.
+	Headers map[string]string `json:"headers,omitempty"`
+	// Body is the request body as received; only its masked excerpt is kept.
+	Body []byte `json:"-"`
+	// BodyExcerpt is the masked, truncated body as recorded.
+	BodyExcerpt string `json:"body,omitempty"`
+	// BodyBytes is the size of the original body.
+	BodyBytes int64 `json:"body_bytes,omitempty"`
+}
+
+// RequestEvent is the request as ext_proc saw it.
+type RequestEvent struct {
+	// Subject, Actor and GCPMethod come from the ext_authz metadata.
+	Subject   string `json:"subject,omitempty"`
+	Actor     string `json:"actor,omitempty"`
+	GCPMethod string `json:"gcp_method,omitempty"`
+	// Method, Host and Path are the HTTP request.
+	Method string `json:"method,omitempty"`
+	Host   string `json:"host,omitempty"`
+	Path   string `json:"path,omitempty"`
+	// Headers are the request headers; credentials are masked on record.
+	Headers map[string]string `json:"headers,omitempty"`
+	// Body is the raw request body; only its masked excerpt is kept.
+	Body []byte `json:"-"`
+	// BodyExcerpt is the masked, truncated body as recorded.
+	BodyExcerpt string `json:"body,omitempty"`
+	// BodyBytes is the size of the original body.
+	BodyBytes int64 `json:"body_bytes,omitempty"`
+}
+
+// ResponseEvent is the upstream's answer as the agent received it.
+type ResponseEvent struct {
+	// Subject and GCPMethod come from the ext_authz metadata.
+	Subject   string `json:"subject,omitempty"`
+	GCPMethod string `json:"gcp_method,omitempty"`
+	// Status is the HTTP status.
+	Status int `json:"status"`
+	// Headers are the response headers; credentials are masked on record.
+	Headers map[string]string `json:"headers,omitempty"`
+	// BodyExcerpt is the start of the masked body, at most
+	// Options.MaxBodyBytes.
+	BodyExcerpt string `json:"body,omitempty"`
+	// TotalBytes is the size of the whole response body.
+	TotalBytes int64 `json:"total_bytes"`
+}
+
+// VoteEvent is one approver's vote on a pending approval.
+type VoteEvent struct {
+	// SessionID and RequestID are those of the request awaiting approval.
+	SessionID string `json:"-"`
+	RequestID string `json:"request_id,omitempty"`
+	// Time is when the vote was cast; zero means now.
+	Time time.Time `json:"-"`
+	// ApprovalID is the approval voted on.
+	ApprovalID string `json:"approval_id"`
+	// Approver is the voter's subject.
+	Approver string `json:"approver"`
+	// Vote is approve or deny.
+	Vote string `json:"vote"`
+	// Reason is the approver's comment.
+	Reason string `json:"reason,omitempty"`
+	// Rule is the rule that asked for approval.
+	Rule string `json:"rule,omitempty"`
+	// Subject is the requester.
+	Subject string `json:"subject,omitempty"`
+	// State is the approval's state after the vote.
+	State string `json:"state,omitempty"`
+}
+
+// Masked stands for a value the recorder refused to keep.
+const Masked = "[MASKED]"
+
+// sensitiveHeaders are dropped to Masked whatever their value.
+var sensitiveHeaders = map[string]bool{
+	"authorization":                  true,
+	"proxy-authorization":            true,
+	"cookie":                         true,
+	"set-cookie":                     true,
+	"x-goog-api-key":                 true,
+	"x-api-key":                      true,
+	"x-goog-iam-authorization-token": true,
+	"x-goog-iam-authority-selector":  true,
+	"x-amz-security-token":           true,
+	"x-csrf-token":                   true,
+	"x-xsrf-token":                   true,
+	"x-auth-token":                   true,
+	"x-serverless-authorization":     true,
+	"x-forwarded-access-token":       true,
+	"x-forwarded-client-cert":        true,
+	"x-envoy-peer-metadata":          true,
+	"www-authenticate":               false,
+}
+
+// sensitiveFragments mask any header whose name contains one of them.
+var sensitiveFragments = []string{"authorization", "cookie", "token", "secret", "password", "passwd", "api-key", "apikey", "credential", "signature", "private"}
+
+// sensitiveValuePrefixes mask a value that looks like a credential,
+// whatever the header's name.
+var sensitiveValuePrefixes = []string{"bearer ", "basic ", "digest ", "negotiate ", "ya29.", "aiza", "goog4-hmac"}
+
+// MaskHeaders returns a copy of headers with lower-case names, credentials
+// replaced by Masked and every other value passed through mask when it is
+// not nil. Pseudo-headers (":path" ...) are kept.
+func MaskHeaders(headers map[string]string, mask func([]byte) []byte) map[string]string {
+	if len(headers) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(headers))
+	for k, v := range headers {
+		name := strings.ToLower(k)
+		if sensitiveHeader(name, v) {
+			out[name] = Masked
+			continue
+		}
+		if mask != nil {
+			v = string(mask([]byte(v)))
+		}
+		out[name] = v
+	}
+	return out
+}
+
+func sensitiveHeader(name, value string) bool {
+	if s, ok := sensitiveHeaders[name]; ok {
+		return s
+	}
+	for _, f := range sensitiveFragments {
+		if strings.Contains(name, f) {
+			return true
+		}
+	}
+	lv := strings.ToLower(strings.TrimSpace(value))
+	for _, p := range sensitiveValuePrefixes {
+		if strings.HasPrefix(lv, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// excerpt truncates b to at most limit bytes on a rune boundary and makes it
+// valid UTF-8.
+func excerpt(b []byte, limit int) string {
+	if limit <= 0 || len(b) == 0 {
+		return ""
+	}
+	if len(b) > limit {
+		b = b[:limit]
+		for len(b) > 0 && !utf8.Valid(b) {
+			b = b[:len(b)-1]
+		}
+	}
+	if !utf8.Valid(b) {
+		return strings.ToValidUTF8(string(b), "\uFFFD")
+	}
+	return string(b)
+}
+
+// eventLine renders e as one JSON line without its newline.
+func eventLine(e *Event) ([]byte, error) {
+	return json.Marshal(e)
+}

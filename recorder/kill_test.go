@@ -1,0 +1,143 @@
+package recorder_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/airlockhq/airlock/recorder"
+)
+
+const crashChildEnv = "AIRLOCK_RECORDER_CRASH_CHILD"
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(crashChildEnv); dir != "" {
+		crashChild(dir)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// crashChild records requests from several goroutines, uploading as it
+// goes, and prints "ack ID" once each decision is durable, until killed.
+func crashChild(dir string) {
+	ctx := context.Background()
+	r, err := recorder.New(ctx, recorder.Options{
+		Spool: filepath.Join(dir, "spool"), Sink: "file://" + filepath.Join(dir, "sink"),
+		FlushInterval: 5 * time.Millisecond, ChunkMaxBytes: 4096, ChunkMaxAge: 5 * time.Millisecond,
+	})
+	if err != nil {
+		fmt.Println("error", err)
+		return
+	}
+	var mu sync.Mutex
+	out := bufio.NewWriter(os.Stdout)
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				id := fmt.Sprintf("p%d-w%d-%d", os.Getpid(), w, i)
+				err := r.Decision(ctx, recorder.DecisionEvent{RequestID: id, SessionID: fmt.Sprintf("kill-%d~x", w%3), Subject: "alice", Decision: "allow"})
+				mu.Lock()
+				if err != nil {
+					fmt.Fprintln(out, "error", err)
+				} else {
+					fmt.Fprintln(out, "ack", id)
+				}
+				out.Flush()
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestKill9LosesNothingAcknowledged(t *testing.T) {
+	dir := t.TempDir()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	acked := map[string]bool{}
+	for life := 0; life < 2; life++ {
+		cmd := exec.Command(exe, "-test.run=^$")
+		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(stdout)
+		n := 0
+		for sc.Scan() {
+			line := sc.Text()
+			if strings.HasPrefix(line, "error") {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("child: %s", line)
+			}
+			acked[strings.TrimPrefix(line, "ack ")] = true
+			if n++; n == 1500 {
+				// kill -9 in the middle of appends and uploads.
+				if err := cmd.Process.Kill(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		cmd.Wait()
+		if n < 1500 {
+			t.Fatalf("life %d: child stopped after %d acks", life, n)
+		}
+	}
+	// A clean process on the same spool uploads the rest.
+	r := newRecorder(t, recorder.Options{Spool: filepath.Join(dir, "spool"), Sink: "file://" + filepath.Join(dir, "sink")})
+	closeRecorder(t, r)
+	sink, _ := recorder.NewFileSink(filepath.Join(dir, "sink"))
+	ctx := context.Background()
+	rd := recorder.NewReader(sink)
+	list, err := rd.List(ctx, recorder.Filter{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]int{}
+	for _, s := range list {
+		res, err := rd.Verify(ctx, s.ID, recorder.VerifyOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.OK() {
+			t.Fatalf("after kill -9: %v", res.Problems)
+		}
+		sess, err := rd.Load(ctx, s.ID, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range sess.Events {
+			if e.Kind == recorder.KindDecision {
+				found[e.RequestID]++
+			}
+		}
+	}
+	for id := range acked {
+		if found[id] != 1 {
+			t.Fatalf("acknowledged request %s found %d times", id, found[id])
+		}
+	}
+	for id, n := range found {
+		if n != 1 {
+			t.Fatalf("request %s recorded %d times", id, n)
+		}
+	}
+	t.Logf("%d acknowledged, %d recorded (the rest were in flight at the kill)", len(acked), len(found))
+}

@@ -1,0 +1,263 @@
+package recorder
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// ManifestVersion is the version of the manifest format written.
+const ManifestVersion = 1
+
+// Manifest describes one segment of a session: its chunks, their chain
+// heads and counts, and a summary for listings. It is stored next to the
+// chunks as SEGMENT.manifest.json and rewritten after every chunk; the set
+// of a session's segment manifests is the session's manifest.
+type Manifest struct {
+	Version int    `json:"version"`
+	Session string `json:"session"`
+	Segment string `json:"segment"`
+	// Day is the YYYY/MM/DD folder holding the segment.
+	Day string `json:"day"`
+	// Genesis is the Prev of the segment's first event.
+	Genesis string `json:"genesis"`
+	// Events counts the events in the listed chunks.
+	Events int64 `json:"events"`
+	// Head is the hash of the last listed event.
+	Head string `json:"head"`
+	// Closed is set once the segment's close event is listed: no event may
+	// follow.
+	Closed bool          `json:"closed"`
+	Chunks []ChunkRecord `json:"chunks"`
+	// Summary lets listings filter without reading chunks.
+	Summary Summary `json:"summary"`
+	// Updated is when this manifest was written.
+	Updated time.Time `json:"updated"`
+	// KeyID and Signature are set when manifests are signed: Signature is
+	// Ed25519 over the manifest's JSON with Signature empty.
+	KeyID     string `json:"key_id,omitempty"`
+	Signature string `json:"signature,omitempty"`
+}
+
+// ChunkRecord is one uploaded chunk of a segment.
+type ChunkRecord struct {
+	// Name is SEGMENT-SEQ.jsonl.gz, relative to the session folder.
+	Name string `json:"name"`
+	// FirstSeq is the Seq of the chunk's first event.
+	FirstSeq int64 `json:"first_seq"`
+	// Count is the number of events in the chunk.
+	Count int64 `json:"count"`
+	// Prev is the Prev of the first event; Head the hash of the last.
+	Prev string `json:"prev"`
+	Head string `json:"head"`
+	// SHA256 and Bytes describe the compressed object.
+	SHA256 string `json:"sha256"`
+	Bytes  int64  `json:"bytes"`
+}
+
+// Summary condenses a segment for `airlock sessions list`.
+type Summary struct {
+	First     time.Time        `json:"first"`
+	Last      time.Time        `json:"last"`
+	Subjects  []string         `json:"subjects,omitempty"`
+	Actors    []string         `json:"actors,omitempty"`
+	Methods   []string         `json:"methods,omitempty"`
+	Decisions map[string]int64 `json:"decisions,omitempty"`
+	Requests  int64            `json:"requests"`
+}
+
+func addUnique(list []string, v string) []string {
+	if v == "" {
+		return list
+	}
+	for _, x := range list {
+		if x == v {
+			return list
+		}
+	}
+	if len(list) >= 64 {
+		return list
+	}
+	return append(list, v)
+}
+
+// add folds one event into the summary.
+func (s *Summary) add(e *Event) {
+	if s.First.IsZero() || e.Time.Before(s.First) {
+		s.First = e.Time
+	}
+	if e.Time.After(s.Last) {
+		s.Last = e.Time
+	}
+	if d := e.Decision; d != nil {
+		s.Subjects = addUnique(s.Subjects, d.Subject)
+		s.Actors = addUnique(s.Actors, d.Actor)
+		s.Methods = addUnique(s.Methods, d.GCPMethod)
+		if s.Decisions == nil {
+			s.Decisions = map[string]int64{}
+		}
+		s.Decisions[d.Decision]++
+		s.Requests++
+	}
+	if r := e.Request; r != nil {
+		s.Subjects = addUnique(s.Subjects, r.Subject)
+		s.Actors = addUnique(s.Actors, r.Actor)
+		s.Methods = addUnique(s.Methods, r.GCPMethod)
+	}
+}
+
+// Genesis is the Prev of the first event of a segment: it binds the chain
+// to its session and segment, so a segment cannot be moved elsewhere.
+func Genesis(session, segment string) string {
+	sum := sha256.Sum256([]byte("airlock-segment\n" + session + "\n" + segment))
+	return hex.EncodeToString(sum[:])
+}
+
+// lineHash is the chain hash of one event line.
+func lineHash(line []byte) string {
+	sum := sha256.Sum256(line)
+	return hex.EncodeToString(sum[:])
+}
+
+// ChunkName is the object name of chunk seq of a segment.
+func ChunkName(segment string, seq int) string {
+	return fmt.Sprintf("%s-%06d.jsonl.gz", segment, seq)
+}
+
+// ManifestName is the object name of a segment's manifest.
+func ManifestName(segment string) string { return segment + ".manifest.json" }
+
+// sessionIDPattern is what a stored session id looks like.
+var sessionIDPattern = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,128}$`)
+
+// segmentIDPattern is what a segment id looks like.
+var segmentIDPattern = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z\.[0-9a-f]{16}$`)
+
+// ValidSessionID reports whether id can be a stored session id.
+func ValidSessionID(id string) bool {
+	return sessionIDPattern.MatchString(id) && strings.Trim(id, ".") != ""
+}
+
+// sessionPath is the folder of a session in a day.
+func sessionPath(day, session string) string { return day + "/" + session + "/" }
+
+// Signer signs manifests with an Ed25519 key.
+type Signer struct {
+	key   ed25519.PrivateKey
+	keyID string
+}
+
+// KeyID names an Ed25519 public key: the first 16 hex digits of its SHA-256.
+func KeyID(pub ed25519.PublicKey) string {
+	sum := sha256.Sum256(pub)
+	return hex.EncodeToString(sum[:8])
+}
+
+// LoadSigner reads a PEM "PRIVATE KEY" (PKCS #8) Ed25519 key file.
+func LoadSigner(path string) (*Signer, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("recorder: signing key: %w", err)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return nil, fmt.Errorf("recorder: signing key %s: no PEM block", path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("recorder: signing key %s: %w", path, err)
+	}
+	priv, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("recorder: signing key %s: not an Ed25519 key", path)
+	}
+	return &Signer{key: priv, keyID: KeyID(priv.Public().(ed25519.PublicKey))}, nil
+}
+
+// NewSigner wraps an Ed25519 private key.
+func NewSigner(key ed25519.PrivateKey) *Signer {
+	return &Signer{key: key, keyID: KeyID(key.Public().(ed25519.PublicKey))}
+}
+
+// Public is the verification key.
+func (s *Signer) Public() ed25519.PublicKey { return s.key.Public().(ed25519.PublicKey) }
+
+// LoadPublicKey reads an Ed25519 key for verification from a PEM file
+// holding either the public key (PKIX) or the private key (PKCS #8).
+func LoadPublicKey(path string) (ed25519.PublicKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("recorder: public key: %w", err)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return nil, fmt.Errorf("recorder: public key %s: no PEM block", path)
+	}
+	if k, err := x509.ParsePKIXPublicKey(block.Bytes); err == nil {
+		if pub, ok := k.(ed25519.PublicKey); ok {
+			return pub, nil
+		}
+		return nil, fmt.Errorf("recorder: public key %s: not an Ed25519 key", path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("recorder: public key %s: neither a PKIX public nor a PKCS #8 private key", path)
+	}
+	priv, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("recorder: public key %s: not an Ed25519 key", path)
+	}
+	return priv.Public().(ed25519.PublicKey), nil
+}
+
+func (m *Manifest) signingBytes() ([]byte, error) {
+	c := *m
+	c.Signature = ""
+	return json.Marshal(&c)
+}
+
+// sign sets KeyID and Signature.
+func (s *Signer) sign(m *Manifest) error {
+	m.KeyID = s.keyID
+	b, err := m.signingBytes()
+	if err != nil {
+		return err
+	}
+	m.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(s.key, b))
+	return nil
+}
+
+// errBadSignature is wrapped by signature checks.
+var errBadSignature = errors.New("bad signature")
+
+// checkSignature verifies m against pub.
+func checkSignature(m *Manifest, pub ed25519.PublicKey) error {
+	if m.Signature == "" {
+		return fmt.Errorf("manifest is not signed")
+	}
+	if m.KeyID != KeyID(pub) {
+		return fmt.Errorf("signed by key %s, not by %s", m.KeyID, KeyID(pub))
+	}
+	sig, err := base64.StdEncoding.DecodeString(m.Signature)
+	if err != nil {
+		return errBadSignature
+	}
+	b, err := m.signingBytes()
+	if err != nil {
+		return err
+	}
+	if !ed25519.Verify(pub, b, sig) {
+		return errBadSignature
+	}
+	return nil
+}

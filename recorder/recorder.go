@@ -1,0 +1,1075 @@
+// Package recorder records sessions: every request's decision, request,
+// response and approval votes, hash-chained per segment, appended to a
+// local fsync'd spool before the request goes on, then uploaded in gzip
+// chunks with a manifest to a sink (gs://BUCKET/PREFIX or file://DIR):
+//
+//	PREFIX/YYYY/MM/DD/SESSION/SEGMENT-SEQ.jsonl.gz
+//	PREFIX/YYYY/MM/DD/SESSION/SEGMENT.manifest.json
+//
+// A segment is one writer's chain of events in a session; a session may
+// hold several (replicas, restarts, days). The Reader lists, loads and
+// verifies what was recorded.
+package recorder
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"cloud.google.com/go/storage"
+	"github.com/redis/go-redis/v9"
+)
+
+// Options configure a Recorder. Zero values take the defaults noted.
+type Options struct {
+	// Sink is gs://BUCKET/PREFIX or file://DIR. Required unless SinkImpl is set.
+	Sink string
+	// SinkImpl, when set, is used instead of opening Sink.
+	SinkImpl Sink
+	// Spool is the local spool directory. Required.
+	Spool string
+	// SpoolMaxBytes bounds the spool on disk; default 1 GiB.
+	SpoolMaxBytes int64
+	// SpoolFileBytes is the size at which a spool file is rotated; default
+	// SpoolMaxBytes/8, at most 64 MiB.
+	SpoolFileBytes int64
+	// OnFull is "refuse" (default: recording fails with ErrSpoolFull) or
+	// "drop" (the event is dropped and counted).
+	OnFull string
+	// IdleGap starts a new session for a subject after this long without
+	// requests, and closes an idle segment; default 30 minutes.
+	IdleGap time.Duration
+	// MaxBodyBytes bounds the masked body kept per event; 0 keeps none.
+	MaxBodyBytes int
+	// SigningKey is a PEM Ed25519 private key file signing manifests.
+	SigningKey string
+	// Signer, when set, is used instead of SigningKey.
+	Signer *Signer
+	// Redis is a redis:// or rediss:// URL for session tracking across
+	// replicas; empty keeps sessions in memory.
+	Redis string
+	// RedisClient, when set, is used instead of Redis.
+	RedisClient redis.UniversalClient
+	// Tracker, when set, replaces the memory or Redis tracker.
+	Tracker Tracker
+	// Mask masks request bodies and header values. Nil drops request
+	// bodies (header credentials are always masked).
+	Mask func([]byte) []byte
+	// Logger receives upload errors and recoveries; nil discards.
+	Logger *slog.Logger
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+	// StorageClient is used for gs:// sinks instead of a new client.
+	StorageClient *storage.Client
+	// FlushInterval is how often the uploader looks for due segments and
+	// idle ones; default 1s.
+	FlushInterval time.Duration
+	// ChunkMaxBytes bounds the uncompressed size of a chunk; default 4 MiB.
+	ChunkMaxBytes int
+	// ChunkMinBytes and ChunkMaxAge: an open segment is uploaded once it
+	// has ChunkMinBytes pending or its oldest pending event is ChunkMaxAge
+	// old; defaults 256 KiB and 10s. Closed segments upload at once.
+	ChunkMinBytes int
+	ChunkMaxAge   time.Duration
+	// SegmentMaxEvents rolls a segment over after this many events; default 100,000.
+	SegmentMaxEvents int64
+	// PendingMemoryBytes bounds the spooled event lines also kept in memory
+	// for upload; beyond it they are read back from the spool. Default 64 MiB.
+	PendingMemoryBytes int64
+	// UploadConcurrency is the number of segments uploaded at once; default 32.
+	UploadConcurrency int
+	// UploadTimeout bounds one object upload; default 60s.
+	UploadTimeout time.Duration
+	// RetryMin and RetryMax bound the backoff between failed uploads of a
+	// segment; defaults 500ms and 30s.
+	RetryMin, RetryMax time.Duration
+}
+
+// Stats are the recorder's counters.
+type Stats struct {
+	// SpoolBytes is the spool's size on disk.
+	SpoolBytes int64
+	// PendingEvents are spooled and not yet uploaded.
+	PendingEvents int64
+	// Dropped counts events dropped by OnFull "drop".
+	Dropped int64
+	// Events counts events made durable in the spool.
+	Events int64
+	// Chunks counts chunks uploaded.
+	Chunks int64
+	// Failed counts events of RequestHeaders and Response that could not
+	// be recorded (those methods return nothing).
+	Failed int64
+	// UploadErrors counts failed uploads (each retried).
+	UploadErrors int64
+	// LastUploadError is the last upload failure, empty after a success.
+	LastUploadError string
+}
+
+// Recorder records sessions. It is safe for concurrent use.
+type Recorder struct {
+	opts    Options
+	sink    Sink
+	spool   *spool
+	tracker Tracker
+	signer  *Signer
+	log     *slog.Logger
+	now     func() time.Time
+	segDir  string
+
+	mu       sync.Mutex
+	active   map[string]*segment // session -> open segment
+	segments map[string]*segment // every segment not yet fully uploaded
+	closing  bool
+
+	kick     chan struct{}
+	stop     chan struct{}
+	loopDone chan struct{}
+
+	dropped      atomic.Int64
+	events       atomic.Int64
+	chunks       atomic.Int64
+	uploadErrors atomic.Int64
+	failures     atomic.Int64
+	memPending   atomic.Int64
+	lastErr      atomic.Pointer[string]
+	ownsRedis    redis.UniversalClient
+}
+
+// segment is one chain of events of a session written by this process.
+type segment struct {
+	mu         sync.Mutex
+	id         string
+	session    string
+	nextSeq    int64
+	head       string
+	lastAppend time.Time
+	closed     bool // close event queued: nothing may follow
+	pending    []pendingEvent
+	pendingLen int
+
+	// owned by the uploader while uploading is set
+	uploading     bool
+	man           Manifest
+	manifestDirty bool
+	retryAt       time.Time
+	backoff       time.Duration
+}
+
+// pendingEvent is a spooled event not yet uploaded. Within the memory
+// budget its line and summary fields stay in memory; beyond it (a long sink
+// outage) only its place in the spool is kept and it is read back to upload.
+type pendingEvent struct {
+	seq    int64
+	n      int   // length of the line
+	off    int64 // of the line in its spool file
+	fileNo uint64
+	line   []byte // nil when spilled
+	batch  *commitBatch
+	ev     *Event // for the summary; nil when spilled
+	time   time.Time
+}
+
+var _ interface {
+	Session(ctx context.Context, subject, requested string) (string, error)
+} = (*Recorder)(nil)
+
+// New opens the spool (recovering what a previous process left), the sink
+// and the session tracker, and starts uploading.
+func New(ctx context.Context, opts Options) (*Recorder, error) {
+	if opts.Spool == "" {
+		return nil, errors.New("recorder: a spool directory is required")
+	}
+	if opts.SpoolMaxBytes <= 0 {
+		opts.SpoolMaxBytes = 1 << 30
+	}
+	if opts.SpoolFileBytes <= 0 {
+		opts.SpoolFileBytes = min(opts.SpoolMaxBytes/8, 64<<20)
+		opts.SpoolFileBytes = max(opts.SpoolFileBytes, 4096)
+	}
+	switch opts.OnFull {
+	case "":
+		opts.OnFull = "refuse"
+	case "refuse", "drop":
+	default:
+		return nil, fmt.Errorf("recorder: on_full must be refuse or drop, not %q", opts.OnFull)
+	}
+	if opts.IdleGap <= 0 {
+		opts.IdleGap = 30 * time.Minute
+	}
+	if opts.MaxBodyBytes < 0 {
+		opts.MaxBodyBytes = 0
+	}
+	if opts.FlushInterval <= 0 {
+		opts.FlushInterval = time.Second
+	}
+	if opts.ChunkMaxBytes <= 0 {
+		opts.ChunkMaxBytes = 4 << 20
+	}
+	if opts.ChunkMinBytes <= 0 {
+		opts.ChunkMinBytes = min(256<<10, opts.ChunkMaxBytes)
+	}
+	if opts.ChunkMaxAge <= 0 {
+		opts.ChunkMaxAge = 10 * time.Second
+	}
+	if opts.SegmentMaxEvents <= 0 {
+		opts.SegmentMaxEvents = 100000
+	}
+	if opts.PendingMemoryBytes <= 0 {
+		opts.PendingMemoryBytes = 64 << 20
+	}
+	if opts.UploadConcurrency <= 0 {
+		opts.UploadConcurrency = 32
+	}
+	if opts.UploadTimeout <= 0 {
+		opts.UploadTimeout = time.Minute
+	}
+	if opts.RetryMin <= 0 {
+		opts.RetryMin = 500 * time.Millisecond
+	}
+	if opts.RetryMax < opts.RetryMin {
+		opts.RetryMax = max(30*time.Second, opts.RetryMin)
+	}
+	r := &Recorder{
+		opts:     opts,
+		log:      opts.Logger,
+		now:      opts.Now,
+		signer:   opts.Signer,
+		active:   map[string]*segment{},
+		segments: map[string]*segment{},
+		kick:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		loopDone: make(chan struct{}),
+		segDir:   filepath.Join(opts.Spool, "segments"),
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	if r.signer == nil && opts.SigningKey != "" {
+		s, err := LoadSigner(opts.SigningKey)
+		if err != nil {
+			return nil, err
+		}
+		r.signer = s
+	}
+	r.sink = opts.SinkImpl
+	if r.sink == nil {
+		s, err := OpenSink(ctx, opts.Sink, SinkOptions{StorageClient: opts.StorageClient})
+		if err != nil {
+			return nil, err
+		}
+		r.sink = s
+	}
+	switch {
+	case opts.Tracker != nil:
+		r.tracker = opts.Tracker
+	case opts.RedisClient != nil:
+		r.tracker = NewRedisTracker(opts.RedisClient)
+	case opts.Redis != "" && opts.Redis != "memory":
+		ro, err := redis.ParseURL(opts.Redis)
+		if err != nil {
+			return nil, fmt.Errorf("recorder: redis: %w", err)
+		}
+		c := redis.NewClient(ro)
+		r.ownsRedis = c
+		r.tracker = NewRedisTracker(c)
+	default:
+		r.tracker = NewMemoryTracker(r.now)
+	}
+	if err := os.MkdirAll(r.segDir, 0o700); err != nil {
+		return nil, fmt.Errorf("recorder: spool: %w", err)
+	}
+	if err := r.loadStates(); err != nil {
+		return nil, err
+	}
+	sp, err := openSpool(opts.Spool, opts.SpoolMaxBytes, opts.SpoolFileBytes, r.replay)
+	if err != nil {
+		return nil, err
+	}
+	r.spool = sp
+	r.closeRecovered()
+	go r.loop()
+	return r, nil
+}
+
+// loadStates reads the segments a previous process left unfinished.
+func (r *Recorder) loadStates() error {
+	entries, err := os.ReadDir(r.segDir)
+	if err != nil {
+		return fmt.Errorf("recorder: spool: %w", err)
+	}
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(r.segDir, e.Name()))
+		if err != nil {
+			return fmt.Errorf("recorder: spool: %w", err)
+		}
+		var m Manifest
+		if err := json.Unmarshal(b, &m); err != nil {
+			r.log.Error("recorder: unreadable segment state, ignored", "file", e.Name(), "err", err)
+			continue
+		}
+		seg := &segment{id: m.Segment, session: m.Session, man: m, nextSeq: m.Events, head: m.Head, closed: m.Closed, manifestDirty: true}
+		if seg.head == "" {
+			seg.head = m.Genesis
+		}
+		r.segments[seg.id] = seg
+	}
+	return nil
+}
+
+// recoveredBatch stands for the commit of records found in the spool.
+var recoveredBatch = func() *commitBatch {
+	b := &commitBatch{done: make(chan struct{})}
+	close(b.done)
+	return b
+}()
+
+// replay takes back one spooled record of an unfinished segment; records
+// already uploaded (or of finished segments) are not kept.
+func (r *Recorder) replay(rec spoolRecord) bool {
+	segID, seq, closing, line, ok := decodePayload(rec.payload)
+	seg := r.segments[segID]
+	if !ok || seg == nil || seq < seg.man.Events {
+		return false
+	}
+	if seq != seg.nextSeq {
+		r.log.Error("recorder: spooled event out of sequence, ignored", "segment", segID, "seq", seq, "want", seg.nextSeq)
+		return false
+	}
+	var ev Event
+	if err := json.Unmarshal(line, &ev); err != nil {
+		r.log.Error("recorder: unreadable spooled event, ignored", "segment", segID, "seq", seq)
+		return false
+	}
+	slimEvent(&ev)
+	p := pendingEvent{seq: seq, n: len(line), off: rec.offset + int64(len(rec.payload)-len(line)), fileNo: rec.fileNo, batch: recoveredBatch, time: ev.Time}
+	r.keep(&p, line, &ev)
+	seg.pending = append(seg.pending, p)
+	seg.pendingLen += len(line)
+	seg.nextSeq++
+	seg.head = lineHash(line)
+	if closing {
+		seg.closed = true
+	}
+	return true
+}
+
+// closeRecovered closes the segments a previous process left open.
+func (r *Recorder) closeRecovered() {
+	n := 0
+	for _, seg := range r.segments {
+		if !seg.closed {
+			if err := r.appendClose(seg, "writer restarted"); err != nil {
+				r.log.Error("recorder: closing a recovered segment failed; retried later", "segment", seg.id, "err", err)
+			}
+		}
+		n += len(seg.pending)
+	}
+	if len(r.segments) > 0 {
+		r.log.Info("recorder: resuming uploads left by a previous run", "segments", len(r.segments), "events", n)
+	}
+}
+
+// slimEvent drops what the summary does not need from a kept event.
+func slimEvent(e *Event) {
+	if e.Decision != nil {
+		d := *e.Decision
+		d.Headers, d.BodyExcerpt = nil, ""
+		e.Decision = &d
+	}
+	if e.Request != nil {
+		q := *e.Request
+		q.Headers, q.BodyExcerpt = nil, ""
+		e.Request = &q
+	}
+	e.Response, e.Vote = nil, nil
+}
+
+// payload layout: flags(1) seglen(1) segment seq(8) line.
+func encodePayload(segID string, seq int64, closing bool, line []byte) []byte {
+	p := make([]byte, 0, 10+len(segID)+len(line))
+	var flags byte
+	if closing {
+		flags = 1
+	}
+	p = append(p, flags, byte(len(segID)))
+	p = append(p, segID...)
+	p = binary.BigEndian.AppendUint64(p, uint64(seq))
+	return append(p, line...)
+}
+
+func decodePayload(p []byte) (segID string, seq int64, closing bool, line []byte, ok bool) {
+	if len(p) < 2 {
+		return "", 0, false, nil, false
+	}
+	n := int(p[1])
+	if len(p) < 2+n+8 {
+		return "", 0, false, nil, false
+	}
+	segID = string(p[2 : 2+n])
+	seq = int64(binary.BigEndian.Uint64(p[2+n:]))
+	return segID, seq, p[0]&1 == 1, p[2+n+8:], true
+}
+
+// Session resolves the session of a request from subject: the name the
+// agent sent in x-airlock-session (validated and scoped to the subject),
+// or the subject's current session, a new one after IdleGap.
+func (r *Recorder) Session(ctx context.Context, subject, requested string) (string, error) {
+	if requested != "" {
+		return NamedSession(subject, requested)
+	}
+	return r.tracker.Current(ctx, subject, newSessionID(r.now()), r.opts.IdleGap)
+}
+
+// Decision records what ext_authz decided, refusals included. It returns
+// once the event is durable in the spool.
+func (r *Recorder) Decision(ctx context.Context, e DecisionEvent) error {
+	d := e
+	d.Headers = MaskHeaders(e.Headers, r.opts.Mask)
+	d.BodyBytes = int64(len(e.Body))
+	d.BodyExcerpt = r.maskBody(e.Body)
+	d.Body = nil
+	session := e.SessionID
+	if session == "" {
+		s, err := r.Session(ctx, e.Subject, "")
+		if err != nil {
+			return err
+		}
+		session = s
+	}
+	return r.record(ctx, session, &Event{Time: e.Time, Kind: KindDecision, RequestID: e.RequestID, Decision: &d})
+}
+
+// Request records the request as ext_proc saw it. Body goes through
+// Options.Mask or is dropped.
+func (r *Recorder) Request(ctx context.Context, sessionID, requestID string, e RequestEvent) error {
+	q := e
+	q.Headers = MaskHeaders(e.Headers, r.opts.Mask)
+	q.BodyBytes = int64(len(e.Body))
+	q.BodyExcerpt = r.maskBody(e.Body)
+	q.Body = nil
+	return r.record(ctx, sessionID, &Event{Kind: KindRequest, RequestID: requestID, Request: &q})
+}
+
+// Vote records one approver's vote in the session of the request.
+func (r *Recorder) Vote(ctx context.Context, e VoteEvent) error {
+	v := e
+	return r.record(ctx, e.SessionID, &Event{Time: e.Time, Kind: KindVote, RequestID: e.RequestID, Vote: &v})
+}
+
+func (r *Recorder) maskBody(b []byte) string {
+	if r.opts.Mask == nil || len(b) == 0 || r.opts.MaxBodyBytes == 0 {
+		return ""
+	}
+	return excerpt(r.opts.Mask(b), r.opts.MaxBodyBytes)
+}
+
+// record appends one event to the session's open segment and waits until
+// it is durable.
+func (r *Recorder) record(ctx context.Context, session string, e *Event) error {
+	if !ValidSessionID(session) {
+		return fmt.Errorf("recorder: invalid session id %q", session)
+	}
+	if e.Time.IsZero() {
+		e.Time = r.now()
+	}
+	e.Time = e.Time.UTC()
+	for {
+		seg, err := r.segmentFor(session)
+		if err != nil {
+			return r.full(err)
+		}
+		b, err := r.appendTo(seg, e)
+		if errors.Is(err, errSegmentClosed) {
+			continue
+		}
+		if err != nil {
+			return r.full(err)
+		}
+		select {
+		case <-b.done:
+		case <-ctx.Done():
+			// The event stays queued and will be durable; the caller gives up.
+			return fmt.Errorf("recorder: waiting for the spool: %w", ctx.Err())
+		}
+		if b.err != nil {
+			return b.err
+		}
+		r.events.Add(1)
+		if seg.pendingBytes() >= r.opts.ChunkMinBytes {
+			r.poke()
+		}
+		return nil
+	}
+}
+
+func (r *Recorder) full(err error) error {
+	if errors.Is(err, ErrSpoolFull) && r.opts.OnFull == "drop" {
+		if r.dropped.Add(1)%1000 == 1 {
+			r.log.Warn("recorder: spool full, dropping events (on_full: drop)", "dropped", r.dropped.Load())
+		}
+		return nil
+	}
+	return err
+}
+
+func (r *Recorder) poke() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+var errSegmentClosed = errors.New("recorder: segment closed")
+
+// segmentFor returns the open segment of a session, starting one.
+func (r *Recorder) segmentFor(session string) (*segment, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closing {
+		return nil, ErrClosed
+	}
+	seg := r.active[session]
+	if seg != nil {
+		seg.mu.Lock()
+		closed := seg.closed
+		roll := seg.nextSeq >= r.opts.SegmentMaxEvents
+		seg.mu.Unlock()
+		if roll && !closed {
+			if err := r.appendClose(seg, "rolled over"); err != nil {
+				return nil, err
+			}
+			closed = true
+		}
+		if !closed {
+			return seg, nil
+		}
+		delete(r.active, session)
+	}
+	now := r.now().UTC()
+	var rb [8]byte
+	_, _ = rand.Read(rb[:])
+	id := now.Format("20060102T150405Z") + "." + hex.EncodeToString(rb[:])
+	seg = &segment{id: id, session: session, lastAppend: now}
+	seg.man = Manifest{Version: ManifestVersion, Session: session, Segment: id, Day: now.Format("2006/01/02"), Genesis: Genesis(session, id), Chunks: []ChunkRecord{}}
+	seg.head = seg.man.Genesis
+	// The state file exists before any event of the segment is durable, so
+	// that a restart knows every segment it must finish.
+	if err := r.saveState(&seg.man); err != nil {
+		return nil, err
+	}
+	r.active[session] = seg
+	r.segments[id] = seg
+	return seg, nil
+}
+
+// appendTo chains e onto seg and queues it in the spool.
+func (r *Recorder) appendTo(seg *segment, e *Event) (*commitBatch, error) {
+	seg.mu.Lock()
+	defer seg.mu.Unlock()
+	if seg.closed {
+		return nil, errSegmentClosed
+	}
+	return r.appendLocked(seg, e)
+}
+
+func (r *Recorder) appendLocked(seg *segment, e *Event) (*commitBatch, error) {
+	e.Session, e.Segment, e.Seq, e.Prev = seg.session, seg.id, seg.nextSeq, seg.head
+	line, err := eventLine(e)
+	if err != nil {
+		return nil, fmt.Errorf("recorder: encode event: %w", err)
+	}
+	closing := e.Kind == KindClose
+	payload := encodePayload(seg.id, e.Seq, closing, line)
+	line = payload[len(payload)-len(line):]
+	b, fileNo, off, err := r.spool.enqueue(payload, closing)
+	if err != nil {
+		return nil, err
+	}
+	kept := *e
+	slimEvent(&kept)
+	p := pendingEvent{seq: e.Seq, n: len(line), off: off + int64(len(payload)-len(line)), fileNo: fileNo, batch: b, time: e.Time}
+	r.keep(&p, line, &kept)
+	seg.pending = append(seg.pending, p)
+	seg.pendingLen += len(line)
+	seg.nextSeq++
+	seg.head = lineHash(line)
+	seg.lastAppend = e.Time
+	if closing {
+		seg.closed = true
+	}
+	return b, nil
+}
+
+// appendClose queues a close event; it does not wait for durability (the
+// uploader only takes durable events).
+func (r *Recorder) appendClose(seg *segment, reason string) error {
+	seg.mu.Lock()
+	defer seg.mu.Unlock()
+	if seg.closed {
+		return nil
+	}
+	_, err := r.appendLocked(seg, &Event{Time: r.now().UTC(), Kind: KindClose, Reason: reason})
+	return err
+}
+
+// keep holds line and ev in memory within the budget.
+func (r *Recorder) keep(p *pendingEvent, line []byte, ev *Event) {
+	if r.memPending.Add(int64(len(line))) > r.opts.PendingMemoryBytes {
+		r.memPending.Add(-int64(len(line)))
+		return
+	}
+	p.line, p.ev = line, ev
+}
+
+func (s *segment) pendingBytes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pendingLen
+}
+
+func (r *Recorder) saveState(m *Manifest) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("recorder: segment state: %w", err)
+	}
+	p := filepath.Join(r.segDir, m.Segment+".json")
+	tmp := p + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("recorder: segment state: %w", err)
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err == nil {
+		err = syncDir(r.segDir)
+	}
+	if err != nil {
+		return fmt.Errorf("recorder: segment state: %w", err)
+	}
+	return nil
+}
+
+// loop uploads on every tick or kick until Close.
+func (r *Recorder) loop() {
+	defer close(r.loopDone)
+	t := time.NewTicker(r.opts.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		case <-r.kick:
+		}
+		r.closeIdle()
+		r.uploadPass(context.Background(), false)
+	}
+}
+
+// closeIdle closes segments without events for IdleGap.
+func (r *Recorder) closeIdle() {
+	now := r.now()
+	r.mu.Lock()
+	var idle []*segment
+	for session, seg := range r.active {
+		seg.mu.Lock()
+		if seg.closed || now.Sub(seg.lastAppend) > r.opts.IdleGap {
+			idle = append(idle, seg)
+			delete(r.active, session)
+		}
+		seg.mu.Unlock()
+	}
+	var unclosed []*segment
+	for _, seg := range r.segments {
+		seg.mu.Lock()
+		if !seg.closed && r.active[seg.session] != seg {
+			unclosed = append(unclosed, seg)
+		}
+		seg.mu.Unlock()
+	}
+	r.mu.Unlock()
+	for _, seg := range append(idle, unclosed...) {
+		if err := r.appendClose(seg, "idle"); err != nil {
+			r.log.Warn("recorder: closing an idle segment failed; retried later", "segment", seg.id, "err", err)
+		}
+	}
+}
+
+// uploadPass uploads every segment with durable pending events or a
+// manifest to write, UploadConcurrency at a time. With force, backoff is
+// ignored. It reports whether anything is left.
+func (r *Recorder) uploadPass(ctx context.Context, force bool) bool {
+	now := r.now()
+	r.mu.Lock()
+	var work []*segment
+	left := false
+	for _, seg := range r.segments {
+		seg.mu.Lock()
+		busy := seg.uploading
+		has := len(seg.pending) > 0 || seg.manifestDirty || seg.closed
+		// Small, young, open segments wait to make fewer, larger chunks:
+		// they are safe in the spool meanwhile.
+		due := force || seg.closed || seg.manifestDirty || seg.pendingLen >= r.opts.ChunkMinBytes ||
+			(len(seg.pending) > 0 && now.Sub(seg.pending[0].time) >= r.opts.ChunkMaxAge)
+		if !busy && has && due && (force || !now.Before(seg.retryAt)) {
+			seg.uploading = true
+			work = append(work, seg)
+		} else if has {
+			left = true
+		}
+		seg.mu.Unlock()
+	}
+	r.mu.Unlock()
+	sem := make(chan struct{}, r.opts.UploadConcurrency)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, seg := range work {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			more := r.uploadSegment(ctx, seg)
+			if more {
+				mu.Lock()
+				left = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return left
+}
+
+// uploadSegment uploads the durable pending events of seg in chunks, then
+// its manifest. It reports whether work is left.
+func (r *Recorder) uploadSegment(ctx context.Context, seg *segment) (more bool) {
+	defer func() {
+		seg.mu.Lock()
+		seg.uploading = false
+		seg.mu.Unlock()
+	}()
+	for {
+		seg.mu.Lock()
+		var take []pendingEvent
+		size := 0
+		for _, p := range seg.pending {
+			if !isDone(p.batch) || (len(take) > 0 && size+p.n > r.opts.ChunkMaxBytes) {
+				break
+			}
+			take = append(take, p)
+			size += p.n + 1
+		}
+		// A close event that is queued but not yet durable waits too.
+		seg.mu.Unlock()
+		if len(take) == 0 {
+			break
+		}
+		if err := r.uploadChunk(ctx, seg, take); err != nil {
+			r.uploadFailed(seg, err)
+			return true
+		}
+	}
+	seg.mu.Lock()
+	dirty := seg.manifestDirty
+	seg.mu.Unlock()
+	if dirty {
+		if err := r.putManifest(ctx, seg); err != nil {
+			r.uploadFailed(seg, err)
+			return true
+		}
+	}
+	seg.backoff = 0
+	seg.mu.Lock()
+	done := seg.closed && len(seg.pending) == 0 && seg.man.Closed
+	left := len(seg.pending) > 0
+	seg.mu.Unlock()
+	if done {
+		if err := os.Remove(filepath.Join(r.segDir, seg.id+".json")); err != nil && !errors.Is(err, os.ErrNotExist) {
+			r.log.Error("recorder: removing segment state", "segment", seg.id, "err", err)
+			return true
+		}
+		r.mu.Lock()
+		delete(r.segments, seg.id)
+		if r.active[seg.session] == seg {
+			delete(r.active, seg.session)
+		}
+		r.mu.Unlock()
+	}
+	return left
+}
+
+func isDone(b *commitBatch) bool {
+	select {
+	case <-b.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (r *Recorder) uploadFailed(seg *segment, err error) {
+	r.uploadErrors.Add(1)
+	msg := err.Error()
+	r.lastErr.Store(&msg)
+	if seg.backoff == 0 {
+		seg.backoff = r.opts.RetryMin
+	} else {
+		seg.backoff = min(seg.backoff*2, r.opts.RetryMax)
+	}
+	seg.retryAt = r.now().Add(seg.backoff)
+	r.log.Warn("recorder: upload failed; retrying", "segment", seg.id, "retry_in", seg.backoff, "err", err)
+}
+
+// uploadChunk writes one chunk, records it in the local state (after which
+// the spooled records are released) and marks the manifest dirty.
+func (r *Recorder) uploadChunk(ctx context.Context, seg *segment, take []pendingEvent) error {
+	var raw bytes.Buffer
+	files := map[uint64]*os.File{}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	lines := make([][]byte, len(take))
+	evs := make([]*Event, len(take))
+	for i, p := range take {
+		line, ev := p.line, p.ev
+		if line == nil {
+			var err error
+			if line, err = r.spool.readAt(files, p.fileNo, p.off, p.n); err != nil {
+				return err
+			}
+			ev = &Event{}
+			if err := json.Unmarshal(line, ev); err != nil {
+				return fmt.Errorf("recorder: spooled event %s#%d: %w", seg.id, p.seq, err)
+			}
+		}
+		lines[i], evs[i] = line, ev
+		raw.Write(line)
+		raw.WriteByte('\n')
+	}
+	var gz bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
+	zw.Write(raw.Bytes())
+	if err := zw.Close(); err != nil {
+		return fmt.Errorf("recorder: compress: %w", err)
+	}
+	m := seg.man
+	m.Chunks = append([]ChunkRecord(nil), seg.man.Chunks...)
+	m.Summary.Subjects = append([]string(nil), m.Summary.Subjects...)
+	m.Summary.Actors = append([]string(nil), m.Summary.Actors...)
+	m.Summary.Methods = append([]string(nil), m.Summary.Methods...)
+	if seg.man.Summary.Decisions != nil {
+		m.Summary.Decisions = make(map[string]int64, len(seg.man.Summary.Decisions))
+		for k, v := range seg.man.Summary.Decisions {
+			m.Summary.Decisions[k] = v
+		}
+	}
+	name := ChunkName(seg.id, len(m.Chunks)+1)
+	sum := sha256.Sum256(gz.Bytes())
+	first := take[0]
+	prev := m.Head
+	if prev == "" {
+		prev = m.Genesis
+	}
+	rec := ChunkRecord{Name: name, FirstSeq: first.seq, Count: int64(len(take)), Prev: prev, Head: lineHash(lines[len(lines)-1]), SHA256: hex.EncodeToString(sum[:]), Bytes: int64(gz.Len())}
+	cctx, cancel := context.WithTimeout(ctx, r.opts.UploadTimeout)
+	err := r.sink.Put(cctx, sessionPath(m.Day, m.Session)+name, gz.Bytes())
+	cancel()
+	if err != nil {
+		return err
+	}
+	m.Chunks = append(m.Chunks, rec)
+	m.Events += rec.Count
+	m.Head = rec.Head
+	for _, ev := range evs {
+		m.Summary.add(ev)
+		if ev.Kind == KindClose {
+			m.Closed = true
+		}
+	}
+	if err := r.saveState(&m); err != nil {
+		return err
+	}
+	r.chunks.Add(1)
+	seg.mu.Lock()
+	seg.man = m
+	seg.manifestDirty = true
+	seg.pending = seg.pending[len(take):]
+	var kept int64
+	for _, p := range take {
+		seg.pendingLen -= p.n
+		if p.line != nil {
+			kept += int64(p.n)
+		}
+	}
+	r.memPending.Add(-kept)
+	if len(seg.pending) == 0 {
+		seg.pending = nil
+	}
+	seg.mu.Unlock()
+	counts := map[uint64]int64{}
+	for _, p := range take {
+		counts[p.fileNo]++
+	}
+	for n, c := range counts {
+		r.spool.release(n, c)
+	}
+	return nil
+}
+
+// putManifest signs and uploads the segment's manifest.
+func (r *Recorder) putManifest(ctx context.Context, seg *segment) error {
+	m := seg.man
+	m.Updated = r.now().UTC()
+	if r.signer != nil {
+		if err := r.signer.sign(&m); err != nil {
+			return fmt.Errorf("recorder: sign manifest: %w", err)
+		}
+	}
+	b, err := json.MarshalIndent(&m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("recorder: manifest: %w", err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, r.opts.UploadTimeout)
+	defer cancel()
+	if err := r.sink.Put(cctx, sessionPath(m.Day, m.Session)+ManifestName(seg.id), b); err != nil {
+		return err
+	}
+	seg.mu.Lock()
+	seg.manifestDirty = false
+	seg.mu.Unlock()
+	r.lastErr.Store(nil)
+	return nil
+}
+
+// Flush uploads everything durable now, retrying until ctx ends.
+func (r *Recorder) Flush(ctx context.Context) error {
+	backoff := 10 * time.Millisecond
+	for {
+		if !r.uploadPass(ctx, true) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("recorder: flush: %d events not uploaded: %w", r.Stats().PendingEvents, ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, time.Second)
+	}
+}
+
+// Stats returns the counters.
+func (r *Recorder) Stats() Stats {
+	s := Stats{
+		SpoolBytes:   r.spool.usedBytes(),
+		Dropped:      r.dropped.Load(),
+		Events:       r.events.Load(),
+		Chunks:       r.chunks.Load(),
+		UploadErrors: r.uploadErrors.Load(),
+		Failed:       r.failures.Load(),
+	}
+	if p := r.lastErr.Load(); p != nil {
+		s.LastUploadError = *p
+	}
+	r.mu.Lock()
+	for _, seg := range r.segments {
+		seg.mu.Lock()
+		s.PendingEvents += int64(len(seg.pending))
+		seg.mu.Unlock()
+	}
+	r.mu.Unlock()
+	return s
+}
+
+// Healthy reports a spool that cannot be written or is full (with on_full
+// refuse): requests are then refused.
+func (r *Recorder) Healthy() error {
+	err := r.spool.healthy()
+	if errors.Is(err, ErrSpoolFull) {
+		if r.opts.OnFull == "drop" {
+			return nil
+		}
+		return fmt.Errorf("%w: uploads to %s are behind (last error: %s)", err, r.sink, r.Stats().LastUploadError)
+	}
+	return err
+}
+
+// Sink is where the recorder uploads.
+func (r *Recorder) Sink() Sink { return r.sink }
+
+// Close stops recording, closes every open segment and tries until ctx ends
+// to upload what is spooled. What is left stays in the spool and is
+// uploaded by the next process on the same spool.
+func (r *Recorder) Close(ctx context.Context) error {
+	r.mu.Lock()
+	if r.closing {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closing = true
+	var open []*segment
+	for _, seg := range r.segments {
+		open = append(open, seg)
+	}
+	r.active = map[string]*segment{}
+	r.mu.Unlock()
+	close(r.stop)
+	<-r.loopDone
+	sort.Slice(open, func(i, j int) bool { return open[i].id < open[j].id })
+	var errs []error
+	for _, seg := range open {
+		if err := r.appendClose(seg, "shutdown"); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := r.Flush(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	r.spool.close()
+	if r.ownsRedis != nil {
+		r.ownsRedis.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// abandon stops the recorder as a crash would: nothing is closed or
+// uploaded; what was acknowledged is in the spool.
+func (r *Recorder) abandon() {
+	r.mu.Lock()
+	r.closing = true
+	r.mu.Unlock()
+	close(r.stop)
+	<-r.loopDone
+	r.spool.close()
+}

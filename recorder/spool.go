@@ -1,0 +1,383 @@
+package recorder
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// ErrSpoolFull is returned (wrapped) by the recording methods when the spool
+// has reached Options.SpoolMaxBytes and Options.OnFull is "refuse".
+var ErrSpoolFull = errors.New("recorder: spool full")
+
+// ErrClosed is returned by the recording methods after Close.
+var ErrClosed = errors.New("recorder: closed")
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// frameHeader is the length (4 bytes) and CRC-32C (4 bytes) of a record.
+const frameHeader = 8
+
+// maxRecord bounds one record so that a corrupt length cannot make replay
+// allocate without limit.
+const maxRecord = 64 << 20
+
+// spool is an append-only log split into numbered files. Appends are
+// buffered and made durable by one committer goroutine that writes and
+// fsyncs everything queued since its last pass: concurrent appends share an
+// fsync (group commit). A file is removed once every record in it was
+// released (uploaded).
+type spool struct {
+	dir       string
+	maxBytes  int64
+	fileBytes int64
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	target  uint64           // file new records go to
+	sizes   map[uint64]int64 // bytes per file, queued included
+	live    map[uint64]int64 // unreleased records per file
+	used    int64            // sum of sizes
+	pending []pendingWrite   // queued, not yet written
+	batch   *commitBatch     // batch the queued records belong to
+	err     error            // sticky write or sync failure
+	full    bool             // the last append did not fit
+	closing bool
+	done    chan struct{}
+
+	// owned by the committer
+	f    *os.File
+	fNo  uint64
+	open bool
+}
+
+type pendingWrite struct {
+	fileNo uint64
+	data   []byte
+}
+
+// commitBatch is one group commit: done is closed once its records are
+// durable (err nil) or failed.
+type commitBatch struct {
+	done chan struct{}
+	err  error
+}
+
+// spoolRecord is one record found by replay.
+type spoolRecord struct {
+	fileNo  uint64
+	offset  int64 // of the payload in the file
+	payload []byte
+}
+
+func walName(n uint64) string { return fmt.Sprintf("wal-%016d.log", n) }
+
+// openSpool opens or creates the spool in dir. Each record already in it
+// is passed to replay, in order; a record for which replay returns false is
+// released at once. A file left without records is removed.
+func openSpool(dir string, maxBytes, fileBytes int64, replay func(spoolRecord) bool) (*spool, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("recorder: spool %s: %w", dir, err)
+	}
+	s := &spool{
+		dir:       dir,
+		maxBytes:  maxBytes,
+		fileBytes: fileBytes,
+		sizes:     map[uint64]int64{},
+		live:      map[uint64]int64{},
+		done:      make(chan struct{}),
+	}
+	s.cond = sync.NewCond(&s.mu)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("recorder: spool %s: %w", dir, err)
+	}
+	var nums []uint64
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasPrefix(name, "wal-") || !strings.HasSuffix(name, ".log") {
+			continue
+		}
+		n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(name, "wal-"), ".log"), 10, 64)
+		if err != nil {
+			continue
+		}
+		nums = append(nums, n)
+	}
+	sort.Slice(nums, func(i, j int) bool { return nums[i] < nums[j] })
+	for _, n := range nums {
+		var kept int64
+		size, err := readWAL(filepath.Join(dir, walName(n)), func(off int64, p []byte) {
+			if replay(spoolRecord{fileNo: n, offset: off, payload: p}) {
+				kept++
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.target = n
+		if kept == 0 {
+			if err := os.Remove(filepath.Join(dir, walName(n))); err != nil {
+				return nil, fmt.Errorf("recorder: spool: %w", err)
+			}
+			continue
+		}
+		s.sizes[n] = size
+		s.live[n] = kept
+		s.used += size
+	}
+	s.target++
+	go s.commitLoop()
+	return s, nil
+}
+
+// readWAL passes the intact records of one file to fn with their payload
+// offsets. A torn or corrupt tail (a crash in the middle of a write that
+// was never acknowledged) is cut off.
+func readWAL(path string, fn func(off int64, payload []byte)) (int64, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return 0, fmt.Errorf("recorder: spool: %w", err)
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 1<<20)
+	var good int64
+	var hdr [frameHeader]byte
+	for {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			break
+		}
+		n := binary.LittleEndian.Uint32(hdr[0:4])
+		sum := binary.LittleEndian.Uint32(hdr[4:8])
+		if n == 0 || n > maxRecord {
+			break
+		}
+		p := make([]byte, n)
+		if _, err := io.ReadFull(r, p); err != nil {
+			break
+		}
+		if crc32.Checksum(p, castagnoli) != sum {
+			break
+		}
+		fn(good+frameHeader, p)
+		good += frameHeader + int64(n)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("recorder: spool: %w", err)
+	}
+	if st.Size() != good {
+		if err := f.Truncate(good); err != nil {
+			return 0, fmt.Errorf("recorder: spool: truncate torn tail of %s: %w", filepath.Base(path), err)
+		}
+		if err := f.Sync(); err != nil {
+			return 0, fmt.Errorf("recorder: spool: %w", err)
+		}
+	}
+	return good, nil
+}
+
+// enqueue queues one record and returns the batch to wait on and the file
+// the record goes to. It fails with ErrSpoolFull when the record does not
+// fit in the bound, unless force is set (close events, which are small and
+// needed to seal a segment).
+func (s *spool) enqueue(payload []byte, force bool) (*commitBatch, uint64, int64, error) {
+	size := int64(frameHeader + len(payload))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return nil, 0, 0, ErrClosed
+	}
+	if s.err != nil {
+		return nil, 0, 0, fmt.Errorf("recorder: spool: %w", s.err)
+	}
+	if !force && s.used+size > s.maxBytes {
+		s.full = true
+		return nil, 0, 0, fmt.Errorf("%w (%d of %d bytes used)", ErrSpoolFull, s.used, s.maxBytes)
+	}
+	s.full = false
+	if s.sizes[s.target] > 0 && s.sizes[s.target]+size > s.fileBytes {
+		s.target++
+	}
+	n := len(s.pending)
+	if n == 0 || s.pending[n-1].fileNo != s.target {
+		s.pending = append(s.pending, pendingWrite{fileNo: s.target, data: make([]byte, 0, 16<<10)})
+		n++
+	}
+	w := &s.pending[n-1]
+	w.data = binary.LittleEndian.AppendUint32(w.data, uint32(len(payload)))
+	w.data = binary.LittleEndian.AppendUint32(w.data, crc32.Checksum(payload, castagnoli))
+	w.data = append(w.data, payload...)
+	offset := s.sizes[s.target] + frameHeader
+	s.sizes[s.target] += size
+	s.live[s.target]++
+	s.used += size
+	if s.batch == nil {
+		s.batch = &commitBatch{done: make(chan struct{})}
+		s.cond.Signal()
+	}
+	return s.batch, s.target, offset, nil
+}
+
+// readAt reads n bytes at off of spool file fileNo; files holds open files
+// to reuse and close afterwards.
+func (s *spool) readAt(files map[uint64]*os.File, fileNo uint64, off int64, n int) ([]byte, error) {
+	f := files[fileNo]
+	if f == nil {
+		var err error
+		if f, err = os.Open(filepath.Join(s.dir, walName(fileNo))); err != nil {
+			return nil, fmt.Errorf("recorder: spool: %w", err)
+		}
+		files[fileNo] = f
+	}
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, off); err != nil {
+		return nil, fmt.Errorf("recorder: spool: read %s at %d: %w", walName(fileNo), off, err)
+	}
+	return b, nil
+}
+
+// release marks one durable record of file n as no longer needed; a file
+// without live records that no longer receives appends is removed.
+func (s *spool) release(n uint64, count int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.live[n] -= count
+	if s.live[n] > 0 {
+		return
+	}
+	if n == s.target {
+		if s.sizes[n] == 0 || s.closing {
+			return
+		}
+		// Drained: start a new file so that this one can go.
+		s.target++
+	}
+	if err := os.Remove(filepath.Join(s.dir, walName(n))); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if s.err == nil {
+			s.err = err
+		}
+		return
+	}
+	s.used -= s.sizes[n]
+	if s.used < s.maxBytes-s.maxBytes/10 {
+		s.full = false
+	}
+	delete(s.sizes, n)
+	delete(s.live, n)
+}
+
+// usedBytes is the spool's size on disk, queued records included.
+func (s *spool) usedBytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.used
+}
+
+// healthy reports a sticky write or sync failure.
+func (s *spool) healthy() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return fmt.Errorf("recorder: spool: %w", s.err)
+	}
+	if s.full {
+		return fmt.Errorf("%w (%d of %d bytes used)", ErrSpoolFull, s.used, s.maxBytes)
+	}
+	return nil
+}
+
+func (s *spool) commitLoop() {
+	defer close(s.done)
+	for {
+		s.mu.Lock()
+		for len(s.pending) == 0 && !s.closing {
+			s.cond.Wait()
+		}
+		if len(s.pending) == 0 {
+			s.mu.Unlock()
+			if s.open {
+				s.f.Close()
+			}
+			return
+		}
+		work, b := s.pending, s.batch
+		s.pending, s.batch = nil, nil
+		failed := s.err
+		s.mu.Unlock()
+
+		err := failed
+		if err == nil {
+			err = s.write(work)
+		}
+		if err != nil {
+			s.mu.Lock()
+			if s.err == nil {
+				s.err = err
+			}
+			s.mu.Unlock()
+			b.err = fmt.Errorf("recorder: spool: %w", err)
+		}
+		close(b.done)
+	}
+}
+
+// write appends the queued data to its files and fsyncs them.
+func (s *spool) write(work []pendingWrite) error {
+	for _, w := range work {
+		if !s.open || s.fNo != w.fileNo {
+			if s.open {
+				if err := s.f.Sync(); err != nil {
+					return err
+				}
+				s.f.Close()
+				s.open = false
+			}
+			f, err := os.OpenFile(filepath.Join(s.dir, walName(w.fileNo)), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+			if err != nil {
+				return err
+			}
+			if err := syncDir(s.dir); err != nil {
+				f.Close()
+				return err
+			}
+			s.f, s.fNo, s.open = f, w.fileNo, true
+		}
+		if _, err := s.f.Write(w.data); err != nil {
+			return err
+		}
+	}
+	return datasync(s.f)
+}
+
+// close stops the committer once everything queued is durable.
+func (s *spool) close() {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		<-s.done
+		return
+	}
+	s.closing = true
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	<-s.done
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
