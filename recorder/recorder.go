@@ -137,9 +137,10 @@ type Recorder struct {
 	segments map[string]*segment // every segment not yet fully uploaded
 	closing  bool
 
-	kick     chan struct{}
-	stop     chan struct{}
-	loopDone chan struct{}
+	kick       chan struct{}
+	stop       chan struct{}
+	loopDone   chan struct{}
+	loopCancel context.CancelFunc
 
 	dropped      atomic.Int64
 	events       atomic.Int64
@@ -306,7 +307,9 @@ func New(ctx context.Context, opts Options) (*Recorder, error) {
 	}
 	r.spool = sp
 	r.closeRecovered()
-	go r.loop()
+	loopCtx, cancel := context.WithCancel(context.Background())
+	r.loopCancel = cancel
+	go r.loop(loopCtx)
 	return r, nil
 }
 
@@ -680,7 +683,7 @@ func (r *Recorder) saveState(m *Manifest) error {
 }
 
 // loop uploads on every tick or kick until Close.
-func (r *Recorder) loop() {
+func (r *Recorder) loop(ctx context.Context) {
 	defer close(r.loopDone)
 	t := time.NewTicker(r.opts.FlushInterval)
 	defer t.Stop()
@@ -692,7 +695,7 @@ func (r *Recorder) loop() {
 		case <-r.kick:
 		}
 		r.closeIdle()
-		r.uploadPass(context.Background(), false)
+		r.uploadPass(ctx, false)
 	}
 }
 
@@ -1045,6 +1048,7 @@ func (r *Recorder) Close(ctx context.Context) error {
 	r.active = map[string]*segment{}
 	r.mu.Unlock()
 	close(r.stop)
+	r.loopCancel()
 	<-r.loopDone
 	sort.Slice(open, func(i, j int) bool { return open[i].id < open[j].id })
 	var errs []error
@@ -1070,6 +1074,7 @@ func (r *Recorder) abandon() {
 	r.closing = true
 	r.mu.Unlock()
 	close(r.stop)
+	r.loopCancel()
 	<-r.loopDone
 	r.spool.close()
 }

@@ -434,3 +434,34 @@ func TestCrashBeforeAnyUpload(t *testing.T) {
 	}
 	verifyAll(t, sink)
 }
+
+func TestCloseWithSinkDownKeepsTheSpool(t *testing.T) {
+	g := recordertest.StartGCS(t, "audit")
+	client := g.Client(t)
+	spool := filepath.Join(t.TempDir(), "spool")
+	ctx := context.Background()
+	opts := recorder.Options{Spool: spool, Sink: "gs://audit/d", StorageClient: client, UploadTimeout: 200 * time.Millisecond}
+	r1 := newRecorder(t, opts)
+	g.SetDown(true)
+	for i := 0; i < 20; i++ {
+		if err := recordRequest(ctx, r1, "down~x", "frank", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := r1.Close(cctx); err == nil {
+		t.Fatal("Close reported success with the sink down")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Close took %v past its deadline", d)
+	}
+	g.SetDown(false)
+	r2 := newRecorder(t, opts)
+	closeRecorder(t, r2)
+	total, kinds := uniqueEvents(t, recorder.NewGCSSink(client, "audit", "d"))
+	if kinds["decision"] != 20 || kinds["close"] != 1 || total != 61 {
+		t.Fatalf("total %d kinds %v", total, kinds)
+	}
+}
