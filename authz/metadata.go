@@ -1,5 +1,10 @@
 package authz
 
+import (
+	"encoding/json"
+	"unicode/utf8"
+)
+
 // MetadataNamespace is the Envoy dynamic-metadata namespace under which the
 // ext_authz filter stores what airlock returns in CheckResponse.dynamic_metadata.
 // The ext_proc filter must forward it (metadata_options.forwarding_namespaces.untyped).
@@ -30,21 +35,11 @@ type MaskingSpec struct {
 }
 
 // ToMap renders the metadata as the JSON-like map placed in a
-// google.protobuf.Struct.
+// google.protobuf.Struct. Every field is a string but "rules", a list;
+// "masking" is the selected rules as a JSON array of
+// {"policy","name","fields","detectors"} objects, kept in one string because
+// a deep Struct costs more to encode than the whole decision.
 func (m Metadata) ToMap() map[string]any {
-	rules := make([]any, len(m.Rules))
-	for i, r := range m.Rules {
-		rules[i] = r
-	}
-	masking := make([]any, len(m.Masking))
-	for i, s := range m.Masking {
-		masking[i] = map[string]any{
-			"policy":    s.Policy,
-			"name":      s.Name,
-			"fields":    anyStrings(s.Fields),
-			"detectors": anyStrings(s.Detectors),
-		}
-	}
 	return map[string]any{
 		"request_id": m.RequestID,
 		"session_id": m.SessionID,
@@ -52,13 +47,83 @@ func (m Metadata) ToMap() map[string]any {
 		"actor":      m.Actor,
 		"gcp_method": m.GCPMethod,
 		"decision":   m.Decision,
-		"rules":      rules,
-		"masking":    masking,
+		"rules":      anyStrings(m.Rules),
+		"masking":    m.MaskingJSON(),
 	}
 }
 
+// MaskingJSON encodes Masking as a JSON array without reflection: it runs
+// for every allowed request.
+func (m Metadata) MaskingJSON() string {
+	if len(m.Masking) == 0 {
+		return "[]"
+	}
+	b := make([]byte, 0, 128*len(m.Masking))
+	b = append(b, '[')
+	for i, s := range m.Masking {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"policy":`...)
+		b = appendJSONString(b, s.Policy)
+		b = append(b, `,"name":`...)
+		b = appendJSONString(b, s.Name)
+		b = append(b, `,"fields":`...)
+		b = appendJSONStrings(b, s.Fields)
+		b = append(b, `,"detectors":`...)
+		b = appendJSONStrings(b, s.Detectors)
+		b = append(b, '}')
+	}
+	b = append(b, ']')
+	return string(b)
+}
+
+func appendJSONStrings(b []byte, list []string) []byte {
+	b = append(b, '[')
+	for i, s := range list {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, s)
+	}
+	return append(b, ']')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, "\\ufffd"...)
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}
+
 // MetadataFromMap reads what ToMap wrote (after a round trip through a
-// protobuf Struct). Unknown or mistyped fields are ignored.
+// protobuf Struct). "masking" may also be a list of objects, as a filter
+// written by hand might send it. Unknown or mistyped fields are ignored; an
+// unreadable masking value yields no selected rules (the default profile
+// still applies).
 func MetadataFromMap(v map[string]any) Metadata {
 	var m Metadata
 	m.RequestID, _ = v["request_id"].(string)
@@ -68,8 +133,21 @@ func MetadataFromMap(v map[string]any) Metadata {
 	m.GCPMethod, _ = v["gcp_method"].(string)
 	m.Decision, _ = v["decision"].(string)
 	m.Rules = stringList(v["rules"])
-	if list, ok := v["masking"].([]any); ok {
-		for _, item := range list {
+	switch mv := v["masking"].(type) {
+	case string:
+		var list []struct {
+			Policy    string   `json:"policy"`
+			Name      string   `json:"name"`
+			Fields    []string `json:"fields"`
+			Detectors []string `json:"detectors"`
+		}
+		if json.Unmarshal([]byte(mv), &list) == nil {
+			for _, e := range list {
+				m.Masking = append(m.Masking, MaskingSpec{Policy: e.Policy, Name: e.Name, Fields: e.Fields, Detectors: e.Detectors})
+			}
+		}
+	case []any:
+		for _, item := range mv {
 			e, ok := item.(map[string]any)
 			if !ok {
 				continue

@@ -37,9 +37,6 @@ func response(r *authz.Result) *authv3.CheckResponse {
 			HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
 				HeadersToRemove:         headersToRemove,
 				QueryParametersToRemove: queryToRemove,
-				Headers: []*corev3.HeaderValueOption{
-					header("x-airlock-request-id", r.RequestID),
-				},
 			}},
 			DynamicMetadata: metadataStruct(r.Metadata()),
 		}
@@ -80,22 +77,10 @@ func header(k, v string) *corev3.HeaderValueOption {
 }
 
 // valueArena hands out structpb values from a few slice allocations: the
-// metadata is built on every allowed request and one allocation per value
-// would dominate the Check's cost.
+// metadata is built on every allowed request.
 type valueArena struct {
-	vals  []structpb.Value
-	strs  []structpb.Value_StringValue
-	lists []structpb.Value_ListValue
-	lvs   []structpb.ListValue
-}
-
-func newArena(strings, lists int) *valueArena {
-	return &valueArena{
-		vals:  make([]structpb.Value, 0, strings+lists),
-		strs:  make([]structpb.Value_StringValue, 0, strings),
-		lists: make([]structpb.Value_ListValue, 0, lists),
-		lvs:   make([]structpb.ListValue, 0, lists),
-	}
+	vals []structpb.Value
+	strs []structpb.Value_StringValue
 }
 
 func (a *valueArena) str(s string) *structpb.Value {
@@ -106,40 +91,18 @@ func (a *valueArena) str(s string) *structpb.Value {
 	return v
 }
 
-func (a *valueArena) list(vals []*structpb.Value) *structpb.Value {
-	a.lvs = append(a.lvs, structpb.ListValue{})
-	lv := &a.lvs[len(a.lvs)-1]
-	lv.Values = vals
-	a.lists = append(a.lists, structpb.Value_ListValue{ListValue: lv})
-	a.vals = append(a.vals, structpb.Value{})
-	v := &a.vals[len(a.vals)-1]
-	v.Kind = &a.lists[len(a.lists)-1]
-	return v
-}
-
-func (a *valueArena) strList(in []string, ptrs []*structpb.Value) *structpb.Value {
-	for i, s := range in {
-		ptrs[i] = a.str(s)
-	}
-	return a.list(ptrs[:len(in):len(in)])
-}
-
-// metadataStruct builds the dynamic metadata directly (no reflection through
-// structpb.NewStruct), from a handful of allocations: it is on the hot path
-// of every allowed request.
+// metadataStruct builds the dynamic metadata of authz.Metadata.ToMap
+// directly (no reflection through structpb.NewStruct): string fields, the
+// rules as a list, the masking rules as one JSON string.
 func metadataStruct(m authz.Metadata) *structpb.Struct {
-	nStrings, nLists := 6+len(m.Rules), 2
-	for _, s := range m.Masking {
-		nStrings += 2 + len(s.Fields) + len(s.Detectors)
-		nLists += 2
+	n := 7 + len(m.Rules)
+	a := &valueArena{vals: make([]structpb.Value, 0, n+1), strs: make([]structpb.Value_StringValue, 0, n)}
+	rules := make([]*structpb.Value, len(m.Rules))
+	for i, r := range m.Rules {
+		rules[i] = a.str(r)
 	}
-	a := newArena(nStrings, nLists)
-	ptrs := make([]*structpb.Value, nStrings+len(m.Masking))
-	take := func(n int) []*structpb.Value {
-		p := ptrs[:n:n]
-		ptrs = ptrs[n:]
-		return p
-	}
+	a.vals = append(a.vals, structpb.Value{Kind: &structpb.Value_ListValue{ListValue: &structpb.ListValue{Values: rules}}})
+	rulesVal := &a.vals[len(a.vals)-1]
 	fields := make(map[string]*structpb.Value, 8)
 	fields["request_id"] = a.str(m.RequestID)
 	fields["session_id"] = a.str(m.SessionID)
@@ -147,16 +110,7 @@ func metadataStruct(m authz.Metadata) *structpb.Struct {
 	fields["actor"] = a.str(m.Actor)
 	fields["gcp_method"] = a.str(m.GCPMethod)
 	fields["decision"] = a.str(m.Decision)
-	fields["rules"] = a.strList(m.Rules, take(len(m.Rules)))
-	masking := take(len(m.Masking))
-	for i, s := range m.Masking {
-		masking[i] = &structpb.Value{Kind: &structpb.Value_StructValue{StructValue: &structpb.Struct{Fields: map[string]*structpb.Value{
-			"policy":    a.str(s.Policy),
-			"name":      a.str(s.Name),
-			"fields":    a.strList(s.Fields, take(len(s.Fields))),
-			"detectors": a.strList(s.Detectors, take(len(s.Detectors))),
-		}}}}
-	}
-	fields["masking"] = a.list(masking)
+	fields["rules"] = rulesVal
+	fields["masking"] = a.str(m.MaskingJSON())
 	return &structpb.Struct{Fields: fields}
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -43,8 +44,22 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fl := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	cfgPath := fl.String("config", "", "configuration file (default: embedded local-trial defaults)")
+	cpuProfile := fl.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fl.Parse(args); err != nil {
 		return 2
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "airlock serve: --cpuprofile:", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "airlock serve: --cpuprofile:", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
@@ -312,9 +327,11 @@ func (s *server) newGRPC() *grpc.Server {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.MaxRecvMsgSize(s.cfg.Authz.MaxBodyBytes*2+(1<<20)),
-		// A fixed pool of stream workers instead of a goroutine per RPC:
-		// Envoy multiplexes every Check on a few HTTP/2 connections.
-		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+		// A pool of stream workers instead of a goroutine per RPC: a fresh
+		// goroutine grows its stack for every Check (CEL, recognition),
+		// which costs more than the Check itself. Enough workers that the
+		// concurrency Envoy drives rarely overflows the pool.
+		grpc.NumStreamWorkers(uint32(max(64, 16*runtime.GOMAXPROCS(0)))),
 		grpc.SharedWriteBuffer(true),
 	)
 	s.grpcs = append(s.grpcs, g)
