@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -67,6 +68,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 	logger := newLogger(cfg.Log, stderr)
+	if os.Getenv("GOGC") == "" {
+		// The live heap is small (policies, catalog, token cache) and every
+		// Check allocates: collecting at 5x the live heap instead of 2x
+		// halves GC work on the decision path. GOGC in the environment wins.
+		debug.SetGCPercent(400)
+	}
 	if err := serve(ctx, cfg, *cfgPath == "", logger); err != nil {
 		logger.Error("airlock stopped", "err", err)
 		fmt.Fprintln(stderr, "airlock:", err)
