@@ -79,13 +79,16 @@ const (
 // Recorder receives what the server captures. Implementations must not
 // block for long: they run on the processing stream.
 type Recorder interface {
-	// RequestHeaders is called once per request with its headers;
+	// RecordRequestHeaders is called once per request with its headers;
 	// credentials (authorization, cookies, API keys) are already removed.
-	RequestHeaders(ctx context.Context, meta authz.Metadata, headers map[string]string)
-	// Response is called once per response that had headers: maskedBody
-	// holds the first bytes of the masked body (at most Options.RecordBodyBytes)
-	// and totalBytes the length of the whole masked body.
-	Response(ctx context.Context, meta authz.Metadata, status int, headers map[string]string, maskedBody []byte, totalBytes int64)
+	// An error refuses the request (503) before it reaches the upstream.
+	RecordRequestHeaders(ctx context.Context, meta authz.Metadata, headers map[string]string) error
+	// RecordResponse is called once per response that had headers, before
+	// its last bytes are released: maskedBody holds the first bytes of the
+	// masked body (at most Options.RecordBodyBytes) and totalBytes the
+	// length of the whole masked body. An error fails the response closed:
+	// a 503 when no byte went out yet, else a reset.
+	RecordResponse(ctx context.Context, meta authz.Metadata, status int, headers map[string]string, maskedBody []byte, totalBytes int64) error
 }
 
 // Options configure a Server.
@@ -325,7 +328,10 @@ func (st *stream) requestHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processing
 	hm := headerMap(h.GetHeaders())
 	st.method = hm[":method"]
 	if rec := st.s.opts.Recorder; rec != nil {
-		rec.RequestHeaders(st.ctx, st.meta, redacted(hm))
+		if err := rec.RecordRequestHeaders(st.ctx, st.meta, redacted(hm)); err != nil {
+			st.log().Error("recording the request failed; refusing it", "err", err)
+			return st.unavailable("airlock: unavailable: the session recorder cannot store this request, so it is refused; retry later.")
+		}
 	}
 	// Ask the upstream for an uncompressed body so that it can be masked
 	// without inflating it.
@@ -388,7 +394,9 @@ func (st *stream) responseHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processin
 		// allow_mode_override; otherwise body messages pass untouched).
 		resp.ModeOverride = &filterv3.ProcessingMode{ResponseBodyMode: filterv3.ProcessingMode_NONE}
 		if h.GetEndOfStream() {
-			st.recordResponse()
+			if err := st.recordResponse(); err != nil {
+				return st.unavailable("airlock: unavailable: the session recorder cannot store this response, so it is withheld; retry later.")
+			}
 		}
 		return resp
 	}
@@ -413,6 +421,27 @@ func (st *stream) responseHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processin
 	delete(st.respHeaders, "content-length")
 	hr.Response.HeaderMutation = mut
 	return resp
+}
+
+// unavailable answers 503 with a local reply (before any response byte
+// went out), in Google's error shape.
+func (st *stream) unavailable(msg string) *extprocv3.ProcessingResponse {
+	body, _ := json.Marshal(map[string]any{"error": map[string]any{
+		"code": 503, "status": "UNAVAILABLE", "message": msg,
+		"details": []any{map[string]any{
+			"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "UNAVAILABLE", "domain": "airlock",
+			"metadata": map[string]string{"request_id": st.meta.RequestID},
+		}},
+	}})
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{ImmediateResponse: &extprocv3.ImmediateResponse{
+		Status: &typev3.HttpStatus{Code: typev3.StatusCode_ServiceUnavailable},
+		Headers: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{
+			setHeader("content-type", "application/json; charset=UTF-8"),
+			setHeader("cache-control", "no-store"),
+		}},
+		Body:    body,
+		Details: "airlock_recording_failed",
+	}}}
 }
 
 // refuse answers with a local reply before any response byte went out.
@@ -449,7 +478,9 @@ func (st *stream) responseBody(b *extprocv3.HttpBody) (*extprocv3.ProcessingResp
 			return nil, errors.New("extproc: body data on a response without a body")
 		}
 		if b.GetEndOfStream() {
-			st.recordResponse()
+			if err := st.recordResponse(); err != nil {
+				return nil, err
+			}
 		}
 		return resp, nil
 	}
@@ -503,7 +534,9 @@ func (st *stream) maskChunk(chunk []byte, eos bool) ([]byte, error) {
 	}
 	if eos {
 		st.logMasked()
-		st.recordResponse()
+		if err := st.recordResponse(); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
@@ -512,8 +545,7 @@ func (st *stream) maskChunk(chunk []byte, eos bool) ([]byte, error) {
 // last body chunk was not marked end_of_stream.
 func (st *stream) finishBody() error {
 	if st.masker == nil || st.passBody || st.recorded {
-		st.recordResponse()
-		return nil
+		return st.recordResponse()
 	}
 	// Bytes still held by the masker cannot be sent with trailers; a body
 	// that ends this way is refused rather than truncated silently.
@@ -533,12 +565,18 @@ func (st *stream) logMasked() {
 	}
 }
 
-func (st *stream) recordResponse() {
+// recordResponse records the response once; an error means it could not be
+// made durable and the response must not complete.
+func (st *stream) recordResponse() error {
 	if st.recorded || !st.sawRespHdrs {
-		return
+		return nil
 	}
 	st.recorded = true
 	if rec := st.s.opts.Recorder; rec != nil {
-		rec.Response(st.ctx, st.meta, st.status, st.respHeaders, st.record, st.total)
+		if err := rec.RecordResponse(st.ctx, st.meta, st.status, st.respHeaders, st.record, st.total); err != nil {
+			st.log().Error("recording the response failed; failing it closed", "err", err)
+			return fmt.Errorf("extproc: recording the response: %w", err)
+		}
 	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -288,18 +289,28 @@ type recorder struct {
 	body    []byte
 	total   int64
 	meta    authz.Metadata
+	// failRequest and failResponse make the recording fail.
+	failRequest, failResponse bool
 }
 
-func (r *recorder) RequestHeaders(_ context.Context, meta authz.Metadata, h map[string]string) {
+func (r *recorder) RecordRequestHeaders(_ context.Context, meta authz.Metadata, h map[string]string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.reqHdrs, r.meta = h, meta
+	if r.failRequest {
+		return errors.New("spool full")
+	}
+	return nil
 }
 
-func (r *recorder) Response(_ context.Context, _ authz.Metadata, status int, _ map[string]string, body []byte, total int64) {
+func (r *recorder) RecordResponse(_ context.Context, _ authz.Metadata, status int, _ map[string]string, body []byte, total int64) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.status, r.body, r.total = status, append([]byte(nil), body...), total
+	if r.failResponse {
+		return errors.New("spool full")
+	}
+	return nil
 }
 
 var _ extproc.Recorder = (*recorder)(nil)
@@ -321,6 +332,30 @@ func TestRecorder(t *testing.T) {
 	if rec.status != 200 || string(rec.body) != string(res.Body[:20]) || rec.total != int64(len(res.Body)) || bytes.Contains(rec.body, []byte("AIza")) {
 		t.Fatalf("recorded %d %q %d; body %q", rec.status, rec.body, rec.total, res.Body)
 	}
+}
+
+// A recording that cannot be stored fails the exchange closed: the request
+// never reaches the upstream, and a response is never completed.
+func TestRecorderFailureFailsClosed(t *testing.T) {
+	body := []byte(`{"items":[` + strings.Repeat(`{"name":"web-1"},`, 200) + `{"name":"last"}]}`)
+	t.Run("request", func(t *testing.T) {
+		rec := &recorder{failRequest: true}
+		conn := startServer(t, extproc.Options{Recorder: rec})
+		up := &upstream{status: 200, header: map[string]string{"Content-Type": "application/json"}, body: body}
+		res := standin.NewExtProcFilter(conn, config(64)).Do(context.Background(), get(t, "GET"), nil, up)
+		if res.Status != 503 || res.Upstream != nil {
+			t.Fatalf("status %d, upstream reached: %v", res.Status, res.Upstream != nil)
+		}
+	})
+	t.Run("response", func(t *testing.T) {
+		rec := &recorder{failResponse: true}
+		conn := startServer(t, extproc.Options{Recorder: rec})
+		up := &upstream{status: 200, header: map[string]string{"Content-Type": "application/json"}, body: body}
+		res := standin.NewExtProcFilter(conn, config(64)).Do(context.Background(), get(t, "GET"), nil, up)
+		if !res.Reset || bytes.Contains(res.Body, []byte(`"last"`)) {
+			t.Fatalf("the response completed although it could not be recorded: status %d reset %v", res.Status, res.Reset)
+		}
+	})
 }
 
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

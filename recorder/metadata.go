@@ -6,20 +6,13 @@ import (
 	"github.com/airlockhq/airlock/authz"
 )
 
-// RequestHeaders records the request headers ext_proc saw for an allowed
-// request (pseudo-headers give the method, host and path). It implements
-// the ext_proc server's Recorder: a failure is logged and counted in
-// Stats.Failed; use RecordRequestHeaders to act on it.
-func (r *Recorder) RequestHeaders(ctx context.Context, meta authz.Metadata, headers map[string]string) {
-	if err := r.RecordRequestHeaders(ctx, meta, headers); err != nil {
-		r.failed(KindRequest, meta.RequestID, err)
-	}
-}
-
-// RecordRequestHeaders is RequestHeaders returning the error: nil once
-// the event is durable in the spool.
+// RecordRequestHeaders records the request headers ext_proc saw for an
+// allowed request (pseudo-headers give the method, host and path); nil once
+// the event is durable in the spool. It implements the ext_proc server's
+// Recorder, which refuses the request on an error; failures are also logged
+// and counted in Stats.Failed.
 func (r *Recorder) RecordRequestHeaders(ctx context.Context, meta authz.Metadata, headers map[string]string) error {
-	return r.Request(ctx, meta.SessionID, meta.RequestID, RequestEvent{
+	err := r.Request(ctx, meta.SessionID, meta.RequestID, RequestEvent{
 		Subject:   meta.Subject,
 		Actor:     meta.Actor,
 		GCPMethod: meta.GCPMethod,
@@ -28,23 +21,19 @@ func (r *Recorder) RecordRequestHeaders(ctx context.Context, meta authz.Metadata
 		Path:      headers[":path"],
 		Headers:   headers,
 	})
-}
-
-// Response records the response as the agent received it: maskedBody is
-// already masked (it is truncated to MaxBodyBytes) and totalBytes is the
-// size of the whole body. It implements the ext_proc server's Recorder: a
-// failure is logged and counted in Stats.Failed; use RecordResponse to act
-// on it.
-func (r *Recorder) Response(ctx context.Context, meta authz.Metadata, status int, headers map[string]string, maskedBody []byte, totalBytes int64) {
-	if err := r.RecordResponse(ctx, meta, status, headers, maskedBody, totalBytes); err != nil {
-		r.failed(KindResponse, meta.RequestID, err)
+	if err != nil {
+		r.failed(KindRequest, meta.RequestID, err)
 	}
+	return err
 }
 
-// RecordResponse is Response returning the error: nil once the event is
-// durable in the spool.
+// RecordResponse records the response as the agent received it: maskedBody
+// is already masked (it is truncated to MaxBodyBytes) and totalBytes is the
+// size of the whole body; nil once the event is durable in the spool. It
+// implements the ext_proc server's Recorder, which fails the response
+// closed on an error; failures are also logged and counted in Stats.Failed.
 func (r *Recorder) RecordResponse(ctx context.Context, meta authz.Metadata, status int, headers map[string]string, maskedBody []byte, totalBytes int64) error {
-	return r.record(ctx, meta.SessionID, &Event{Kind: KindResponse, RequestID: meta.RequestID, Response: &ResponseEvent{
+	err := r.record(ctx, meta.SessionID, &Event{Kind: KindResponse, RequestID: meta.RequestID, Response: &ResponseEvent{
 		Subject:     meta.Subject,
 		GCPMethod:   meta.GCPMethod,
 		Status:      status,
@@ -52,6 +41,10 @@ func (r *Recorder) RecordResponse(ctx context.Context, meta authz.Metadata, stat
 		BodyExcerpt: excerpt(maskedBody, r.opts.MaxBodyBytes),
 		TotalBytes:  totalBytes,
 	}})
+	if err != nil {
+		r.failed(KindResponse, meta.RequestID, err)
+	}
+	return err
 }
 
 func (r *Recorder) failed(kind, requestID string, err error) {

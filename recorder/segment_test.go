@@ -67,10 +67,16 @@ func TestExtProcMethods(t *testing.T) {
 	r := newRecorder(t, recorder.Options{MaxBodyBytes: 8})
 	ctx := context.Background()
 	meta := authz.Metadata{RequestID: "r1", SessionID: "ext~x", Subject: "alice", Actor: "bot", GCPMethod: "iam.projects.serviceAccounts.keys.create"}
-	r.RequestHeaders(ctx, meta, map[string]string{":method": "POST", ":authority": "iam.googleapis.com", ":path": "/v1/x", "x-goog-api-key": "AIza"})
-	r.Response(ctx, meta, 200, map[string]string{"set-cookie": "a=b"}, []byte(`{"privateKeyData":"[MASKED:private_key]"}`), 4096)
-	// An invalid session cannot be recorded: counted, not silent.
-	r.Response(ctx, authz.Metadata{SessionID: "../x"}, 200, nil, nil, 0)
+	if err := r.RecordRequestHeaders(ctx, meta, map[string]string{":method": "POST", ":authority": "iam.googleapis.com", ":path": "/v1/x", "x-goog-api-key": "AIza"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RecordResponse(ctx, meta, 200, map[string]string{"set-cookie": "a=b"}, []byte(`{"privateKeyData":"[MASKED:private_key]"}`), 4096); err != nil {
+		t.Fatal(err)
+	}
+	// An invalid session cannot be recorded: an error, and counted.
+	if err := r.RecordResponse(ctx, authz.Metadata{SessionID: "../x"}, 200, nil, nil, 0); err == nil {
+		t.Fatal("an invalid session was recorded")
+	}
 	if st := r.Stats(); st.Failed != 1 || st.Events != 2 {
 		t.Fatalf("stats %+v", st)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/airlockhq/airlock/approvals"
 	"github.com/airlockhq/airlock/authz"
+	"github.com/airlockhq/airlock/extproc"
 	"github.com/airlockhq/airlock/masking"
 	"github.com/airlockhq/airlock/recorder"
 )
@@ -74,7 +75,10 @@ func requestMasker(eng *masking.Engine) func([]byte) []byte {
 // decisionRecorder turns authz results into recorder events.
 type decisionRecorder struct{ rec *recorder.Recorder }
 
-var _ authz.Recorder = decisionRecorder{}
+var (
+	_ authz.Recorder   = decisionRecorder{}
+	_ extproc.Recorder = (*recorder.Recorder)(nil)
+)
 
 func (d decisionRecorder) RecordDecision(ctx context.Context, r *authz.Result) error {
 	e := recorder.DecisionEvent{

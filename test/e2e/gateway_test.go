@@ -192,3 +192,36 @@ func TestGatewayMasksInjectsAndRefuses(t *testing.T) {
 		}
 	}
 }
+
+// A recording that cannot be stored refuses the request (on_full: refuse,
+// the default); on_full: drop lets it through and counts it.
+func TestFullSpoolFailsClosed(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	tok := iss.Mint(map[string]any{"sub": "agent-1", "groups": []string{"ai-agents"}})
+	list := "https://compute.googleapis.com/compute/v1/projects/acme-dev/zones/us-east1-b/instances"
+	for _, tc := range []struct {
+		onFull  string
+		allowed bool
+	}{{"refuse", false}, {"drop", true}} {
+		t.Run(tc.onFull, func(t *testing.T) {
+			a := startAirlock(t, func(p Ports, dir string) string {
+				pdir := writePolicy(t, dir, "policy.yaml", gatewayPolicy)
+				return fmt.Sprintf(`listen: {authz: %q, extproc: "", sds: "", http: %q}
+%s
+policies: {paths: [%q]}
+recorder: {enabled: true, sink: "file://%s/sessions", spool: "%s/spool", spool_max_bytes: 1, on_full: %s}
+`, p.Authz, p.HTTP, issuerConfig(iss), pdir, dir, dir, tc.onFull)
+			})
+			res := checker{t, a.Authz(t), envoyConfig}.do("GET", list, tok, nil, "")
+			if res.Allowed != tc.allowed {
+				t.Fatalf("allowed=%v with a full spool and on_full %s: %d %s", res.Allowed, tc.onFull, res.Status, res.Body)
+			}
+			if !tc.allowed {
+				g := parseRefusal(t, res.Body)
+				if res.Status != 503 || g.Error.Details[0].Reason != "UNAVAILABLE" || !strings.Contains(g.Error.Message, "recorder") {
+					t.Fatalf("refusal: %d %s", res.Status, g.Error.Message)
+				}
+			}
+		})
+	}
+}
