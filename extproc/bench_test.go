@@ -12,7 +12,9 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 
+	"github.com/airlockhq/airlock/authz"
 	"github.com/airlockhq/airlock/extproc"
+	sessionrec "github.com/airlockhq/airlock/recorder"
 	"github.com/airlockhq/airlock/test/standin"
 )
 
@@ -83,6 +85,8 @@ func cpuTime() time.Duration {
 }
 
 func benchExtProc(b *testing.B, register func(grpc.ServiceRegistrar)) {
+	// What ext_authz forwards for an allowed request in a recorded session.
+	md := metadata(b, authz.Metadata{RequestID: "bench", SessionID: "s-bench", Subject: "agent-1", GCPMethod: "compute.instances.list", Decision: "allowed"})
 	conn := serve(b, register)
 	body := benchBody()
 	up := &upstream{status: 200, header: map[string]string{"Content-Type": "application/json"}, body: body}
@@ -91,7 +95,7 @@ func benchExtProc(b *testing.B, register func(grpc.ServiceRegistrar)) {
 	b.ReportAllocs()
 	cpu0 := cpuTime()
 	for b.Loop() {
-		res := f.Do(context.Background(), get(b, "GET"), nil, up)
+		res := f.Do(context.Background(), get(b, "GET"), md, up)
 		if res.Status != 200 || res.Reset || len(res.Body) < len(body)/2 {
 			b.Fatalf("status %d reset=%v details %q", res.Status, res.Reset, res.Details)
 		}
@@ -124,4 +128,69 @@ func BenchmarkExtProcEcho(b *testing.B) {
 	benchExtProc(b, func(r grpc.ServiceRegistrar) {
 		extprocv3.RegisterExternalProcessorServer(r, passthrough{echo: true})
 	})
+}
+
+// benchExtProcParallel is benchExtProc with 16 concurrent streams:
+// throughput, as Envoy drives the server.
+func benchExtProcParallel(b *testing.B, register func(grpc.ServiceRegistrar)) {
+	md := metadata(b, authz.Metadata{RequestID: "bench", SessionID: "s-bench", Subject: "agent-1", GCPMethod: "compute.instances.list", Decision: "allowed"})
+	conn := serve(b, register)
+	body := benchBody()
+	up := &upstream{status: 200, header: map[string]string{"Content-Type": "application/json"}, body: body}
+	f := standin.NewExtProcFilter(conn, config(64<<10))
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	b.SetParallelism(8) // 16 streams on 2 cores
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			res := f.Do(context.Background(), get(b, "GET"), md, up)
+			if res.Status != 200 || res.Reset || len(res.Body) < len(body)/2 {
+				b.Errorf("status %d reset=%v details %q", res.Status, res.Reset, res.Details)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkExtProcStreamedParallel is airlock's server, recording off.
+func BenchmarkExtProcStreamedParallel(b *testing.B) {
+	srv, err := extproc.NewServer(extproc.Options{Logger: discard()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchExtProcParallel(b, srv.Register)
+}
+
+// BenchmarkExtProcStreamedRecordedParallel is the same with the session
+// recorder on (local sink, fsync'd spool): the cost of recording is its
+// throughput against BenchmarkExtProcStreamedParallel.
+func BenchmarkExtProcStreamedRecordedParallel(b *testing.B) {
+	srv, err := extproc.NewServer(extproc.Options{Logger: discard(), Recorder: benchRecorder(b), RecordBodyBytes: 16 << 10})
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchExtProcParallel(b, srv.Register)
+}
+
+func benchRecorder(b *testing.B) *sessionrec.Recorder {
+	dir := b.TempDir()
+	rec, err := sessionrec.New(context.Background(), sessionrec.Options{
+		Sink: "file://" + dir + "/sessions", Spool: dir + "/spool", MaxBodyBytes: 16 << 10,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = rec.Close(context.Background()) })
+	return rec
+}
+
+// BenchmarkExtProcStreamedRecorded is BenchmarkExtProcStreamed with the
+// session recorder on: one stream at a time, so each response waits for its
+// own fsync (latency, not throughput).
+func BenchmarkExtProcStreamedRecorded(b *testing.B) {
+	srv, err := extproc.NewServer(extproc.Options{Logger: discard(), Recorder: benchRecorder(b), RecordBodyBytes: 16 << 10})
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchExtProc(b, srv.Register)
 }

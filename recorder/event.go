@@ -203,16 +203,39 @@ func MaskHeaders(headers map[string]string, mask func([]byte) []byte) map[string
 		return nil
 	}
 	out := make(map[string]string, len(headers))
+	var names []string
 	for k, v := range headers {
 		name := strings.ToLower(k)
 		if sensitiveHeader(name, v) {
 			out[name] = Masked
 			continue
 		}
-		if mask != nil {
-			v = string(mask([]byte(v)))
-		}
 		out[name] = v
+		if mask != nil {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return out
+	}
+	// One masking pass over every value, one per line (a header value holds
+	// no line break), rather than one pass per header.
+	var joined []byte
+	for i, name := range names {
+		if i > 0 {
+			joined = append(joined, '\n')
+		}
+		joined = append(joined, out[name]...)
+	}
+	parts := strings.Split(string(mask(joined)), "\n")
+	if len(parts) == len(names) && !strings.ContainsAny(string(joined), "\r") && strings.Count(string(joined), "\n") == len(names)-1 {
+		for i, name := range names {
+			out[name] = parts[i]
+		}
+		return out
+	}
+	for _, name := range names {
+		out[name] = string(mask([]byte(out[name])))
 	}
 	return out
 }

@@ -83,7 +83,7 @@ type Options struct {
 	ChunkMaxBytes int
 	// ChunkMinBytes and ChunkMaxAge: an open segment is uploaded once it
 	// has ChunkMinBytes pending or its oldest pending event is ChunkMaxAge
-	// old; defaults 256 KiB and 10s. Closed segments upload at once.
+	// old; defaults 1 MiB and 10s. Closed segments upload at once.
 	ChunkMinBytes int
 	ChunkMaxAge   time.Duration
 	// SegmentMaxEvents rolls a segment over after this many events; default 100,000.
@@ -223,7 +223,7 @@ func New(ctx context.Context, opts Options) (*Recorder, error) {
 		opts.ChunkMaxBytes = 4 << 20
 	}
 	if opts.ChunkMinBytes <= 0 {
-		opts.ChunkMinBytes = min(256<<10, opts.ChunkMaxBytes)
+		opts.ChunkMinBytes = min(1<<20, opts.ChunkMaxBytes)
 	}
 	if opts.ChunkMaxAge <= 0 {
 		opts.ChunkMaxAge = 10 * time.Second
@@ -761,7 +761,7 @@ func (r *Recorder) uploadPass(ctx context.Context, force bool) bool {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			more := r.uploadSegment(ctx, seg)
+			more := r.uploadSegment(ctx, seg, force)
 			if more {
 				mu.Lock()
 				left = true
@@ -775,13 +775,13 @@ func (r *Recorder) uploadPass(ctx context.Context, force bool) bool {
 
 // uploadSegment uploads the durable pending events of seg in chunks, then
 // its manifest. It reports whether work is left.
-func (r *Recorder) uploadSegment(ctx context.Context, seg *segment) (more bool) {
+func (r *Recorder) uploadSegment(ctx context.Context, seg *segment, force bool) (more bool) {
 	defer func() {
 		seg.mu.Lock()
 		seg.uploading = false
 		seg.mu.Unlock()
 	}()
-	for {
+	for chunks := 0; ; chunks++ {
 		seg.mu.Lock()
 		var take []pendingEvent
 		size := 0
@@ -793,8 +793,15 @@ func (r *Recorder) uploadSegment(ctx context.Context, seg *segment) (more bool) 
 			size += p.n + 1
 		}
 		// A close event that is queued but not yet durable waits too.
+		// Events that arrived while a chunk was uploading wait for the next
+		// pass unless they fill a chunk: under load, draining them at once
+		// would upload a stream of tiny chunks.
+		small := chunks > 0 && !force && !seg.closed && size < r.opts.ChunkMinBytes
 		seg.mu.Unlock()
-		if len(take) == 0 {
+		if len(take) == 0 || small {
+			if small {
+				more = true
+			}
 			break
 		}
 		if err := r.uploadChunk(ctx, seg, take); err != nil {
@@ -814,7 +821,7 @@ func (r *Recorder) uploadSegment(ctx context.Context, seg *segment) (more bool) 
 	seg.backoff = 0
 	seg.mu.Lock()
 	done := seg.closed && len(seg.pending) == 0 && seg.man.Closed
-	left := len(seg.pending) > 0
+	left := more || len(seg.pending) > 0
 	seg.mu.Unlock()
 	if done {
 		if err := os.Remove(filepath.Join(r.segDir, seg.id+".json")); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -27,6 +27,25 @@ token=$("$BIN" dev-token --server http://127.0.0.1:18080 --sub bench-agent --gro
 echo "== ext_authz: allowed read (cached token), $STREAMS streams, airlock vs no-op server"
 "$BIN" bench authz --target 127.0.0.1:19001 --baseline 127.0.0.1:19101 --streams "$STREAMS" --duration "$DURATION" --token "$token"
 
+# Recording: the same server with the session recorder on (local sink,
+# fsync'd spool) against recording off, same run.
+cat > "$work/recorded.yaml" <<YAML
+listen: {authz: 127.0.0.1:19021, extproc: "", sds: "", http: 127.0.0.1:18082}
+log: {level: warn}
+identity: {dev: true}
+policies: {paths: [policies/examples], reload_interval: 0s}
+recorder: {enabled: true, sink: "file://$work/sessions", spool: "$work/spool"}
+YAML
+"$BIN" serve --config "$work/recorded.yaml" 2>"$work/serve3.log" & pids+=($!)
+for _ in $(seq 100); do
+	curl -fs http://127.0.0.1:18082/livez >/dev/null 2>&1 && break
+	sleep 0.1
+done
+rtoken=$("$BIN" dev-token --server http://127.0.0.1:18082 --sub bench-agent --groups ai-agents)
+echo
+echo "== ext_authz: recording on (target) vs off (baseline), $STREAMS streams; the dev tokens differ only in issuer key"
+"$BIN" bench authz --target 127.0.0.1:19021 --baseline 127.0.0.1:19001 --streams "$STREAMS" --duration "$DURATION" --token "$rtoken" --baseline-token "$token"
+
 # Approvals: an approved request (grant: window, so every retry claims it
 # from Redis) against a plain allowed read, same server, same run.
 if command -v redis-server >/dev/null 2>&1; then

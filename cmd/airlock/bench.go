@@ -61,6 +61,7 @@ func runBenchAuthz(ctx context.Context, args []string, stdout, stderr io.Writer)
 	method := fl.String("method", "GET", "request method")
 	baseURL := fl.String("baseline-url", "", "request URL sent to --baseline (default: --url)")
 	baseMethod := fl.String("baseline-method", "", "request method sent to --baseline (default: --method)")
+	baseToken := fl.String("baseline-token", "", "token sent to --baseline (default: --token)")
 	asJSON := fl.Bool("json", false, "print JSON")
 	if err := fl.Parse(args); err != nil {
 		return 2
@@ -75,7 +76,7 @@ func runBenchAuthz(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	req := benchRequest(*method, u, *token)
 	baseReq := req
-	if *baseURL != "" || *baseMethod != "" {
+	if *baseURL != "" || *baseMethod != "" || *baseToken != "" {
 		bu := u
 		if *baseURL != "" {
 			if bu, err = url.Parse(*baseURL); err != nil || bu.Host == "" {
@@ -87,7 +88,11 @@ func runBenchAuthz(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if *baseMethod != "" {
 			bm = *baseMethod
 		}
-		baseReq = benchRequest(bm, bu, *token)
+		bt := *token
+		if *baseToken != "" {
+			bt = *baseToken
+		}
+		baseReq = benchRequest(bm, bu, bt)
 	}
 
 	targets := []string{*target}
