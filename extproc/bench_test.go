@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 
@@ -84,25 +85,31 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func benchExtProc(b *testing.B, register func(grpc.ServiceRegistrar)) {
-	// What ext_authz forwards for an allowed request in a recorded session.
+// benchSetup serves register and returns a stand-in filter, the metadata
+// ext_authz forwards for an allowed request in a recorded session, and an
+// upstream answering benchBody.
+func benchSetup(b *testing.B, register func(grpc.ServiceRegistrar)) (*standin.ExtProcFilter, *corev3.Metadata, *upstream, int) {
 	md := metadata(b, authz.Metadata{RequestID: "bench", SessionID: "s-bench", Subject: "agent-1", GCPMethod: "compute.instances.list", Decision: "allowed"})
 	conn := serve(b, register)
 	body := benchBody()
 	up := &upstream{status: 200, header: map[string]string{"Content-Type": "application/json"}, body: body}
-	f := standin.NewExtProcFilter(conn, config(64<<10))
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
+	return standin.NewExtProcFilter(conn, config(64<<10)), md, up, len(body)
+}
+
+func benchExtProc(b *testing.B, register func(grpc.ServiceRegistrar)) {
+	f, md, up, size := benchSetup(b, register)
 	cpu0 := cpuTime()
 	for b.Loop() {
 		res := f.Do(context.Background(), get(b, "GET"), md, up)
-		if res.Status != 200 || res.Reset || len(res.Body) < len(body)/2 {
+		if res.Status != 200 || res.Reset || len(res.Body) < size/2 {
 			b.Fatalf("status %d reset=%v details %q", res.Status, res.Reset, res.Details)
 		}
 	}
 	if d := cpuTime() - cpu0; d > 0 {
 		// Stand-in, gRPC and server share the process: CPU per byte moved.
-		b.ReportMetric(float64(len(body))*float64(b.N)/d.Seconds()/1e6, "cpuMB/s")
+		b.ReportMetric(float64(size)*float64(b.N)/d.Seconds()/1e6, "cpuMB/s")
 	}
 }
 
@@ -133,18 +140,12 @@ func BenchmarkExtProcEcho(b *testing.B) {
 // benchExtProcParallel is benchExtProc with 16 concurrent streams:
 // throughput, as Envoy drives the server.
 func benchExtProcParallel(b *testing.B, register func(grpc.ServiceRegistrar)) {
-	md := metadata(b, authz.Metadata{RequestID: "bench", SessionID: "s-bench", Subject: "agent-1", GCPMethod: "compute.instances.list", Decision: "allowed"})
-	conn := serve(b, register)
-	body := benchBody()
-	up := &upstream{status: 200, header: map[string]string{"Content-Type": "application/json"}, body: body}
-	f := standin.NewExtProcFilter(conn, config(64<<10))
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
+	f, md, up, size := benchSetup(b, register)
 	b.SetParallelism(8) // 16 streams on 2 cores
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			res := f.Do(context.Background(), get(b, "GET"), md, up)
-			if res.Status != 200 || res.Reset || len(res.Body) < len(body)/2 {
+			if res.Status != 200 || res.Reset || len(res.Body) < size/2 {
 				b.Errorf("status %d reset=%v details %q", res.Status, res.Reset, res.Details)
 				return
 			}
@@ -193,4 +194,10 @@ func BenchmarkExtProcStreamedRecorded(b *testing.B) {
 		b.Fatal(err)
 	}
 	benchExtProc(b, srv.Register)
+}
+
+// BenchmarkExtProcPassthroughParallel is the pass-through server under the
+// same 16 streams: the baseline of BenchmarkExtProcStreamedParallel.
+func BenchmarkExtProcPassthroughParallel(b *testing.B) {
+	benchExtProcParallel(b, func(r grpc.ServiceRegistrar) { extprocv3.RegisterExternalProcessorServer(r, passthrough{}) })
 }

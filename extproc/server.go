@@ -426,42 +426,32 @@ func (st *stream) responseHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processin
 // unavailable answers 503 with a local reply (before any response byte
 // went out), in Google's error shape.
 func (st *stream) unavailable(msg string) *extprocv3.ProcessingResponse {
-	body, _ := json.Marshal(map[string]any{"error": map[string]any{
-		"code": 503, "status": "UNAVAILABLE", "message": msg,
-		"details": []any{map[string]any{
-			"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "UNAVAILABLE", "domain": "airlock",
-			"metadata": map[string]string{"request_id": st.meta.RequestID},
-		}},
-	}})
-	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{ImmediateResponse: &extprocv3.ImmediateResponse{
-		Status: &typev3.HttpStatus{Code: typev3.StatusCode_ServiceUnavailable},
-		Headers: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{
-			setHeader("content-type", "application/json; charset=UTF-8"),
-			setHeader("cache-control", "no-store"),
-		}},
-		Body:    body,
-		Details: "airlock_recording_failed",
-	}}}
+	return st.localReply(typev3.StatusCode_ServiceUnavailable, "UNAVAILABLE", "UNAVAILABLE", "airlock_recording_failed", msg)
 }
 
 // refuse answers with a local reply before any response byte went out.
 func (st *stream) refuse(msg string) *extprocv3.ProcessingResponse {
 	st.passBody = true
+	return st.localReply(typev3.StatusCode_BadGateway, "INTERNAL", "MASKING_FAILED", "airlock_masking_failed", msg)
+}
+
+// localReply is an ImmediateResponse carrying a Google-style JSON error.
+func (st *stream) localReply(code typev3.StatusCode, status, reason, details, msg string) *extprocv3.ProcessingResponse {
 	body, _ := json.Marshal(map[string]any{"error": map[string]any{
-		"code": 502, "status": "INTERNAL", "message": msg,
+		"code": int(code), "status": status, "message": msg,
 		"details": []any{map[string]any{
-			"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "MASKING_FAILED", "domain": "airlock",
+			"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason, "domain": "airlock",
 			"metadata": map[string]string{"request_id": st.meta.RequestID},
 		}},
 	}})
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{ImmediateResponse: &extprocv3.ImmediateResponse{
-		Status: &typev3.HttpStatus{Code: typev3.StatusCode_BadGateway},
+		Status: &typev3.HttpStatus{Code: code},
 		Headers: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{
 			setHeader("content-type", "application/json; charset=UTF-8"),
 			setHeader("cache-control", "no-store"),
 		}},
 		Body:    body,
-		Details: "airlock_masking_failed",
+		Details: details,
 	}}}
 }
 

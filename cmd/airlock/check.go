@@ -47,17 +47,12 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "airlock check: --url is required")
 		return 2
 	}
-	if *server == "" {
-		*server = "127.0.0.1:9001"
-		if *cfgPath != "" {
-			cfg, err := config.Load(*cfgPath)
-			if err != nil {
-				fmt.Fprintln(stderr, err)
-				return 2
-			}
-			*server = cfg.Listen.Authz
-		}
+	addr, err := serverAddr(*server, *cfgPath, "127.0.0.1:9001", func(c *config.Config) string { return c.Listen.Authz })
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
 	}
+	*server = addr
 	u, err := url.Parse(*rawURL)
 	if err != nil || u.Host == "" {
 		fmt.Fprintf(stderr, "airlock check: --url %q is not an absolute URL\n", *rawURL)

@@ -27,17 +27,15 @@ func runDevToken(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
-	if *server == "" {
-		*server = "http://127.0.0.1:8080"
-		if *cfgPath != "" {
-			cfg, err := config.Load(*cfgPath)
-			if err != nil {
-				fmt.Fprintln(stderr, err)
-				return 2
-			}
-			*server = "http://" + cfg.Listen.HTTP
-		}
+	addr, err := serverAddr(*server, *cfgPath, "127.0.0.1:8080", func(c *config.Config) string { return c.Listen.HTTP })
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
 	}
+	if !strings.Contains(addr, "://") {
+		addr = "http://" + addr
+	}
+	*server = addr
 	q := url.Values{"sub": {*sub}, "ttl": {ttl.String()}}
 	if *email != "" {
 		q.Set("email", *email)
@@ -80,4 +78,20 @@ func runDevToken(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	fmt.Fprintln(stdout, out.Token)
 	return 0
+}
+
+// serverAddr is the address a client command talks to: --server, else the
+// listen address pick takes from --config, else def.
+func serverAddr(server, cfgPath, def string, pick func(*config.Config) string) (string, error) {
+	if server != "" {
+		return server, nil
+	}
+	if cfgPath == "" {
+		return def, nil
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return "", err
+	}
+	return pick(cfg), nil
 }
