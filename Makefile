@@ -7,7 +7,7 @@ LDFLAGS := -X main.version=$(VERSION)
 TEST_TIMEOUT ?= 30m
 BENCH_TIME ?= 1s
 
-.PHONY: all build run test unit test-deps bench bench-go bench-load fuzz generate demo clean
+.PHONY: all build run test test-deps bench bench-go bench-compare bench-load fuzz generate demo clean
 
 all: build
 
@@ -35,11 +35,17 @@ test: test-deps
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(GO) run ./cmd/airlock policy test policies/examples
 
-# Benchmarks: the in-process figures, then the gRPC load comparison.
-bench: bench-go bench-load
+# Benchmarks: the in-process figures, the masker against hoop's alcatraz
+# and gitleaks (a separate module), then the gRPC load comparisons.
+bench: bench-go bench-compare bench-load
 
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) ./authz/... ./extauthz/... ./gcp/... ./policies/... ./identity/... ./masking/... ./extproc/... ./approvals/... ./recorder/...
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) ./authz/... ./extauthz/... ./gcp/... ./policies/... ./identity/... ./masking/... ./extproc/... ./approvals/...
+	$(GO) test -run '^$$' -bench 'Spool|MaskHeaders' -benchmem -benchtime 100000x ./recorder/
+	$(GO) test -run '^$$' -bench UploadGCS -benchtime 20000x ./recorder/
+
+bench-compare:
+	cd bench/masking && $(GO) test -run '^$$' -bench . -benchtime 3x
 
 bench-load: build
 	@bash scripts/bench-load.sh $(BIN)
