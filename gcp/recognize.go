@@ -82,6 +82,42 @@ func (r *Recognizer) Recognize(req Request) (Recognized, error) {
 }
 
 func (r *Recognizer) recognize(req Request, inBatch bool) (Recognized, error) {
+	out, err := r.recognizeOnce(req, inBatch)
+	if err != nil || out.Parts != nil {
+		return out, err
+	}
+	return out, r.checkEncodedDelimiters(req, out)
+}
+
+// encodedDelimiters are escapes that, decoded, would change how a path is
+// routed: a segment separator and the custom-verb separator.
+var encodedDelimiters = strings.NewReplacer("%2F", "/", "%3A", ":")
+
+// checkEncodedDelimiters refuses a path whose %2F or %3A, if a front end
+// decoded it, would name another operation: the gateway and Google must
+// never disagree on what a request does. A Cloud Storage object name is the
+// one place such escapes belong (they stay inside the object parameter).
+func (r *Recognizer) checkEncodedDelimiters(req Request, out Recognized) error {
+	if !strings.Contains(out.Path, "%2F") && !strings.Contains(out.Path, "%3A") {
+		return nil
+	}
+	if out.Operation.Service == "storage" && out.Operation.Params["object"] != "" {
+		return nil
+	}
+	alt := req
+	_, rawQuery, hasQuery := strings.Cut(req.Path, "?")
+	alt.Path = encodedDelimiters.Replace(out.Path)
+	if hasQuery {
+		alt.Path += "?" + rawQuery
+	}
+	decoded, err := r.recognizeOnce(alt, true)
+	if err != nil || decoded.Operation.Method != out.Operation.Method || decoded.Method != out.Method {
+		return refusef("the path %q encodes '/' or ':' (%%2F, %%3A) where decoding it would name a different operation; send the path without those escapes", clip(out.Path))
+	}
+	return nil
+}
+
+func (r *Recognizer) recognizeOnce(req Request, inBatch bool) (Recognized, error) {
 	var out Recognized
 	host, err := r.normalizeHost(req.Host)
 	if err != nil {

@@ -562,3 +562,36 @@ func TestRequestErrorText(t *testing.T) {
 		t.Fatalf("Error() = %q", err.Error())
 	}
 }
+
+// An escape that a front end could decode into a path separator or a custom
+// verb separator is refused when decoding it would name another operation;
+// inside a Cloud Storage object name it is what the API expects.
+func TestEncodedDelimiters(t *testing.T) {
+	r := NewRecognizer(DefaultCatalog(), nil)
+	tests := []struct {
+		method, host, path string
+		want               string // operation, or "refused"
+	}{
+		{"DELETE", "compute.googleapis.com", "/compute/v1/projects/acme-prod%2Fzones%2Fus-east1-b%2Finstances%2Fweb-1", "refused"},
+		{"DELETE", "compute.googleapis.com", "/compute%2Fv1/projects/acme-prod/zones/us-east1-b/instances/web-1", "refused"},
+		{"GET", "secretmanager.googleapis.com", "/v1/projects/p/secrets/s/versions/1%3Aaccess", "refused"},
+		{"GET", "secretmanager.googleapis.com", "/v1/projects/p/secrets/s/versions/1%3aaccess", "refused"},
+		{"DELETE", "storage.googleapis.com", "/storage/v1/b/bkt/o/dir%2Fa%3Ab.txt", "storage.objects.delete"},
+		{"GET", "storage.googleapis.com", "/storage/v1/b/bkt/o/a%3Aaccess?alt=media", "storage.objects.get"},
+		{"GET", "secretmanager.googleapis.com", "/v1/projects/p/secrets/s/versions/1:access", "secretmanager.projects.secrets.versions.access"},
+	}
+	for _, tt := range tests {
+		rec, err := r.Recognize(Request{Method: tt.method, Host: tt.host, Path: tt.path, Headers: map[string]string{}})
+		got := rec.Operation.Method
+		if err != nil {
+			var re *RequestError
+			if !errors.As(err, &re) {
+				t.Fatalf("%s: error %T is not a RequestError", tt.path, err)
+			}
+			got = "refused"
+		}
+		if got != tt.want {
+			t.Errorf("%s %s%s: got %s, want %s (err %v)", tt.method, tt.host, tt.path, got, tt.want, err)
+		}
+	}
+}

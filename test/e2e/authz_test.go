@@ -263,6 +263,8 @@ func TestForbiddenOperationNeverSlipsPast(t *testing.T) {
 		{"dot-dot segment", "DELETE", "https://compute.googleapis.com/compute/v1/projects/acme-prod/zones/us-east1-b/instances/x/../web-1", nil, "", ""},
 		{"dot segment", "DELETE", "https://compute.googleapis.com/compute/v1/projects/acme-prod/zones/us-east1-b/./instances/web-1", nil, "", ""},
 		{"encoded dot-dot", "DELETE", "https://compute.googleapis.com/compute/v1/projects/acme-prod/zones/us-east1-b/instances/x/%2e%2e/web-1", nil, "", ""},
+		{"encoded slashes joining segments", "DELETE", "https://compute.googleapis.com/compute/v1/projects/acme-prod%2Fzones%2Fus-east1-b%2Finstances%2Fweb-1", nil, "", ""},
+		{"encoded custom-verb colon", "GET", "https://secretmanager.googleapis.com/v1/projects/acme-prod/secrets/db/versions/latest%3Aaccess", nil, "", ""},
 		{"empty segment", "DELETE", "https://compute.googleapis.com/compute/v1//projects/acme-prod/zones/us-east1-b/instances/web-1", nil, "", ""},
 		{"batch part", "POST", "https://compute.googleapis.com/batch/compute/v1",
 			map[string]string{"Content-Type": "multipart/mixed; boundary=b0undary"},
