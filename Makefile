@@ -30,9 +30,13 @@ test-deps:
 		fi; \
 	fi
 
+# The packages with concurrent state run again under the race detector.
+RACE_PKGS := ./authz/... ./extauthz/... ./approvals/... ./recorder/... ./extproc/... ./policies/... ./identity/... ./envoy/... ./test/standin/...
+
 test: test-deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
 	$(GO) run ./cmd/airlock policy test policies/examples
 
 # Benchmarks: the in-process figures, the masker against hoop's alcatraz
