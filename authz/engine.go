@@ -75,6 +75,10 @@ type Options struct {
 	Timeout time.Duration
 	// MaxBodyBytes bounds the body parsed as JSON for policies.
 	MaxBodyBytes int
+	// MaskBody masks a request body with the default profile and the
+	// request's selected masking rules before approvers (and their
+	// webhooks) see an excerpt of it. Nil shows no body at all.
+	MaskBody func(body []byte, rules []policies.MaskingRule) []byte
 	Metrics      *Metrics
 	Logger       *slog.Logger
 	Now          func() time.Time
@@ -296,7 +300,7 @@ func (e *Engine) approve(ctx context.Context, res *Result, req Request) *Result 
 		Resource:     rec.Operation.Resource,
 		Method:       rec.Method,
 		URL:          requestURL(rec, req.Path),
-		BodyExcerpt:  excerpt(req.Body, 2048),
+		BodyExcerpt:  e.bodyExcerpt(req.Body, dec.Masking),
 		Policy:       dec.Policy,
 		Rule:         dec.Rule,
 		Approvers:    spec.Approvers,
@@ -345,6 +349,18 @@ func requestURL(rec gcp.Recognized, rawPath string) string {
 		q = rawPath[i:]
 	}
 	return "https://" + rec.Host + rec.Path + q
+}
+
+// bodyExcerpt is what approvers see of a request body: masked first (a
+// secret cut in half by truncation would escape the detectors), then cut.
+func (e *Engine) bodyExcerpt(body []byte, rules []policies.MaskingRule) string {
+	if len(body) == 0 {
+		return ""
+	}
+	if e.opts.MaskBody == nil {
+		return fmt.Sprintf("(%d bytes, not shown)", len(body))
+	}
+	return excerpt(e.opts.MaskBody(body, rules), 2048)
 }
 
 func excerpt(b []byte, n int) string {

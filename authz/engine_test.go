@@ -232,3 +232,25 @@ func TestValidSessionID(t *testing.T) {
 		}
 	}
 }
+
+func TestApprovalBodyExcerptIsMaskedFirst(t *testing.T) {
+	f := &fakeApprovals{out: approvals.Outcome{Approval: approvals.Approval{ID: "x", State: approvals.StatePending}}}
+	e := newTestEngine(t, Options{Approvals: f, MaskBody: func(b []byte, _ []policies.MaskingRule) []byte {
+		return []byte(strings.ReplaceAll(string(b), "hunter2", "[MASKED:password]"))
+	}})
+	r := req("POST", "compute.googleapis.com", "/compute/v1/projects/acme-prod/zones/us-east1-b/instances/web-1/setMetadata", "good")
+	r.Body = []byte(`{"items":[{"key":"db-password","value":"hunter2"}]}` + strings.Repeat(" ", 4096))
+	e.Decide(context.Background(), r)
+	got := f.asked[0].BodyExcerpt
+	if strings.Contains(got, "hunter2") || !strings.Contains(got, "[MASKED:password]") || len(got) > 2048 {
+		t.Fatalf("excerpt %q", got)
+	}
+
+	// Without a masker the approver sees the size, never the bytes.
+	f2 := &fakeApprovals{out: f.out}
+	e2 := newTestEngine(t, Options{Approvals: f2})
+	e2.Decide(context.Background(), r)
+	if got := f2.asked[0].BodyExcerpt; strings.Contains(got, "hunter2") || !strings.Contains(got, "not shown") {
+		t.Fatalf("unmasked excerpt without a masker: %q", got)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/airlockhq/airlock/authz"
 	"github.com/airlockhq/airlock/extproc"
 	"github.com/airlockhq/airlock/masking"
+	"github.com/airlockhq/airlock/policies"
 	"github.com/airlockhq/airlock/recorder"
 )
 
@@ -52,28 +53,47 @@ func (s *server) recorder(ctx context.Context, eng *masking.Engine) (*recorder.R
 	return rec, nil
 }
 
-// requestMasker masks request bodies for the recording with the default
-// profile: credentials never reach a recording. A body that cannot be masked
-// is not kept.
+// requestMasker masks request bodies and header values for the recording
+// with the default profile: credentials never reach a recording.
 func requestMasker(eng *masking.Engine) func([]byte) []byte {
-	return func(b []byte) []byte {
-		kind := masking.Text
-		if t := strings.TrimSpace(string(b[:min(len(b), 1)])); t == "{" || t == "[" {
-			kind = masking.JSON
-		}
-		out, err := eng.Mask(masking.DefaultProfile(), kind, b)
-		if err != nil && kind == masking.JSON {
-			out, err = eng.Mask(masking.DefaultProfile(), masking.Text, b)
-		}
-		if err != nil {
-			return []byte(recorder.Masked)
-		}
-		return out
+	return func(b []byte) []byte { return maskRequestBody(eng, b, nil) }
+}
+
+// maskRequestBody masks a request body with the default profile plus the
+// request's selected masking rules (their field rules apply to request
+// bodies too: secretmanager addVersion carries payload.data). A body that
+// cannot be masked is not kept.
+func maskRequestBody(eng *masking.Engine, b []byte, rules []policies.MaskingRule) []byte {
+	if len(b) == 0 {
+		return b
 	}
+	p := masking.DefaultProfile()
+	for _, r := range rules {
+		extra := masking.Profile{Detectors: r.Detectors}
+		for _, f := range r.Fields {
+			extra.Fields = append(extra.Fields, masking.Field{Path: f, Label: r.Name})
+		}
+		p = p.Merge(extra)
+	}
+	kind := masking.Text
+	if t := strings.TrimSpace(string(b[:min(len(b), 64)])); strings.HasPrefix(t, "{") || strings.HasPrefix(t, "[") {
+		kind = masking.JSON
+	}
+	out, err := eng.Mask(p, kind, b)
+	if err != nil && kind == masking.JSON {
+		out, err = eng.Mask(p, masking.Text, b)
+	}
+	if err != nil {
+		return []byte(recorder.Masked)
+	}
+	return out
 }
 
 // decisionRecorder turns authz results into recorder events.
-type decisionRecorder struct{ rec *recorder.Recorder }
+type decisionRecorder struct {
+	rec *recorder.Recorder
+	eng *masking.Engine
+}
 
 var (
 	_ authz.Recorder   = decisionRecorder{}
@@ -116,7 +136,9 @@ func (d decisionRecorder) RecordDecision(ctx context.Context, r *authz.Result) e
 			e.Query = q
 		}
 		e.Headers = req.Headers
-		e.Body = req.Body
+		// The recorder masks again with the default profile; the
+		// request's own masking rules apply here.
+		e.Body = maskRequestBody(d.eng, req.Body, r.Decision.Masking)
 	}
 	return d.rec.Decision(ctx, e)
 }

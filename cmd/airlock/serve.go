@@ -190,7 +190,7 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 	var sessions authz.Sessions
 	var decisions authz.Recorder
 	if rec != nil {
-		sessions, decisions = rec, decisionRecorder{rec}
+		sessions, decisions = rec, decisionRecorder{rec: rec, eng: maskEngine}
 	}
 	engine, err := authz.New(authz.Options{
 		Sessions:     sessions,
@@ -202,8 +202,11 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 		Hold:         cfg.Approvals.Hold,
 		Timeout:      cfg.Authz.Timeout,
 		MaxBodyBytes: cfg.Authz.MaxBodyBytes,
-		Metrics:      metrics,
-		Logger:       log.With("component", "authz"),
+		MaskBody: func(b []byte, rules []policies.MaskingRule) []byte {
+			return maskRequestBody(maskEngine, b, rules)
+		},
+		Metrics: metrics,
+		Logger:  log.With("component", "authz"),
 	})
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -146,6 +147,17 @@ func TestApprovalAcrossReplicas(t *testing.T) {
 	}
 	if r := parseRefusal(t, res.Body).Error.Details[0]; r.Reason != "APPROVAL_REQUIRED" || r.Metadata["approval_id"] == id {
 		t.Fatalf("after the grant was spent: %s %s", r.Reason, r.Metadata["approval_id"])
+	}
+
+	// Approvers judge a masked excerpt of the body, never the secret in it.
+	add := "https://secretmanager.googleapis.com/v1/projects/acme-prod/secrets/db:addVersion"
+	body := fmt.Sprintf(`{"payload":{"data":%q}}`, base64.StdEncoding.EncodeToString([]byte(secretPEM)))
+	res = ca.do("POST", add, agent, map[string]string{"Content-Type": "application/json"}, body)
+	id3 := parseRefusal(t, res.Body).Error.Details[0].Metadata["approval_id"]
+	code, shown := api(t, "GET", base+id3, sre, nil)
+	excerpt, _ := shown["body_excerpt"].(string)
+	if code != 200 || excerpt == "" || strings.Contains(excerpt, "LS0tLS1CRUdJTi") || !strings.Contains(excerpt, "MASKED") {
+		t.Fatalf("approvers see the body excerpt %q (%d)", excerpt, code)
 	}
 
 	// A denial reaches the agent with the approver's reason.
