@@ -88,9 +88,9 @@ func cpuTime() time.Duration {
 // benchSetup serves register and returns a stand-in filter, the metadata
 // ext_authz forwards for an allowed request in a recorded session, and an
 // upstream answering benchBody.
-func benchSetup(b *testing.B, register func(grpc.ServiceRegistrar)) (*standin.ExtProcFilter, *corev3.Metadata, *upstream, int) {
+func benchSetup(b *testing.B, register func(grpc.ServiceRegistrar), opts ...grpc.ServerOption) (*standin.ExtProcFilter, *corev3.Metadata, *upstream, int) {
 	md := metadata(b, authz.Metadata{RequestID: "bench", SessionID: "s-bench", Subject: "agent-1", GCPMethod: "compute.instances.list", Decision: "allowed"})
-	conn := serve(b, register)
+	conn := serve(b, register, opts...)
 	body := benchBody()
 	up := &upstream{status: 200, header: map[string]string{"Content-Type": "application/json"}, body: body}
 	b.SetBytes(int64(len(body)))
@@ -98,8 +98,8 @@ func benchSetup(b *testing.B, register func(grpc.ServiceRegistrar)) (*standin.Ex
 	return standin.NewExtProcFilter(conn, config(64<<10)), md, up, len(body)
 }
 
-func benchExtProc(b *testing.B, register func(grpc.ServiceRegistrar)) {
-	f, md, up, size := benchSetup(b, register)
+func benchExtProc(b *testing.B, register func(grpc.ServiceRegistrar), opts ...grpc.ServerOption) {
+	f, md, up, size := benchSetup(b, register, opts...)
 	cpu0 := cpuTime()
 	for b.Loop() {
 		res := f.Do(context.Background(), get(b, "GET"), md, up)
@@ -120,7 +120,7 @@ func BenchmarkExtProcStreamed(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	benchExtProc(b, srv.Register)
+	benchExtProc(b, srv.Register, extproc.GRPCServerOptions()...)
 }
 
 // BenchmarkExtProcPassthrough is the same traffic through a server that
@@ -139,8 +139,8 @@ func BenchmarkExtProcEcho(b *testing.B) {
 
 // benchExtProcParallel is benchExtProc with 16 concurrent streams:
 // throughput, as Envoy drives the server.
-func benchExtProcParallel(b *testing.B, register func(grpc.ServiceRegistrar)) {
-	f, md, up, size := benchSetup(b, register)
+func benchExtProcParallel(b *testing.B, register func(grpc.ServiceRegistrar), opts ...grpc.ServerOption) {
+	f, md, up, size := benchSetup(b, register, opts...)
 	b.SetParallelism(8) // 16 streams on 2 cores
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -159,7 +159,7 @@ func BenchmarkExtProcStreamedParallel(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	benchExtProcParallel(b, srv.Register)
+	benchExtProcParallel(b, srv.Register, extproc.GRPCServerOptions()...)
 }
 
 // BenchmarkExtProcStreamedRecordedParallel is the same with the session
@@ -170,7 +170,7 @@ func BenchmarkExtProcStreamedRecordedParallel(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	benchExtProcParallel(b, srv.Register)
+	benchExtProcParallel(b, srv.Register, extproc.GRPCServerOptions()...)
 }
 
 func benchRecorder(b *testing.B) *sessionrec.Recorder {
@@ -193,11 +193,19 @@ func BenchmarkExtProcStreamedRecorded(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	benchExtProc(b, srv.Register)
+	benchExtProc(b, srv.Register, extproc.GRPCServerOptions()...)
 }
 
-// BenchmarkExtProcPassthroughParallel is the pass-through server under the
-// same 16 streams: the baseline of BenchmarkExtProcStreamedParallel.
+// BenchmarkExtProcPassthroughParallel is a pass-through server (gRPC
+// defaults) under the same 16 streams: the baseline of
+// BenchmarkExtProcStreamedParallel.
 func BenchmarkExtProcPassthroughParallel(b *testing.B) {
 	benchExtProcParallel(b, func(r grpc.ServiceRegistrar) { extprocv3.RegisterExternalProcessorServer(r, passthrough{}) })
+}
+
+// BenchmarkExtProcPassthroughTunedParallel is the pass-through server with
+// airlock's own gRPC options: the cost of masking alone.
+func BenchmarkExtProcPassthroughTunedParallel(b *testing.B) {
+	benchExtProcParallel(b, func(r grpc.ServiceRegistrar) { extprocv3.RegisterExternalProcessorServer(r, passthrough{}) },
+		extproc.GRPCServerOptions()...)
 }

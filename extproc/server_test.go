@@ -43,16 +43,16 @@ func startServer(t testing.TB, opts extproc.Options) *grpc.ClientConn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return serve(t, srv.Register)
+	return serve(t, srv.Register, extproc.GRPCServerOptions()...)
 }
 
-func serve(t testing.TB, register func(grpc.ServiceRegistrar)) *grpc.ClientConn {
+func serve(t testing.TB, register func(grpc.ServiceRegistrar), opts ...grpc.ServerOption) *grpc.ClientConn {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(opts...)
 	register(gs)
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)

@@ -229,7 +229,7 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 		if err != nil {
 			return fmt.Errorf("extproc: %w", err)
 		}
-		g := s.newGRPC()
+		g := s.newGRPC(extproc.GRPCServerOptions()...)
 		extprocSrv.Register(g)
 		s.serveGRPC(g, l, "extproc", "envoy.service.ext_proc.v3.ExternalProcessor")
 	}
@@ -332,8 +332,8 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 	return nil
 }
 
-func (s *server) newGRPC() *grpc.Server {
-	g := grpc.NewServer(
+func (s *server) newGRPC(extra ...grpc.ServerOption) *grpc.Server {
+	opts := []grpc.ServerOption{
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.MaxRecvMsgSize(s.cfg.Authz.MaxBodyBytes*2+(1<<20)),
@@ -343,7 +343,8 @@ func (s *server) newGRPC() *grpc.Server {
 		// concurrency Envoy drives rarely overflows the pool.
 		grpc.NumStreamWorkers(uint32(max(64, 16*runtime.GOMAXPROCS(0)))),
 		grpc.SharedWriteBuffer(true),
-	)
+	}
+	g := grpc.NewServer(append(opts, extra...)...)
 	s.grpcs = append(s.grpcs, g)
 	return g
 }
