@@ -336,7 +336,7 @@ func (s *server) newGRPC(extra ...grpc.ServerOption) *grpc.Server {
 	opts := []grpc.ServerOption{
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		grpc.MaxRecvMsgSize(s.cfg.Authz.MaxBodyBytes*2+(1<<20)),
+		grpc.MaxRecvMsgSize(s.cfg.Authz.MaxBodyBytes*2 + (1 << 20)),
 		// A pool of stream workers instead of a goroutine per RPC: a fresh
 		// goroutine grows its stack for every Check (CEL, recognition),
 		// which costs more than the Check itself. Enough workers that the
