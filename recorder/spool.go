@@ -58,6 +58,7 @@ type spool struct {
 	f    *os.File
 	fNo  uint64
 	open bool
+	buf  []byte // coalesced records of one write
 }
 
 type pendingWrite struct {
@@ -331,9 +332,31 @@ func (s *spool) commitLoop() {
 	}
 }
 
-// write appends the queued data to its files and fsyncs them.
+// write appends the queued data to its files and fsyncs them. Consecutive
+// records for one file go down in one write.
 func (s *spool) write(work []pendingWrite) error {
-	for _, w := range work {
+	for i := 0; i < len(work); {
+		w := work[i]
+		j := i + 1
+		for j < len(work) && work[j].fileNo == w.fileNo {
+			j++
+		}
+		data := w.data
+		if j-i > 1 {
+			n := 0
+			for _, x := range work[i:j] {
+				n += len(x.data)
+			}
+			s.buf = s.buf[:0]
+			if cap(s.buf) < n {
+				s.buf = make([]byte, 0, n)
+			}
+			for _, x := range work[i:j] {
+				s.buf = append(s.buf, x.data...)
+			}
+			data = s.buf
+		}
+		i = j
 		if !s.open || s.fNo != w.fileNo {
 			if s.open {
 				if err := s.f.Sync(); err != nil {
@@ -352,7 +375,7 @@ func (s *spool) write(work []pendingWrite) error {
 			}
 			s.f, s.fNo, s.open = f, w.fileNo, true
 		}
-		if _, err := s.f.Write(w.data); err != nil {
+		if _, err := s.f.Write(data); err != nil {
 			return err
 		}
 	}
