@@ -148,6 +148,7 @@ func (e *Engine) decide(ctx context.Context, req Request) *Result {
 	if res.RequestID == "" {
 		res.RequestID = newID()
 	}
+	outer := ctx
 	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
 	defer cancel()
 
@@ -208,7 +209,7 @@ func (e *Engine) decide(ctx context.Context, req Request) *Result {
 	case policies.Deny:
 		return denied(res)
 	case policies.Approve:
-		return e.approve(ctx, res, req)
+		return e.approve(outer, res, req)
 	}
 	return denied(res)
 }
@@ -310,14 +311,11 @@ func (e *Engine) approve(ctx context.Context, res *Result, req Request) *Result 
 		SessionID:    res.SessionID,
 		RequestID:    res.RequestID,
 	}
-	// The hold may outlast the decision timeout; it is bounded by the
-	// caller's deadline (Envoy's ext_authz timeout) and by Hold itself.
-	gctx := context.WithoutCancel(ctx)
-	if dl, ok := ctx.Deadline(); ok {
-		var cancel context.CancelFunc
-		gctx, cancel = context.WithDeadline(gctx, dl.Add(e.opts.Hold))
-		defer cancel()
-	}
+	// The gate may hold up to Hold beyond the decision timeout. It follows
+	// the caller's context (Envoy's stream, whose timeout must exceed
+	// Hold), so a request Envoy gave up on stops waiting.
+	gctx, cancel := context.WithTimeout(ctx, e.opts.Timeout+e.opts.Hold)
+	defer cancel()
 	out, err := e.opts.Approvals.Gate(gctx, ar, e.opts.Hold)
 	if errors.Is(err, approvals.ErrInvalid) {
 		// The rule cannot be satisfied as written: a policy fault, not an
