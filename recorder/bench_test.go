@@ -35,7 +35,7 @@ func BenchmarkSpoolAppendParallel(b *testing.B) {
 		for pb.Next() {
 			if err := r.Decision(ctx, recorder.DecisionEvent{SessionID: session, RequestID: "r", Subject: "alice", Method: "GET",
 				Host: "compute.googleapis.com", Path: "/compute/v1/projects/p/zones/z/instances", GCPMethod: "compute.instances.list",
-				Decision: recorder.DecisionAllow, Policy: "gcp", Rule: "agents-may-read", Headers: map[string]string{"user-agent": "gcloud"}}); err != nil {
+				Decision: recorder.DecisionAllowed, Policy: "gcp", Rule: "agents-may-read", Headers: map[string]string{"user-agent": "gcloud"}}); err != nil {
 				b.Error(err)
 				return
 			}

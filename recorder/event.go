@@ -17,14 +17,16 @@ const (
 	KindClose = "close"
 )
 
-// Decisions a DecisionEvent may carry.
+// Decisions a DecisionEvent carries: the outcome names airlock uses in its
+// metrics and logs too.
 const (
-	DecisionAllow            = "allow"
-	DecisionDeny             = "deny"
-	DecisionApprove          = "approve"
+	DecisionAllowed          = "allowed"
+	DecisionPolicyDenied     = "policy_denied"
 	DecisionApprovalRequired = "approval_required"
+	DecisionApprovalDenied   = "approval_denied"
 	DecisionUnauthenticated  = "unauthenticated"
 	DecisionUnavailable      = "unavailable"
+	DecisionInvalid          = "invalid"
 )
 
 // Event is one line of a recorded segment. Hash chaining covers the exact

@@ -59,7 +59,7 @@ func recordRequest(ctx context.Context, r *recorder.Recorder, session, subject s
 	if err := r.Decision(ctx, recorder.DecisionEvent{
 		RequestID: id, SessionID: session, Subject: subject, Actor: "agent-7",
 		Method: "DELETE", Host: "compute.googleapis.com", Path: "/compute/v1/projects/acme-prod/zones/z/instances/web-" + fmt.Sprint(i),
-		GCPMethod: "compute.instances.delete", Project: "acme-prod", Decision: recorder.DecisionAllow, Policy: "gcp", Rule: "agents-may",
+		GCPMethod: "compute.instances.delete", Project: "acme-prod", Decision: recorder.DecisionAllowed, Policy: "gcp", Rule: "agents-may",
 		Headers: map[string]string{"authorization": "Bearer eyJsecret", "user-agent": "gcloud"},
 	}); err != nil {
 		return err
@@ -176,7 +176,7 @@ func TestCredentialsNeverRecorded(t *testing.T) {
 	}})
 	ctx := context.Background()
 	err := r.Decision(ctx, recorder.DecisionEvent{
-		SessionID: "s1~x", Subject: "alice", Decision: recorder.DecisionDeny,
+		SessionID: "s1~x", Subject: "alice", Decision: recorder.DecisionPolicyDenied,
 		Headers: map[string]string{
 			"Authorization": "Bearer ya29.token", "cookie": "sid=1", "x-goog-api-key": "AIzaSyA", "x-custom": "Bearer abc",
 			"x-note": "pw hunter2", "user-agent": "gcloud/1",

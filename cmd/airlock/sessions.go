@@ -64,7 +64,7 @@ func runSessions(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fs.StringVar(&c.filter.Subject, "subject", "", "identity subject")
 		fs.StringVar(&c.filter.Actor, "actor", "", "acting agent (act.sub)")
 		fs.StringVar(&c.filter.Method, "method", "", "GCP method id, e.g. compute.instances.delete")
-		fs.StringVar(&c.filter.Decision, "decision", "", "allow, deny, approve, approval_required, unauthenticated or unavailable")
+		fs.StringVar(&c.filter.Decision, "decision", "", "allowed, policy_denied, approval_required, approval_denied, unauthenticated, unavailable or invalid")
 		fs.BoolVar(&c.json, "json", false, "print JSON lines")
 		run = c.list
 	case "show":
