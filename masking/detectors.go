@@ -52,6 +52,9 @@ type detector struct {
 	find func(text []byte, kwStart, kwEnd int, dst []span) []span
 	// minDigits lets a detector without keywords skip texts with fewer digits.
 	minDigits int
+	// needs lets a detector without keywords skip texts that lack a byte
+	// class every match holds (needDash, needUpper).
+	needs uint8
 	// custom is true for detectors declared in policy files.
 	custom bool
 	// label is the replacement text, "[MASKED:name]".
@@ -121,8 +124,8 @@ func builtinDetectors() []*detector {
 		{name: "email", class: Personal, keywords: []string{"@"},
 			find: findEmail, back: 64, maxLen: 320},
 		{name: "credit_card", class: Personal, find: findCards, maxLen: 24, minDigits: 15},
-		{name: "iban", class: Personal, find: findIBANs, maxLen: 48, minDigits: 4},
-		{name: "us_ssn", class: Personal, find: findSSNs, maxLen: 12, minDigits: 9},
+		{name: "iban", class: Personal, find: findIBANs, maxLen: 48, minDigits: 4, needs: needUpper},
+		{name: "us_ssn", class: Personal, find: findSSNs, maxLen: 12, minDigits: 9, needs: needDash},
 	}
 }
 

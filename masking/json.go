@@ -3,8 +3,10 @@ package masking
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"hash/maphash"
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -61,8 +63,20 @@ type cleanEntry struct {
 	n int
 }
 
-// minCached is the shortest value worth remembering as clean.
-const minCached = 16
+// minCached is the shortest value remembered as clean by its hash;
+// shorter values up to shortCached bytes are remembered whole.
+const (
+	minCached   = shortCached + 1
+	shortCached = 16
+	shortBits   = 7
+)
+
+// shortEntry holds a short value found clean, padded with zeros (its
+// length tells values with trailing NUL bytes apart).
+type shortEntry struct {
+	a, b uint64
+	n    uint8
+}
 
 // cleanSeed keys the hash of clean values; it is random per process, so
 // nobody can craft a value that collides with a clean one.
@@ -113,6 +127,16 @@ type jsonMasker struct {
 	discard bool   // contents are not needed (suppressed or masked whole)
 	strMask []byte // label when the whole string value is masked
 	raw     []byte
+	// view, when set, holds the raw bytes of the current string in place
+	// (a string read whole from one chunk; dec holds it decoded when it
+	// has escapes).
+	view []byte
+	// inPlace is set while a string read in place is completed: when it
+	// turns out unchanged, kept is set and nothing is written; else pre
+	// (the pending input bytes before the string) is written first.
+	inPlace bool
+	kept    bool
+	pre     []byte
 	dec     []byte
 	hasEsc  bool
 	long    bool
@@ -132,7 +156,11 @@ type jsonMasker struct {
 	b64    []byte
 	masked int
 	// clean remembers values found clean (keyed hash and length).
-	clean [256]cleanEntry
+	clean    [128][2]cleanEntry
+	cleanMRU [128]uint8
+	// short remembers short values found clean, compared exactly.
+	short    [1 << shortBits][2]shortEntry
+	shortMRU [1 << shortBits]uint8
 	// strLen counts the raw bytes of the current string.
 	strLen int
 }
@@ -278,12 +306,25 @@ func (j *jsonMasker) write(dst, p []byte) ([]byte, error) {
 		case stString:
 			// Control characters are let through (a lenient reading); the
 			// string ends at '"' and escapes start at '\\'.
-			k := len(p)
-			if q := bytes.IndexByte(p[i:], '"'); q >= 0 {
-				k = i + q
-			}
-			if b := bytes.IndexByte(p[i:k], '\\'); b >= 0 {
-				k = i + b
+			k := i + strStop(p[i:])
+			if k < len(p) && p[k] == '"' && j.strLen == 0 && !j.long && k-i <= maxShortString && !(j.isKey && k-i > maxKeyLen) {
+				// The whole string lies in this chunk without escapes:
+				// read it in place instead of copying it into raw.
+				j.strLen = k - i
+				j.view = p[i:k]
+				j.off = base + int64(k)
+				var err error
+				dst, err = j.endString(dst)
+				j.view = nil
+				if err != nil {
+					return dst, err
+				}
+				i = k + 1
+				if !j.suppress {
+					from = i
+				}
+				j.afterValueOrKey()
+				continue
 			}
 			if k > i {
 				var err error
@@ -475,6 +516,16 @@ func (j *jsonMasker) write(dst, p []byte) ([]byte, error) {
 					j.st = stArrFirst
 				}
 			case c == '"':
+				if lb == nil && !j.suppress {
+					if k, esc, ok := j.wholeString(p, i, false); ok {
+						var err error
+						if dst, err = j.inPlaceString(dst, p, &from, base, i, k, esc); err != nil {
+							return dst, err
+						}
+						i = k + 1
+						continue
+					}
+				}
 				flush(i)
 				j.beginString(false, lb)
 			case c == '-' || c >= '0' && c <= '9':
@@ -518,6 +569,14 @@ func (j *jsonMasker) write(dst, p []byte) ([]byte, error) {
 				return dst, j.errf("unexpected %q where an object key was expected", c)
 			}
 			if !j.suppress {
+				if k, esc, ok := j.wholeString(p, i, true); ok {
+					var err error
+					if dst, err = j.inPlaceString(dst, p, &from, base, i, k, esc); err != nil {
+						return dst, err
+					}
+					i = k + 1
+					continue
+				}
 				flush(i)
 			}
 			j.beginString(true, nil)
@@ -562,6 +621,82 @@ func (j *jsonMasker) write(dst, p []byte) ([]byte, error) {
 	return dst, nil
 }
 
+// wholeString reports whether the string opened by the quote at p[q] ends
+// in p, within the length bounds and with no escapes other than the
+// one-letter ones, where it ends and whether it holds escapes.
+func (j *jsonMasker) wholeString(p []byte, q int, isKey bool) (k int, esc, ok bool) {
+	k = q + 1
+	for {
+		k += strStop(p[k:])
+		if k >= len(p) {
+			return 0, false, false
+		}
+		if p[k] == '"' {
+			break
+		}
+		if k+1 >= len(p) || unescape[p[k+1]] == 0 {
+			// A \u escape (or an invalid one) takes the byte-wise path.
+			return 0, false, false
+		}
+		esc = true
+		k += 2
+	}
+	n := k - q - 1
+	if n > maxShortString || isKey && n > maxKeyLen {
+		return 0, false, false
+	}
+	return k, esc, true
+}
+
+// unescape maps the letter after a backslash to the byte it stands for;
+// 0 marks \u and invalid escapes.
+var unescape = [256]byte{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
+
+// unescapeSimple appends raw with its one-letter escapes decoded.
+func unescapeSimple(dst, raw []byte) []byte {
+	for {
+		b := bytes.IndexByte(raw, '\\')
+		if b < 0 {
+			return append(dst, raw...)
+		}
+		dst = append(dst, raw[:b]...)
+		dst = append(dst, unescape[raw[b+1]])
+		raw = raw[b+2:]
+	}
+}
+
+// inPlaceString completes the string p[q+1:k] (quoted at q and k) without
+// copying it: an unchanged string stays in the run of input bytes that
+// from starts, a changed one ends that run before it.
+func (j *jsonMasker) inPlaceString(dst, p []byte, from *int, base int64, q, k int, esc bool) ([]byte, error) {
+	isKey := j.st == stObjFirst || j.st == stObjKey
+	j.beginString(isKey, nil)
+	j.strLen = k - q - 1
+	j.view = p[q+1 : k]
+	if esc {
+		j.hasEsc = true
+		j.dec = unescapeSimple(j.dec[:0], j.view)
+	}
+	j.pre = nil
+	if *from >= 0 {
+		j.pre = p[*from:q]
+	}
+	j.inPlace, j.kept = true, false
+	j.off = base + int64(k)
+	dst, err := j.endString(dst)
+	j.inPlace, j.view, j.pre = false, nil, nil
+	if err != nil {
+		return dst, err
+	}
+	if !j.kept {
+		*from = k + 1
+	} else if *from < 0 {
+		*from = q
+	}
+	j.afterValueOrKey()
+	return dst, nil
+}
+
 func (j *jsonMasker) numDone() bool {
 	return j.num == nZero || j.num == nInt || j.num == nFrac || j.num == nExp
 }
@@ -597,6 +732,14 @@ func (j *jsonMasker) beginString(isKey bool, lb []byte) {
 	j.long = false
 	j.high = 0
 	j.strLen = 0
+}
+
+// rawBytes returns the raw bytes of the current string.
+func (j *jsonMasker) rawBytes() []byte {
+	if j.view != nil {
+		return j.view
+	}
+	return j.raw
 }
 
 // afterValueOrKey moves on after a string closed.
@@ -736,16 +879,19 @@ func (j *jsonMasker) endString(dst []byte) ([]byte, error) {
 			return dst, nil
 		}
 		top := &j.stack[len(j.stack)-1]
-		d := j.raw
+		d := j.rawBytes()
 		if j.hasEsc {
 			d = j.dec
 		}
-		top.keyOver = len(d) > maxPathKey
-		n := len(d)
-		if n > maxPathKey {
-			n = maxPathKey
+		if len(j.cp.fields) > 0 {
+			// Only field rules read the member names on the stack.
+			top.keyOver = len(d) > maxPathKey
+			n := len(d)
+			if n > maxPathKey {
+				n = maxPathKey
+			}
+			top.key = append(top.key[:0], d[:n]...)
 		}
-		top.key = append(top.key[:0], d[:n]...)
 		top.secretKey = secretKeyLabel(d)
 		top.capture = ""
 		for _, name := range j.cp.predNames {
@@ -774,7 +920,7 @@ func (j *jsonMasker) endString(dst []byte) ([]byte, error) {
 		j.long = false
 		return append(dst, '"'), nil
 	}
-	d := j.raw
+	d := j.rawBytes()
 	if j.hasEsc {
 		d = j.dec
 	}
@@ -806,20 +952,55 @@ func (j *jsonMasker) endString(dst []byte) ([]byte, error) {
 func (j *jsonMasker) emitString(dst, d []byte) []byte {
 	// List responses repeat many values (kinds, URLs, scripts, addresses):
 	// a value already found clean in this stream is not scanned again.
+	if len(d) < minMatchNoAt && (len(d) < minMatchLen || !j.cp.set.custom && !hasAt(d)) {
+		// Too short for any detector (what find would say; base64
+		// decoding needs minBase64 bytes).
+		return j.keep(dst)
+	}
 	var slot *cleanEntry
+	var sslot *shortEntry
+	var cset, sset uint64
+	var sa, sb uint64
 	var h uint64
-	if len(d) >= minCached {
-		h = maphash.Bytes(cleanSeed, d)
-		slot = &j.clean[h%uint64(len(j.clean))]
-		if slot.h == h && slot.n == len(d) {
-			dst = append(dst, '"')
-			dst = append(dst, j.raw...)
-			return append(dst, '"')
+	if len(d) >= minMatchNoAt && len(d) <= shortCached {
+		// Short values (keys, names, ids) are compared exactly.
+		var buf [16]byte
+		copy(buf[:], d)
+		sa, sb = binary.LittleEndian.Uint64(buf[:8]), binary.LittleEndian.Uint64(buf[8:])
+		x := (sa ^ sb*0x9E3779B97F4A7C15 ^ uint64(len(d))) * 0xBF58476D1CE4E5B9
+		// Two-way sets with the least recently used entry replaced: a
+		// value seen once never evicts both of two frequent ones.
+		set := x >> (64 - shortBits)
+		w := &j.short[set]
+		switch {
+		case w[0].n == uint8(len(d)) && w[0].a == sa && w[0].b == sb:
+			j.shortMRU[set] = 0
+			return j.keep(dst)
+		case w[1].n == uint8(len(d)) && w[1].a == sa && w[1].b == sb:
+			j.shortMRU[set] = 1
+			return j.keep(dst)
 		}
+		sslot = &w[1-j.shortMRU[set]]
+		sset = set
+	} else if len(d) >= minCached {
+		h = maphash.Bytes(cleanSeed, d)
+		set := h % uint64(len(j.clean))
+		w := &j.clean[set]
+		switch {
+		case w[0].h == h && w[0].n == len(d):
+			j.cleanMRU[set] = 0
+			return j.keep(dst)
+		case w[1].h == h && w[1].n == len(d):
+			j.cleanMRU[set] = 1
+			return j.keep(dst)
+		}
+		slot = &w[1-j.cleanMRU[set]]
+		cset = set
 	}
 	spans := j.sc.find(d)
 	if len(spans) == 0 {
 		if det, ok := j.base64Secret(d); ok {
+			dst = append(dst, j.pre...)
 			dst = append(dst, '"')
 			dst = append(dst, j.cp.set.e.dets[det].label...)
 			j.masked++
@@ -827,11 +1008,15 @@ func (j *jsonMasker) emitString(dst, d []byte) []byte {
 		}
 		if slot != nil {
 			*slot = cleanEntry{h: h, n: len(d)}
+			j.cleanMRU[cset] ^= 1
 		}
-		dst = append(dst, '"')
-		dst = append(dst, j.raw...)
-		return append(dst, '"')
+		if sslot != nil {
+			*sslot = shortEntry{a: sa, b: sb, n: uint8(len(d))}
+			j.shortMRU[sset] ^= 1
+		}
+		return j.keep(dst)
 	}
+	dst = append(dst, j.pre...)
 	dst = append(dst, '"')
 	pos := 0
 	for _, s := range spans {
@@ -841,6 +1026,19 @@ func (j *jsonMasker) emitString(dst, d []byte) []byte {
 		pos = s.end
 	}
 	dst = emitJSONString(dst, d[pos:])
+	return append(dst, '"')
+}
+
+// keep writes the current string unchanged. A string read in place is
+// not copied here: the caller leaves it in the run of input bytes it
+// copies at once.
+func (j *jsonMasker) keep(dst []byte) []byte {
+	if j.inPlace {
+		j.kept = true
+		return dst
+	}
+	dst = append(dst, '"')
+	dst = append(dst, j.rawBytes()...)
 	return append(dst, '"')
 }
 
@@ -937,4 +1135,59 @@ func emitJSONString(dst, b []byte) []byte {
 		start = i + 1
 	}
 	return append(dst, b[start:]...)
+}
+
+// stopMask flags the bytes of x (eight bytes read little-endian) that are
+// '"' or '\\': a byte of q or s is zero where x holds one. Only the lowest
+// flagged byte is certain (a borrow may flag bytes above a true one), which
+// is all strStop reads.
+func stopMask(x uint64) uint64 {
+	q := x ^ (swarLo * '"')
+	s := x ^ (swarLo * '\\')
+	return ((q-swarLo)&^q | (s-swarLo)&^s) & swarHi
+}
+
+// Bytes of 0x01 and 0x80 repeated, for scanning eight bytes at a time.
+const (
+	swarLo = 0x0101010101010101
+	swarHi = 0x8080808080808080
+)
+
+// strStop returns the offset of the first '"' or '\\' in b, or len(b).
+// Short strings are scanned eight bytes at a time; the rest of a long one
+// is left to bytes.IndexByte.
+func strStop(b []byte) int {
+	i := 0
+	if len(b) >= 16 {
+		// The first sixteen bytes hold most keys and short values: find
+		// the stop in them without a branch on where it is.
+		m0 := stopMask(binary.LittleEndian.Uint64(b))
+		m1 := stopMask(binary.LittleEndian.Uint64(b[8:]))
+		if m0|m1 != 0 {
+			t := bits.TrailingZeros64(m0) >> 3 // 8 when m0 is 0
+			return t + (bits.TrailingZeros64(m1)>>3)&-(t>>3)
+		}
+		i = 16
+	}
+	for ; i+8 <= len(b) && i < 64; i += 8 {
+		if m := stopMask(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	if i+8 > len(b) {
+		for ; i < len(b); i++ {
+			if c := b[i]; c == '"' || c == '\\' {
+				return i
+			}
+		}
+		return i
+	}
+	k := len(b)
+	if q := bytes.IndexByte(b[i:], '"'); q >= 0 {
+		k = i + q
+	}
+	if e := bytes.IndexByte(b[i:k], '\\'); e >= 0 {
+		k = i + e
+	}
+	return k
 }

@@ -512,3 +512,60 @@ func TestCleanValueCache(t *testing.T) {
 		t.Fatalf("got  %s\nwant %s", out, want)
 	}
 }
+
+// strStop finds the first quote or backslash like a byte-by-byte search,
+// at every length and position around the eight-byte steps.
+func TestStrStop(t *testing.T) {
+	naive := func(b []byte) int {
+		for i, c := range b {
+			if c == '"' || c == '\\' {
+				return i
+			}
+		}
+		return len(b)
+	}
+	alphabet := []byte{'a', '"', '\\', 0x00, 0x22 ^ 0x80, 0x5c ^ 0x80, 0xff, 0x21, 0x23, 0x5b, 0x5d, 0x01}
+	seed := uint32(1)
+	for n := 0; n < 200; n++ {
+		for trial := 0; trial < 40; trial++ {
+			b := make([]byte, n)
+			for i := range b {
+				seed = seed*1664525 + 1013904223
+				// Mostly plain bytes, so that stops fall anywhere.
+				if seed>>24 < 8 {
+					b[i] = alphabet[1+int(seed>>8)%(len(alphabet)-1)]
+				} else {
+					b[i] = byte('a' + (seed>>16)%26)
+				}
+			}
+			if got, want := strStop(b), naive(b); got != want {
+				t.Fatalf("strStop(%q) = %d, want %d", b, got, want)
+			}
+		}
+	}
+}
+
+// Strings read in place (whole in one chunk) and strings assembled across
+// chunks are masked alike.
+func TestInPlaceStringsMatchChunked(t *testing.T) {
+	e := testEngine(t)
+	short := `"joe@acme.io"` // 10 bytes: below the short cache
+	doc := []byte(`{"kind":"compute#instanceList","items":[` +
+		`{"name":"web-1","email":"ops-team@acme.com","email2":"ops-team@acme.con","note":"key ` + testAPIKey + `",` +
+		`"secret":"s3cr3t-value-123","password":"hunter22","a":` + short + `,"n":12345678901234567,"t":true,"z":null},` +
+		`{"name":"web-1","email":"ops-team@acme.com","email2":"ops-team@acme.con","note":"key ` + testAPIKey + `",` +
+		`"secret":"","list":["4111 1111 1111 1111","4111111111111111","ops-team@acme.com","x\"y\\n ` + testAPIKey + `"]}` +
+		`],"selfLink":"https://user:pa55word@db.example.com/x"}`)
+	for _, p := range []Profile{DefaultProfile(), {Detectors: []string{GroupAll}}, {Fields: []Field{{Path: "items[].email"}}, Detectors: []string{GroupPersonal}}} {
+		want := maskChunks(t, e, p, JSON, chunked(doc, 1))
+		if len(p.Fields) == 0 && bytes.Contains(want, []byte(testAPIKey)) {
+			t.Fatalf("api key survived: %s", want)
+		}
+		for _, size := range []int{2, 3, 5, 13, 64, len(doc)} {
+			got := maskChunks(t, e, p, JSON, chunked(doc, size))
+			if !bytes.Equal(got, want) {
+				t.Fatalf("profile %v, chunks of %d:\n got %s\nwant %s", p, size, got, want)
+			}
+		}
+	}
+}

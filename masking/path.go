@@ -32,9 +32,13 @@ type seg struct {
 // transparent: `a.b` also reaches `{"a":[{"b":...}]}`. A path starts at the
 // top-level value; start it with `**.` to match at any depth.
 type fieldPath struct {
-	segs  []seg
-	label []byte
-	src   string
+	segs []seg
+	// lastIsKey and lastKey copy the last segment when it is a member
+	// name: most values are ruled out by it alone.
+	lastIsKey bool
+	lastKey   string
+	label     []byte
+	src       string
 }
 
 func parseFieldPath(src string) (*fieldPath, error) {
@@ -136,20 +140,22 @@ func parseFieldPath(src string) (*fieldPath, error) {
 			}
 		}
 	}
-	if last := fp.segs[len(fp.segs)-1]; last.kind == segFilter || last.kind == segDeep {
+	last := fp.segs[len(fp.segs)-1]
+	if last.kind == segFilter || last.kind == segDeep {
 		return nil, fmt.Errorf("masking: field path %q must end with a member name, * or []", src)
 	}
+	fp.lastIsKey, fp.lastKey = last.kind == segKey, last.key
 	return fp, nil
 }
 
 // match reports whether the value about to start under stack is selected.
 func (fp *fieldPath) match(stack []frame) bool {
-	if last := fp.segs[len(fp.segs)-1]; last.kind == segKey {
+	if fp.lastIsKey {
 		if len(stack) == 0 {
 			return false
 		}
 		top := &stack[len(stack)-1]
-		if !top.obj || top.keyOver || string(top.key) != last.key {
+		if !top.obj || top.keyOver || string(top.key) != fp.lastKey {
 			return false
 		}
 	}

@@ -108,13 +108,14 @@ func (s *scanner) find(text []byte) []span {
 		s.spans = s.runRegex(det, w.det, text, w.start, w.end)
 	}
 	digits := -1
+	var has uint8
 	for _, d := range s.set.full {
 		det := e.dets[d]
-		if det.minDigits > 0 {
+		if det.minDigits > 0 || det.needs != 0 {
 			if digits < 0 {
-				digits = countDigits(text)
+				digits, has = countDigits(text)
 			}
-			if digits < det.minDigits {
+			if digits < det.minDigits || has&det.needs != det.needs {
 				continue
 			}
 		}
@@ -213,12 +214,36 @@ func hasAt(b []byte) bool {
 	return false
 }
 
-func countDigits(b []byte) int {
-	n := 0
-	for _, c := range b {
-		if c-'0' < 10 {
-			n++
-		}
+// Byte classes a detector may need in a text (detector.needs).
+const (
+	needDash  = 1 << iota // '-' (a US SSN)
+	needUpper             // 'A'-'Z' (an IBAN's country code)
+)
+
+// digitClass marks digits for countDigits; it sits above the need bits.
+const digitClass = 4
+
+// byteClasses maps a byte to digitClass, needDash or needUpper.
+var byteClasses = func() (t [256]uint8) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = digitClass
 	}
-	return n
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = needUpper
+	}
+	t['-'] = needDash
+	return t
+}()
+
+// countDigits counts the ASCII digits of b and reports which of the
+// needDash and needUpper classes occur in it.
+func countDigits(b []byte) (int, uint8) {
+	n := 0
+	var has uint8
+	for _, c := range b {
+		v := byteClasses[c]
+		n += int(v / digitClass)
+		has |= v
+	}
+	return n, has &^ digitClass
 }
