@@ -16,55 +16,41 @@ const msgNoPolicy = "no policy applies to this request"
 // The returned Decision shares its Approval and Masking field slices with
 // the set: callers must not modify them.
 func (s *Set) Evaluate(ctx context.Context, in Input) Decision {
-	if s == nil {
-		return finish(ctx, Decision{}, false)
-	}
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	a := newActivation(ctx, &in)
-	defer a.release()
-	var d Decision
-	applied := false
-	for _, p := range s.policies {
-		if !p.applies(a) {
-			continue
-		}
-		applied = true
-		d.Masking = p.appendMasking(a, d.Masking)
+	return s.each(ctx, &in, func(p *policy, a *activation, dv Decision) Decision {
+		d := &dv
 		if d.Action == Deny {
-			continue
+			return dv
 		}
-		if r, errText, ok := p.firstMatch(a, 0, &in, &d); ok {
+		if r, errText, ok := p.firstMatch(a, 0, &a.in, d); ok {
 			d.setRule(r, errText)
-			continue
+			return dv
 		}
 		// No deny rule matched: the policy gives approve (an approve rule
 		// matched), allow (an allow rule matched) or its default.
 		if d.Action >= Approve && p.def != Deny {
-			continue
+			return dv
 		}
-		if r, errText, ok := p.firstMatch(a, 1, &in, &d); ok {
+		if r, errText, ok := p.firstMatch(a, 1, &a.in, d); ok {
 			if d.Action < Approve {
 				d.setRule(r, errText)
 			}
-			continue
+			return dv
 		}
 		if d.Action >= Allow && p.def <= d.Action {
-			continue
+			return dv
 		}
-		if r, errText, ok := p.firstMatch(a, 2, &in, &d); ok {
+		if r, errText, ok := p.firstMatch(a, 2, &a.in, d); ok {
 			if d.Action < Allow {
 				d.setRule(r, errText)
 			}
-			continue
+			return dv
 		}
 		d.Matches = append(d.Matches, Match{Policy: p.name, Action: p.def})
 		if p.def > d.Action {
 			d.setDefault(p)
 		}
-	}
-	return finish(ctx, d, applied)
+		return dv
+	})
 }
 
 // Explain decides a request like Evaluate but evaluates every rule of every
@@ -72,22 +58,8 @@ func (s *Set) Evaluate(ctx context.Context, in Input) Decision {
 // that applied) in file order. An allow rule that failed to evaluate is
 // listed with its Error although it did not count.
 func (s *Set) Explain(ctx context.Context, in Input) Decision {
-	if s == nil {
-		return finish(ctx, Decision{}, false)
-	}
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	a := newActivation(ctx, &in)
-	defer a.release()
-	var d Decision
-	applied := false
-	for _, p := range s.policies {
-		if !p.applies(a) {
-			continue
-		}
-		applied = true
-		d.Masking = p.appendMasking(a, d.Masking)
+	return s.each(ctx, &in, func(p *policy, a *activation, dv Decision) Decision {
+		d := &dv
 		var best *rule
 		var bestErr string
 		for _, r := range p.rules {
@@ -116,6 +88,30 @@ func (s *Set) Explain(ctx context.Context, in Input) Decision {
 		case best.action > d.Action:
 			d.setRule(best, bestErr)
 		}
+		return dv
+	})
+}
+
+// each runs decide for every policy that applies to in, in file order,
+// after collecting its masking entries; it fails closed when none applies.
+func (s *Set) each(ctx context.Context, in *Input, decide func(p *policy, a *activation, d Decision) Decision) Decision {
+	if s == nil {
+		return finish(ctx, Decision{}, false)
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	a := newActivation(ctx, in)
+	defer a.release()
+	var d Decision
+	applied := false
+	for _, p := range s.policies {
+		if !p.applies(a) {
+			continue
+		}
+		applied = true
+		d.Masking = p.appendMasking(a, d.Masking)
+		d = decide(p, a, d)
 	}
 	return finish(ctx, d, applied)
 }
