@@ -79,9 +79,9 @@ type Options struct {
 	// request's selected masking rules before approvers (and their
 	// webhooks) see an excerpt of it. Nil shows no body at all.
 	MaskBody func(body []byte, rules []policies.MaskingRule) []byte
-	Metrics      *Metrics
-	Logger       *slog.Logger
-	Now          func() time.Time
+	Metrics  *Metrics
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // Engine decides requests. It is safe for concurrent use; the policy set is

@@ -29,7 +29,7 @@ func fakeGCSBinary(t *testing.T) string {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("neither fake-gcs-server nor go is on PATH")
 		}
-		t.Skip("neither fake-gcs-server nor go is on PATH to build it")
+		t.Skip("neither fake-gcs-server nor go is on PATH to build it (with CI=true this fails instead)")
 	}
 	out := filepath.Join(t.TempDir(), "fake-gcs-server")
 	cmd := exec.Command(goBin, "build", "-o", out, "github.com/fsouza/fake-gcs-server")
