@@ -262,19 +262,10 @@ func (e *Engine) input(rec gcp.Recognized, id identity.Identity, req Request, se
 	return in
 }
 
-// credentialHeaders never reach policies, logs or recordings.
-var credentialHeaders = map[string]bool{
-	"authorization":       true,
-	"proxy-authorization": true,
-	"cookie":              true,
-	"x-goog-api-key":      true,
-	"x-api-key":           true,
-}
-
 func policyHeaders(h map[string]string) map[string]string {
 	out := make(map[string]string, len(h))
 	for k, v := range h {
-		if strings.HasPrefix(k, ":") || credentialHeaders[k] {
+		if strings.HasPrefix(k, ":") || CredentialHeader(k, v) {
 			continue
 		}
 		out[k] = v

@@ -254,3 +254,15 @@ func TestApprovalBodyExcerptIsMaskedFirst(t *testing.T) {
 		t.Fatalf("unmasked excerpt without a masker: %q", got)
 	}
 }
+
+func TestPolicyHeadersDropCredentials(t *testing.T) {
+	in := map[string]string{
+		":path": "/x", "authorization": "Bearer t", "x-goog-api-key": "AIza", "cookie": "a=b",
+		"x-amz-security-token": "t", "x-custom-token": "t", "x-forwarded": "Bearer abc",
+		"user-agent": "gcloud", "x-goog-user-project": "acme-dev",
+	}
+	got := policyHeaders(in)
+	if len(got) != 2 || got["user-agent"] != "gcloud" || got["x-goog-user-project"] != "acme-dev" {
+		t.Fatalf("policy headers = %v", got)
+	}
+}

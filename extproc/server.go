@@ -284,12 +284,6 @@ func (st *stream) handle(req *extprocv3.ProcessingRequest) (*extprocv3.Processin
 	return resp, err
 }
 
-// credentialHeaders never reach the recorder.
-var credentialHeaders = map[string]bool{
-	"authorization": true, "proxy-authorization": true, "cookie": true, "set-cookie": true,
-	"x-goog-api-key": true, "x-api-key": true, "x-goog-iam-authorization-token": true,
-}
-
 func headerMap(h *corev3.HeaderMap) map[string]string {
 	out := make(map[string]string, len(h.GetHeaders()))
 	for _, hv := range h.GetHeaders() {
@@ -309,7 +303,7 @@ func headerMap(h *corev3.HeaderMap) map[string]string {
 func redacted(h map[string]string) map[string]string {
 	out := make(map[string]string, len(h))
 	for k, v := range h {
-		if credentialHeaders[k] {
+		if authz.CredentialHeader(k, v) {
 			continue
 		}
 		out[k] = v

@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"encoding/json"
+	"github.com/airlockhq/airlock/authz"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -169,34 +170,6 @@ type VoteEvent struct {
 // Masked stands for a value the recorder refused to keep.
 const Masked = "[MASKED]"
 
-// sensitiveHeaders are dropped to Masked whatever their value.
-var sensitiveHeaders = map[string]bool{
-	"authorization":                  true,
-	"proxy-authorization":            true,
-	"cookie":                         true,
-	"set-cookie":                     true,
-	"x-goog-api-key":                 true,
-	"x-api-key":                      true,
-	"x-goog-iam-authorization-token": true,
-	"x-goog-iam-authority-selector":  true,
-	"x-amz-security-token":           true,
-	"x-csrf-token":                   true,
-	"x-xsrf-token":                   true,
-	"x-auth-token":                   true,
-	"x-serverless-authorization":     true,
-	"x-forwarded-access-token":       true,
-	"x-forwarded-client-cert":        true,
-	"x-envoy-peer-metadata":          true,
-	"www-authenticate":               false,
-}
-
-// sensitiveFragments mask any header whose name contains one of them.
-var sensitiveFragments = []string{"authorization", "cookie", "token", "secret", "password", "passwd", "api-key", "apikey", "credential", "signature", "private"}
-
-// sensitiveValuePrefixes mask a value that looks like a credential,
-// whatever the header's name.
-var sensitiveValuePrefixes = []string{"bearer ", "basic ", "digest ", "negotiate ", "ya29.", "aiza", "goog4-hmac"}
-
 // MaskHeaders returns a copy of headers with lower-case names, credentials
 // replaced by Masked and every other value passed through mask when it is
 // not nil. Pseudo-headers (":path" ...) are kept.
@@ -208,7 +181,7 @@ func MaskHeaders(headers map[string]string, mask func([]byte) []byte) map[string
 	var names []string
 	for k, v := range headers {
 		name := strings.ToLower(k)
-		if sensitiveHeader(name, v) {
+		if authz.CredentialHeader(name, v) {
 			out[name] = Masked
 			continue
 		}
@@ -240,24 +213,6 @@ func MaskHeaders(headers map[string]string, mask func([]byte) []byte) map[string
 		out[name] = string(mask([]byte(out[name])))
 	}
 	return out
-}
-
-func sensitiveHeader(name, value string) bool {
-	if s, ok := sensitiveHeaders[name]; ok {
-		return s
-	}
-	for _, f := range sensitiveFragments {
-		if strings.Contains(name, f) {
-			return true
-		}
-	}
-	lv := strings.ToLower(strings.TrimSpace(value))
-	for _, p := range sensitiveValuePrefixes {
-		if strings.HasPrefix(lv, p) {
-			return true
-		}
-	}
-	return false
 }
 
 // excerpt truncates b to at most limit bytes on a rune boundary and makes it

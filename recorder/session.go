@@ -7,7 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"regexp"
+	"github.com/airlockhq/airlock/authz"
 	"sync"
 	"time"
 
@@ -18,10 +18,8 @@ import (
 const SessionHeader = "x-airlock-session"
 
 // ErrInvalidSession is returned (wrapped) by Session for a session name the
-// agent sent that is not 1-64 characters of [A-Za-z0-9._-].
+// agent sent that authz.ValidSessionID refuses.
 var ErrInvalidSession = errors.New("recorder: invalid session name")
-
-var sessionNamePattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 // Tracker resolves the session of a request. Implementations must agree
 // across replicas when several run.
@@ -42,8 +40,8 @@ func subjectTag(subject string) string {
 // ("NAME~TAG"), so that one identity can never write into another's
 // session.
 func NamedSession(subject, name string) (string, error) {
-	if !sessionNamePattern.MatchString(name) || name == "." || name == ".." {
-		return "", fmt.Errorf("%w %q: use 1 to 64 characters among A-Z a-z 0-9 . _ -", ErrInvalidSession, name)
+	if !authz.ValidSessionID(name) {
+		return "", fmt.Errorf("%w %q: use 1 to 64 characters among A-Z a-z 0-9 . _ -, starting with a letter or digit", ErrInvalidSession, name)
 	}
 	return name + "~" + subjectTag(subject), nil
 }
