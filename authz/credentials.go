@@ -43,9 +43,11 @@ func CredentialHeader(name, value string) bool {
 			return true
 		}
 	}
-	lv := strings.ToLower(strings.TrimSpace(value))
+	// Case-insensitive prefix test without lowering a copy: this runs for
+	// every header of every request.
+	v := strings.TrimLeft(value, " \t")
 	for _, p := range credentialValuePrefixes {
-		if strings.HasPrefix(lv, p) {
+		if len(v) >= len(p) && strings.EqualFold(v[:len(p)], p) {
 			return true
 		}
 	}

@@ -78,7 +78,7 @@ type Options struct {
 	// MaskBody masks a request body with the default profile and the
 	// request's selected masking rules before approvers (and their
 	// webhooks) see an excerpt of it. Nil shows no body at all.
-	MaskBody func(body []byte, rules []policies.MaskingRule) []byte
+	MaskBody func(body []byte, rules []MaskingSpec) []byte
 	Metrics  *Metrics
 	Logger   *slog.Logger
 	Now      func() time.Time
@@ -218,11 +218,11 @@ func (e *Engine) decide(ctx context.Context, req Request) *Result {
 // action of any part wins, so one forbidden operation refuses the batch.
 func (e *Engine) evaluate(ctx context.Context, set *policies.Set, rec gcp.Recognized, id identity.Identity, req Request, session string, now time.Time) policies.Decision {
 	if rec.Parts == nil {
-		return set.Evaluate(ctx, e.input(rec, id, req, session, now, true))
+		return set.Evaluate(ctx, buildInput(rec, id, req, session, now, e.opts.MaxBodyBytes))
 	}
 	var out policies.Decision
 	for _, part := range rec.Parts {
-		d := set.Evaluate(ctx, e.input(part, id, req, session, now, false))
+		d := set.Evaluate(ctx, buildInput(part, id, req, session, now, 0))
 		if out.Action == 0 || d.Action > out.Action {
 			matches := append(out.Matches, d.Matches...)
 			masking := append(out.Masking, d.Masking...)
@@ -239,7 +239,10 @@ func (e *Engine) evaluate(ctx context.Context, set *policies.Set, rec gcp.Recogn
 	return out
 }
 
-func (e *Engine) input(rec gcp.Recognized, id identity.Identity, req Request, session string, now time.Time, withBody bool) policies.Input {
+// buildInput is what policies see of one (part of a) request. The body is
+// parsed as JSON when it is whole and at most maxBody bytes; 0 leaves it out
+// (batch parts carry their own bodies inside the multipart one).
+func buildInput(rec gcp.Recognized, id identity.Identity, req Request, session string, now time.Time, maxBody int) policies.Input {
 	in := policies.Input{
 		Request: policies.Request{
 			Method:  rec.Method,
@@ -253,7 +256,7 @@ func (e *Engine) input(rec gcp.Recognized, id identity.Identity, req Request, se
 		SessionID: session,
 		Now:       now,
 	}
-	if withBody && !req.BodyPartial && len(req.Body) > 0 && len(req.Body) <= e.opts.MaxBodyBytes {
+	if !req.BodyPartial && len(req.Body) > 0 && len(req.Body) <= maxBody {
 		var body any
 		if json.Unmarshal(req.Body, &body) == nil {
 			in.Request.Body = body
@@ -349,7 +352,7 @@ func (e *Engine) bodyExcerpt(body []byte, rules []policies.MaskingRule) string {
 	if e.opts.MaskBody == nil {
 		return fmt.Sprintf("(%d bytes, not shown)", len(body))
 	}
-	return excerpt(e.opts.MaskBody(body, rules), 2048)
+	return excerpt(e.opts.MaskBody(body, MaskingSpecs(rules)), 2048)
 }
 
 func excerpt(b []byte, n int) string {

@@ -235,7 +235,7 @@ func TestValidSessionID(t *testing.T) {
 
 func TestApprovalBodyExcerptIsMaskedFirst(t *testing.T) {
 	f := &fakeApprovals{out: approvals.Outcome{Approval: approvals.Approval{ID: "x", State: approvals.StatePending}}}
-	e := newTestEngine(t, Options{Approvals: f, MaskBody: func(b []byte, _ []policies.MaskingRule) []byte {
+	e := newTestEngine(t, Options{Approvals: f, MaskBody: func(b []byte, _ []MaskingSpec) []byte {
 		return []byte(strings.ReplaceAll(string(b), "hunter2", "[MASKED:password]"))
 	}})
 	r := req("POST", "compute.googleapis.com", "/compute/v1/projects/acme-prod/zones/us-east1-b/instances/web-1/setMetadata", "good")

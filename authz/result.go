@@ -84,10 +84,18 @@ func (r *Result) Metadata() Metadata {
 		Decision:  r.Outcome.String(),
 		Rules:     r.Rules(),
 	}
-	for _, mr := range r.Decision.Masking {
-		m.Masking = append(m.Masking, MaskingSpec{Policy: mr.Policy, Name: mr.Name, Fields: mr.Fields, Detectors: mr.Detectors})
-	}
+	m.Masking = MaskingSpecs(r.Decision.Masking)
 	return m
+}
+
+// MaskingSpecs converts the masking rules a decision selected into the
+// self-contained specs later filters receive.
+func MaskingSpecs(rules []policies.MaskingRule) []MaskingSpec {
+	var out []MaskingSpec
+	for _, mr := range rules {
+		out = append(out, MaskingSpec{Policy: mr.Policy, Name: mr.Name, Fields: mr.Fields, Detectors: mr.Detectors})
+	}
+	return out
 }
 
 // Rules names the rules that produced the decision, as "policy/rule" (or

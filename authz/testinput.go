@@ -40,7 +40,6 @@ func TestInputBuilder(rec *gcp.Recognizer) policies.InputBuilder {
 		if err != nil {
 			return policies.Input{}, fmt.Errorf("the gateway would refuse this request before policy: %w", err)
 		}
-		e := &Engine{opts: Options{MaxBodyBytes: 1 << 20}}
-		return e.input(r, tc.Identity, req, tc.Session, req.Time, true), nil
+		return buildInput(r, tc.Identity, req, tc.Session, req.Time, 1<<20), nil
 	}
 }

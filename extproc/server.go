@@ -336,11 +336,13 @@ func (st *stream) requestHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processing
 	}}}
 }
 
-// profile is the masking profile for this request: the default profile plus
-// every masking rule ext_authz selected.
-func (st *stream) profile() masking.Profile {
+// Profile is the masking profile of a request: the default profile plus
+// every masking rule ext_authz selected for it (their fields labelled with
+// the rule's name). Responses are masked with it, and so are request bodies
+// before approvers or recordings see them.
+func Profile(specs []authz.MaskingSpec) masking.Profile {
 	p := masking.DefaultProfile()
-	for _, m := range st.meta.Masking {
+	for _, m := range specs {
 		extra := masking.Profile{Detectors: m.Detectors}
 		for _, f := range m.Fields {
 			extra.Fields = append(extra.Fields, masking.Field{Path: f, Label: m.Name})
@@ -406,7 +408,7 @@ func (st *stream) responseHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processin
 		st.log().Warn("refusing a response whose encoding cannot be inspected", "content_encoding", enc)
 		return st.refuse(fmt.Sprintf("airlock: the response is encoded with %q, which airlock cannot inspect for secrets; it was not passed on", enc))
 	}
-	masker, err := st.engine.NewStream(st.profile(), bodyKind(ct))
+	masker, err := st.engine.NewStream(Profile(st.meta.Masking), bodyKind(ct))
 	if err != nil {
 		st.log().Error("masking profile does not compile", "error", err)
 		return st.refuse("airlock: the masking rules for this request are invalid: " + err.Error())

@@ -11,7 +11,6 @@ import (
 	"github.com/airlockhq/airlock/authz"
 	"github.com/airlockhq/airlock/extproc"
 	"github.com/airlockhq/airlock/masking"
-	"github.com/airlockhq/airlock/policies"
 	"github.com/airlockhq/airlock/recorder"
 )
 
@@ -59,22 +58,15 @@ func requestMasker(eng *masking.Engine) func([]byte) []byte {
 	return func(b []byte) []byte { return maskRequestBody(eng, b, nil) }
 }
 
-// maskRequestBody masks a request body with the default profile plus the
-// request's selected masking rules (their field rules apply to request
-// bodies too: secretmanager addVersion carries payload.data). A body that
-// cannot be masked is not kept.
-func maskRequestBody(eng *masking.Engine, b []byte, rules []policies.MaskingRule) []byte {
+// maskRequestBody masks a request body with the profile ext_proc masks the
+// request's responses with (the default profile plus its selected rules,
+// whose field rules apply to request bodies too: secretmanager addVersion
+// carries payload.data). A body that cannot be masked is not kept.
+func maskRequestBody(eng *masking.Engine, b []byte, specs []authz.MaskingSpec) []byte {
 	if len(b) == 0 {
 		return b
 	}
-	p := masking.DefaultProfile()
-	for _, r := range rules {
-		extra := masking.Profile{Detectors: r.Detectors}
-		for _, f := range r.Fields {
-			extra.Fields = append(extra.Fields, masking.Field{Path: f, Label: r.Name})
-		}
-		p = p.Merge(extra)
-	}
+	p := extproc.Profile(specs)
 	kind := masking.Text
 	if t := strings.TrimSpace(string(b[:min(len(b), 64)])); strings.HasPrefix(t, "{") || strings.HasPrefix(t, "[") {
 		kind = masking.JSON
@@ -138,7 +130,7 @@ func (d decisionRecorder) RecordDecision(ctx context.Context, r *authz.Result) e
 		e.Headers = req.Headers
 		// The recorder masks again with the default profile; the
 		// request's own masking rules apply here.
-		e.Body = maskRequestBody(d.eng, req.Body, r.Decision.Masking)
+		e.Body = maskRequestBody(d.eng, req.Body, authz.MaskingSpecs(r.Decision.Masking))
 	}
 	return d.rec.Decision(ctx, e)
 }

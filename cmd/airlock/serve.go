@@ -18,6 +18,7 @@ import (
 	"runtime/pprof"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -202,8 +203,8 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 		Hold:         cfg.Approvals.Hold,
 		Timeout:      cfg.Authz.Timeout,
 		MaxBodyBytes: cfg.Authz.MaxBodyBytes,
-		MaskBody: func(b []byte, rules []policies.MaskingRule) []byte {
-			return maskRequestBody(maskEngine, b, rules)
+		MaskBody: func(b []byte, specs []authz.MaskingSpec) []byte {
+			return maskRequestBody(maskEngine, b, specs)
 		},
 		Metrics: metrics,
 		Logger:  log.With("component", "authz"),
@@ -234,29 +235,30 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 		s.serveGRPC(g, l, "extproc", "envoy.service.ext_proc.v3.ExternalProcessor")
 	}
 
-	var policyErr error
-	var policyMu sync.Mutex
+	// The last failed reload, reported on /healthz until a good one lands.
+	var policyErr atomic.Pointer[error]
 	s.checks = append(s.checks, healthCheck{"policies", func(context.Context) error {
-		policyMu.Lock()
-		defer policyMu.Unlock()
-		return policyErr
+		if err := policyErr.Load(); err != nil {
+			return *err
+		}
+		return nil
 	}})
+	reloadFailed := func(err error) {
+		metrics.Reloads.WithLabelValues("error").Inc()
+		err = fmt.Errorf("the last edit failed to load; the previous policies stay in force: %w", err)
+		policyErr.Store(&err)
+		log.Error("policy reload failed; keeping the previous policies", "err", err)
+	}
 	if cfg.Policies.ReloadInterval > 0 {
 		go policies.Watch(ctx, paths, cfg.Policies.ReloadInterval, loadOpts, func(set *policies.Set) {
 			if set.Digest() == engine.Policies().Digest() {
-				policyMu.Lock()
-				policyErr = nil // back to the text in force
-				policyMu.Unlock()
+				policyErr.Store(nil) // back to the text in force
 				return
 			}
 			eng, err := maskingEngine(set)
 			if err != nil {
 				// The policies and their detectors go together: keep both.
-				metrics.Reloads.WithLabelValues("error").Inc()
-				policyMu.Lock()
-				policyErr = fmt.Errorf("the last edit failed to load; the previous policies stay in force: %w", err)
-				policyMu.Unlock()
-				log.Error("policy reload failed; keeping the previous policies", "err", err)
+				reloadFailed(err)
 				return
 			}
 			if extprocSrv != nil {
@@ -264,17 +266,9 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 			}
 			engine.SetPolicies(set)
 			metrics.Reloads.WithLabelValues("ok").Inc()
-			policyMu.Lock()
-			policyErr = nil
-			policyMu.Unlock()
+			policyErr.Store(nil)
 			log.Info("policies reloaded", "policies", set.Len())
-		}, func(err error) {
-			metrics.Reloads.WithLabelValues("error").Inc()
-			policyMu.Lock()
-			policyErr = fmt.Errorf("the last edit failed to load; the previous policies stay in force: %w", err)
-			policyMu.Unlock()
-			log.Error("policy reload failed; keeping the previous policies", "err", err)
-		})
+		}, reloadFailed)
 	}
 
 	// ext_authz gRPC, with the standard health service.
