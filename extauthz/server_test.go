@@ -11,6 +11,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/airlockhq/airlock/authz"
 	"github.com/airlockhq/airlock/gcp"
@@ -212,4 +213,21 @@ func BenchmarkCheckParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkAllowedResponse is the CheckResponse of an allowed request with
+// two masking rules selected, built and marshalled as gRPC sends it.
+func BenchmarkAllowedResponse(b *testing.B) {
+	r := &authz.Result{Outcome: authz.Allowed, RequestID: "0f6a820c-c7c6-4d6c-acf9-55e9f1f32553", SessionID: "s-20261129T000801Z-eac6c73e18a5",
+		Decision: policies.Decision{Policy: "gcp-baseline", Rule: "agents-may-read", Matches: []policies.Match{{Policy: "gcp-baseline", Rule: "agents-may-read"}},
+			Masking: []policies.MaskingRule{
+				{Policy: "gcp-baseline", Name: "instance-startup-scripts", Fields: []string{`**.metadata.items[?key=="startup-script"].value`}, Detectors: []string{"private_key", "gcp_api_key"}},
+				{Policy: "gcp-baseline", Name: "internal-tokens", Detectors: []string{"acme_internal_token"}},
+			}}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := proto.Marshal(response(r)); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
