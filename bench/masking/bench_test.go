@@ -5,9 +5,6 @@
 package masking
 
 import (
-	"encoding/json"
-	"fmt"
-	"math/rand/v2"
 	"sync"
 	"testing"
 
@@ -15,6 +12,7 @@ import (
 	"github.com/zricethezav/gitleaks/v8/detect"
 
 	airlock "github.com/airlockhq/airlock/masking"
+	"github.com/airlockhq/airlock/masking/maskingtest"
 )
 
 var (
@@ -26,38 +24,7 @@ var (
 // fingerprints, self links, service-account addresses) with 9 API keys and
 // 9 e-mail addresses planted.
 func Corpus() []byte {
-	corpusOnce.Do(func() {
-		r := rand.New(rand.NewPCG(7, 9))
-		var items []map[string]any
-		size, planted := 0, 0
-		for i := 0; size < 1<<20; i++ {
-			fp := make([]byte, 8)
-			for k := range fp {
-				fp[k] = byte(r.IntN(256))
-			}
-			script := "#!/bin/bash\napt-get update\napt-get install -y nginx\nsystemctl enable --now nginx\n"
-			if i%120 == 5 && planted < 9 {
-				planted++
-				script += fmt.Sprintf("export MAPS_KEY=AIzaSy%s\necho contact ops-%d@example.com\n", randomKey(r, 33), i)
-			}
-			base := "https://www.googleapis.com/compute/v1/projects/acme-prod"
-			it := map[string]any{
-				"kind": "compute#instance", "id": fmt.Sprint(r.Int64()), "name": fmt.Sprintf("web-%d", i),
-				"machineType":       base + "/zones/us-east1-b/machineTypes/e2-medium",
-				"status":            "RUNNING",
-				"networkInterfaces": []any{map[string]any{"network": base + "/global/networks/default", "networkIP": fmt.Sprintf("10.0.%d.%d", i/250, i%250), "fingerprint": fmt.Sprintf("%x", fp)}},
-				"metadata":          map[string]any{"fingerprint": fmt.Sprintf("%x=", fp), "items": []any{map[string]any{"key": "startup-script", "value": script}}},
-				"serviceAccounts":   []any{map[string]any{"email": "123456789012-compute@developer.gserviceaccount.com", "scopes": []any{"https://www.googleapis.com/auth/cloud-platform"}}},
-				"selfLink":          fmt.Sprintf("%s/zones/us-east1-b/instances/web-%d", base, i),
-				"labelFingerprint":  "42WmSpB8rSM=",
-				"creationTimestamp": "2026-10-01T09:12:44.123-07:00",
-			}
-			b, _ := json.Marshal(it)
-			size += len(b) + 1
-			items = append(items, it)
-		}
-		corpus, _ = json.Marshal(map[string]any{"kind": "compute#instanceList", "items": items})
-	})
+	corpusOnce.Do(func() { corpus = maskingtest.InstanceList(1<<20, 9) })
 	return corpus
 }
 
@@ -143,14 +110,4 @@ func BenchmarkGitleaks(b *testing.B) {
 		hits = len(d.DetectString(text))
 	}
 	b.ReportMetric(float64(hits), "hits")
-}
-
-// randomKey returns n random characters of the API key alphabet.
-func randomKey(r *rand.Rand, n int) string {
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = alphabet[r.IntN(len(alphabet))]
-	}
-	return string(b)
 }
