@@ -64,11 +64,26 @@ func startWatch(t *testing.T, paths ...string) *watchRecorder {
 	return rec
 }
 
+// writeFile replaces path atomically (a temporary file renamed over it), as
+// editors and ConfigMap updates do, so a poll never sees it half-written; a
+// truncated file held still for a poll interval on a loaded machine would
+// otherwise be a genuine broken edit.
 func writeFile(t *testing.T, path, text string) {
 	t.Helper()
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// firstError returns the first error reported, under the recorder's lock.
+func (r *watchRecorder) firstError() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.errors[0]
 }
 
 func TestWatchReloadsGoodEditsAndKeepsSetOnBrokenOnes(t *testing.T) {
@@ -82,8 +97,8 @@ func TestWatchReloadsGoodEditsAndKeepsSetOnBrokenOnes(t *testing.T) {
 	writeFile(t, file, "name: one\ndefault: perhaps\n")
 	waitFor(t, "error report", func() bool { _, e := rec.counts(); return e == 1 })
 	var le *LoadError
-	if !errors.As(rec.errors[0], &le) || !strings.Contains(rec.errors[0].Error(), `default must be allow, deny or approve, not "perhaps"`) {
-		t.Fatalf("error = %v", rec.errors[0])
+	if first := rec.firstError(); !errors.As(first, &le) || !strings.Contains(first.Error(), `default must be allow, deny or approve, not "perhaps"`) {
+		t.Fatalf("error = %v", first)
 	}
 
 	// A good edit replaces the set.
