@@ -92,28 +92,44 @@ func addUnique(list []string, v string) []string {
 }
 
 // add folds one event into the summary.
-func (s *Summary) add(e *Event) {
-	if s.First.IsZero() || e.Time.Before(s.First) {
-		s.First = e.Time
+func (s *Summary) add(e eventSummary) {
+	if s.First.IsZero() || e.time.Before(s.First) {
+		s.First = e.time
 	}
-	if e.Time.After(s.Last) {
-		s.Last = e.Time
+	if e.time.After(s.Last) {
+		s.Last = e.time
 	}
-	if d := e.Decision; d != nil {
-		s.Subjects = addUnique(s.Subjects, d.Subject)
-		s.Actors = addUnique(s.Actors, d.Actor)
-		s.Methods = addUnique(s.Methods, d.GCPMethod)
+	if !e.request {
+		return
+	}
+	s.Subjects = addUnique(s.Subjects, e.subject)
+	s.Actors = addUnique(s.Actors, e.actor)
+	s.Methods = addUnique(s.Methods, e.method)
+	if e.kind == KindDecision {
 		if s.Decisions == nil {
 			s.Decisions = map[string]int64{}
 		}
-		s.Decisions[d.Decision]++
+		s.Decisions[e.decision]++
 		s.Requests++
 	}
-	if r := e.Request; r != nil {
-		s.Subjects = addUnique(s.Subjects, r.Subject)
-		s.Actors = addUnique(s.Actors, r.Actor)
-		s.Methods = addUnique(s.Methods, r.GCPMethod)
+}
+
+// eventSummary is what a manifest's summary takes from one event.
+type eventSummary struct {
+	time                             time.Time
+	kind                             string
+	request                          bool // a decision or request event
+	subject, actor, method, decision string
+}
+
+func summarize(e *Event) eventSummary {
+	s := eventSummary{time: e.Time, kind: e.Kind}
+	if d := e.Decision; d != nil {
+		s.request, s.subject, s.actor, s.method, s.decision = true, d.Subject, d.Actor, d.GCPMethod, d.Decision
+	} else if q := e.Request; q != nil {
+		s.request, s.subject, s.actor, s.method = true, q.Subject, q.Actor, q.GCPMethod
 	}
+	return s
 }
 
 // Genesis is the Prev of the first event of a segment: it binds the chain

@@ -182,7 +182,7 @@ type pendingEvent struct {
 	fileNo uint64
 	line   []byte // nil when spilled
 	batch  *commitBatch
-	ev     *Event // for the summary; nil when spilled
+	sum    eventSummary // for the manifest; zero when spilled
 	time   time.Time
 }
 
@@ -365,9 +365,8 @@ func (r *Recorder) replay(rec spoolRecord) bool {
 		r.log.Error("recorder: unreadable spooled event, ignored", "segment", segID, "seq", seq)
 		return false
 	}
-	slimEvent(&ev)
 	p := pendingEvent{seq: seq, n: len(line), off: rec.offset + int64(len(rec.payload)-len(line)), fileNo: rec.fileNo, batch: recoveredBatch, time: ev.Time}
-	r.keep(&p, line, &ev)
+	r.keep(&p, line, summarize(&ev))
 	seg.pending = append(seg.pending, p)
 	seg.pendingLen += len(line)
 	seg.nextSeq++
@@ -394,33 +393,33 @@ func (r *Recorder) closeRecovered() {
 	}
 }
 
-// slimEvent drops what the summary does not need from a kept event.
-func slimEvent(e *Event) {
-	if e.Decision != nil {
-		d := *e.Decision
-		d.Headers, d.BodyExcerpt = nil, ""
-		e.Decision = &d
-	}
-	if e.Request != nil {
-		q := *e.Request
-		q.Headers, q.BodyExcerpt = nil, ""
-		e.Request = &q
-	}
-	e.Response, e.Vote = nil, nil
-}
-
 // payload layout: flags(1) seglen(1) segment seq(8) line.
-func encodePayload(segID string, seq int64, closing bool, line []byte) []byte {
-	p := make([]byte, 0, 10+len(segID)+len(line))
+func encodePayload(segID string, seq int64, closing bool, e *Event) (payload, line []byte, err error) {
+	scratch := payloadPool.Get().(*[]byte)
+	defer payloadPool.Put(scratch)
 	var flags byte
 	if closing {
 		flags = 1
 	}
-	p = append(p, flags, byte(len(segID)))
+	p := append((*scratch)[:0], flags, byte(len(segID)))
 	p = append(p, segID...)
 	p = binary.BigEndian.AppendUint64(p, uint64(seq))
-	return append(p, line...)
+	head := len(p)
+	if p, err = appendEvent(p, e); err != nil {
+		return nil, nil, err
+	}
+	*scratch = p
+	// An exact-size copy: the line stays in memory until it is uploaded.
+	payload = append([]byte(nil), p...)
+	return payload, payload[head:], nil
 }
+
+var newline = []byte{'\n'}
+
+// gzipPool reuses compressors: a new one allocates about a megabyte.
+var gzipPool = sync.Pool{New: func() any { zw, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed); return zw }}
+
+var payloadPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
 func decodePayload(p []byte) (segID string, seq int64, closing bool, line []byte, ok bool) {
 	if len(p) < 2 {
@@ -599,21 +598,17 @@ func (r *Recorder) appendTo(seg *segment, e *Event) (*commitBatch, error) {
 
 func (r *Recorder) appendLocked(seg *segment, e *Event) (*commitBatch, error) {
 	e.Session, e.Segment, e.Seq, e.Prev = seg.session, seg.id, seg.nextSeq, seg.head
-	line, err := eventLine(e)
+	closing := e.Kind == KindClose
+	payload, line, err := encodePayload(seg.id, e.Seq, closing, e)
 	if err != nil {
 		return nil, fmt.Errorf("recorder: encode event: %w", err)
 	}
-	closing := e.Kind == KindClose
-	payload := encodePayload(seg.id, e.Seq, closing, line)
-	line = payload[len(payload)-len(line):]
 	b, fileNo, off, err := r.spool.enqueue(payload, closing)
 	if err != nil {
 		return nil, err
 	}
-	kept := *e
-	slimEvent(&kept)
 	p := pendingEvent{seq: e.Seq, n: len(line), off: off + int64(len(payload)-len(line)), fileNo: fileNo, batch: b, time: e.Time}
-	r.keep(&p, line, &kept)
+	r.keep(&p, line, summarize(e))
 	seg.pending = append(seg.pending, p)
 	seg.pendingLen += len(line)
 	seg.nextSeq++
@@ -637,13 +632,13 @@ func (r *Recorder) appendClose(seg *segment, reason string) error {
 	return err
 }
 
-// keep holds line and ev in memory within the budget.
-func (r *Recorder) keep(p *pendingEvent, line []byte, ev *Event) {
+// keep holds line and its summary in memory within the budget.
+func (r *Recorder) keep(p *pendingEvent, line []byte, sum eventSummary) {
 	if r.memPending.Add(int64(len(line))) > r.opts.PendingMemoryBytes {
 		r.memPending.Add(-int64(len(line)))
 		return
 	}
-	p.line, p.ev = line, ev
+	p.line, p.sum = line, sum
 }
 
 func (s *segment) pendingBytes() int {
@@ -863,7 +858,15 @@ func (r *Recorder) uploadFailed(seg *segment, err error) {
 // uploadChunk writes one chunk, records it in the local state (after which
 // the spooled records are released) and marks the manifest dirty.
 func (r *Recorder) uploadChunk(ctx context.Context, seg *segment, take []pendingEvent) error {
-	var raw bytes.Buffer
+	size := 0
+	for _, p := range take {
+		size += p.n + 1
+	}
+	var gz bytes.Buffer
+	gz.Grow(size/4 + 512)
+	zw := gzipPool.Get().(*gzip.Writer)
+	defer gzipPool.Put(zw)
+	zw.Reset(&gz)
 	files := map[uint64]*os.File{}
 	defer func() {
 		for _, f := range files {
@@ -871,27 +874,26 @@ func (r *Recorder) uploadChunk(ctx context.Context, seg *segment, take []pending
 		}
 	}()
 	lines := make([][]byte, len(take))
-	evs := make([]*Event, len(take))
+	sums := make([]eventSummary, len(take))
 	for i, p := range take {
-		line, ev := p.line, p.ev
+		line, sum := p.line, p.sum
 		if line == nil {
 			var err error
 			if line, err = r.spool.readAt(files, p.fileNo, p.off, p.n); err != nil {
 				return err
 			}
-			ev = &Event{}
-			if err := json.Unmarshal(line, ev); err != nil {
+			var ev Event
+			if err := json.Unmarshal(line, &ev); err != nil {
 				return fmt.Errorf("recorder: spooled event %s#%d: %w", seg.id, p.seq, err)
 			}
+			sum = summarize(&ev)
 		}
-		lines[i], evs[i] = line, ev
-		raw.Write(line)
-		raw.WriteByte('\n')
+		lines[i], sums[i] = line, sum
+		zw.Write(line)
+		zw.Write(newline)
 	}
-	var gz bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
-	zw.Write(raw.Bytes())
-	if err := zw.Close(); err != nil {
+	err := zw.Close()
+	if err != nil {
 		return fmt.Errorf("recorder: compress: %w", err)
 	}
 	m := seg.man
@@ -914,7 +916,7 @@ func (r *Recorder) uploadChunk(ctx context.Context, seg *segment, take []pending
 	}
 	rec := ChunkRecord{Name: name, FirstSeq: first.seq, Count: int64(len(take)), Prev: prev, Head: lineHash(lines[len(lines)-1]), SHA256: hex.EncodeToString(sum[:]), Bytes: int64(gz.Len())}
 	cctx, cancel := context.WithTimeout(ctx, r.opts.UploadTimeout)
-	err := r.sink.Put(cctx, sessionPath(m.Day, m.Session)+name, gz.Bytes())
+	err = r.sink.Put(cctx, sessionPath(m.Day, m.Session)+name, gz.Bytes())
 	cancel()
 	if err != nil {
 		return err
@@ -922,9 +924,9 @@ func (r *Recorder) uploadChunk(ctx context.Context, seg *segment, take []pending
 	m.Chunks = append(m.Chunks, rec)
 	m.Events += rec.Count
 	m.Head = rec.Head
-	for _, ev := range evs {
-		m.Summary.add(ev)
-		if ev.Kind == KindClose {
+	for _, sum := range sums {
+		m.Summary.add(sum)
+		if sum.kind == KindClose {
 			m.Closed = true
 		}
 	}

@@ -54,6 +54,8 @@ type spool struct {
 	closing bool
 	done    chan struct{}
 
+	spares  [][]byte         // written buffers for new pending writes
+
 	// owned by the committer
 	f    *os.File
 	fNo  uint64
@@ -211,7 +213,7 @@ func (s *spool) enqueue(payload []byte, force bool) (*commitBatch, uint64, int64
 	}
 	n := len(s.pending)
 	if n == 0 || s.pending[n-1].fileNo != s.target {
-		s.pending = append(s.pending, pendingWrite{fileNo: s.target, data: make([]byte, 0, 16<<10)})
+		s.pending = append(s.pending, pendingWrite{fileNo: s.target, data: s.spare()})
 		n++
 	}
 	w := &s.pending[n-1]
@@ -227,6 +229,22 @@ func (s *spool) enqueue(payload []byte, force bool) (*commitBatch, uint64, int64
 		s.cond.Signal()
 	}
 	return s.batch, s.target, offset, nil
+}
+
+// Buffers of written records are kept for reuse, a few and not too large.
+const (
+	maxSpares      = 8
+	maxSpareBuffer = 1 << 20
+)
+
+// spare returns an empty buffer for queued records; s.mu is held.
+func (s *spool) spare() []byte {
+	if n := len(s.spares); n > 0 {
+		b := s.spares[n-1]
+		s.spares = s.spares[:n-1]
+		return b
+	}
+	return make([]byte, 0, 16<<10)
 }
 
 // readAt reads n bytes at off of spool file fileNo; files holds open files
@@ -320,6 +338,13 @@ func (s *spool) commitLoop() {
 		if err == nil {
 			err = s.write(work)
 		}
+		s.mu.Lock()
+		for _, w := range work {
+			if cap(w.data) <= maxSpareBuffer && len(s.spares) < maxSpares {
+				s.spares = append(s.spares, w.data[:0])
+			}
+		}
+		s.mu.Unlock()
 		if err != nil {
 			s.mu.Lock()
 			if s.err == nil {

@@ -55,7 +55,24 @@ func (s *server) recorder(ctx context.Context, eng *masking.Engine) (*recorder.R
 // requestMasker masks request bodies and header values for the recording
 // with the default profile: credentials never reach a recording.
 func requestMasker(eng *masking.Engine) func([]byte) []byte {
-	return func(b []byte) []byte { return maskRequestBody(eng, b, nil) }
+	p := extproc.Profile(nil)
+	return func(b []byte) []byte {
+		if len(b) == 0 || looksJSON(b) {
+			return maskRequestBody(eng, b, nil)
+		}
+		// Text (header values, most bodies kept): one pass, no stream.
+		out, _, err := eng.MaskText(p, make([]byte, 0, len(b)+64), b)
+		if err != nil {
+			return []byte(recorder.Masked)
+		}
+		return out
+	}
+}
+
+// looksJSON says whether a body is read as JSON: it starts with { or [.
+func looksJSON(b []byte) bool {
+	t := strings.TrimSpace(string(b[:min(len(b), 64)]))
+	return strings.HasPrefix(t, "{") || strings.HasPrefix(t, "[")
 }
 
 // maskRequestBody masks a request body with the profile ext_proc masks the
@@ -68,7 +85,7 @@ func maskRequestBody(eng *masking.Engine, b []byte, specs []authz.MaskingSpec) [
 	}
 	p := extproc.Profile(specs)
 	kind := masking.Text
-	if t := strings.TrimSpace(string(b[:min(len(b), 64)])); strings.HasPrefix(t, "{") || strings.HasPrefix(t, "[") {
+	if looksJSON(b) {
 		kind = masking.JSON
 	}
 	out, err := eng.Mask(p, kind, b)

@@ -1,0 +1,81 @@
+package recorder
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+// sampleEvents covers every field of every kind, empty and set.
+func sampleEvents() []*Event {
+	t := time.Date(2026, 11, 29, 1, 2, 3, 456789000, time.UTC)
+	return []*Event{
+		{Session: "s-1", Segment: "seg", Seq: 0, Time: t, Kind: KindDecision, Prev: "p",
+			Decision: &DecisionEvent{Decision: DecisionAllowed}},
+		{Session: "s-1~abc", Segment: "20261129T010203Z.0123456789abcdef", Seq: 42, Time: t.Add(time.Second), Kind: KindDecision, RequestID: "r-1",
+			Prev: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+			Decision: &DecisionEvent{RequestID: "r-1", Subject: "alice@example.com", Email: "alice@example.com", Actor: "bot", Issuer: "https://issuer",
+				Method: "GET", Host: "compute.googleapis.com", Path: "/compute/v1/projects/p/zones/z/instances", Query: "a=1&b=<2>",
+				GCPMethod: "compute.instances.list", Project: "p", Resource: "projects/p", Decision: DecisionPolicyDenied, Policy: "gcp", Rule: "r",
+				Rules: []string{"gcp/r", "other/x"}, Message: "denied: \"no\"\n\tplease", ApprovalID: "ap-1",
+				Headers:     map[string]string{"user-agent": "curl", ":path": "/x?y", "authorization": Masked, "x-b": "\u2028\u2029", "x-a": "\x00\x1f\x7f"},
+				BodyExcerpt: `{"k":"v & w"}`, BodyBytes: 12}},
+		{Session: "s", Segment: "g", Seq: 1, Time: t, Kind: KindRequest, RequestID: "r",
+			Request: &RequestEvent{Subject: "s", Actor: "a", GCPMethod: "m", Method: "POST", Host: "h", Path: "/p", Headers: map[string]string{"a": "b"}, BodyExcerpt: "x", BodyBytes: 1}},
+		{Session: "s", Segment: "g", Seq: 2, Time: t, Kind: KindRequest, Request: &RequestEvent{}},
+		{Session: "s", Segment: "g", Seq: 3, Time: t, Kind: KindResponse,
+			Response: &ResponseEvent{Subject: "s", GCPMethod: "m", Status: 200, Headers: map[string]string{"content-type": "application/json"}, BodyExcerpt: "[MASKED]", TotalBytes: 1 << 40}},
+		{Session: "s", Segment: "g", Seq: 4, Time: t, Kind: KindResponse, Response: &ResponseEvent{}},
+		{Session: "s", Segment: "g", Seq: 5, Time: t, Kind: KindVote,
+			Vote: &VoteEvent{RequestID: "r", ApprovalID: "a", Approver: "bob", Vote: "approve", Reason: "ok", Rule: "prod", Subject: "alice", State: "approved"}},
+		{Session: "s", Segment: "g", Seq: 6, Time: t, Kind: KindVote, Vote: &VoteEvent{}},
+		{Session: "s", Segment: "g", Seq: 7, Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Kind: KindClose, Reason: "idle"},
+		{Session: "bad \xff utf8 \xe2\x80", Segment: "", Time: t, Kind: ""},
+	}
+}
+
+func TestAppendEventMatchesJSON(t *testing.T) {
+	for i, e := range sampleEvents() {
+		want, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := appendEvent(nil, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("event %d:\n got %s\nwant %s", i, got, want)
+		}
+	}
+}
+
+func TestAppendEventOutOfRangeTime(t *testing.T) {
+	_, err := appendEvent(nil, &Event{Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)})
+	if err == nil {
+		t.Fatal("year 10000 encoded")
+	}
+}
+
+// FuzzAppendString holds the hand-written string encoding to encoding/json
+// for arbitrary bytes.
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "plain", "<&>", "\"\\/", "\x00\x01\b\f\n\r\t\x1f\x7f", "\u2028\u2029\u00e9\U0001F600", "\xff\xfe", "\xe2\x80", "a\xed\xa0\x80b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendString(nil, s); !bytes.Equal(got, want) {
+			t.Fatalf("%q:\n got %s\nwant %s", s, got, want)
+		}
+		e := &Event{Session: s, Kind: KindDecision, Time: time.Unix(0, 0).UTC(), Decision: &DecisionEvent{Decision: s, Headers: map[string]string{s: s, "z" + s: ""}, Rules: []string{s}}}
+		want, _ = json.Marshal(e)
+		if got, _ := appendEvent(nil, e); !bytes.Equal(got, want) {
+			t.Fatalf("event %q:\n got %s\nwant %s", s, got, want)
+		}
+	})
+}
