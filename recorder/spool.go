@@ -54,7 +54,7 @@ type spool struct {
 	closing bool
 	done    chan struct{}
 
-	spares  [][]byte         // written buffers for new pending writes
+	spares [][]byte // written buffers for new pending writes
 
 	// owned by the committer
 	f    *os.File
