@@ -59,8 +59,20 @@ type spool struct {
 	// owned by the committer
 	f    *os.File
 	fNo  uint64
+	fOff int64 // where the next write goes in f
 	open bool
 	buf  []byte // coalesced records of one write
+
+	// Zero-filling ahead of the committer; see extendAhead.
+	filled  int64         // f is zero-filled and synced below this offset
+	extDone chan extended // an extension under way, nil when none
+	extFrom int64         // where the extension under way starts
+}
+
+// extended reports one finished extension.
+type extended struct {
+	end int64
+	err error
 }
 
 type pendingWrite struct {
@@ -325,7 +337,13 @@ func (s *spool) commitLoop() {
 		if len(s.pending) == 0 {
 			s.mu.Unlock()
 			if s.open {
-				s.f.Close()
+				if err := s.closeFile(); err != nil {
+					s.mu.Lock()
+					if s.err == nil {
+						s.err = err
+					}
+					s.mu.Unlock()
+				}
 			}
 			return
 		}
@@ -384,27 +402,131 @@ func (s *spool) write(work []pendingWrite) error {
 		i = j
 		if !s.open || s.fNo != w.fileNo {
 			if s.open {
-				if err := s.f.Sync(); err != nil {
+				if err := s.closeFile(); err != nil {
 					return err
 				}
-				s.f.Close()
-				s.open = false
 			}
-			f, err := os.OpenFile(filepath.Join(s.dir, walName(w.fileNo)), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-			if err != nil {
+			if err := s.openFile(w.fileNo); err != nil {
 				return err
 			}
-			if err := syncDir(s.dir); err != nil {
-				f.Close()
-				return err
-			}
-			s.f, s.fNo, s.open = f, w.fileNo, true
 		}
-		if _, err := s.f.Write(data); err != nil {
+		s.beforeWrite(int64(len(data)))
+		if _, err := s.f.WriteAt(data, s.fOff); err != nil {
 			return err
 		}
+		s.fOff += int64(len(data))
 	}
 	return datasync(s.f)
+}
+
+// Spool files are zero-filled a few megabytes ahead of the records, as
+// database logs are: overwriting allocated blocks lets fdatasync flush
+// data alone, where appending makes every sync commit the file system's
+// journal too (the new size): several times slower on a busy machine.
+// A background goroutine fills the region ahead while the committer writes
+// below it; the committer never writes into a region being filled, and
+// zeros never go where records are (each region starts at or after the
+// committer's offset when it is handed out). Replay stops at the zeros (a
+// zero length ends a file's records) and cuts them off.
+
+// fillStep is how far ahead of the records a file is zero-filled.
+func (s *spool) fillStep() int64 {
+	return max(64<<10, min(4<<20, s.fileBytes/4))
+}
+
+// openFile creates spool file n for the committer and sets it up as the
+// file written to, its first region filled (a rotation is rare; the
+// regions after it are filled in the background).
+func (s *spool) openFile(n uint64) error {
+	f, err := os.OpenFile(filepath.Join(s.dir, walName(n)), os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := syncDir(s.dir); err != nil {
+		f.Close()
+		return err
+	}
+	s.f, s.fNo, s.fOff, s.filled, s.open = f, n, 0, 0, true
+	s.extendAhead(0)
+	s.waitExtension()
+	return nil
+}
+
+// beforeWrite makes sure the committer may write [s.fOff, s.fOff+n): it
+// waits for an extension that region overlaps, and starts the next one
+// when the records come near the end of the filled region.
+func (s *spool) beforeWrite(n int64) {
+	end := s.fOff + n
+	if s.extDone != nil {
+		select {
+		case r := <-s.extDone:
+			s.finishExtension(r)
+		default:
+			if end > s.extFrom {
+				s.waitExtension()
+			}
+		}
+	}
+	if s.extDone == nil && end+s.fillStep()/2 > s.filled && end < s.fileBytes {
+		s.extendAhead(end)
+	}
+}
+
+// closeFile ends the file written to: its zeros are cut off (only the file
+// written to carries any, which keeps the spool within its bound) and it
+// is synced.
+func (s *spool) closeFile() error {
+	s.waitExtension()
+	err := s.f.Truncate(s.fOff)
+	if err == nil {
+		err = s.f.Sync()
+	}
+	s.f.Close()
+	s.open = false
+	return err
+}
+
+func (s *spool) waitExtension() {
+	if s.extDone != nil {
+		s.finishExtension(<-s.extDone)
+	}
+}
+
+func (s *spool) finishExtension(r extended) {
+	s.extDone = nil
+	if r.err == nil {
+		s.filled = r.end
+	}
+	// A failed fill only costs speed: records are appended past the
+	// filled region as to any file.
+}
+
+// extendAhead zero-fills a region starting at or after from in the
+// background, within the spool's bound (records plus zeros never exceed
+// maxBytes on disk).
+func (s *spool) extendAhead(from int64) {
+	start := max(from, s.filled)
+	// No further than the size at which the file rotates.
+	step := min(s.fillStep(), s.fileBytes-start)
+	s.mu.Lock()
+	room := s.maxBytes - s.used - (start - s.fOff)
+	s.mu.Unlock()
+	if step < 4096 || step > room {
+		return
+	}
+	f, done := s.f, make(chan extended, 1)
+	s.extDone, s.extFrom = done, start
+	go func() {
+		zeros := make([]byte, 256<<10)
+		var err error
+		for off := start; off < start+step && err == nil; off += int64(len(zeros)) {
+			_, err = f.WriteAt(zeros[:min(int64(len(zeros)), start+step-off)], off)
+		}
+		if err == nil {
+			err = datasync(f)
+		}
+		done <- extended{end: start + step, err: err}
+	}()
 }
 
 // close stops the committer once everything queued is durable.
