@@ -1,16 +1,12 @@
 package extproc
 
 import (
-	"fmt"
 	"math/bits"
 	"sync"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/mem"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/protoadapt"
 )
 
 // GRPCServerOptions are the options airlock's ext_proc gRPC server runs with.
@@ -19,73 +15,17 @@ import (
 // much as masking the chunk. The pool here does not: gRPC fills a buffer
 // before it reads from it, and a buffer never leaves the process.
 //
-// The transport takes the pool as an option, but gRPC's proto codec does
-// not: it marshals every message, and gathers every message that spans
-// several HTTP/2 frames (any body chunk), into buffers of its default pool,
-// which for a 64 KiB chunk means clearing a 1 MiB buffer twice per chunk.
-// The codec here is the same protobuf encoding with the pool above.
+// The transport takes the pool as an option but gRPC's proto codec does not:
+// it marshals every message, and gathers every message that spans several
+// HTTP/2 frames (any body chunk), into its default pool, which for a 64 KiB
+// chunk means clearing a 1 MiB buffer twice per chunk. protoCodec is the
+// same protobuf encoding over the pool here, and it leaves a response body
+// chunk in the buffer it was gathered into instead of copying it.
 func GRPCServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		experimental.BufferPool(dirtyPool),
 		grpc.ForceServerCodecV2(protoCodec{}),
 	}
-}
-
-// protoCodec is gRPC's protobuf codec with buffers from dirtyPool.
-type protoCodec struct{}
-
-var _ encoding.CodecV2 = protoCodec{}
-
-func (protoCodec) Name() string { return "proto" }
-
-func (protoCodec) Marshal(v any) (mem.BufferSlice, error) {
-	m := protoMessage(v)
-	if m == nil {
-		return nil, fmt.Errorf("extproc: cannot marshal %T: not a proto message", v)
-	}
-	size := proto.Size(m)
-	// UseCachedSize is safe right after Size on a message nobody mutates.
-	opts := proto.MarshalOptions{UseCachedSize: true}
-	if mem.IsBelowBufferPoolingThreshold(size) {
-		b, err := opts.Marshal(m)
-		if err != nil {
-			return nil, err
-		}
-		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
-	}
-	buf := dirtyPool.Get(size)
-	b, err := opts.MarshalAppend((*buf)[:0], m)
-	if err != nil {
-		dirtyPool.Put(buf)
-		return nil, err
-	}
-	if len(b) != size || &b[0] != &(*buf)[0] {
-		// The size changed under us: hand over what was written.
-		dirtyPool.Put(buf)
-		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
-	}
-	*buf = b
-	return mem.BufferSlice{mem.NewBuffer(buf, dirtyPool)}, nil
-}
-
-func protoMessage(v any) proto.Message {
-	switch v := v.(type) {
-	case protoadapt.MessageV2:
-		return v
-	case protoadapt.MessageV1:
-		return protoadapt.MessageV2Of(v)
-	}
-	return nil
-}
-
-func (protoCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	m := protoMessage(v)
-	if m == nil {
-		return fmt.Errorf("extproc: cannot unmarshal into %T: not a proto message", v)
-	}
-	buf := data.MaterializeToBuffer(dirtyPool)
-	defer buf.Free()
-	return proto.Unmarshal(buf.ReadOnlyData(), m)
 }
 
 var dirtyPool mem.BufferPool = newTieredPool(256, 4<<10, 16<<10, 32<<10, 64<<10, 256<<10, 1<<20)

@@ -47,6 +47,7 @@
 package extproc
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -173,8 +174,13 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 	ctx := srv.Context()
 	st := &stream{s: s, ctx: ctx, engine: s.engine.Load(), bodyMode: s.opts.BodyMode}
 	defer st.end()
+	// One request value for the whole stream: with protoCodec a body chunk
+	// stays in gRPC's receive buffer until release.
+	req := newRequest()
+	defer req.release()
 	for {
-		req, err := srv.Recv()
+		req.skipMetadata = st.metaSeen
+		err := srv.RecvMsg(req)
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
@@ -184,7 +190,9 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 			}
 			return err
 		}
-		resp, err := st.handle(req)
+		resp, err := st.handle(req.ProcessingRequest)
+		// Nothing handle returns refers to the received chunk.
+		req.release()
 		if err != nil {
 			// Fail closed: Envoy answers 500 or resets the stream; the agent
 			// never gets the unmasked bytes.
@@ -194,6 +202,8 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 		if resp == nil {
 			continue
 		}
+		// Send marshals resp before it returns; only then may st.out,
+		// which resp may hold, be written again.
 		if err := srv.Send(resp); err != nil {
 			return err
 		}
@@ -213,6 +223,9 @@ type stream struct {
 	status      int
 	respHeaders map[string]string
 	masker      *masking.Stream
+	// out is the masked chunk of the reply being built, reused for the
+	// next chunk once the reply is sent.
+	out         []byte
 	inflate     *inflater
 	passBody    bool
 	noBody      bool
@@ -479,6 +492,12 @@ func (st *stream) responseBody(b *extprocv3.HttpBody) (*extprocv3.ProcessingResp
 		}
 		return nil, err
 	}
+	if bytes.Equal(out, b.GetBody()) {
+		// The chunk goes out as Envoy holds it (nothing masked, and the
+		// bytes held back, if any, are the same as those released): a
+		// reply without a mutation says so without sending it back.
+		return resp, nil
+	}
 	if len(out) == 0 {
 		cr.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_ClearBody{ClearBody: true}}
 	} else {
@@ -503,8 +522,11 @@ func (st *stream) maskChunk(chunk []byte, eos bool) ([]byte, error) {
 			in = append(in, rest...)
 		}
 	}
-	// A fresh slice per reply: the gRPC send may keep it.
-	out := make([]byte, 0, len(in)+len(in)/16+64)
+	// The previous reply has been sent (marshalled): its buffer is free.
+	out := st.out[:0]
+	if want := len(in) + len(in)/16 + 64; cap(out) < want {
+		out = make([]byte, 0, want)
+	}
 	if out, err = st.masker.Write(out, in); err != nil {
 		return nil, err
 	}
@@ -513,6 +535,7 @@ func (st *stream) maskChunk(chunk []byte, eos bool) ([]byte, error) {
 			return nil, err
 		}
 	}
+	st.out = out
 	st.total += int64(len(out))
 	if room := st.s.opts.RecordBodyBytes - len(st.record); room > 0 && st.s.opts.Recorder != nil {
 		n := min(room, len(out))

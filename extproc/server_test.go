@@ -145,6 +145,25 @@ func TestStreamedMasking(t *testing.T) {
 	}
 }
 
+// The server works the same under gRPC's default options (its own codec
+// and buffer pool) as under GRPCServerOptions.
+func TestStreamedMaskingDefaultGRPCOptions(t *testing.T) {
+	srv, err := extproc.NewServer(extproc.Options{Logger: discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := serve(t, srv.Register)
+	body := corpus(t, "instance_get.json")
+	want := corpus(t, "instance_get.json.masked")
+	for _, chunk := range []int{1, 7, 1000, 64 << 10} {
+		up := &upstream{status: 200, header: map[string]string{"Content-Type": "application/json; charset=UTF-8"}, body: body}
+		res := standin.NewExtProcFilter(conn, config(chunk)).Do(context.Background(), get(t, "GET"), nil, up)
+		if res.Status != 200 || res.Reset || !bytes.Equal(res.Body, want) {
+			t.Fatalf("chunk %d: status %d reset=%v body:\n%s", chunk, res.Status, res.Reset, res.Body)
+		}
+	}
+}
+
 // In BUFFERED mode the body is masked in one piece and content-length
 // cannot mismatch.
 func TestBufferedMasking(t *testing.T) {

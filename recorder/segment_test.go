@@ -32,7 +32,7 @@ func TestSegmentsRollOverAndVerify(t *testing.T) {
 }
 
 func TestIdleSegmentIsClosedAndUploaded(t *testing.T) {
-	r := newRecorder(t, recorder.Options{IdleGap: 50 * time.Millisecond})
+	r := newRecorder(t, recorder.Options{IdleGap: 250 * time.Millisecond})
 	ctx := context.Background()
 	if err := recordRequest(ctx, r, "idle~x", "alice", 0); err != nil {
 		t.Fatal(err)

@@ -65,6 +65,7 @@ type spool struct {
 
 	// Zero-filling ahead of the committer; see extendAhead.
 	filled  int64         // f is zero-filled and synced below this offset
+	step    int64         // the next fill's size: it doubles up to fillStep
 	extDone chan extended // an extension under way, nil when none
 	extFrom int64         // where the extension under way starts
 }
@@ -429,10 +430,13 @@ func (s *spool) write(work []pendingWrite) error {
 // committer's offset when it is handed out). Replay stops at the zeros (a
 // zero length ends a file's records) and cuts them off.
 
-// fillStep is how far ahead of the records a file is zero-filled.
+// fillStep is how far ahead of the records a file is zero-filled at most;
+// a file's first fill is minFill and each next one twice the last.
 func (s *spool) fillStep() int64 {
-	return max(64<<10, min(4<<20, s.fileBytes/4))
+	return max(minFill, min(4<<20, s.fileBytes/4))
 }
+
+const minFill = 64 << 10
 
 // openFile creates spool file n for the committer and sets it up as the
 // file written to, its first region filled (a rotation is rare; the
@@ -446,7 +450,7 @@ func (s *spool) openFile(n uint64) error {
 		f.Close()
 		return err
 	}
-	s.f, s.fNo, s.fOff, s.filled, s.open = f, n, 0, 0, true
+	s.f, s.fNo, s.fOff, s.filled, s.step, s.open = f, n, 0, 0, minFill, true
 	s.extendAhead(0)
 	s.waitExtension()
 	return nil
@@ -467,7 +471,7 @@ func (s *spool) beforeWrite(n int64) {
 			}
 		}
 	}
-	if s.extDone == nil && end+s.fillStep()/2 > s.filled && end < s.fileBytes {
+	if s.extDone == nil && end+s.step/2 > s.filled && end < s.fileBytes {
 		s.extendAhead(end)
 	}
 }
@@ -506,8 +510,10 @@ func (s *spool) finishExtension(r extended) {
 // maxBytes on disk).
 func (s *spool) extendAhead(from int64) {
 	start := max(from, s.filled)
-	// No further than the size at which the file rotates.
-	step := min(s.fillStep(), s.fileBytes-start)
+	// Small at first (a short-lived spool writes little), no further than
+	// the size at which the file rotates.
+	step := min(s.step, s.fileBytes-start)
+	s.step = min(2*s.step, s.fillStep())
 	s.mu.Lock()
 	room := s.maxBytes - s.used - (start - s.fOff)
 	s.mu.Unlock()
