@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // ErrSpoolFull is returned (wrapped) by the recording methods when the spool
@@ -55,6 +56,7 @@ type spool struct {
 	done    chan struct{}
 
 	spares [][]byte // written buffers for new pending writes
+	count  int      // records queued since the committer last took them
 
 	// owned by the committer
 	f    *os.File
@@ -237,6 +239,7 @@ func (s *spool) enqueue(payload []byte, force bool) (*commitBatch, uint64, int64
 	s.sizes[s.target] += size
 	s.live[s.target]++
 	s.used += size
+	s.count++
 	if s.batch == nil {
 		s.batch = &commitBatch{done: make(chan struct{})}
 		s.cond.Signal()
@@ -328,13 +331,31 @@ func (s *spool) healthy() error {
 	return nil
 }
 
+// commitDelay and commitSiblings: see commitLoop.
+const (
+	commitDelay    = 150 * time.Microsecond
+	commitSiblings = 8
+)
+
 func (s *spool) commitLoop() {
 	defer close(s.done)
+	last := 0
 	for {
 		s.mu.Lock()
 		for len(s.pending) == 0 && !s.closing {
 			s.cond.Wait()
 		}
+		// Under load (the last commit carried several records), wait a
+		// moment for the batch to grow to the last one's size: fewer,
+		// larger syncs cost less CPU per record. A lone request never
+		// waits.
+		if last >= commitSiblings && s.count < last && !s.closing {
+			s.mu.Unlock()
+			time.Sleep(commitDelay)
+			s.mu.Lock()
+		}
+		last = s.count
+		s.count = 0
 		if len(s.pending) == 0 {
 			s.mu.Unlock()
 			if s.open {
