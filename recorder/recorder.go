@@ -13,7 +13,6 @@ package recorder
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -32,6 +31,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/storage"
+	"github.com/klauspost/compress/gzip"
 	"github.com/redis/go-redis/v9"
 )
 
