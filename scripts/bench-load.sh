@@ -4,6 +4,7 @@
 set -euo pipefail
 BIN=${1:-bin/airlock}
 STREAMS=${STREAMS:-16}
+SATURATE=${SATURATE:-256}
 DURATION=${DURATION:-5s}
 work=$(mktemp -d)
 pids=()
@@ -45,6 +46,12 @@ rtoken=$("$BIN" dev-token --server http://127.0.0.1:18082 --sub bench-agent --gr
 echo
 echo "== ext_authz: recording on (target) vs off (baseline), $STREAMS streams; the dev tokens differ only in issuer key"
 "$BIN" bench authz --target 127.0.0.1:19021 --baseline 127.0.0.1:19001 --streams "$STREAMS" --duration "$DURATION" --token "$rtoken" --baseline-token "$token"
+# Each recorded decision waits for its fdatasync: with few streams that wait
+# is the figure; with enough streams to keep the cores busy the waits
+# overlap and the cost is the CPU recording takes (throughput capacity).
+echo
+echo "== ext_authz: recording on vs off, $SATURATE streams (saturated: capacity)"
+"$BIN" bench authz --target 127.0.0.1:19021 --baseline 127.0.0.1:19001 --streams "$SATURATE" --duration "$DURATION" --token "$rtoken" --baseline-token "$token"
 
 # Approvals: an approved request (grant: window, so every retry claims it
 # from Redis) against a plain allowed read, same server, same run.
