@@ -28,7 +28,7 @@ func GRPCServerOptions() []grpc.ServerOption {
 	}
 }
 
-var dirtyPool mem.BufferPool = newTieredPool(256, 4<<10, 16<<10, 32<<10, 64<<10, 256<<10, 1<<20)
+var dirtyPool mem.BufferPool = newTieredPool(256, 4<<10, 16<<10, 32<<10, 64<<10, 128<<10, 256<<10, 1<<20)
 
 // tieredPool hands out buffers from size classes without clearing them.
 type tieredPool struct {

@@ -202,9 +202,12 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 		if resp == nil {
 			continue
 		}
-		// Send marshals resp before it returns; only then may st.out,
-		// which resp may hold, be written again.
-		if err := srv.Send(resp); err != nil {
+		// Send has marshalled resp when it returns (stats handlers may not
+		// keep the message either): st.out, which resp may hold, is free
+		// from then on.
+		err = srv.Send(resp)
+		st.releaseOut()
+		if err != nil {
 			return err
 		}
 	}
@@ -223,9 +226,9 @@ type stream struct {
 	status      int
 	respHeaders map[string]string
 	masker      *masking.Stream
-	// out is the masked chunk of the reply being built, reused for the
-	// next chunk once the reply is sent.
-	out         []byte
+	// out holds the masked chunk of the reply being built: a buffer of
+	// dirtyPool, given back once the reply is sent (releaseOut).
+	out         *[]byte
 	inflate     *inflater
 	passBody    bool
 	noBody      bool
@@ -243,7 +246,18 @@ func (st *stream) log() *slog.Logger {
 	return l
 }
 
+// releaseOut gives the reply buffer back once the reply is sent: a stream
+// waiting for its upstream holds none, and the next chunk, of this stream
+// or another, is masked into a buffer still in this core's cache.
+func (st *stream) releaseOut() {
+	if st.out != nil {
+		dirtyPool.Put(st.out)
+		st.out = nil
+	}
+}
+
 func (st *stream) end() {
+	st.releaseOut()
 	if st.inflate != nil {
 		st.inflate.Abort()
 	}
@@ -522,11 +536,12 @@ func (st *stream) maskChunk(chunk []byte, eos bool) ([]byte, error) {
 			in = append(in, rest...)
 		}
 	}
-	// The previous reply has been sent (marshalled): its buffer is free.
-	out := st.out[:0]
-	if want := len(in) + len(in)/16 + 64; cap(out) < want {
-		out = make([]byte, 0, want)
+	want := len(in) + len(in)/16 + 64
+	if st.out == nil || cap(*st.out) < want {
+		st.releaseOut()
+		st.out = dirtyPool.Get(want)
 	}
+	out := (*st.out)[:0]
 	if out, err = st.masker.Write(out, in); err != nil {
 		return nil, err
 	}
@@ -535,7 +550,10 @@ func (st *stream) maskChunk(chunk []byte, eos bool) ([]byte, error) {
 			return nil, err
 		}
 	}
-	st.out = out
+	if len(out) > 0 && &out[0] != &(*st.out)[:1][0] {
+		// Grown past the pooled buffer.
+		st.releaseOut()
+	}
 	st.total += int64(len(out))
 	if room := st.s.opts.RecordBodyBytes - len(st.record); room > 0 && st.s.opts.Recorder != nil {
 		n := min(room, len(out))
