@@ -37,7 +37,7 @@ func (r *Recorder) RecordResponse(ctx context.Context, meta authz.Metadata, stat
 		Subject:     meta.Subject,
 		GCPMethod:   meta.GCPMethod,
 		Status:      status,
-		Headers:     MaskHeaders(headers, nil),
+		Headers:     MaskHeaders(headers, r.opts.Mask),
 		BodyExcerpt: excerpt(maskedBody, r.opts.MaxBodyBytes),
 		TotalBytes:  totalBytes,
 	}})

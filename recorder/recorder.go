@@ -67,8 +67,9 @@ type Options struct {
 	RedisClient redis.UniversalClient
 	// Tracker, when set, replaces the memory or Redis tracker.
 	Tracker Tracker
-	// Mask masks request bodies and header values. Nil drops request
-	// bodies (header credentials are always masked).
+	// Mask masks request bodies, header values (request and response) and
+	// request paths and queries. Nil drops request bodies (header
+	// credentials are always masked).
 	Mask func([]byte) []byte
 	// Logger receives upload errors and recoveries; nil discards.
 	Logger *slog.Logger
@@ -449,6 +450,8 @@ func (r *Recorder) Session(ctx context.Context, subject, requested string) (stri
 func (r *Recorder) Decision(ctx context.Context, e DecisionEvent) error {
 	d := e
 	d.Headers = MaskHeaders(e.Headers, r.opts.Mask)
+	// An API key travels in the query (?key=) as often as in a header.
+	d.Path, d.Query = r.maskText(e.Path), r.maskText(e.Query)
 	d.BodyBytes = int64(len(e.Body))
 	d.BodyExcerpt = r.maskBody(e.Body)
 	d.Body = nil
@@ -468,6 +471,7 @@ func (r *Recorder) Decision(ctx context.Context, e DecisionEvent) error {
 func (r *Recorder) Request(ctx context.Context, sessionID, requestID string, e RequestEvent) error {
 	q := e
 	q.Headers = MaskHeaders(e.Headers, r.opts.Mask)
+	q.Path = r.maskText(e.Path)
 	q.BodyBytes = int64(len(e.Body))
 	q.BodyExcerpt = r.maskBody(e.Body)
 	q.Body = nil
@@ -478,6 +482,14 @@ func (r *Recorder) Request(ctx context.Context, sessionID, requestID string, e R
 func (r *Recorder) Vote(ctx context.Context, e VoteEvent) error {
 	v := e
 	return r.record(ctx, e.SessionID, &Event{Time: e.Time, Kind: KindVote, RequestID: e.RequestID, Vote: &v})
+}
+
+// maskText passes a short value (a path, a query) through Options.Mask.
+func (r *Recorder) maskText(s string) string {
+	if r.opts.Mask == nil || s == "" {
+		return s
+	}
+	return string(r.opts.Mask([]byte(s)))
 }
 
 func (r *Recorder) maskBody(b []byte) string {

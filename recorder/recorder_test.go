@@ -3,6 +3,7 @@ package recorder_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlockhq/airlock/authz"
 	"github.com/airlockhq/airlock/recorder"
 	"github.com/airlockhq/airlock/recorder/recordertest"
 )
@@ -463,5 +465,50 @@ func TestCloseWithSinkDownKeepsTheSpool(t *testing.T) {
 	total, kinds := uniqueEvents(t, recorder.NewGCSSink(client, "audit", "d"))
 	if kinds["decision"] != 20 || kinds["close"] != 1 || total != 61 {
 		t.Fatalf("total %d kinds %v", total, kinds)
+	}
+}
+
+// TestSecretsInURLsAndResponseHeadersNeverRecorded: an API key in the query
+// (?key=...), a secret in the path, and one in a response header are
+// masked in every event, like header values and bodies.
+func TestSecretsInURLsAndResponseHeadersNeverRecorded(t *testing.T) {
+	const secret = "hunter2"
+	r := newRecorder(t, recorder.Options{MaxBodyBytes: 64, Mask: func(b []byte) []byte {
+		return bytes.ReplaceAll(b, []byte(secret), []byte("[MASKED:password]"))
+	}})
+	ctx := context.Background()
+	meta := authz.Metadata{SessionID: "s3~x", RequestID: "r1", Subject: "alice"}
+	if err := r.Decision(ctx, recorder.DecisionEvent{
+		SessionID: "s3~x", RequestID: "r1", Subject: "alice", Decision: recorder.DecisionAllowed,
+		Method: "GET", Host: "storage.googleapis.com", Path: "/storage/v1/b/" + secret + "/o", Query: "key=" + secret + "&alt=json",
+		Headers: map[string]string{":path": "/storage/v1/b/" + secret + "/o?key=" + secret},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RecordRequestHeaders(ctx, meta, map[string]string{":method": "GET", ":authority": "storage.googleapis.com", ":path": "/storage/v1/b/x/o?key=" + secret}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RecordResponse(ctx, meta, 302, map[string]string{"location": "https://example.com/?sig=" + secret}, nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	sink := r.Sink()
+	closeRecorder(t, r)
+	sess, err := recorder.NewReader(sink).Load(ctx, "s3~x", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	masked := 0
+	for _, e := range sess.Events {
+		line, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(line, []byte(secret)) {
+			t.Errorf("%s event kept the secret: %s", e.Kind, line)
+		}
+		masked += bytes.Count(line, []byte("[MASKED:password]"))
+	}
+	if masked < 5 {
+		t.Errorf("%d masks in the recording, want the path, query, :path headers and location masked", masked)
 	}
 }
