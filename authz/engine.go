@@ -294,7 +294,7 @@ func (e *Engine) approve(ctx context.Context, res *Result, req Request) *Result 
 		Operation:    rec.Operation.Method,
 		Resource:     rec.Operation.Resource,
 		Method:       rec.Method,
-		URL:          requestURL(rec, req.Path),
+		URL:          e.approvalURL(rec, req.Path),
 		BodyExcerpt:  e.bodyExcerpt(req.Body, dec.Masking),
 		Policy:       dec.Policy,
 		Rule:         dec.Rule,
@@ -335,10 +335,17 @@ func (e *Engine) approve(ctx context.Context, res *Result, req Request) *Result 
 	return approvalRequired(res)
 }
 
-func requestURL(rec gcp.Recognized, rawPath string) string {
+// approvalURL is the URL approvers (and webhooks) see: the query, where
+// an API key may travel (?key=), masked, or not shown without a masker.
+func (e *Engine) approvalURL(rec gcp.Recognized, rawPath string) string {
 	q := ""
 	if i := strings.IndexByte(rawPath, '?'); i >= 0 {
 		q = rawPath[i:]
+		if e.opts.MaskBody == nil {
+			q = "?(query not shown)"
+		} else {
+			q = string(e.opts.MaskBody([]byte(q), nil))
+		}
 	}
 	return "https://" + rec.Host + rec.Path + q
 }

@@ -255,6 +255,29 @@ func TestApprovalBodyExcerptIsMaskedFirst(t *testing.T) {
 	}
 }
 
+// TestApprovalURLIsMasked: a key in the query (?key=) reaches neither the
+// approvers nor the webhook; without a masker the query is not shown.
+func TestApprovalURLIsMasked(t *testing.T) {
+	f := &fakeApprovals{out: approvals.Outcome{Approval: approvals.Approval{ID: "x", State: approvals.StatePending}}}
+	e := newTestEngine(t, Options{Approvals: f, MaskBody: func(b []byte, _ []MaskingSpec) []byte {
+		return []byte(strings.ReplaceAll(string(b), "hunter2", "[MASKED:api_key]"))
+	}})
+	r := req("POST", "compute.googleapis.com", "/compute/v1/projects/acme-prod/zones/us-east1-b/instances/web-1/stop?key=hunter2&requestId=7", "good")
+	e.Decide(context.Background(), r)
+	if len(f.asked) != 1 {
+		t.Fatalf("approvals asked %d times", len(f.asked))
+	}
+	if got := f.asked[0].URL; strings.Contains(got, "hunter2") || !strings.Contains(got, "key=[MASKED:api_key]&requestId=7") {
+		t.Fatalf("approval URL %q", got)
+	}
+	f2 := &fakeApprovals{out: f.out}
+	e2 := newTestEngine(t, Options{Approvals: f2})
+	e2.Decide(context.Background(), r)
+	if got := f2.asked[0].URL; strings.Contains(got, "hunter2") || !strings.HasSuffix(got, "/stop?(query not shown)") {
+		t.Fatalf("approval URL without a masker %q", got)
+	}
+}
+
 func TestPolicyHeadersDropCredentials(t *testing.T) {
 	in := map[string]string{
 		":path": "/x", "authorization": "Bearer t", "x-goog-api-key": "AIza", "cookie": "a=b",

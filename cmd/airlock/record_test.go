@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -90,5 +91,25 @@ func benchResult(subject, session string) *authz.Result {
 				"authorization": "Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhZ2VudCJ9.c2lnbmF0dXJl", "user-agent": "google-cloud-sdk gcloud/500.0.0",
 				"accept": "application/json", "x-request-id": "5f0c3a9e-2b7d-4c61-9a57-0d2e8b1f4c33", "x-goog-api-client": "gl-go/1.26 gdcl/0.312.0"},
 			Time: time.Now()},
+	}
+}
+
+// TestRequestMaskerMasksKeysInURLs: the serving masker finds an API key in
+// a query string and in header values, the text the recorder and the
+// approvals pass it.
+func TestRequestMaskerMasksKeysInURLs(t *testing.T) {
+	eng, err := masking.NewEngine(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mask := requestMasker(eng)
+	const key = "AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUvW"
+	for _, in := range []string{"?key=" + key + "&alt=json", "key=" + key, "gcloud/500\n" + key + "\napplication/json"} {
+		if got := string(mask([]byte(in))); strings.Contains(got, key) || !strings.Contains(got, "[MASKED") {
+			t.Errorf("mask(%q) = %q", in, got)
+		}
+	}
+	if got := string(mask([]byte("maxResults=50&pageToken=abc"))); got != "maxResults=50&pageToken=abc" {
+		t.Errorf("an ordinary query changed: %q", got)
 	}
 }
