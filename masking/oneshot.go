@@ -2,37 +2,62 @@ package masking
 
 import "sync"
 
-// scannerPool holds scratch space for MaskText across calls and profiles.
+// scannerPool holds scratch space for whole-text masking across calls and
+// profiles.
 var scannerPool = sync.Pool{New: func() any { return &scanner{} }}
 
-// MaskText masks a whole text at once with the detectors of p, as a Text
-// stream would, and appends the result to dst. It returns how many spans
-// were masked. Unlike a Stream it allocates nothing per call beyond dst's
-// growth: the path for short values (header values, request bodies kept
-// in recordings), which would otherwise pay for a stream's buffers.
-func (e *Engine) MaskText(p Profile, dst, text []byte) ([]byte, int, error) {
+// TextMasker masks whole texts at once with one profile's detectors, as a
+// Text stream would. It allocates nothing per call beyond the output's
+// growth and is safe for concurrent use: the path for short values (header
+// values, paths, queries, request bodies kept in recordings), which would
+// otherwise pay for a stream's buffers.
+type TextMasker struct {
+	e  *Engine
+	cp *compiledProfile
+}
+
+// TextMasker compiles p for whole-text masking.
+func (e *Engine) TextMasker(p Profile) (*TextMasker, error) {
 	cp, err := e.compile(p)
 	if err != nil {
-		return dst, 0, err
+		return nil, err
 	}
+	return &TextMasker{e: e, cp: cp}, nil
+}
+
+// Mask appends text, its secrets replaced by their labels, to dst and
+// returns how many spans were masked.
+func (m *TextMasker) Mask(dst, text []byte) ([]byte, int) {
 	sc := scannerPool.Get().(*scanner)
-	defer scannerPool.Put(sc)
-	if len(sc.last) != len(e.dets) {
-		sc.last = make([]int32, len(e.dets))
+	if len(sc.last) != len(m.e.dets) {
+		sc.last = make([]int32, len(m.e.dets))
 		for i := range sc.last {
 			sc.last[i] = -1
 		}
 	}
-	sc.set = cp.set
-	defer func() { sc.set = nil }()
+	sc.set = m.cp.set
 	spans := sc.find(text)
 	pos := 0
 	for _, s := range spans {
 		if s.start > pos {
 			dst = append(dst, text[pos:s.start]...)
 		}
-		dst = append(dst, e.dets[s.det].label...)
+		dst = append(dst, m.e.dets[s.det].label...)
 		pos = s.end
 	}
-	return append(dst, text[pos:]...), len(spans), nil
+	n := len(spans)
+	sc.set = nil
+	scannerPool.Put(sc)
+	return append(dst, text[pos:]...), n
+}
+
+// MaskText masks a whole text at once with the detectors of p; see
+// TextMasker, which saves compiling p on every call.
+func (e *Engine) MaskText(p Profile, dst, text []byte) ([]byte, int, error) {
+	m, err := e.TextMasker(p)
+	if err != nil {
+		return dst, 0, err
+	}
+	out, n := m.Mask(dst, text)
+	return out, n, nil
 }

@@ -55,16 +55,17 @@ func (s *server) recorder(ctx context.Context, eng *masking.Engine) (*recorder.R
 // requestMasker masks request bodies and header values for the recording
 // with the default profile: credentials never reach a recording.
 func requestMasker(eng *masking.Engine) func([]byte) []byte {
-	p := extproc.Profile(nil)
+	text, err := eng.TextMasker(extproc.Profile(nil))
 	return func(b []byte) []byte {
 		if len(b) == 0 || looksJSON(b) {
 			return maskRequestBody(eng, b, nil)
 		}
-		// Text (header values, most bodies kept): one pass, no stream.
-		out, _, err := eng.MaskText(p, make([]byte, 0, len(b)+64), b)
 		if err != nil {
 			return []byte(recorder.Masked)
 		}
+		// Text (header values, paths, most bodies kept): one pass, no
+		// stream.
+		out, _ := text.Mask(make([]byte, 0, len(b)+64), b)
 		return out
 	}
 }
