@@ -2,9 +2,7 @@ package extproc_test
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/airlockhq/airlock/authz"
 	"github.com/airlockhq/airlock/extproc"
+	"github.com/airlockhq/airlock/masking/maskingtest"
 	sessionrec "github.com/airlockhq/airlock/recorder"
 	"github.com/airlockhq/airlock/test/standin"
 )
@@ -60,22 +59,7 @@ func (p passthrough) Process(s extprocv3.ExternalProcessor_ProcessServer) error 
 }
 
 // benchBody is about 1 MiB of instance-list JSON with a few secrets.
-func benchBody() []byte {
-	var b strings.Builder
-	b.WriteString(`{"kind":"compute#instanceList","items":[`)
-	for i := 0; b.Len() < 1<<20; i++ {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		script := `#!/bin/bash\napt-get install -y nginx\n`
-		if i%120 == 5 {
-			script += fmt.Sprintf(`export KEY=AIzaSy%033d\n`, i)
-		}
-		fmt.Fprintf(&b, `{"kind":"compute#instance","id":"%d","name":"web-%d","selfLink":"https://www.googleapis.com/compute/v1/projects/acme-prod/zones/us-east1-b/instances/web-%d","metadata":{"fingerprint":"4mWQ8Y7bX0c=","items":[{"key":"startup-script","value":"%s"}]},"serviceAccounts":[{"email":"123-compute@developer.gserviceaccount.com"}],"labelFingerprint":"42WmSpB8rSM="}`, 4857120947312045321+i, i, i, script)
-	}
-	b.WriteString(`]}`)
-	return []byte(b.String())
-}
+func benchBody() []byte { return maskingtest.StreamedInstanceList() }
 
 func cpuTime() time.Duration {
 	var ru syscall.Rusage

@@ -1,5 +1,7 @@
 package masking
 
+import "encoding/binary"
+
 // acMatcher is an Aho-Corasick automaton over lower-cased keywords. One
 // linear pass over a text reports every keyword occurrence, overlapping ones
 // included, so the cost of the prefilter does not grow with the number of
@@ -21,15 +23,53 @@ type acMatcher struct {
 	// start marks bytes that leave the root state.
 	start [256]bool
 	// pair is a bitset over two-byte sequences that can begin a keyword
-	// (any case); single-byte keywords admit every following byte.
-	pair [1 << 13]byte
+	// (any case), indexed by the two bytes read little-endian (first byte
+	// low); single-byte keywords admit every following byte.
+	pair pairSet
+}
+
+// pairSet is a set of two-byte sequences, indexed by the two bytes read
+// little-endian.
+type pairSet [1 << 10]uint64
+
+// has reports whether the sequence k is in the set.
+func (p *pairSet) has(k uint16) bool { return p[k>>6]&(1<<(k&63)) != 0 }
+
+// skip returns the first position from i where the two bytes of text are
+// in the set, else len(text)-1 (i when i >= len(text)-1).
+func (p *pairSet) skip(text []byte, i int) int {
+	// Seven positions from one eight-byte load.
+	for i+8 <= len(text) {
+		w := binary.LittleEndian.Uint64(text[i:])
+		switch {
+		case p.has(uint16(w)):
+			return i
+		case p.has(uint16(w >> 8)):
+			return i + 1
+		case p.has(uint16(w >> 16)):
+			return i + 2
+		case p.has(uint16(w >> 24)):
+			return i + 3
+		case p.has(uint16(w >> 32)):
+			return i + 4
+		case p.has(uint16(w >> 40)):
+			return i + 5
+		case p.has(uint16(w >> 48)):
+			return i + 6
+		}
+		i += 7
+	}
+	for i+1 < len(text) && !p.has(uint16(text[i])|uint16(text[i+1])<<8) {
+		i++
+	}
+	return i
 }
 
 func (m *acMatcher) setPair(a, b byte) {
 	for _, x := range caseVariants(a) {
 		for _, y := range caseVariants(b) {
-			k := uint16(x)<<8 | uint16(y)
-			m.pair[k>>3] |= 1 << (k & 7)
+			k := uint16(x) | uint16(y)<<8
+			m.pair[k>>6] |= 1 << (k & 63)
 		}
 	}
 }
@@ -200,13 +240,7 @@ func (m *acMatcher) scan16(text []byte, hit func(id int32, end int)) {
 	for i := 0; i < len(text); i++ {
 		if off == 0 {
 			// Skip positions whose two bytes cannot begin a keyword.
-			for i+1 < len(text) {
-				k := uint16(text[i])<<8 | uint16(text[i+1])
-				if pair[k>>3]&(1<<(k&7)) != 0 {
-					break
-				}
-				i++
-			}
+			i = pair.skip(text, i)
 			if i+1 >= len(text) && (i >= len(text) || !start[text[i]]) {
 				return
 			}

@@ -62,6 +62,12 @@ func BenchmarkMask1MiBDefault(b *testing.B) {
 	benchMask(b, DefaultProfile(), JSON, benchCorpus(1<<20), 64<<10)
 }
 
+// BenchmarkMaskInstanceList64K masks the ext_proc benchmark body with the
+// default profile, fed in 64 KiB writes as STREAMED chunks arrive.
+func BenchmarkMaskInstanceList64K(b *testing.B) {
+	benchMask(b, DefaultProfile(), JSON, maskingtest.StreamedInstanceList(), 64<<10)
+}
+
 // BenchmarkMaskText1MiB scans the same bytes as text (object downloads).
 func BenchmarkMaskText1MiB(b *testing.B) {
 	benchMask(b, Profile{Detectors: []string{GroupAll}}, Text, benchCorpus(1<<20), 64<<10)

@@ -142,23 +142,42 @@ func findConnectionPassword(text []byte, kwStart, kwEnd int, dst []span) []span 
 		return dst
 	}
 	colon := -1
-	for i := kwEnd; i < len(text) && i < kwEnd+400; i++ {
-		switch c := text[i]; c {
-		case ':':
+	end := min(len(text), kwEnd+400)
+	for i := kwEnd; i < end; i++ {
+		switch connClass[text[i]] {
+		case connOther:
+		case connColon:
 			if colon < 0 {
 				colon = i
 			}
-		case '@':
+		case connAt:
 			if colon > kwEnd && i > colon+1 {
 				return append(dst, span{start: colon + 1, end: i})
 			}
 			return dst
-		case '/', '?', '#', ' ', '\t', '\r', '\n', '"', '\'', '<', '>', '\\':
+		default:
 			return dst
 		}
 	}
 	return dst
 }
+
+// Byte classes of findConnectionPassword.
+const (
+	connOther = iota
+	connColon
+	connAt
+	connEnd // a byte that ends the user:password part unmasked
+)
+
+var connClass = func() (t [256]uint8) {
+	t[':'] = connColon
+	t['@'] = connAt
+	for _, c := range []byte{'/', '?', '#', ' ', '\t', '\r', '\n', '"', '\'', '<', '>', '\\'} {
+		t[c] = connEnd
+	}
+	return t
+}()
 
 func isEmailLocal(b byte) bool {
 	return isAlnum(b) || b == '.' || b == '_' || b == '%' || b == '+' || b == '-'

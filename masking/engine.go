@@ -238,6 +238,12 @@ type compiledProfile struct {
 	fields    []*fieldPath
 	predNames []string
 	labels    [][]byte // per detector
+	// keyLens is the set (lenBit) of the lengths of the member names
+	// in field rules; lastKeyLens that of the last segments, and lastKeys
+	// is set when every field rule ends with a member name.
+	keyLens     uint64
+	lastKeyLens uint64
+	lastKeys    bool
 }
 
 const maxCachedProfiles = 1024
@@ -287,7 +293,7 @@ func (e *Engine) compile(p Profile) (*compiledProfile, error) {
 			set.carry = d.maxLen + d.back
 		}
 	}
-	cp = &compiledProfile{set: set}
+	cp = &compiledProfile{set: set, lastKeys: len(p.Fields) > 0}
 	seen := map[string]bool{}
 	for _, f := range p.Fields {
 		fp, err := parseFieldPath(f.Path)
@@ -300,7 +306,15 @@ func (e *Engine) compile(p Profile) (*compiledProfile, error) {
 		}
 		fp.label = label(lb)
 		cp.fields = append(cp.fields, fp)
+		if fp.lastIsKey {
+			cp.lastKeyLens |= lenBit(len(fp.lastKey))
+		} else {
+			cp.lastKeys = false
+		}
 		for _, s := range fp.segs {
+			if s.kind == segKey {
+				cp.keyLens |= lenBit(len(s.key))
+			}
 			if s.kind == segFilter && !seen[s.fname] {
 				seen[s.fname] = true
 				cp.predNames = append(cp.predNames, s.fname)

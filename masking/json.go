@@ -57,7 +57,9 @@ const (
 	nExp
 )
 
-// cleanEntry identifies a string value already scanned clean.
+// cleanEntry identifies a string value already scanned clean: the keyed
+// hash and the length of its decoded bytes, or of its raw bytes (with
+// escapes) when n is negative.
 type cleanEntry struct {
 	h uint64
 	n int
@@ -71,8 +73,9 @@ const (
 	shortBits   = 7
 )
 
-// shortEntry holds a short value found clean, padded with zeros (its
-// length tells values with trailing NUL bytes apart).
+// shortEntry holds a short value found clean: its first and its last
+// eight bytes (overlapping, read little-endian) and its length, which
+// together are the whole value.
 type shortEntry struct {
 	a, b uint64
 	n    uint8
@@ -89,9 +92,12 @@ type predVal struct {
 
 // frame is one open container on the tokenizer stack.
 type frame struct {
-	obj     bool
-	key     []byte
-	keyOver bool
+	obj bool
+	key []byte
+	// keyUnmatched is set when no field rule can match the member name:
+	// it is longer than maxPathKey, or no rule names a member of its
+	// length. key is then left empty.
+	keyUnmatched bool
 	// secretKey is the label of the secret_field rule when the current
 	// member's name says it holds a secret.
 	secretKey []byte
@@ -113,8 +119,12 @@ func (f *frame) pred(name string) ([]byte, bool) {
 type jsonMasker struct {
 	cp *compiledProfile
 	sc *scanner
-	lt *textMasker
-	lb b64Stream
+	// Copied from cp, read for every value.
+	secretFields bool
+	lastKeys     bool
+	lastKeyLens  uint64
+	lt           *textMasker
+	lb           b64Stream
 
 	st    jstate
 	stack []frame
@@ -128,21 +138,16 @@ type jsonMasker struct {
 	strMask []byte // label when the whole string value is masked
 	raw     []byte
 	// view, when set, holds the raw bytes of the current string in place
-	// (a string read whole from one chunk; dec holds it decoded when it
-	// has escapes).
-	view []byte
-	// inPlace is set while a string read in place is completed: when it
-	// turns out unchanged, kept is set and nothing is written; else pre
-	// (the pending input bytes before the string) is written first.
-	inPlace bool
-	kept    bool
-	pre     []byte
-	dec     []byte
-	hasEsc  bool
-	long    bool
-	uCount  int
-	uVal    rune
-	high    rune
+	// (a string without escapes read whole from one chunk that write's
+	// in-place paths did not take: one masked whole, suppressed, or
+	// opened at the end of the previous chunk).
+	view   []byte
+	dec    []byte
+	hasEsc bool
+	long   bool
+	uCount int
+	uVal   rune
+	high   rune
 
 	// suppression of a masked container or scalar
 	suppress bool
@@ -166,7 +171,7 @@ type jsonMasker struct {
 }
 
 func newJSONMasker(cp *compiledProfile, sc *scanner) *jsonMasker {
-	return &jsonMasker{cp: cp, sc: sc}
+	return &jsonMasker{cp: cp, sc: sc, secretFields: cp.set.secretFields, lastKeys: cp.lastKeys, lastKeyLens: cp.lastKeyLens}
 }
 
 func (j *jsonMasker) errf(format string, args ...any) error {
@@ -199,10 +204,17 @@ var secretKeyEnds = func() (t [26][26]bool) {
 	return t
 }()
 
+// The lengths of the member names secretKeyLabel reads ("passwd" to
+// "secret_access_key" with a few more '_' or '-').
+const (
+	minSecretKey = 6
+	maxSecretKey = 24
+)
+
 // secretKeyLabel returns the label for a member whose name (compared in
 // lower case, without '_' and '-') says it holds a secret, or nil.
 func secretKeyLabel(key []byte) []byte {
-	if len(key) < 6 || len(key) > 24 {
+	if len(key) < minSecretKey || len(key) > maxSecretKey {
 		return nil
 	}
 	first, last := lowerTable[key[0]], lowerTable[key[len(key)-1]]
@@ -249,13 +261,17 @@ func (j *jsonMasker) fieldLabel(c byte) []byte {
 	if j.suppress {
 		return nil
 	}
+	var top *frame
 	if len(j.stack) > 0 {
-		top := &j.stack[len(j.stack)-1]
-		if top.obj && top.secretKey != nil && j.cp.set.secretFields && c != 'n' && c != 't' && c != 'f' {
+		top = &j.stack[len(j.stack)-1]
+		if top.obj && top.secretKey != nil && c != 'n' && c != 't' && c != 'f' {
+			// secretKey is only set when the secret_field rule is on.
 			return top.secretKey
 		}
 	}
-	if c == 'n' {
+	if c == 'n' || j.lastKeys && (top == nil || !top.obj || top.keyUnmatched || j.lastKeyLens&lenBit(len(top.key)) == 0) {
+		// Every field rule ends with a member name (what fieldPath.match
+		// checks first) and none can name this value's member.
 		return nil
 	}
 	for _, fp := range j.cp.fields {
@@ -266,6 +282,10 @@ func (j *jsonMasker) fieldLabel(c byte) []byte {
 	return nil
 }
 
+// lenBit is the bit of a length in a set of lengths: lengths from 63 up
+// share the last bit.
+func lenBit(n int) uint64 { return 1 << min(n, 63) }
+
 func (j *jsonMasker) push(obj bool) error {
 	if len(j.stack) >= maxDepth {
 		return j.errf("nesting deeper than %d", maxDepth)
@@ -275,7 +295,7 @@ func (j *jsonMasker) push(obj bool) error {
 		f := &j.stack[len(j.stack)-1]
 		f.obj = obj
 		f.key = f.key[:0]
-		f.keyOver = false
+		f.keyUnmatched = false
 		f.secretKey = nil
 		f.capture = ""
 		f.preds = f.preds[:0]
@@ -299,11 +319,13 @@ func (j *jsonMasker) write(dst, p []byte) ([]byte, error) {
 	}
 	i := 0
 	base := j.off
+	// j.off, the stream offset of p[i], is kept up to date only in the
+	// states that can fail and set just before a structural error.
 	for i < len(p) {
-		j.off = base + int64(i)
 		c := p[i]
 		switch j.st {
 		case stString:
+			j.off = base + int64(i)
 			// Control characters are let through (a lenient reading); the
 			// string ends at '"' and escapes start at '\\'.
 			k := i + strStop(p[i:])
@@ -364,6 +386,7 @@ func (j *jsonMasker) write(dst, p []byte) ([]byte, error) {
 			}
 			continue
 		case stEsc:
+			j.off = base + int64(i)
 			var d byte
 			switch c {
 			case '"', '\\', '/':
@@ -401,6 +424,7 @@ func (j *jsonMasker) write(dst, p []byte) ([]byte, error) {
 			}
 			continue
 		case stEscU:
+			j.off = base + int64(i)
 			var v rune
 			switch {
 			case c >= '0' && c <= '9':
@@ -428,6 +452,7 @@ func (j *jsonMasker) write(dst, p []byte) ([]byte, error) {
 			i++
 			continue
 		case stNumber:
+			j.off = base + int64(i)
 			ok := true
 			switch {
 			case c >= '0' && c <= '9':
@@ -469,6 +494,7 @@ func (j *jsonMasker) write(dst, p []byte) ([]byte, error) {
 			j.st = stAfter
 			continue // reprocess c
 		case stLiteral:
+			j.off = base + int64(i)
 			if c != j.lit[j.litPos] {
 				return dst, j.errf("invalid literal")
 			}
@@ -485,7 +511,7 @@ func (j *jsonMasker) write(dst, p []byte) ([]byte, error) {
 			continue
 		}
 		// Structural states.
-		if isWS(c) {
+		if c <= ' ' && isWS(c) {
 			i++
 			continue
 		}
@@ -507,6 +533,7 @@ func (j *jsonMasker) write(dst, p []byte) ([]byte, error) {
 					flush(i)
 					j.suppress, j.supDepth, j.supLabel = true, len(j.stack), lb
 				}
+				j.off = base + int64(i)
 				if err := j.push(c == '{'); err != nil {
 					return dst, err
 				}
@@ -517,11 +544,33 @@ func (j *jsonMasker) write(dst, p []byte) ([]byte, error) {
 				}
 			case c == '"':
 				if lb == nil && !j.suppress {
-					if k, esc, ok := j.wholeString(p, i, false); ok {
-						var err error
-						if dst, err = j.inPlaceString(dst, p, &from, base, i, k, esc); err != nil {
-							return dst, err
+					if k, esc, ok := wholeString(p, i, false); ok {
+						// A value read in place: what beginString,
+						// strRun and endString do, without their state
+						// (such a string cannot fail or grow long). An
+						// unchanged one stays in the run of input bytes
+						// that from starts.
+						raw := p[i+1 : k]
+						d, escRaw := raw, []byte(nil)
+						if esc {
+							// Decoded only when the caches do not know it.
+							d, escRaw = nil, raw
 						}
+						if top := j.top(); top != nil && top.capture != "" && top.obj {
+							if esc {
+								j.dec = unescapeSimple(j.dec[:0], raw)
+								d, escRaw = j.dec, nil
+							}
+							top.capturePred(d)
+						}
+						if d, spans, det, dirty := j.scanString(d, escRaw); dirty {
+							flush(i)
+							dst = j.appendMasked(dst, d, spans, det)
+							from = k + 1
+						} else if from < 0 {
+							from = i
+						}
+						j.st = stAfter
 						i = k + 1
 						continue
 					}
@@ -556,6 +605,7 @@ func (j *jsonMasker) write(dst, p []byte) ([]byte, error) {
 					j.lit = "ull"
 				}
 			default:
+				j.off = base + int64(i)
 				return dst, j.errf("unexpected %q where a value was expected", c)
 			}
 			i++
@@ -566,15 +616,32 @@ func (j *jsonMasker) write(dst, p []byte) ([]byte, error) {
 				continue
 			}
 			if c != '"' {
+				j.off = base + int64(i)
 				return dst, j.errf("unexpected %q where an object key was expected", c)
 			}
 			if !j.suppress {
-				if k, esc, ok := j.wholeString(p, i, true); ok {
-					var err error
-					if dst, err = j.inPlaceString(dst, p, &from, base, i, k, esc); err != nil {
-						return dst, err
+				if k, esc, ok := wholeString(p, i, true); ok {
+					// A key read in place, as a value above.
+					d := p[i+1 : k]
+					if esc {
+						j.dec = unescapeSimple(j.dec[:0], d)
+						d = j.dec
 					}
+					j.memberName(d)
+					if d, spans, det, dirty := j.scanString(d, nil); dirty {
+						flush(i)
+						dst = j.appendMasked(dst, d, spans, det)
+						from = k + 1
+					} else if from < 0 {
+						from = i
+					}
+					j.st = stColon
 					i = k + 1
+					if i < len(p) && p[i] == ':' {
+						// What stColon does with the colon that follows.
+						j.st = stValue
+						i++
+					}
 					continue
 				}
 				flush(i)
@@ -583,6 +650,7 @@ func (j *jsonMasker) write(dst, p []byte) ([]byte, error) {
 			i++
 		case stColon:
 			if c != ':' {
+				j.off = base + int64(i)
 				return dst, j.errf("unexpected %q where ':' was expected", c)
 			}
 			j.st = stValue
@@ -602,6 +670,7 @@ func (j *jsonMasker) write(dst, p []byte) ([]byte, error) {
 			case c == '}' && top.obj, c == ']' && !top.obj:
 				dst = j.pop(dst, &from, i)
 			default:
+				j.off = base + int64(i)
 				return dst, j.errf("unexpected %q after a value", c)
 			}
 			i++
@@ -624,10 +693,23 @@ func (j *jsonMasker) write(dst, p []byte) ([]byte, error) {
 // wholeString reports whether the string opened by the quote at p[q] ends
 // in p, within the length bounds and with no escapes other than the
 // one-letter ones, where it ends and whether it holds escapes.
-func (j *jsonMasker) wholeString(p []byte, q int, isKey bool) (k int, esc, ok bool) {
+func wholeString(p []byte, q int, isKey bool) (k int, esc, ok bool) {
 	k = q + 1
-	for {
+	if k+16 <= len(p) {
+		// strStop's first step, without the call: most keys and short
+		// values end within sixteen bytes.
+		m0 := stopMask(binary.LittleEndian.Uint64(p[k:]))
+		m1 := stopMask(binary.LittleEndian.Uint64(p[k+8:]))
+		if m0|m1 != 0 {
+			t := bits.TrailingZeros64(m0) >> 3 // 8 when m0 is 0
+			k += t + (bits.TrailingZeros64(m1)>>3)&-(t>>3)
+		} else {
+			k += 16 + strStop(p[k+16:])
+		}
+	} else {
 		k += strStop(p[k:])
+	}
+	for {
 		if k >= len(p) {
 			return 0, false, false
 		}
@@ -640,6 +722,7 @@ func (j *jsonMasker) wholeString(p []byte, q int, isKey bool) (k int, esc, ok bo
 		}
 		esc = true
 		k += 2
+		k += strStop(p[k:])
 	}
 	n := k - q - 1
 	if n > maxShortString || isKey && n > maxKeyLen {
@@ -665,36 +748,60 @@ func unescapeSimple(dst, raw []byte) []byte {
 	}
 }
 
-// inPlaceString completes the string p[q+1:k] (quoted at q and k) without
-// copying it: an unchanged string stays in the run of input bytes that
-// from starts, a changed one ends that run before it.
-func (j *jsonMasker) inPlaceString(dst, p []byte, from *int, base int64, q, k int, esc bool) ([]byte, error) {
-	isKey := j.st == stObjFirst || j.st == stObjKey
-	j.beginString(isKey, nil)
-	j.strLen = k - q - 1
-	j.view = p[q+1 : k]
-	if esc {
-		j.hasEsc = true
-		j.dec = unescapeSimple(j.dec[:0], j.view)
+// top returns the innermost open container, or nil.
+func (j *jsonMasker) top() *frame {
+	if len(j.stack) == 0 {
+		return nil
 	}
-	j.pre = nil
-	if *from >= 0 {
-		j.pre = p[*from:q]
+	return &j.stack[len(j.stack)-1]
+}
+
+// memberName records the decoded name d of the member whose value comes
+// next in the innermost object.
+func (j *jsonMasker) memberName(d []byte) {
+	top := &j.stack[len(j.stack)-1]
+	if len(j.cp.fields) > 0 {
+		// Only field rules read the member names on the stack, and only
+		// to compare them with the member names the rules hold.
+		if len(d) > maxPathKey || j.cp.keyLens&lenBit(len(d)) == 0 {
+			top.keyUnmatched = true
+			top.key = top.key[:0]
+		} else {
+			top.keyUnmatched = false
+			top.key = append(top.key[:0], d...)
+		}
 	}
-	j.inPlace, j.kept = true, false
-	j.off = base + int64(k)
-	dst, err := j.endString(dst)
-	j.inPlace, j.view, j.pre = false, nil, nil
-	if err != nil {
-		return dst, err
+	top.secretKey = nil
+	if j.secretFields && len(d) >= minSecretKey && len(d) <= maxSecretKey {
+		top.secretKey = secretKeyLabel(d)
 	}
-	if !j.kept {
-		*from = k + 1
-	} else if *from < 0 {
-		*from = q
+	top.capture = ""
+	if len(j.cp.predNames) > 0 {
+		for _, name := range j.cp.predNames {
+			if string(d) == name {
+				top.capture = name
+			}
+		}
 	}
-	j.afterValueOrKey()
-	return dst, nil
+}
+
+// capturePred records the decoded value d of the filter member f.capture.
+func (f *frame) capturePred(d []byte) {
+	v := d
+	if len(v) > maxPredValue {
+		v = v[:maxPredValue]
+	}
+	replaced := false
+	for i := range f.preds {
+		if f.preds[i].name == f.capture {
+			f.preds[i].val = append(f.preds[i].val[:0], v...)
+			replaced = true
+		}
+	}
+	if !replaced {
+		f.preds = append(f.preds, predVal{name: f.capture, val: append([]byte(nil), v...)})
+	}
+	f.capture = ""
 }
 
 func (j *jsonMasker) numDone() bool {
@@ -878,27 +985,11 @@ func (j *jsonMasker) endString(dst []byte) ([]byte, error) {
 		if j.suppress {
 			return dst, nil
 		}
-		top := &j.stack[len(j.stack)-1]
 		d := j.rawBytes()
 		if j.hasEsc {
 			d = j.dec
 		}
-		if len(j.cp.fields) > 0 {
-			// Only field rules read the member names on the stack.
-			top.keyOver = len(d) > maxPathKey
-			n := len(d)
-			if n > maxPathKey {
-				n = maxPathKey
-			}
-			top.key = append(top.key[:0], d[:n]...)
-		}
-		top.secretKey = secretKeyLabel(d)
-		top.capture = ""
-		for _, name := range j.cp.predNames {
-			if string(d) == name {
-				top.capture = name
-			}
-		}
+		j.memberName(d)
 		return j.emitString(dst, d), nil
 	}
 	if j.suppress {
@@ -927,21 +1018,7 @@ func (j *jsonMasker) endString(dst []byte) ([]byte, error) {
 	if len(j.stack) > 0 {
 		top := &j.stack[len(j.stack)-1]
 		if top.capture != "" && top.obj {
-			v := d
-			if len(v) > maxPredValue {
-				v = v[:maxPredValue]
-			}
-			replaced := false
-			for i := range top.preds {
-				if top.preds[i].name == top.capture {
-					top.preds[i].val = append(top.preds[i].val[:0], v...)
-					replaced = true
-				}
-			}
-			if !replaced {
-				top.preds = append(top.preds, predVal{name: top.capture, val: append([]byte(nil), v...)})
-			}
-			top.capture = ""
+			top.capturePred(d)
 		}
 	}
 	return j.emitString(dst, d), nil
@@ -950,23 +1027,62 @@ func (j *jsonMasker) endString(dst []byte) ([]byte, error) {
 // emitString scans the decoded string d and writes the string: the raw
 // bytes when nothing is found, else the masked value re-encoded.
 func (j *jsonMasker) emitString(dst, d []byte) []byte {
+	if d, spans, det, dirty := j.scanString(d, nil); dirty {
+		return j.appendMasked(dst, d, spans, det)
+	}
+	dst = append(dst, '"')
+	dst = append(dst, j.rawBytes()...)
+	return append(dst, '"')
+}
+
+// scanString reports whether a string holds something to mask and what
+// appendMasked needs to mask it: the decoded string and either the spans
+// found in it (det < 0) or the detector that found a secret in its base64
+// reading. The string is d, decoded; or d is nil and escRaw holds the raw
+// bytes of a string with one-letter escapes, decoded (into j.dec) only when
+// the clean caches do not know them.
+func (j *jsonMasker) scanString(d, escRaw []byte) ([]byte, []span, int32, bool) {
 	// List responses repeat many values (kinds, URLs, scripts, addresses):
 	// a value already found clean in this stream is not scanned again.
-	if len(d) < minMatchNoAt && (len(d) < minMatchLen || !j.cp.set.custom && !hasAt(d)) {
-		// Too short for any detector (what find would say; base64
-		// decoding needs minBase64 bytes).
-		return j.keep(dst)
-	}
 	var slot *cleanEntry
 	var sslot *shortEntry
 	var cset, sset uint64
 	var sa, sb uint64
-	var h uint64
-	if len(d) >= minMatchNoAt && len(d) <= shortCached {
-		// Short values (keys, names, ids) are compared exactly.
-		var buf [16]byte
-		copy(buf[:], d)
-		sa, sb = binary.LittleEndian.Uint64(buf[:8]), binary.LittleEndian.Uint64(buf[8:])
+	var ce cleanEntry
+	if escRaw != nil {
+		if len(escRaw) >= minCached {
+			// Keyed by the raw bytes, which decode to one value; a
+			// negative length keeps these entries apart from decoded ones.
+			ce = cleanEntry{h: maphash.Bytes(cleanSeed, escRaw), n: -len(escRaw)}
+			set := ce.h % uint64(len(j.clean))
+			w := &j.clean[set]
+			switch ce {
+			case w[0]:
+				j.cleanMRU[set] = 0
+				return nil, nil, 0, false
+			case w[1]:
+				j.cleanMRU[set] = 1
+				return nil, nil, 0, false
+			}
+			slot = &w[1-j.cleanMRU[set]]
+			cset = set
+		}
+		j.dec = unescapeSimple(j.dec[:0], escRaw)
+		d = j.dec
+	}
+	if len(d) < minMatchNoAt && (len(d) < minMatchLen || !j.cp.set.custom && !hasAtShort(d)) {
+		// Too short for any detector (what find would say; base64
+		// decoding needs minBase64 bytes).
+		return nil, nil, 0, false
+	}
+	switch {
+	case slot != nil:
+		// Keyed by the raw bytes above.
+	case len(d) >= minMatchNoAt && len(d) <= shortCached:
+		// Short values (keys, names, ids) are compared exactly: the
+		// first and the last eight bytes (overlapping) and the length.
+		sa = binary.LittleEndian.Uint64(d)
+		sb = binary.LittleEndian.Uint64(d[len(d)-8:])
 		x := (sa ^ sb*0x9E3779B97F4A7C15 ^ uint64(len(d))) * 0xBF58476D1CE4E5B9
 		// Two-way sets with the least recently used entry replaced: a
 		// value seen once never evicts both of two frequent ones.
@@ -975,49 +1091,54 @@ func (j *jsonMasker) emitString(dst, d []byte) []byte {
 		switch {
 		case w[0].n == uint8(len(d)) && w[0].a == sa && w[0].b == sb:
 			j.shortMRU[set] = 0
-			return j.keep(dst)
+			return nil, nil, 0, false
 		case w[1].n == uint8(len(d)) && w[1].a == sa && w[1].b == sb:
 			j.shortMRU[set] = 1
-			return j.keep(dst)
+			return nil, nil, 0, false
 		}
 		sslot = &w[1-j.shortMRU[set]]
 		sset = set
-	} else if len(d) >= minCached {
-		h = maphash.Bytes(cleanSeed, d)
-		set := h % uint64(len(j.clean))
+	case len(d) >= minCached:
+		ce = cleanEntry{h: maphash.Bytes(cleanSeed, d), n: len(d)}
+		set := ce.h % uint64(len(j.clean))
 		w := &j.clean[set]
-		switch {
-		case w[0].h == h && w[0].n == len(d):
+		switch ce {
+		case w[0]:
 			j.cleanMRU[set] = 0
-			return j.keep(dst)
-		case w[1].h == h && w[1].n == len(d):
+			return nil, nil, 0, false
+		case w[1]:
 			j.cleanMRU[set] = 1
-			return j.keep(dst)
+			return nil, nil, 0, false
 		}
 		slot = &w[1-j.cleanMRU[set]]
 		cset = set
 	}
-	spans := j.sc.find(d)
-	if len(spans) == 0 {
-		if det, ok := j.base64Secret(d); ok {
-			dst = append(dst, j.pre...)
-			dst = append(dst, '"')
-			dst = append(dst, j.cp.set.e.dets[det].label...)
-			j.masked++
-			return append(dst, '"')
-		}
-		if slot != nil {
-			*slot = cleanEntry{h: h, n: len(d)}
-			j.cleanMRU[cset] ^= 1
-		}
-		if sslot != nil {
-			*sslot = shortEntry{a: sa, b: sb, n: uint8(len(d))}
-			j.shortMRU[sset] ^= 1
-		}
-		return j.keep(dst)
+	if spans := j.sc.find(d); len(spans) > 0 {
+		return d, spans, -1, true
 	}
-	dst = append(dst, j.pre...)
+	if det, ok := j.base64Secret(d); ok {
+		return d, nil, det, true
+	}
+	if slot != nil {
+		*slot = ce
+		j.cleanMRU[cset] ^= 1
+	}
+	if sslot != nil {
+		*sslot = shortEntry{a: sa, b: sb, n: uint8(len(d))}
+		j.shortMRU[sset] ^= 1
+	}
+	return nil, nil, 0, false
+}
+
+// appendMasked appends the decoded string d masked as scanString found,
+// re-encoded as a JSON string.
+func (j *jsonMasker) appendMasked(dst, d []byte, spans []span, det int32) []byte {
 	dst = append(dst, '"')
+	if det >= 0 {
+		j.masked++
+		dst = append(dst, j.cp.set.e.dets[det].label...)
+		return append(dst, '"')
+	}
 	pos := 0
 	for _, s := range spans {
 		dst = emitJSONString(dst, d[pos:s.start])
@@ -1029,17 +1150,21 @@ func (j *jsonMasker) emitString(dst, d []byte) []byte {
 	return append(dst, '"')
 }
 
-// keep writes the current string unchanged. A string read in place is
-// not copied here: the caller leaves it in the run of input bytes it
-// copies at once.
-func (j *jsonMasker) keep(dst []byte) []byte {
-	if j.inPlace {
-		j.kept = true
-		return dst
+// hasAtShort is hasAt for 6 to 10 bytes, a word or two at a time.
+func hasAtShort(d []byte) bool {
+	var a, b uint64
+	if len(d) >= 8 {
+		a = binary.LittleEndian.Uint64(d)
+		b = binary.LittleEndian.Uint64(d[len(d)-8:])
+	} else {
+		a = uint64(binary.LittleEndian.Uint32(d))
+		b = uint64(binary.LittleEndian.Uint32(d[len(d)-4:]))
+		// The upper four bytes of a and b are zero, never '@'.
 	}
-	dst = append(dst, '"')
-	dst = append(dst, j.rawBytes()...)
-	return append(dst, '"')
+	a ^= swarLo * '@'
+	b ^= swarLo * '@'
+	// A byte of a or b is zero where d holds '@'.
+	return ((a-swarLo)&^a|(b-swarLo)&^b)&swarHi != 0
 }
 
 // base64Secret decodes a base64-looking value and scans what it holds.

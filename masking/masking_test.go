@@ -513,6 +513,50 @@ func TestCleanValueCache(t *testing.T) {
 	}
 }
 
+// A string with escapes read in place is remembered as clean by its raw
+// bytes. Those raw bytes, read as the decoded value of another string, may
+// hold a secret: the two kinds of entry must never match each other.
+func TestEscapedCleanCacheKeys(t *testing.T) {
+	e := testEngine(t)
+	tok := "npm_" + strings.Repeat("aB3", 12)
+	// Decoded, the first value is a newline and "pm_...": clean. The
+	// second (a \u escape keeps it off the in-place path) decodes to a
+	// backslash and the raw bytes of the first: a token.
+	in := `["\n` + tok[1:] + `","\u005c` + tok + `"]`
+	want := `["\n` + tok[1:] + `","\\[MASKED:npm_token]"]`
+	for _, size := range []int{len(in), 1, 7} {
+		out := maskChunks(t, e, DefaultProfile(), JSON, chunked([]byte(in), size))
+		if string(out) != want {
+			t.Fatalf("chunks of %d:\n got  %s\nwant %s", size, out, want)
+		}
+	}
+}
+
+// Short values (11 to 16 bytes) are remembered as clean whole: a value
+// that differs from a clean one in any single byte is scanned.
+func TestShortCleanCacheExact(t *testing.T) {
+	e := testEngine(t)
+	for _, secret := range []string{"passwd=abcdef", "passwd=abcdefgh", "password: abcdef"} {
+		for pos := range len(secret) {
+			near := []byte(secret)
+			near[pos] = '~'
+			nearOut, err := e.Mask(DefaultProfile(), JSON, []byte(`"`+string(near)+`"`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := `["` + string(near) + `","` + secret + `"]`
+			out, err := e.Mask(DefaultProfile(), JSON, []byte(in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := `[` + string(nearOut) + `,"` + secret[:strings.IndexAny(secret, "=:")+1] + strings.Repeat(" ", strings.Count(secret, " ")) + `[MASKED:password_assignment]"]`
+			if string(out) != want {
+				t.Fatalf("after %q:\n got  %s\nwant %s", near, out, want)
+			}
+		}
+	}
+}
+
 // strStop finds the first quote or backslash like a byte-by-byte search,
 // at every length and position around the eight-byte steps.
 func TestStrStop(t *testing.T) {
@@ -540,6 +584,65 @@ func TestStrStop(t *testing.T) {
 			}
 			if got, want := strStop(b), naive(b); got != want {
 				t.Fatalf("strStop(%q) = %d, want %d", b, got, want)
+			}
+		}
+	}
+}
+
+// pairSet.skip stops where a byte-by-byte search over the set would, at
+// every length and start around the seven-position steps.
+func TestPairSkip(t *testing.T) {
+	seed := uint64(1)
+	next := func() uint64 {
+		seed = seed*6364136223846793005 + 1442695040888963407
+		return seed >> 33
+	}
+	for trial := 0; trial < 200; trial++ {
+		var set pairSet
+		// A few pairs over a small alphabet, so that hits fall anywhere.
+		alphabet := []byte{'a', 'b', 'c', 0x00, 0xff, 0x80}
+		for range 1 + next()%4 {
+			x, y := alphabet[next()%6], alphabet[next()%6]
+			k := uint16(x) | uint16(y)<<8
+			set[k>>6] |= 1 << (k & 63)
+		}
+		naive := func(text []byte, i int) int {
+			for ; i+1 < len(text); i++ {
+				if set.has(uint16(text[i]) | uint16(text[i+1])<<8) {
+					return i
+				}
+			}
+			return max(i, len(text)-1)
+		}
+		for n := 0; n < 40; n++ {
+			text := make([]byte, n)
+			for i := range text {
+				text[i] = alphabet[next()%6]
+			}
+			for i := 0; i <= n; i++ {
+				if got, want := set.skip(text, i), naive(text, i); got != want {
+					t.Fatalf("skip(%q, %d) = %d, want %d", text, i, got, want)
+				}
+			}
+		}
+	}
+}
+
+// hasAtShort reports '@' like a byte-by-byte search for every length it
+// takes, wherever the '@' is and whatever the other bytes are.
+func TestHasAtShort(t *testing.T) {
+	for n := minMatchLen; n < minMatchNoAt; n++ {
+		for _, fill := range []byte{'a', 0x00, 0xff, '@' ^ 0x80, '@' + 1, '@' - 1, 0x01} {
+			b := bytes.Repeat([]byte{fill}, n)
+			if hasAtShort(b) != hasAt(b) {
+				t.Fatalf("hasAtShort(%q) = %v", b, hasAtShort(b))
+			}
+			for pos := range n {
+				b := bytes.Repeat([]byte{fill}, n)
+				b[pos] = '@'
+				if !hasAtShort(b) {
+					t.Fatalf("hasAtShort(%q) = false", b)
+				}
 			}
 		}
 	}

@@ -155,7 +155,7 @@ func (fp *fieldPath) match(stack []frame) bool {
 			return false
 		}
 		top := &stack[len(stack)-1]
-		if !top.obj || top.keyOver || string(top.key) != fp.lastKey {
+		if !top.obj || top.keyUnmatched || string(top.key) != fp.lastKey {
 			return false
 		}
 	}
@@ -182,7 +182,7 @@ func (fp *fieldPath) m(stack []frame, pi, si int) bool {
 		if !f.obj {
 			return fp.m(stack, pi, si+1)
 		}
-		return !f.keyOver && string(f.key) == s.key && fp.m(stack, pi+1, si+1)
+		return !f.keyUnmatched && string(f.key) == s.key && fp.m(stack, pi+1, si+1)
 	case segAny:
 		if !f.obj {
 			return fp.m(stack, pi, si+1)

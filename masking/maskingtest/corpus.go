@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 )
 
 // InstanceList is about size bytes of GCP instance-list JSON (startup
@@ -54,4 +55,24 @@ func randomKey(r *rand.Rand, n int) string {
 		b[i] = alphabet[r.IntN(len(alphabet))]
 	}
 	return string(b)
+}
+
+// StreamedInstanceList is about 1 MiB of instance-list JSON with a Google
+// API key planted in the startup script of every 120th instance: the body
+// the ext_proc benchmarks stream, and the masker's benchmark of it.
+func StreamedInstanceList() []byte {
+	var b strings.Builder
+	b.WriteString(`{"kind":"compute#instanceList","items":[`)
+	for i := 0; b.Len() < 1<<20; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		script := `#!/bin/bash\napt-get install -y nginx\n`
+		if i%120 == 5 {
+			script += fmt.Sprintf(`export KEY=AIzaSy%033d\n`, i)
+		}
+		fmt.Fprintf(&b, `{"kind":"compute#instance","id":"%d","name":"web-%d","selfLink":"https://www.googleapis.com/compute/v1/projects/acme-prod/zones/us-east1-b/instances/web-%d","metadata":{"fingerprint":"4mWQ8Y7bX0c=","items":[{"key":"startup-script","value":"%s"}]},"serviceAccounts":[{"email":"123-compute@developer.gserviceaccount.com"}],"labelFingerprint":"42WmSpB8rSM="}`, 4857120947312045321+i, i, i, script)
+	}
+	b.WriteString(`]}`)
+	return []byte(b.String())
 }
