@@ -1054,18 +1054,10 @@ func (j *jsonMasker) scanString(d, escRaw []byte) ([]byte, []span, int32, bool) 
 			// Keyed by the raw bytes, which decode to one value; a
 			// negative length keeps these entries apart from decoded ones.
 			ce = cleanEntry{h: maphash.Bytes(cleanSeed, escRaw), n: -len(escRaw)}
-			set := ce.h % uint64(len(j.clean))
-			w := &j.clean[set]
-			switch ce {
-			case w[0]:
-				j.cleanMRU[set] = 0
-				return nil, nil, 0, false
-			case w[1]:
-				j.cleanMRU[set] = 1
+			var hit bool
+			if hit, slot, cset = j.lookupClean(ce); hit {
 				return nil, nil, 0, false
 			}
-			slot = &w[1-j.cleanMRU[set]]
-			cset = set
 		}
 		j.dec = unescapeSimple(j.dec[:0], escRaw)
 		d = j.dec
@@ -1100,18 +1092,10 @@ func (j *jsonMasker) scanString(d, escRaw []byte) ([]byte, []span, int32, bool) 
 		sset = set
 	case len(d) >= minCached:
 		ce = cleanEntry{h: maphash.Bytes(cleanSeed, d), n: len(d)}
-		set := ce.h % uint64(len(j.clean))
-		w := &j.clean[set]
-		switch ce {
-		case w[0]:
-			j.cleanMRU[set] = 0
-			return nil, nil, 0, false
-		case w[1]:
-			j.cleanMRU[set] = 1
+		var hit bool
+		if hit, slot, cset = j.lookupClean(ce); hit {
 			return nil, nil, 0, false
 		}
-		slot = &w[1-j.cleanMRU[set]]
-		cset = set
 	}
 	if spans := j.sc.find(d); len(spans) > 0 {
 		return d, spans, -1, true
@@ -1232,6 +1216,23 @@ func (j *jsonMasker) close(dst []byte) ([]byte, error) {
 		return dst, j.errf("body ends inside a value (truncated JSON)")
 	}
 	return dst, nil
+}
+
+// lookupClean looks ce up in the clean-value cache (two-way sets, the least
+// recently used entry replaced): a hit, or the slot to fill once the value
+// is found clean, and its set.
+func (j *jsonMasker) lookupClean(ce cleanEntry) (hit bool, slot *cleanEntry, set uint64) {
+	set = ce.h % uint64(len(j.clean))
+	w := &j.clean[set]
+	switch ce {
+	case w[0]:
+		j.cleanMRU[set] = 0
+		return true, nil, set
+	case w[1]:
+		j.cleanMRU[set] = 1
+		return true, nil, set
+	}
+	return false, &w[1-j.cleanMRU[set]], set
 }
 
 var hexDigits = "0123456789abcdef"
