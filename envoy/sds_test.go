@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -17,10 +16,10 @@ import (
 	secretv3 "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/airlockhq/airlock/config"
 	"github.com/airlockhq/airlock/envoy/envoytest"
+	"github.com/airlockhq/airlock/test/grpctest"
 )
 
 // fakeClock is a settable clock.
@@ -57,19 +56,9 @@ func startSDS(t *testing.T, creds []config.Credential, clock *fakeClock, logs ..
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := grpc.NewServer()
-	s.Register(g)
-	go func() { _ = g.Serve(lis) }()
-	t.Cleanup(g.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := grpctest.Serve(t, func(g *grpc.Server) {
+		s.Register(g)
+	})
 	return s, conn
 }
 

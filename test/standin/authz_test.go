@@ -2,7 +2,6 @@ package standin
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,13 +14,13 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	grpcstatus "google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/airlockhq/airlock/config"
 	"github.com/airlockhq/airlock/envoy"
+	"github.com/airlockhq/airlock/test/grpctest"
 )
 
 // fakeAuthz is an ext_authz server whose answer is a function.
@@ -37,19 +36,9 @@ func (f *fakeAuthz) Check(ctx context.Context, req *authv3.CheckRequest) (*authv
 // startAuthz serves f on a loopback port and returns a client for it.
 func startAuthz(t *testing.T, f func(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error)) authv3.AuthorizationClient {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	authv3.RegisterAuthorizationServer(srv, &fakeAuthz{check: f})
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := grpctest.Serve(t, func(srv *grpc.Server) {
+		authv3.RegisterAuthorizationServer(srv, &fakeAuthz{check: f})
+	})
 	return authv3.NewAuthorizationClient(conn)
 }
 

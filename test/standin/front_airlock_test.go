@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,9 +15,9 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	procv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/airlockhq/airlock/config"
+	"github.com/airlockhq/airlock/test/grpctest"
 )
 
 // maskingProcessor is a minimal ext_proc server: it records the request
@@ -81,21 +80,11 @@ func TestAirlockFrontConfig(t *testing.T) {
 
 	var mu sync.Mutex
 	var checks []*authv3.CheckRequest
-	authzLis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	proc := &maskingProcessor{}
-	g := grpc.NewServer()
-	authv3.RegisterAuthorizationServer(g, &fakeAuthz{check: airlockLike(&checks, &mu)})
-	procv3.RegisterExternalProcessorServer(g, proc)
-	go func() { _ = g.Serve(authzLis) }()
-	t.Cleanup(g.Stop)
-	conn, err := grpc.NewClient(authzLis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := grpctest.Serve(t, func(g *grpc.Server) {
+		authv3.RegisterAuthorizationServer(g, &fakeAuthz{check: airlockLike(&checks, &mu)})
+		procv3.RegisterExternalProcessorServer(g, proc)
+	})
 
 	cfg := config.Default()
 	cfg.Credentials = []config.Credential{{Name: "gcp-prod", ADC: true}}

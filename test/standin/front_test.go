@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -18,12 +17,12 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/airlockhq/airlock/config"
 	"github.com/airlockhq/airlock/envoy"
 	"github.com/airlockhq/airlock/envoy/envoytest"
+	"github.com/airlockhq/airlock/test/grpctest"
 )
 
 // upstreamRecord is what the fake Google saw.
@@ -79,19 +78,9 @@ func startSDS(t *testing.T, clk *clock) (*SDSClient, *envoytest.TokenServer) {
 		t.Fatal(err)
 	}
 	t.Cleanup(sds.Close)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := grpc.NewServer()
-	sds.Register(g)
-	go func() { _ = g.Serve(lis) }()
-	t.Cleanup(g.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
+	conn := grpctest.Serve(t, func(g *grpc.Server) {
+		sds.Register(g)
+	})
 	c := NewSDSClient(context.Background(), conn, "gcp-prod")
 	t.Cleanup(c.Close)
 	wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -2,10 +2,10 @@ package standin
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
+	"github.com/airlockhq/airlock/test/grpctest"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	secretv3 "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
@@ -14,7 +14,6 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 type anyNode struct{}
@@ -43,19 +42,9 @@ func TestSDSClientNACKsAndKeepsGoodSecrets(t *testing.T) {
 	}
 	set("1", generic("gcp", "Bearer a"))
 
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := grpc.NewServer()
-	secretv3.RegisterSecretDiscoveryServiceServer(g, serverv3.NewServer(ctx, cache, nil))
-	go func() { _ = g.Serve(lis) }()
-	defer g.Stop()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = conn.Close() }()
+	conn := grpctest.Serve(t, func(g *grpc.Server) {
+		secretv3.RegisterSecretDiscoveryServiceServer(g, serverv3.NewServer(ctx, cache, nil))
+	})
 
 	c := NewSDSClient(ctx, conn, "gcp")
 	defer c.Close()
