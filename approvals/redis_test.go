@@ -17,35 +17,12 @@ func TestHoldAfterRedisRestart(t *testing.T) {
 	srv := redistest.StartPersistent(t)
 	a := newService(t, newRedisStore(t, srv.URL()), approvals.Options{})
 	b := newService(t, newRedisStore(t, srv.URL()), approvals.Options{})
-	ctx := context.Background()
 	waitSubscribers(t, srv.Addr(), 2)
 	srv.Kill()
 	srv.Restart()
 	waitSubscribers(t, srv.Addr(), 2) // both replicas resubscribed by themselves
 	id := gate(t, a, request("restart")).Approval.ID
-	done := make(chan approvals.Outcome, 1)
-	go func() {
-		o, _ := a.Gate(ctx, request("restart"), 30*time.Second)
-		done <- o
-	}()
-	select {
-	case o := <-done:
-		t.Fatalf("hold returned before any vote: %+v", o)
-	case <-time.After(200 * time.Millisecond):
-	}
-	start := time.Now()
-	if _, err := b.Vote(ctx, id, sre1, true, "go"); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case o := <-done:
-		if !o.Granted {
-			t.Fatalf("hold = %+v", o)
-		}
-		t.Logf("woken %v after the vote", time.Since(start))
-	case <-time.After(20 * time.Second):
-		t.Fatal("hold not woken after a Redis restart")
-	}
+	holdThenApprove(t, a, b, "restart", id, 20*time.Second)
 }
 
 // waitSubscribers polls until n clients listen on the decision channel.

@@ -288,12 +288,20 @@ func TestHoldWokenByPubSub(t *testing.T) {
 	srv := redistest.Start(t)
 	a := newService(t, newRedisStore(t, srv.URL()), approvals.Options{})
 	b := newService(t, newRedisStore(t, srv.URL()), approvals.Options{})
-	ctx := context.Background()
 	id := gate(t, a, request("hold2")).Approval.ID
 	waitSubscribers(t, srv.Addr(), 2)
+	holdThenApprove(t, a, b, "hold2", id, 10*time.Second)
+}
+
+// holdThenApprove holds request(name) on a, makes sure the hold is still
+// waiting after 200 ms, approves id on b and fails unless the hold is
+// granted within wait.
+func holdThenApprove(t *testing.T, a, b *approvals.Service, name, id string, wait time.Duration) {
+	t.Helper()
+	ctx := context.Background()
 	done := make(chan approvals.Outcome, 1)
 	go func() {
-		o, _ := a.Gate(ctx, request("hold2"), 20*time.Second)
+		o, _ := a.Gate(ctx, request(name), 2*wait)
 		done <- o
 	}()
 	// Vote only after the hold began: poll a's answer channel for a little
@@ -313,8 +321,8 @@ func TestHoldWokenByPubSub(t *testing.T) {
 			t.Fatalf("held gate = %+v", o)
 		}
 		t.Logf("woken %v after the vote", time.Since(start))
-	case <-time.After(10 * time.Second):
-		t.Fatal("held gate not woken by pub/sub")
+	case <-time.After(wait):
+		t.Fatal("held gate not woken after the vote")
 	}
 }
 
