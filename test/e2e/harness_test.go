@@ -102,17 +102,28 @@ type Ports struct{ Authz, ExtProc, SDS, HTTP string }
 func startAirlock(t *testing.T, render func(p Ports, dir string) string) *Airlock {
 	t.Helper()
 	dir := t.TempDir()
-	p := Ports{Authz: freePort(t), ExtProc: freePort(t), SDS: freePort(t), HTTP: freePort(t)}
-	cfg := filepath.Join(dir, "airlock.yaml")
-	if err := os.WriteFile(cfg, []byte(render(p, dir)), 0o644); err != nil {
+	for attempt := 1; ; attempt++ {
+		p := Ports{Authz: freePort(t), ExtProc: freePort(t), SDS: freePort(t), HTTP: freePort(t)}
+		cfg := filepath.Join(dir, "airlock.yaml")
+		if err := os.WriteFile(cfg, []byte(render(p, dir)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		a := &Airlock{AuthzAddr: p.Authz, ExtProcAddr: p.ExtProc, SDSAddr: p.SDS, HTTPAddr: p.HTTP, ConfigPath: cfg, Dir: dir, logs: &syncBuffer{}, done: make(chan struct{})}
+		err := a.launch(t)
+		if err == nil {
+			return a
+		}
+		// A port found free may be taken by another test process before
+		// airlock binds it: pick new ones.
+		if attempt < 5 && strings.Contains(a.Logs(), "address already in use") {
+			continue
+		}
 		t.Fatal(err)
 	}
-	a := &Airlock{AuthzAddr: p.Authz, ExtProcAddr: p.ExtProc, SDSAddr: p.SDS, HTTPAddr: p.HTTP, ConfigPath: cfg, Dir: dir, logs: &syncBuffer{}, done: make(chan struct{})}
-	a.start(t)
-	return a
 }
 
-func (a *Airlock) start(t *testing.T) {
+// launch runs `airlock serve` and waits until it is ready.
+func (a *Airlock) launch(t *testing.T) error {
 	t.Helper()
 	a.done = make(chan struct{})
 	a.cmd = exec.Command(airlockBin, "serve", "--config", a.ConfigPath)
@@ -128,7 +139,7 @@ func (a *Airlock) start(t *testing.T) {
 			t.Logf("airlock serve output:\n%s", a.Logs())
 		}
 	})
-	a.waitReady(t)
+	return a.waitReady(t)
 }
 
 // Stop ends the process with SIGTERM (SIGKILL after 5 s).
@@ -148,7 +159,7 @@ func (a *Airlock) Stop() {
 // Logs is everything the process printed.
 func (a *Airlock) Logs() string { return a.logs.String() }
 
-func (a *Airlock) waitReady(t *testing.T) {
+func (a *Airlock) waitReady(t *testing.T) error {
 	t.Helper()
 	conn := dial(t, a.AuthzAddr)
 	hc := healthpb.NewHealthClient(conn)
@@ -156,17 +167,17 @@ func (a *Airlock) waitReady(t *testing.T) {
 	for {
 		select {
 		case <-a.done:
-			t.Fatalf("airlock serve exited before it was ready:\n%s", a.Logs())
+			return fmt.Errorf("airlock serve exited before it was ready:\n%s", a.Logs())
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
 		cancel()
 		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
-			return
+			return nil
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("airlock serve not ready after 30s (last error %v):\n%s", err, a.Logs())
+			return fmt.Errorf("airlock serve not ready after 30s (last error %v):\n%s", err, a.Logs())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
