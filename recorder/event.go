@@ -102,9 +102,13 @@ type DecisionEvent struct {
 	Headers map[string]string `json:"headers,omitempty"`
 	// Body is the request body as received; only its masked excerpt is kept.
 	Body []byte `json:"-"`
+	// BodyMasked says Body was already masked with rules that include
+	// Options.Mask's (the request's own masking profile): it is only cut
+	// to Options.MaxBodyBytes, not masked again.
+	BodyMasked bool `json:"-"`
 	// BodyExcerpt is the masked, truncated body as recorded.
 	BodyExcerpt string `json:"body,omitempty"`
-	// BodyBytes is the size of the original body.
+	// BodyBytes is the size of the original body; zero means len(Body).
 	BodyBytes int64 `json:"body_bytes,omitempty"`
 }
 

@@ -452,9 +452,15 @@ func (r *Recorder) Decision(ctx context.Context, e DecisionEvent) error {
 	d.Headers = MaskHeaders(e.Headers, r.opts.Mask)
 	// An API key travels in the query (?key=) as often as in a header.
 	d.Path, d.Query = r.maskText(e.Path), r.maskText(e.Query)
-	d.BodyBytes = int64(len(e.Body))
-	d.BodyExcerpt = r.maskBody(e.Body)
-	d.Body = nil
+	if d.BodyBytes == 0 {
+		d.BodyBytes = int64(len(e.Body))
+	}
+	if e.BodyMasked {
+		d.BodyExcerpt = excerpt(e.Body, r.opts.MaxBodyBytes)
+	} else {
+		d.BodyExcerpt = r.maskBody(e.Body)
+	}
+	d.Body, d.BodyMasked = nil, false
 	session := e.SessionID
 	if session == "" {
 		s, err := r.Session(ctx, e.Subject, "")

@@ -512,3 +512,42 @@ func TestSecretsInURLsAndResponseHeadersNeverRecorded(t *testing.T) {
 		t.Errorf("%d masks in the recording, want the path, query, :path headers and location masked", masked)
 	}
 }
+
+// TestPremaskedBodyIsOnlyCut: a body the caller already masked with a
+// profile covering the recorder's is cut to MaxBodyBytes, not masked a
+// second time, and keeps the original size the caller gives.
+func TestPremaskedBodyIsOnlyCut(t *testing.T) {
+	var calls sync.Map
+	r := newRecorder(t, recorder.Options{MaxBodyBytes: 8, Mask: func(b []byte) []byte {
+		calls.Store(string(b), true)
+		return b
+	}})
+	ctx := context.Background()
+	for _, e := range []recorder.DecisionEvent{
+		{SessionID: "s4~x", RequestID: "pre", Decision: recorder.DecisionAllowed, Body: []byte(`{"a":"premasked"}`), BodyMasked: true, BodyBytes: 40},
+		{SessionID: "s4~x", RequestID: "raw", Decision: recorder.DecisionAllowed, Body: []byte(`{"a":"raw body"}`)},
+	} {
+		if err := r.Decision(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sink := r.Sink()
+	closeRecorder(t, r)
+	if _, masked := calls.Load(`{"a":"premasked"}`); masked {
+		t.Error("a premasked body went through the masker again")
+	}
+	if _, masked := calls.Load(`{"a":"raw body"}`); !masked {
+		t.Error("a raw body was not masked")
+	}
+	sess, err := recorder.NewReader(sink).Load(ctx, "s4~x", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pre, raw := sess.Events[0].Decision, sess.Events[1].Decision
+	if pre.BodyExcerpt != `{"a":"pr` || pre.BodyBytes != 40 {
+		t.Errorf("premasked: excerpt %q, %d bytes", pre.BodyExcerpt, pre.BodyBytes)
+	}
+	if raw.BodyExcerpt != `{"a":"ra` || raw.BodyBytes != 16 {
+		t.Errorf("raw: excerpt %q, %d bytes", raw.BodyExcerpt, raw.BodyBytes)
+	}
+}

@@ -55,7 +55,7 @@ func (s *server) recorder(ctx context.Context, eng *masking.Engine) (*recorder.R
 // requestMasker masks request bodies and header values for the recording
 // with the default profile: credentials never reach a recording.
 func requestMasker(eng *masking.Engine) func([]byte) []byte {
-	text, err := eng.TextMasker(extproc.Profile(nil))
+	text, err := eng.TextMasker(defaultProfile)
 	return func(b []byte) []byte {
 		if len(b) == 0 || looksJSON(b) {
 			return maskRequestBody(eng, b, nil)
@@ -69,6 +69,9 @@ func requestMasker(eng *masking.Engine) func([]byte) []byte {
 		return out
 	}
 }
+
+// defaultProfile is the profile of a request without masking rules.
+var defaultProfile = extproc.Profile(nil)
 
 // looksJSON says whether a body is read as JSON: it starts with { or [.
 func looksJSON(b []byte) bool {
@@ -84,7 +87,10 @@ func maskRequestBody(eng *masking.Engine, b []byte, specs []authz.MaskingSpec) [
 	if len(b) == 0 {
 		return b
 	}
-	p := extproc.Profile(specs)
+	p := defaultProfile
+	if len(specs) > 0 {
+		p = extproc.Profile(specs)
+	}
 	kind := masking.Text
 	if looksJSON(b) {
 		kind = masking.JSON
@@ -146,9 +152,10 @@ func (d decisionRecorder) RecordDecision(ctx context.Context, r *authz.Result) e
 			e.Query = q
 		}
 		e.Headers = req.Headers
-		// The recorder masks again with the default profile; the
-		// request's own masking rules apply here.
+		// The request's own masking rules, which include the recorder's
+		// default profile: the recorder only cuts the result.
 		e.Body = maskRequestBody(d.eng, req.Body, authz.MaskingSpecs(r.Decision.Masking))
+		e.BodyMasked, e.BodyBytes = true, int64(len(req.Body))
 	}
 	return d.rec.Decision(ctx, e)
 }
