@@ -442,7 +442,7 @@ func (r *Recorder) Session(ctx context.Context, subject, requested string) (stri
 	if requested != "" {
 		return NamedSession(subject, requested)
 	}
-	return r.tracker.Current(ctx, subject, newSessionID(r.now()), r.opts.IdleGap)
+	return r.tracker.Current(ctx, subject, func() string { return newSessionID(r.now()) }, r.opts.IdleGap)
 }
 
 // Decision records what ext_authz decided, refusals included. It returns

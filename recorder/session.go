@@ -25,8 +25,9 @@ var ErrInvalidSession = errors.New("recorder: invalid session name")
 // across replicas when several run.
 type Tracker interface {
 	// Current returns the subject's session, starting a new one with id
-	// fresh when there is none or the last request is older than gap.
-	Current(ctx context.Context, subject, fresh string, gap time.Duration) (string, error)
+	// fresh() when there is none or the last request is older than gap
+	// (fresh is called only then where the implementation can tell).
+	Current(ctx context.Context, subject string, fresh func() string, gap time.Duration) (string, error)
 }
 
 // subjectTag scopes names to a subject: 12 hex digits of SHA-256(subject).
@@ -77,7 +78,7 @@ func NewMemoryTracker(now func() time.Time) *MemoryTracker {
 }
 
 // Current implements Tracker.
-func (t *MemoryTracker) Current(ctx context.Context, subject, fresh string, gap time.Duration) (string, error) {
+func (t *MemoryTracker) Current(ctx context.Context, subject string, fresh func() string, gap time.Duration) (string, error) {
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -91,7 +92,7 @@ func (t *MemoryTracker) Current(ctx context.Context, subject, fresh string, gap 
 	}
 	s, ok := t.m[subject]
 	if !ok || now.Sub(s.last) > gap {
-		s.id = fresh
+		s.id = fresh()
 	}
 	s.last = now
 	t.m[subject] = s
@@ -123,10 +124,10 @@ return v
 `)
 
 // Current implements Tracker.
-func (t *RedisTracker) Current(ctx context.Context, subject, fresh string, gap time.Duration) (string, error) {
+func (t *RedisTracker) Current(ctx context.Context, subject string, fresh func() string, gap time.Duration) (string, error) {
 	sum := sha256.Sum256([]byte(subject))
 	key := t.prefix + hex.EncodeToString(sum[:])
-	v, err := currentScript.Run(ctx, t.client, []string{key}, fresh, gap.Milliseconds()).Text()
+	v, err := currentScript.Run(ctx, t.client, []string{key}, fresh(), gap.Milliseconds()).Text()
 	if err != nil {
 		return "", fmt.Errorf("recorder: session of %s: %w", subjectTag(subject), err)
 	}

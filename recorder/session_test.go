@@ -54,19 +54,19 @@ func TestNamedSessions(t *testing.T) {
 func trackerSuite(t *testing.T, tr recorder.Tracker, advance func(time.Duration)) {
 	ctx := context.Background()
 	gap := 200 * time.Millisecond
-	s1, err := tr.Current(ctx, "alice", "s-one", gap)
+	s1, err := tr.Current(ctx, "alice", fixed("s-one"), gap)
 	if err != nil || s1 != "s-one" {
 		t.Fatalf("first = %q, %v", s1, err)
 	}
 	advance(gap / 2)
-	if s, _ := tr.Current(ctx, "alice", "s-two", gap); s != "s-one" {
+	if s, _ := tr.Current(ctx, "alice", fixed("s-two"), gap); s != "s-one" {
 		t.Fatalf("within the gap = %q, want s-one", s)
 	}
-	if s, _ := tr.Current(ctx, "bob", "s-bob", gap); s != "s-bob" {
+	if s, _ := tr.Current(ctx, "bob", fixed("s-bob"), gap); s != "s-bob" {
 		t.Fatalf("another subject = %q", s)
 	}
 	advance(gap + 50*time.Millisecond)
-	if s, _ := tr.Current(ctx, "alice", "s-three", gap); s != "s-three" {
+	if s, _ := tr.Current(ctx, "alice", fixed("s-three"), gap); s != "s-three" {
 		t.Fatalf("after the gap = %q, want s-three", s)
 	}
 	// Concurrent first requests agree on one session.
@@ -76,7 +76,7 @@ func trackerSuite(t *testing.T, tr recorder.Tracker, advance func(time.Duration)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			got[i], _ = tr.Current(ctx, "carol", "s-carol-"+string(rune('a'+i)), gap)
+			got[i], _ = tr.Current(ctx, "carol", fixed("s-carol-"+string(rune('a'+i))), gap)
 		}()
 	}
 	wg.Wait()
@@ -92,6 +92,11 @@ func TestMemoryTracker(t *testing.T) {
 	var mu sync.Mutex
 	tr := recorder.NewMemoryTracker(func() time.Time { mu.Lock(); defer mu.Unlock(); return now })
 	trackerSuite(t, tr, func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() })
+	// A live session costs no new id.
+	tr.Current(context.Background(), "erin", fixed("s-erin"), time.Minute)
+	if s, _ := tr.Current(context.Background(), "erin", func() string { t.Error("new id made for a live session"); return "x" }, time.Minute); s != "s-erin" {
+		t.Fatalf("live session = %q", s)
+	}
 }
 
 func TestRedisTrackerAcrossReplicas(t *testing.T) {
@@ -105,13 +110,13 @@ func TestRedisTrackerAcrossReplicas(t *testing.T) {
 	// Redis keeps the real clock: advance by waiting past the TTL.
 	trackerSuite(t, recorder.NewRedisTracker(c1), func(d time.Duration) { time.Sleep(d) })
 	ctx := context.Background()
-	a, _ := recorder.NewRedisTracker(c1).Current(ctx, "dave", "s-r1", time.Minute)
-	b, _ := recorder.NewRedisTracker(c2).Current(ctx, "dave", "s-r2", time.Minute)
+	a, _ := recorder.NewRedisTracker(c1).Current(ctx, "dave", fixed("s-r1"), time.Minute)
+	b, _ := recorder.NewRedisTracker(c2).Current(ctx, "dave", fixed("s-r2"), time.Minute)
 	if a != "s-r1" || b != "s-r1" {
 		t.Fatalf("replicas disagree: %q %q", a, b)
 	}
 	srv.Stop()
-	if _, err := recorder.NewRedisTracker(c1).Current(ctx, "dave", "s-x", time.Minute); err == nil {
+	if _, err := recorder.NewRedisTracker(c1).Current(ctx, "dave", fixed("s-x"), time.Minute); err == nil {
 		t.Fatal("a stopped Redis gave a session")
 	}
 }
@@ -134,3 +139,6 @@ func TestRecorderSession(t *testing.T) {
 		t.Fatal("recorded into an invalid session id")
 	}
 }
+
+// fixed is a fresh-id function that always gives id.
+func fixed(id string) func() string { return func() string { return id } }
