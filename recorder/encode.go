@@ -89,7 +89,7 @@ func appendDecision(dst []byte, d *DecisionEvent) []byte {
 	}
 	dst = appendOpt(dst, `,"message":`, d.Message)
 	dst = appendOpt(dst, `,"approval_id":`, d.ApprovalID)
-	dst = appendHeaders(dst, d.Headers)
+	dst = appendHeaders(dst, d.Headers, d.headers)
 	dst = appendOpt(dst, `,"body":`, d.BodyExcerpt)
 	dst = appendOptInt(dst, `,"body_bytes":`, d.BodyBytes)
 	return trimComma(dst, start)
@@ -103,7 +103,7 @@ func appendRequest(dst []byte, q *RequestEvent) []byte {
 	dst = appendOpt(dst, `,"method":`, q.Method)
 	dst = appendOpt(dst, `,"host":`, q.Host)
 	dst = appendOpt(dst, `,"path":`, q.Path)
-	dst = appendHeaders(dst, q.Headers)
+	dst = appendHeaders(dst, q.Headers, q.headers)
 	dst = appendOpt(dst, `,"body":`, q.BodyExcerpt)
 	dst = appendOptInt(dst, `,"body_bytes":`, q.BodyBytes)
 	return trimComma(dst, start)
@@ -115,7 +115,7 @@ func appendResponse(dst []byte, r *ResponseEvent) []byte {
 	dst = appendOpt(dst, `,"gcp_method":`, r.GCPMethod)
 	dst = append(dst, `,"status":`...)
 	dst = strconv.AppendInt(dst, int64(r.Status), 10)
-	dst = appendHeaders(dst, r.Headers)
+	dst = appendHeaders(dst, r.Headers, r.headers)
 	dst = appendOpt(dst, `,"body":`, r.BodyExcerpt)
 	dst = append(dst, `,"total_bytes":`...)
 	dst = strconv.AppendInt(dst, r.TotalBytes, 10)
@@ -161,9 +161,24 @@ func appendOptInt(dst []byte, key string, n int64) []byte {
 	return strconv.AppendInt(append(dst, key...), n, 10)
 }
 
-// appendHeaders writes a non-empty map with its keys sorted, as
-// encoding/json does.
-func appendHeaders(dst []byte, h map[string]string) []byte {
+// appendHeaders writes the recorder's masked header list when there is
+// one, else a non-empty map with its keys sorted, as encoding/json does:
+// the list is sorted by name with unique names, so both give the bytes
+// encoding/json writes for the same headers as a map.
+func appendHeaders(dst []byte, h map[string]string, list []header) []byte {
+	if len(list) > 0 {
+		// Already sorted by name, names unique: what the map would give.
+		dst = append(dst, `,"headers":{`...)
+		for i, kv := range list {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendString(dst, kv.name)
+			dst = append(dst, ':')
+			dst = appendString(dst, kv.value)
+		}
+		return append(dst, '}')
+	}
 	if len(h) == 0 {
 		return dst
 	}

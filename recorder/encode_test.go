@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // sampleEvents covers every field of every kind, empty and set.
@@ -95,4 +97,90 @@ func FuzzValidSessionID(f *testing.F) {
 			t.Fatalf("ValidSessionID(%q) = %v, want %v", s, got, want)
 		}
 	})
+}
+
+// TestAppendEventHeaderList: headers the recorder masked into a sorted
+// list are written as encoding/json writes the same headers as a map.
+func TestAppendEventHeaderList(t *testing.T) {
+	raw := map[string]string{"User-Agent": "curl", ":path": "/x?y", "authorization": "Bearer t", "x-b": "\u2028<&>", "x-a": "\x00\x1f\x7f", "Accept": "b", "accept": "a"}
+	mask := func(b []byte) []byte { return bytes.ReplaceAll(b, []byte("curl"), []byte("[MASKED:x]")) }
+	for _, e := range []*Event{
+		{Kind: KindDecision, Decision: &DecisionEvent{Decision: DecisionAllowed, headers: maskHeaders(raw, mask, nil, nil)}},
+		{Kind: KindRequest, Request: &RequestEvent{headers: maskHeaders(raw, nil, nil, nil)}},
+		{Kind: KindResponse, Response: &ResponseEvent{headers: maskHeaders(raw, mask, nil, nil)}},
+	} {
+		got, err := appendEvent(nil, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The same event with the list as a map, through encoding/json.
+		asMap := func(hs []header) map[string]string {
+			m := map[string]string{}
+			for _, h := range hs {
+				if _, dup := m[h.name]; dup {
+					t.Fatalf("name %q twice in %v", h.name, hs)
+				}
+				m[h.name] = h.value
+			}
+			return m
+		}
+		switch {
+		case e.Decision != nil:
+			e.Decision.Headers = asMap(e.Decision.headers)
+		case e.Request != nil:
+			e.Request.Headers = asMap(e.Request.headers)
+		default:
+			e.Response.Headers = asMap(e.Response.headers)
+		}
+		want, _ := json.Marshal(e)
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s:\n got %s\nwant %s", e.Kind, got, want)
+		}
+		if bytes.Contains(got, []byte("Bearer t")) || !bytes.Contains(got, []byte(`"authorization":"[MASKED]"`)) {
+			t.Errorf("%s: credential not masked: %s", e.Kind, got)
+		}
+	}
+}
+
+// TestMaskHeadersOnePass: header values, path and query are masked in one
+// call of the masker; a value left alone is not copied, and a match
+// across the line breaks that join them falls back to one call each.
+func TestMaskHeadersOnePass(t *testing.T) {
+	const key = "AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUvW"
+	calls := 0
+	mask := func(b []byte) []byte {
+		calls++
+		b = bytes.ReplaceAll(b, []byte(key), []byte("[MASKED:api_key]"))
+		return bytes.ReplaceAll(b, []byte("SECRET\nSPLIT"), []byte("[MASKED:split]"))
+	}
+	path, query := "/v1/projects/p", "key="+key+"&alt=json"
+	ua := "gcloud/500"
+	hs := maskHeaders(map[string]string{"User-Agent": ua, "x-note": "see " + key, "Authorization": "Bearer " + key}, mask, &path, &query)
+	if calls != 1 {
+		t.Errorf("masker called %d times, want 1", calls)
+	}
+	want := []header{{"authorization", Masked}, {"user-agent", ua}, {"x-note", "see [MASKED:api_key]"}}
+	if !slices.Equal(hs, want) {
+		t.Errorf("headers %v, want %v", hs, want)
+	}
+	if unsafe.StringData(hs[1].value) != unsafe.StringData(ua) {
+		t.Error("an unchanged value was copied")
+	}
+	if path != "/v1/projects/p" || query != "key=[MASKED:api_key]&alt=json" {
+		t.Errorf("path %q query %q", path, query)
+	}
+
+	// A match across the joining line break: each text masked alone.
+	calls = 0
+	a, b := "x SECRET", "SPLIT y"
+	hs = maskHeaders(map[string]string{"a": a, "b": b}, mask, nil, nil)
+	if want := []header{{"a", a}, {"b", b}}; !slices.Equal(hs, want) || calls != 3 {
+		t.Errorf("across lines: %v after %d calls, want %v after 3", hs, calls, want)
+	}
+	// A value holding a line break itself is never split back wrongly.
+	calls = 0
+	hs = maskHeaders(map[string]string{"a": "1\n" + key, "b": "2"}, mask, nil, nil)
+	if want := []header{{"a", "1\n[MASKED:api_key]"}, {"b", "2"}}; !slices.Equal(hs, want) {
+		t.Errorf("value with a line break: %v, want %v", hs, want)
+	}
 }

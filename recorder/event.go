@@ -2,10 +2,13 @@ package recorder
 
 import (
 	"bytes"
-	"github.com/airlockhq/airlock/authz"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/airlockhq/airlock/authz"
 )
 
 // Event kinds, the "kind" field of every recorded line.
@@ -100,6 +103,8 @@ type DecisionEvent struct {
 	ApprovalID string `json:"approval_id,omitempty"`
 	// Headers are the request headers; credentials are masked on record.
 	Headers map[string]string `json:"headers,omitempty"`
+	// headers are Headers as recorded, when the recorder masked them.
+	headers []header
 	// Body is the request body as received; only its masked excerpt is kept.
 	Body []byte `json:"-"`
 	// BodyMasked says Body was already masked with rules that include
@@ -124,6 +129,8 @@ type RequestEvent struct {
 	Path   string `json:"path,omitempty"`
 	// Headers are the request headers; credentials are masked on record.
 	Headers map[string]string `json:"headers,omitempty"`
+	// headers are Headers as recorded, when the recorder masked them.
+	headers []header
 	// Body is the raw request body; only its masked excerpt is kept.
 	Body []byte `json:"-"`
 	// BodyExcerpt is the masked, truncated body as recorded.
@@ -141,6 +148,8 @@ type ResponseEvent struct {
 	Status int `json:"status"`
 	// Headers are the response headers; credentials are masked on record.
 	Headers map[string]string `json:"headers,omitempty"`
+	// headers are Headers as recorded, when the recorder masked them.
+	headers []header
 	// BodyExcerpt is the start of the masked body, at most
 	// Options.MaxBodyBytes.
 	BodyExcerpt string `json:"body,omitempty"`
@@ -178,50 +187,118 @@ const Masked = "[MASKED]"
 // replaced by Masked and every other value passed through mask when it is
 // not nil. Pseudo-headers (":path" ...) are kept.
 func MaskHeaders(headers map[string]string, mask func([]byte) []byte) map[string]string {
-	if len(headers) == 0 {
+	hs := maskHeaders(headers, mask, nil, nil)
+	if len(hs) == 0 {
 		return nil
 	}
-	out := make(map[string]string, len(headers))
-	var names []string
-	for k, v := range headers {
-		name := strings.ToLower(k)
-		if authz.CredentialHeader(name, v) {
-			out[name] = Masked
-			continue
-		}
-		out[name] = v
-		if mask != nil {
-			names = append(names, name)
-		}
-	}
-	if len(names) == 0 {
-		return out
-	}
-	// One masking pass over every value, one per line (a header value holds
-	// no line break), rather than one pass per header.
-	var joined []byte
-	for i, name := range names {
-		if i > 0 {
-			joined = append(joined, '\n')
-		}
-		joined = append(joined, out[name]...)
-	}
-	masked := mask(joined)
-	if bytes.Equal(masked, joined) {
-		return out // nothing to mask: the common case
-	}
-	parts := strings.Split(string(masked), "\n")
-	if len(parts) == len(names) && !strings.ContainsAny(string(joined), "\r") && strings.Count(string(joined), "\n") == len(names)-1 {
-		for i, name := range names {
-			out[name] = parts[i]
-		}
-		return out
-	}
-	for _, name := range names {
-		out[name] = string(mask([]byte(out[name])))
+	out := make(map[string]string, len(hs))
+	for _, h := range hs {
+		out[h.name] = h.value
 	}
 	return out
 }
+
+// header is one recorded header: lower-case name, value as recorded.
+type header struct{ name, value string }
+
+// maskHeaders is MaskHeaders as the recorder keeps headers: a list sorted
+// by name (the order they are written in), no map to build and sort
+// again. Two names that differ only in case keep the first value in
+// sorted order. The texts path and query point at, when not nil, are
+// masked in the same pass: an API key travels in a query as often as in
+// a header.
+func maskHeaders(headers map[string]string, mask func([]byte) []byte, path, query *string) []header {
+	var hs []header
+	if len(headers) > 0 {
+		hs = make([]header, 0, len(headers))
+		for k, v := range headers {
+			hs = append(hs, header{strings.ToLower(k), v})
+		}
+		slices.SortFunc(hs, func(a, b header) int {
+			if c := strings.Compare(a.name, b.name); c != 0 {
+				return c
+			}
+			return strings.Compare(a.value, b.value)
+		})
+		hs = slices.CompactFunc(hs, func(a, b header) bool { return a.name == b.name })
+	}
+	if mask == nil {
+		for i := range hs {
+			if authz.CredentialHeader(hs[i].name, hs[i].value) {
+				hs[i].value = Masked
+			}
+		}
+		return hs
+	}
+	var buf [24]*string
+	texts := buf[:0]
+	for _, p := range []*string{path, query} {
+		if p != nil && *p != "" {
+			texts = append(texts, p)
+		}
+	}
+	for i := range hs {
+		if authz.CredentialHeader(hs[i].name, hs[i].value) {
+			hs[i].value = Masked
+		} else if hs[i].value != "" {
+			texts = append(texts, &hs[i].value)
+		}
+	}
+	maskTexts(mask, texts)
+	return hs
+}
+
+// maskTexts replaces each text with its masked form, in one pass of mask
+// over all of them joined by line breaks (a header value, a path or a
+// query holds none) rather than one pass each. A text mask left alone is
+// not copied. When the pass does not give back as many lines as it was
+// given (a match across a line break), each text is masked on its own.
+func maskTexts(mask func([]byte) []byte, texts []*string) {
+	if len(texts) == 0 {
+		return
+	}
+	n := len(texts) - 1
+	for _, t := range texts {
+		n += len(*t)
+	}
+	bp := scratchPool.Get().(*[]byte)
+	defer scratchPool.Put(bp)
+	joined := (*bp)[:0]
+	split := true
+	for i, t := range texts {
+		if i > 0 {
+			joined = append(joined, '\n')
+		}
+		split = split && strings.IndexByte(*t, '\n') < 0 && strings.IndexByte(*t, '\r') < 0
+		joined = append(joined, *t...)
+	}
+	if cap(joined) <= maxScratch {
+		*bp = joined
+	}
+	masked := mask(joined)
+	if bytes.Equal(masked, joined) {
+		return // nothing to mask: the common case
+	}
+	if split && bytes.Count(masked, []byte{'\n'}) == len(texts)-1 {
+		for _, t := range texts {
+			line, rest, _ := bytes.Cut(masked, []byte{'\n'})
+			if string(line) != *t {
+				*t = string(line)
+			}
+			masked = rest
+		}
+		return
+	}
+	for _, t := range texts {
+		*t = string(mask([]byte(*t)))
+	}
+}
+
+// scratchPool holds the buffers maskTexts joins texts in.
+var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// maxScratch bounds the buffers kept in scratchPool.
+const maxScratch = 64 << 10
 
 // excerpt truncates b to at most limit bytes on a rune boundary and makes it
 // valid UTF-8.

@@ -37,7 +37,7 @@ func (r *Recorder) RecordResponse(ctx context.Context, meta authz.Metadata, stat
 		Subject:     meta.Subject,
 		GCPMethod:   meta.GCPMethod,
 		Status:      status,
-		Headers:     MaskHeaders(headers, r.opts.Mask),
+		headers:     maskHeaders(headers, r.opts.Mask, nil, nil),
 		BodyExcerpt: excerpt(maskedBody, r.opts.MaxBodyBytes),
 		TotalBytes:  totalBytes,
 	}})

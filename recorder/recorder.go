@@ -449,9 +449,8 @@ func (r *Recorder) Session(ctx context.Context, subject, requested string) (stri
 // once the event is durable in the spool.
 func (r *Recorder) Decision(ctx context.Context, e DecisionEvent) error {
 	d := e
-	d.Headers = MaskHeaders(e.Headers, r.opts.Mask)
 	// An API key travels in the query (?key=) as often as in a header.
-	d.Path, d.Query = r.maskText(e.Path), r.maskText(e.Query)
+	d.headers, d.Headers = maskHeaders(e.Headers, r.opts.Mask, &d.Path, &d.Query), nil
 	if d.BodyBytes == 0 {
 		d.BodyBytes = int64(len(e.Body))
 	}
@@ -476,8 +475,7 @@ func (r *Recorder) Decision(ctx context.Context, e DecisionEvent) error {
 // Options.Mask or is dropped.
 func (r *Recorder) Request(ctx context.Context, sessionID, requestID string, e RequestEvent) error {
 	q := e
-	q.Headers = MaskHeaders(e.Headers, r.opts.Mask)
-	q.Path = r.maskText(e.Path)
+	q.headers, q.Headers = maskHeaders(e.Headers, r.opts.Mask, &q.Path, nil), nil
 	q.BodyBytes = int64(len(e.Body))
 	q.BodyExcerpt = r.maskBody(e.Body)
 	q.Body = nil
@@ -488,14 +486,6 @@ func (r *Recorder) Request(ctx context.Context, sessionID, requestID string, e R
 func (r *Recorder) Vote(ctx context.Context, e VoteEvent) error {
 	v := e
 	return r.record(ctx, e.SessionID, &Event{Time: e.Time, Kind: KindVote, RequestID: e.RequestID, Vote: &v})
-}
-
-// maskText passes a short value (a path, a query) through Options.Mask.
-func (r *Recorder) maskText(s string) string {
-	if r.opts.Mask == nil || s == "" {
-		return s
-	}
-	return string(r.opts.Mask([]byte(s)))
 }
 
 func (r *Recorder) maskBody(b []byte) string {

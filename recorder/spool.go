@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -331,30 +332,38 @@ func (s *spool) healthy() error {
 	return nil
 }
 
-// commitDelay and commitSiblings: see commitLoop.
+// commitWait and commitYields: see commitLoop.
 const (
-	commitDelay    = 150 * time.Microsecond
-	commitSiblings = 8
+	commitWait   = 500 * time.Microsecond
+	commitYields = 64
 )
 
 func (s *spool) commitLoop() {
 	defer close(s.done)
-	last := 0
 	for {
 		s.mu.Lock()
 		for len(s.pending) == 0 && !s.closing {
 			s.cond.Wait()
 		}
-		// Under load (the last commit carried several records), wait a
-		// moment for the batch to grow to the last one's size: fewer,
-		// larger syncs cost less CPU per record. A lone request never
-		// waits.
-		if last >= commitSiblings && s.count < last && !s.closing {
-			s.mu.Unlock()
-			time.Sleep(commitDelay)
-			s.mu.Lock()
+		// Group commit that adapts to load: while other goroutines are
+		// runnable (requests on their way to the spool), yield to them
+		// and let the batch grow; commit once a yield brought nothing new
+		// or commitWait has passed. Each fdatasync costs tens of
+		// microseconds of CPU however little it carries, so under load
+		// fewer, larger syncs leave more CPU for Checks; an idle server
+		// (nothing else runnable) commits at once.
+		if !s.closing {
+			start := time.Now()
+			for range commitYields {
+				n := s.count
+				s.mu.Unlock()
+				runtime.Gosched()
+				s.mu.Lock()
+				if s.count == n || s.closing || time.Since(start) > commitWait {
+					break
+				}
+			}
 		}
-		last = s.count
 		s.count = 0
 		if len(s.pending) == 0 {
 			s.mu.Unlock()
