@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -169,8 +170,10 @@ type segment struct {
 	uploading     bool
 	man           Manifest
 	manifestDirty bool
-	retryAt       time.Time
-	backoff       time.Duration
+	// manifestAt is when the manifest was last written.
+	manifestAt time.Time
+	retryAt    time.Time
+	backoff    time.Duration
 }
 
 // pendingEvent is a spooled event not yet uploaded. Within the memory
@@ -417,8 +420,28 @@ func encodePayload(segID string, seq int64, closing bool, e *Event) (payload, li
 
 var newline = []byte{'\n'}
 
-// gzipPool reuses compressors: a new one allocates about a megabyte.
-var gzipPool = sync.Pool{New: func() any { zw, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed); return zw }}
+// gzipWriters keeps compressors for reuse: a new one allocates about a
+// megabyte, and a sync.Pool would drop them at every garbage collection,
+// which under load comes more often than chunks do.
+var gzipWriters = make(chan *gzip.Writer, 16)
+
+func getGzip(w io.Writer) *gzip.Writer {
+	select {
+	case zw := <-gzipWriters:
+		zw.Reset(w)
+		return zw
+	default:
+		zw, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
+		return zw
+	}
+}
+
+func putGzip(zw *gzip.Writer) {
+	select {
+	case gzipWriters <- zw:
+	default:
+	}
+}
 
 var payloadPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
@@ -812,10 +835,18 @@ func (r *Recorder) uploadSegment(ctx context.Context, seg *segment, force bool) 
 			return true
 		}
 	}
+	// The manifest follows its chunks at most once per FlushInterval while
+	// the segment is open (a busy session uploads several chunks a
+	// second; a reader meanwhile sees the newest chunks as not yet in the
+	// manifest, chaining correctly), and at once when it closes or on
+	// Flush.
 	seg.mu.Lock()
 	dirty := seg.manifestDirty
+	due := force || seg.closed || !r.now().Before(seg.manifestAt.Add(r.opts.FlushInterval))
 	seg.mu.Unlock()
-	if dirty {
+	if dirty && !due {
+		more = true
+	} else if dirty {
 		if err := r.putManifest(ctx, seg); err != nil {
 			r.uploadFailed(seg, err)
 			return true
@@ -872,9 +903,8 @@ func (r *Recorder) uploadChunk(ctx context.Context, seg *segment, take []pending
 	}
 	var gz bytes.Buffer
 	gz.Grow(size/4 + 512)
-	zw := gzipPool.Get().(*gzip.Writer)
-	defer gzipPool.Put(zw)
-	zw.Reset(&gz)
+	zw := getGzip(&gz)
+	defer putGzip(zw)
 	files := map[uint64]*os.File{}
 	defer func() {
 		for _, f := range files {
@@ -987,7 +1017,7 @@ func (r *Recorder) putManifest(ctx context.Context, seg *segment) error {
 		return err
 	}
 	seg.mu.Lock()
-	seg.manifestDirty = false
+	seg.manifestDirty, seg.manifestAt = false, r.now()
 	seg.mu.Unlock()
 	r.lastErr.Store(nil)
 	return nil

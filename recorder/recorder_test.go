@@ -551,3 +551,72 @@ func TestPremaskedBodyIsOnlyCut(t *testing.T) {
 		t.Errorf("raw: excerpt %q, %d bytes", raw.BodyExcerpt, raw.BodyBytes)
 	}
 }
+
+// countingSink counts the manifests and chunks put to a sink.
+type countingSink struct {
+	recorder.Sink
+	mu                sync.Mutex
+	manifests, chunks int
+}
+
+func (c *countingSink) Put(ctx context.Context, name string, data []byte) error {
+	c.mu.Lock()
+	if strings.HasSuffix(name, ".manifest.json") {
+		c.manifests++
+	} else {
+		c.chunks++
+	}
+	c.mu.Unlock()
+	return c.Sink.Put(ctx, name, data)
+}
+
+func (c *countingSink) counts() (manifests, chunks int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.manifests, c.chunks
+}
+
+// TestManifestFollowsChunksOncePerInterval: a busy open segment uploads
+// chunk after chunk, but its manifest at most once per FlushInterval;
+// Flush writes it at once, listing every chunk, and the session verifies.
+func TestManifestFollowsChunksOncePerInterval(t *testing.T) {
+	fs, err := recorder.OpenSink(context.Background(), "file://"+filepath.Join(t.TempDir(), "sink"), recorder.SinkOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &countingSink{Sink: fs}
+	r := newRecorder(t, recorder.Options{SinkImpl: sink, ChunkMinBytes: 4 << 10, ChunkMaxBytes: 4 << 10, FlushInterval: time.Hour, ChunkMaxAge: time.Hour})
+	ctx := context.Background()
+	for i := 0; ; i++ {
+		if err := recordRequest(ctx, r, "busy-1", "alice", i); err != nil {
+			t.Fatal(err)
+		}
+		if _, chunks := sink.counts(); chunks >= 4 {
+			break
+		}
+		if i > 5000 {
+			t.Fatalf("no chunks uploaded after %d requests: %+v", i, r.Stats())
+		}
+	}
+	if manifests, chunks := sink.counts(); manifests > 1 {
+		t.Fatalf("%d manifests for %d chunks within one interval, want at most 1", manifests, chunks)
+	}
+	fctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := r.Flush(fctx); err != nil {
+		t.Fatal(err)
+	}
+	manifests, chunks := sink.counts()
+	if manifests < 1 {
+		t.Fatal("Flush wrote no manifest")
+	}
+	rd := recorder.NewReader(fs)
+	res, err := rd.Verify(ctx, "busy-1", recorder.VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK() || res.Chunks != chunks || strings.Contains(fmt.Sprint(res.Warnings), "not in the manifest") {
+		t.Fatalf("after Flush: verify %+v, want every one of %d chunks in the manifest", res, chunks)
+	}
+	closeRecorder(t, r)
+}
