@@ -184,3 +184,17 @@ func TestMaskHeadersOnePass(t *testing.T) {
 		t.Errorf("value with a line break: %v, want %v", hs, want)
 	}
 }
+
+// BenchmarkMaskHeaders is what the recorder does with a Check's headers,
+// path and query: lower-case, sort, credentials masked, one masker pass.
+func BenchmarkMaskHeaders(b *testing.B) {
+	h := map[string]string{":method": "GET", ":path": "/compute/v1/projects/p/zones/z/instances?maxResults=50", ":authority": "compute.googleapis.com",
+		"authorization": "Bearer x", "user-agent": "google-cloud-sdk gcloud/470.0.0", "x-goog-api-client": "gl-go/1.22", "accept": "application/json",
+		"x-request-id": "9f1c", "x-airlock-session": "fix-1"}
+	mask := func(b []byte) []byte { return bytes.Clone(b) } // the cost of a masker's output, not its scan
+	b.ReportAllocs()
+	for b.Loop() {
+		path, query := "/compute/v1/projects/p/zones/z/instances", "maxResults=50"
+		maskHeaders(h, mask, &path, &query)
+	}
+}

@@ -19,6 +19,7 @@ policies: {paths: [policies/examples], reload_interval: 0s}
 recorder: {enabled: false}
 YAML
 "$BIN" serve --config "$work/airlock.yaml" 2>"$work/serve.log" & pids+=($!)
+plainpid=$!
 "$BIN" bench noop-authz --listen 127.0.0.1:19101 >/dev/null & pids+=($!)
 for _ in $(seq 100); do
 	curl -fs http://127.0.0.1:18080/livez >/dev/null 2>&1 && break
@@ -38,6 +39,7 @@ policies: {paths: [policies/examples], reload_interval: 0s}
 recorder: {enabled: true, sink: "file://$work/sessions", spool: "$work/spool"}
 YAML
 "$BIN" serve --config "$work/recorded.yaml" 2>"$work/serve3.log" & pids+=($!)
+recpid=$!
 for _ in $(seq 100); do
 	curl -fs http://127.0.0.1:18082/livez >/dev/null 2>&1 && break
 	sleep 0.1
@@ -51,7 +53,16 @@ echo "== ext_authz: recording on (target) vs off (baseline), $STREAMS streams; t
 # overlap and the cost is the CPU recording takes (throughput capacity).
 echo
 echo "== ext_authz: recording on vs off, $SATURATE streams (saturated: capacity)"
-"$BIN" bench authz --target 127.0.0.1:19021 --baseline 127.0.0.1:19001 --streams "$SATURATE" --duration "$DURATION" --token "$rtoken" --baseline-token "$token"
+# CPU ticks (user + system) each server process used, for the CPU per
+# Check below: capacity without the load generator's share of the cores.
+cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+r0=$(cputicks "$recpid"); p0=$(cputicks "$plainpid")
+out=$("$BIN" bench authz --target 127.0.0.1:19021 --baseline 127.0.0.1:19001 --streams "$SATURATE" --duration "$DURATION" --token "$rtoken" --baseline-token "$token")
+r1=$(cputicks "$recpid"); p1=$(cputicks "$plainpid")
+echo "$out"
+requests() { echo "$out" | grep "^$1 " | sed 's/.*(\([0-9]*\) requests.*/\1/'; }
+awk -v r=$((r1 - r0)) -v p=$((p1 - p0)) -v rn="$(requests 127.0.0.1:19021)" -v pn="$(requests 127.0.0.1:19001)" -v hz="$(getconf CLK_TCK)" \
+	'BEGIN { rc = r / hz / rn * 1e6; pc = p / hz / pn * 1e6; printf "server CPU per Check: recording on %.1f µs, off %.1f µs: %.2fx capacity\n", rc, pc, pc / rc }'
 
 # Approvals: an approved request (grant: window, so every retry claims it
 # from Redis) against a plain allowed read, same server, same run.
