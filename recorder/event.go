@@ -249,46 +249,51 @@ func maskHeaders(headers map[string]string, mask func([]byte) []byte, path, quer
 }
 
 // maskTexts replaces each text with its masked form, in one pass of mask
-// over all of them joined by line breaks (a header value, a path or a
-// query holds none) rather than one pass each. A text mask left alone is
-// not copied. When the pass does not give back as many lines as it was
-// given (a match across a line break), each text is masked on its own.
+// over all of them joined by line breaks rather than one pass each. A
+// text mask left alone is not copied. Texts holding a line break
+// themselves, or a pass that does not give back as many lines as it was
+// given (a match across a line break), are masked one by one. The masked
+// lines are compared with the texts, not with the joined input, so a
+// masker that rewrites its input in place is handled too.
 func maskTexts(mask func([]byte) []byte, texts []*string) {
 	if len(texts) == 0 {
 		return
 	}
 	n := len(texts) - 1
 	for _, t := range texts {
+		if strings.ContainsAny(*t, "\r\n") {
+			maskEach(mask, texts)
+			return
+		}
 		n += len(*t)
 	}
 	bp := scratchPool.Get().(*[]byte)
 	defer scratchPool.Put(bp)
 	joined := (*bp)[:0]
-	split := true
 	for i, t := range texts {
 		if i > 0 {
 			joined = append(joined, '\n')
 		}
-		split = split && strings.IndexByte(*t, '\n') < 0 && strings.IndexByte(*t, '\r') < 0
 		joined = append(joined, *t...)
 	}
 	if cap(joined) <= maxScratch {
 		*bp = joined
 	}
 	masked := mask(joined)
-	if bytes.Equal(masked, joined) {
-		return // nothing to mask: the common case
-	}
-	if split && bytes.Count(masked, []byte{'\n'}) == len(texts)-1 {
-		for _, t := range texts {
-			line, rest, _ := bytes.Cut(masked, []byte{'\n'})
-			if string(line) != *t {
-				*t = string(line)
-			}
-			masked = rest
-		}
+	if bytes.Count(masked, []byte{'\n'}) != len(texts)-1 {
+		maskEach(mask, texts)
 		return
 	}
+	for _, t := range texts {
+		line, rest, _ := bytes.Cut(masked, []byte{'\n'})
+		if string(line) != *t {
+			*t = string(line)
+		}
+		masked = rest
+	}
+}
+
+func maskEach(mask func([]byte) []byte, texts []*string) {
 	for _, t := range texts {
 		*t = string(mask([]byte(*t)))
 	}
