@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -75,8 +76,8 @@ var defaultProfile = extproc.Profile(nil)
 
 // looksJSON says whether a body is read as JSON: it starts with { or [.
 func looksJSON(b []byte) bool {
-	t := strings.TrimSpace(string(b[:min(len(b), 64)]))
-	return strings.HasPrefix(t, "{") || strings.HasPrefix(t, "[")
+	t := bytes.TrimLeft(b[:min(len(b), 64)], " \t\r\n")
+	return len(t) > 0 && (t[0] == '{' || t[0] == '[')
 }
 
 // maskRequestBody masks a request body with the profile ext_proc masks the

@@ -113,3 +113,12 @@ func TestRequestMaskerMasksKeysInURLs(t *testing.T) {
 		t.Errorf("an ordinary query changed: %q", got)
 	}
 }
+
+func TestLooksJSON(t *testing.T) {
+	for in, want := range map[string]bool{`{"a":1}`: true, " \n\t[1]": true, "": false, "/compute/v1": false, "key=AIza": false,
+		strings.Repeat(" ", 70) + "{}": false} { // only the first 64 bytes are looked at
+		if got := looksJSON([]byte(in)); got != want {
+			t.Errorf("looksJSON(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
