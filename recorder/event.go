@@ -183,27 +183,14 @@ type VoteEvent struct {
 // Masked stands for a value the recorder refused to keep.
 const Masked = "[MASKED]"
 
-// MaskHeaders returns a copy of headers with lower-case names, credentials
-// replaced by Masked and every other value passed through mask when it is
-// not nil. Pseudo-headers (":path" ...) are kept.
-func MaskHeaders(headers map[string]string, mask func([]byte) []byte) map[string]string {
-	hs := maskHeaders(headers, mask, nil, nil)
-	if len(hs) == 0 {
-		return nil
-	}
-	out := make(map[string]string, len(hs))
-	for _, h := range hs {
-		out[h.name] = h.value
-	}
-	return out
-}
-
 // header is one recorded header: lower-case name, value as recorded.
 type header struct{ name, value string }
 
-// maskHeaders is MaskHeaders as the recorder keeps headers: a list sorted
-// by name (the order they are written in), no map to build and sort
-// again. Two names that differ only in case keep the first value in
+// maskHeaders returns headers as the recorder keeps them: lower-case
+// names, credentials replaced by Masked (authz.CredentialHeader) and every
+// other value passed through mask when it is not nil, pseudo-headers
+// (":path" ...) kept; a list sorted by name, the order they are written
+// in, with no map to build and sort again. Two names that differ only in case keep the first value in
 // sorted order. The texts path and query point at, when not nil, are
 // masked in the same pass: an API key travels in a query as often as in
 // a header.

@@ -1,10 +1,8 @@
-package recorder_test
+package recorder
 
 import (
 	"strings"
 	"testing"
-
-	"github.com/airlockhq/airlock/recorder"
 )
 
 func TestMaskHeaders(t *testing.T) {
@@ -32,17 +30,16 @@ func TestMaskHeaders(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := recorder.MaskHeaders(map[string]string{tt.name: tt.value}, nil)
-			v, ok := got[strings.ToLower(tt.name)]
-			if !ok {
-				t.Fatalf("header %s disappeared: %v", tt.name, got)
+			got := maskHeaders(map[string]string{tt.name: tt.value}, nil, nil, nil)
+			if len(got) != 1 || got[0].name != strings.ToLower(tt.name) {
+				t.Fatalf("header %s: got %v", tt.name, got)
 			}
-			if masked := v == recorder.Masked; masked != tt.masked {
-				t.Fatalf("%s: %q -> %q, masked=%v want %v", tt.name, tt.value, v, masked, tt.masked)
+			if v := got[0].value; (v == Masked) != tt.masked {
+				t.Fatalf("%s: %q -> %q, want masked=%v", tt.name, tt.value, v, tt.masked)
 			}
 		})
 	}
-	if recorder.MaskHeaders(nil, nil) != nil {
-		t.Fatal("nil headers gave a map")
+	if got := maskHeaders(nil, nil, nil, nil); got != nil {
+		t.Fatalf("nil headers gave %v", got)
 	}
 }
