@@ -190,10 +190,10 @@ type header struct{ name, value string }
 // names, credentials replaced by Masked (authz.CredentialHeader) and every
 // other value passed through mask when it is not nil, pseudo-headers
 // (":path" ...) kept; a list sorted by name, the order they are written
-// in, with no map to build and sort again. Two names that differ only in case keep the first value in
-// sorted order. The texts path and query point at, when not nil, are
-// masked in the same pass: an API key travels in a query as often as in
-// a header.
+// in, with no map to build and sort again. Two names that differ only in
+// case keep the first value in sorted order. The texts path and query
+// point at, when not nil, are masked in the same pass: an API key travels
+// in a query as often as in a header.
 func maskHeaders(headers map[string]string, mask func([]byte) []byte, path, query *string) []header {
 	var hs []header
 	if len(headers) > 0 {
