@@ -231,7 +231,7 @@ func approvalsTable(w io.Writer, list []approvals.Approval) {
 		if op == "" {
 			op = a.Request.Method + " " + a.Request.URL
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.State, a.Request.Requester(), op, a.Request.Rule, a.ExpiresAt.UTC().Format(time.RFC3339))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", termSafe(a.ID), termSafe(string(a.State)), termSafe(a.Request.Requester()), termSafe(op), termSafe(a.Request.Rule), a.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	_ = tw.Flush()
 }
@@ -239,9 +239,10 @@ func approvalsTable(w io.Writer, list []approvals.Approval) {
 func approvalsShow(w io.Writer, a approvals.Approval) {
 	r := a.Request
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	// Every value may come from the agent (URL, body) or a voter (reason).
 	row := func(k, v string) {
 		if v != "" {
-			fmt.Fprintf(tw, "%s:\t%s\n", k, v)
+			fmt.Fprintf(tw, "%s:\t%s\n", k, termSafe(v))
 		}
 	}
 	row("ID", a.ID)
@@ -276,6 +277,6 @@ func approvalsShow(w io.Writer, a approvals.Approval) {
 	}
 	_ = tw.Flush()
 	if r.BodyExcerpt != "" {
-		fmt.Fprintf(w, "Body:\n%s\n", r.BodyExcerpt)
+		fmt.Fprintf(w, "Body:\n%s\n", termSafeLines(r.BodyExcerpt))
 	}
 }

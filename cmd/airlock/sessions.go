@@ -296,7 +296,7 @@ func (c *sessionsCmd) list(ctx context.Context, fs *flag.FlagSet) int {
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SESSION\tSTARTED\tDURATION\tREQUESTS\tSUBJECT\tACTOR\tDECISIONS")
 	for _, s := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", s.ID, s.Summary.First.UTC().Format("2006-01-02 15:04:05"),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", termSafe(s.ID), s.Summary.First.UTC().Format("2006-01-02 15:04:05"),
 			s.Summary.Last.Sub(s.Summary.First).Round(time.Second), s.Summary.Requests,
 			sessionsJoin(s.Summary.Subjects), sessionsJoin(s.Summary.Actors), sessionsDecisions(s.Summary.Decisions))
 	}
@@ -311,7 +311,7 @@ func sessionsJoin(list []string) string {
 	if len(list) == 0 {
 		return "-"
 	}
-	return strings.Join(list, ",")
+	return termSafe(strings.Join(list, ","))
 }
 
 func sessionsDecisions(m map[string]int64) string {
@@ -344,7 +344,7 @@ func (c *sessionsCmd) load(ctx context.Context, fs *flag.FlagSet) (*recorder.Ses
 		return nil, c.fail("%v", err)
 	}
 	for _, w := range s.Warnings {
-		fmt.Fprintf(c.stderr, "warning: %s (run airlock sessions verify %s)\n", w, id)
+		fmt.Fprintf(c.stderr, "warning: %s (run airlock sessions verify %s)\n", termSafe(w), termSafe(id))
 	}
 	return s, 0
 }
@@ -366,7 +366,7 @@ func (c *sessionsCmd) header(s *recorder.Session) {
 	for _, m := range s.Manifests {
 		sessionsMerge(&sum, &m.Summary)
 	}
-	fmt.Fprintf(c.stdout, "session %s\n", s.ID)
+	fmt.Fprintf(c.stdout, "session %s\n", termSafe(s.ID))
 	if len(s.Events) > 0 {
 		first, last := s.Events[0].Time, s.Events[len(s.Events)-1].Time
 		fmt.Fprintf(c.stdout, "  from %s to %s (%s), %d events, %d segments\n", first.Format(time.RFC3339), last.Format(time.RFC3339), last.Sub(first).Round(time.Second), len(s.Events), len(s.Manifests))
@@ -399,13 +399,13 @@ func sessionsContains(list []string, v string) bool {
 // sessionsLine renders one event for the terminal.
 func sessionsLine(e *recorder.Event, bodyChars int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s  %-9s ", e.Time.UTC().Format("15:04:05.000"), strings.ToUpper(e.Kind))
+	fmt.Fprintf(&b, "%s  %-9s ", e.Time.UTC().Format("15:04:05.000"), termSafe(strings.ToUpper(e.Kind)))
 	switch {
 	case e.Decision != nil:
 		d := e.Decision
-		fmt.Fprintf(&b, "%s  %s %s%s", strings.ToUpper(d.Decision), d.Method, d.Host, d.Path)
+		fmt.Fprintf(&b, "%s  %s %s", termSafe(strings.ToUpper(d.Decision)), termSafe(d.Method), sessionsURL(d.Host, d.Path, d.Query))
 		if d.GCPMethod != "" {
-			fmt.Fprintf(&b, "  [%s]", d.GCPMethod)
+			fmt.Fprintf(&b, "  [%s]", termSafe(d.GCPMethod))
 		}
 		fmt.Fprintf(&b, "\n%25s who: %s", "", sessionsWho(d.Subject, d.Email, d.Actor))
 		if d.Rule != "" || d.Policy != "" || len(d.Rules) > 0 {
@@ -413,18 +413,18 @@ func sessionsLine(e *recorder.Event, bodyChars int) string {
 			if rules == "" {
 				rules = d.Policy + "/" + d.Rule
 			}
-			fmt.Fprintf(&b, "  rule: %s", rules)
+			fmt.Fprintf(&b, "  rule: %s", termSafe(rules))
 		}
 		if d.ApprovalID != "" {
-			fmt.Fprintf(&b, "  approval: %s", d.ApprovalID)
+			fmt.Fprintf(&b, "  approval: %s", termSafe(d.ApprovalID))
 		}
 		if d.Message != "" {
-			fmt.Fprintf(&b, "\n%25s %s", "", d.Message)
+			fmt.Fprintf(&b, "\n%25s %s", "", termSafe(d.Message))
 		}
 		sessionsBody(&b, d.BodyExcerpt, bodyChars)
 	case e.Request != nil:
 		q := e.Request
-		fmt.Fprintf(&b, "%s %s%s", q.Method, q.Host, q.Path)
+		fmt.Fprintf(&b, "%s %s", termSafe(q.Method), sessionsURL(q.Host, q.Path, ""))
 		sessionsBody(&b, q.BodyExcerpt, bodyChars)
 	case e.Response != nil:
 		p := e.Response
@@ -432,18 +432,18 @@ func sessionsLine(e *recorder.Event, bodyChars int) string {
 		sessionsBody(&b, p.BodyExcerpt, bodyChars)
 	case e.Vote != nil:
 		v := e.Vote
-		fmt.Fprintf(&b, "%s by %s on approval %s", strings.ToUpper(v.Vote), v.Approver, v.ApprovalID)
+		fmt.Fprintf(&b, "%s by %s on approval %s", termSafe(strings.ToUpper(v.Vote)), termSafe(v.Approver), termSafe(v.ApprovalID))
 		if v.Reason != "" {
 			fmt.Fprintf(&b, ": %q", v.Reason)
 		}
 		if v.State != "" {
-			fmt.Fprintf(&b, " (now %s)", v.State)
+			fmt.Fprintf(&b, " (now %s)", termSafe(v.State))
 		}
 	case e.Kind == recorder.KindClose:
-		fmt.Fprintf(&b, "segment %s closed: %s", e.Segment, e.Reason)
+		fmt.Fprintf(&b, "segment %s closed: %s", termSafe(e.Segment), termSafe(e.Reason))
 	}
 	if e.RequestID != "" {
-		fmt.Fprintf(&b, "\n%25s request %s", "", e.RequestID)
+		fmt.Fprintf(&b, "\n%25s request %s", "", termSafe(e.RequestID))
 	}
 	b.WriteString("\n")
 	return b.String()
@@ -460,7 +460,16 @@ func sessionsWho(subject, email, actor string) string {
 	if who == "" {
 		return "(unauthenticated)"
 	}
-	return who
+	return termSafe(who)
+}
+
+// sessionsURL renders a recorded request's host, path and (masked) query.
+func sessionsURL(host, path, query string) string {
+	u := host + path
+	if query != "" {
+		u += "?" + query
+	}
+	return termSafe(u)
 }
 
 func sessionsBody(b *strings.Builder, body string, n int) {
@@ -471,7 +480,7 @@ func sessionsBody(b *strings.Builder, body string, n int) {
 	if r := []rune(body); len(r) > n {
 		body = string(r[:n]) + "…"
 	}
-	fmt.Fprintf(b, "\n%25s body: %s", "", body)
+	fmt.Fprintf(b, "\n%25s body: %s", "", termSafe(body))
 }
 
 func (c *sessionsCmd) replay(ctx context.Context, fs *flag.FlagSet) int {
@@ -545,16 +554,16 @@ func (c *sessionsCmd) verify(ctx context.Context, fs *flag.FlagSet) int {
 			if opts.PublicKey != nil {
 				signed = fmt.Sprintf(", %d signed manifests", res.Signed)
 			}
-			fmt.Fprintf(c.stdout, "OK    %s: %d events in %d chunks, %d segments%s\n", id, res.Events, res.Chunks, res.Segments, signed)
+			fmt.Fprintf(c.stdout, "OK    %s: %d events in %d chunks, %d segments%s\n", termSafe(id), res.Events, res.Chunks, res.Segments, signed)
 		} else {
 			bad++
-			fmt.Fprintf(c.stdout, "FAIL  %s\n", id)
+			fmt.Fprintf(c.stdout, "FAIL  %s\n", termSafe(id))
 			for _, p := range res.Problems {
-				fmt.Fprintf(c.stdout, "      %s\n", p)
+				fmt.Fprintf(c.stdout, "      %s\n", termSafe(p.String()))
 			}
 		}
 		for _, w := range res.Warnings {
-			fmt.Fprintf(c.stdout, "      note: %s\n", w)
+			fmt.Fprintf(c.stdout, "      note: %s\n", termSafe(w))
 		}
 	}
 	done()

@@ -257,3 +257,54 @@ func TestSessionsOnGCSEmulator(t *testing.T) {
 		t.Fatalf("verify: exit %d\n%s%s", code, out, errOut)
 	}
 }
+
+// TestSessionsShowIsTerminalSafe: what an agent sent (a body, a path, a
+// query) and what an approver wrote reach the auditor's terminal with
+// escape sequences, line breaks and bidirectional overrides written as
+// escapes, never as the bytes a terminal would act on.
+func TestSessionsShowIsTerminalSafe(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sink")
+	sink, err := recorder.NewFileSink(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := recorder.New(context.Background(), recorder.Options{
+		SinkImpl: sink, Spool: filepath.Join(t.TempDir(), "spool"), MaxBodyBytes: 1024,
+		Mask: func(b []byte) []byte { return b },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const esc = "\x1b[2K\r\x1b[1A"
+	if err := r.Decision(ctx, recorder.DecisionEvent{RequestID: "req-1" + esc, SessionID: "evil~1", Subject: "mallory\u202e", Actor: "bot\nOK",
+		Method: "POST", Host: "compute.googleapis.com", Path: "/compute/v1/x" + esc, Query: "a=\x07", GCPMethod: "compute.instances.insert",
+		Decision: "allowed" + esc, Policy: "p", Rule: "r\x9b", Message: "line one\nOK    forged: 9 events", Body: []byte(`{"name":"` + esc + "x\xff" + `"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Vote(ctx, recorder.VoteEvent{SessionID: "evil~1", RequestID: "req-1", ApprovalID: "ap\x1b]0;title\x07", Approver: "sre\r", Vote: "approve", Reason: "ok\x1b[0m", State: "approved"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	url := "file://" + dir
+	for _, args := range [][]string{{"show", "evil~1", "--sink", url}, {"replay", "--speed", "0", "--sink", url, "evil~1"}, {"list", "--sink", url}} {
+		code, out, errOut := runSessionsT(t, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errOut)
+		}
+		for _, bad := range []string{"\x1b", "\r", "\a", "\u202e", "\u009b", "\xff", "\nOK", "\nOK    forged"} {
+			if strings.Contains(out, bad) || strings.Contains(errOut, bad) {
+				t.Errorf("%v: output holds %q:\n%q", args, bad, out)
+			}
+		}
+		if args[0] != "list" {
+			for _, want := range []string{`\x1b[2K\r\x1b[1A`, `mallory\u202e`, `bot\nOK`, `?a=\x07`, `line one\nOK    forged`, `sre\r`} {
+				if !strings.Contains(out, want) {
+					t.Errorf("%v: output lacks %q:\n%s", args, want, out)
+				}
+			}
+		}
+	}
+}
