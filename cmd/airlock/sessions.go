@@ -640,7 +640,7 @@ th{background:#f4f4f4} .k{font-weight:600} code,pre{font:12px ui-monospace,monos
 {{else}}<div class="bad"><p>Verification FAILED:</p><ul>{{range .V.Problems}}<li>{{.String}}</li>{{end}}</ul></div>{{end}}{{end}}
 <table><thead><tr><th>time (UTC)</th><th>event</th><th>details</th></tr></thead><tbody>
 {{range .S.Events}}<tr><td>{{ts .Time}}</td><td class="k">{{upper .Kind}}</td><td>
-{{with .Decision}}<span class="{{.Decision}} k">{{upper .Decision}}</span> <code>{{.Method}} {{.Host}}{{.Path}}</code>{{if .GCPMethod}} [{{.GCPMethod}}]{{end}}<br>
+{{with .Decision}}<span class="{{.Decision}} k">{{upper .Decision}}</span> <code>{{.Method}} {{.Host}}{{.Path}}{{if .Query}}?{{.Query}}{{end}}</code>{{if .GCPMethod}} [{{.GCPMethod}}]{{end}}<br>
 who: {{who .Subject .Email .Actor}}{{if .Rules}} · rules: {{range $i, $r := .Rules}}{{if $i}}, {{end}}{{$r}}{{end}}{{else if .Rule}} · rule: {{.Policy}}/{{.Rule}}{{end}}{{if .ApprovalID}} · approval {{.ApprovalID}}{{end}}
 {{if .Message}}<br>{{.Message}}{{end}}{{if .BodyExcerpt}}<pre>{{.BodyExcerpt}}</pre>{{end}}{{end}}
 {{with .Request}}<code>{{.Method}} {{.Host}}{{.Path}}</code>{{if .BodyExcerpt}}<pre>{{.BodyExcerpt}}</pre>{{end}}{{end}}

@@ -47,7 +47,7 @@ func sessionsFixture(t *testing.T, signer *recorder.Signer) (sinkURL string, sin
 	} {
 		id := "req-" + string(rune('a'+i))
 		if err := r.Decision(ctx, recorder.DecisionEvent{RequestID: id, SessionID: q.session, Subject: q.subject, Actor: q.actor,
-			Method: "DELETE", Host: "compute.googleapis.com", Path: "/compute/v1/projects/acme-prod/zones/z/instances/web-1",
+			Method: "DELETE", Host: "compute.googleapis.com", Path: "/compute/v1/projects/acme-prod/zones/z/instances/web-1", Query: "requestId=r" + id,
 			GCPMethod: q.method, Decision: q.decision, Policy: "gcp-production", Rule: q.rule, Message: "Deleting production instances is not allowed for agents.",
 			Body: []byte(`{"name":"web-1"}`)}); err != nil {
 			t.Fatal(err)
@@ -121,7 +121,7 @@ func TestSessionsShowAndReplay(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	for _, w := range []string{"DENY", "compute.instances.delete", "alice via claude", "no-prod-instance-delete", "Deleting production instances", "status 200", `body: {"name":"web-1"}`, "closed: shutdown"} {
+	for _, w := range []string{"DENY", "compute.instances.delete", "alice via claude", "no-prod-instance-delete", "Deleting production instances", "instances/web-1?requestId=rreq-a", "status 200", `body: {"name":"web-1"}`, "closed: shutdown"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("show lacks %q:\n%s", w, out)
 		}
@@ -189,7 +189,7 @@ func TestSessionsExport(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	html, _ := os.ReadFile(out)
-	for _, w := range []string{"<!DOCTYPE html>", "fix-1~a", "DENY", "compute.instances.delete", "no-prod-instance-delete", "Verified:", "status 200"} {
+	for _, w := range []string{"<!DOCTYPE html>", "fix-1~a", "instances/web-1?requestId=rreq-a", "DENY", "compute.instances.delete", "no-prod-instance-delete", "Verified:", "status 200"} {
 		if !bytes.Contains(html, []byte(w)) {
 			t.Errorf("html lacks %q", w)
 		}
