@@ -112,6 +112,9 @@ type Stats struct {
 	Dropped int64
 	// Events counts events made durable in the spool.
 	Events int64
+	// Syncs counts the spool's group commits (write plus fdatasync);
+	// Events per Sync is how many events share one.
+	Syncs int64
 	// Chunks counts chunks uploaded.
 	Chunks int64
 	// Failed counts events of RequestHeaders and Response that could not
@@ -1045,6 +1048,7 @@ func (r *Recorder) Stats() Stats {
 		SpoolBytes:   r.spool.usedBytes(),
 		Dropped:      r.dropped.Load(),
 		Events:       r.events.Load(),
+		Syncs:        r.spool.syncs.Load(),
 		Chunks:       r.chunks.Load(),
 		UploadErrors: r.uploadErrors.Load(),
 		Failed:       r.failures.Load(),

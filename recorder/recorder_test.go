@@ -153,6 +153,10 @@ func TestConcurrentSessionsRoundTrip(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
+	// Concurrent requests share group commits.
+	if st := r.Stats(); st.Events != 3*sessions*perSession || st.Syncs < 1 || st.Syncs > st.Events {
+		t.Fatalf("stats %+v: want %d events in 1 to %[2]d syncs", st, 3*sessions*perSession)
+	}
 	sink := r.Sink()
 	closeRecorder(t, r)
 	counts := verifyAll(t, sink)

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -56,8 +57,9 @@ type spool struct {
 	closing bool
 	done    chan struct{}
 
-	spares [][]byte // written buffers for new pending writes
-	count  int      // records queued since the committer last took them
+	spares [][]byte     // written buffers for new pending writes
+	count  int          // records queued since the committer last took them
+	syncs  atomic.Int64 // group commits made durable
 
 	// owned by the committer
 	f    *os.File
@@ -447,7 +449,11 @@ func (s *spool) write(work []pendingWrite) error {
 		}
 		s.fOff += int64(len(data))
 	}
-	return datasync(s.f)
+	if err := datasync(s.f); err != nil {
+		return err
+	}
+	s.syncs.Add(1)
+	return nil
 }
 
 // Spool files are zero-filled a few megabytes ahead of the records, as

@@ -13,6 +13,7 @@ import (
 	"github.com/airlockhq/airlock/extproc"
 	"github.com/airlockhq/airlock/masking"
 	"github.com/airlockhq/airlock/recorder"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // recorder opens the session recorder, or returns nil when recording is off.
@@ -50,7 +51,58 @@ func (s *server) recorder(ctx context.Context, eng *masking.Engine) (*recorder.R
 		}
 	})
 	s.checks = append(s.checks, healthCheck{"recorder", func(context.Context) error { return rec.Healthy() }})
+	s.reg.MustRegister(recorderCollector{rec})
 	return rec, nil
+}
+
+// recorderCollector exports the recorder's counters to Prometheus, read
+// once per scrape.
+type recorderCollector struct{ rec *recorder.Recorder }
+
+var (
+	recorderEventsDesc = prometheus.NewDesc("airlock_recorder_events_total",
+		"Session events made durable in the spool.", nil, nil)
+	recorderDroppedDesc = prometheus.NewDesc("airlock_recorder_dropped_events_total",
+		"Events dropped because the spool was full (recorder.on_full: drop).", nil, nil)
+	recorderFailedDesc = prometheus.NewDesc("airlock_recorder_failed_events_total",
+		"Request and response events that could not be recorded (the request was failed closed).", nil, nil)
+	recorderSyncsDesc = prometheus.NewDesc("airlock_recorder_spool_syncs_total",
+		"Group commits of the spool (write plus fdatasync); events_total over this is the events sharing one.", nil, nil)
+	recorderChunksDesc = prometheus.NewDesc("airlock_recorder_chunks_uploaded_total",
+		"Compressed chunks uploaded to the sink.", nil, nil)
+	recorderUploadErrorsDesc = prometheus.NewDesc("airlock_recorder_upload_errors_total",
+		"Failed uploads to the sink (each is retried with backoff).", nil, nil)
+	recorderSpoolBytesDesc = prometheus.NewDesc("airlock_recorder_spool_bytes",
+		"Bytes the spool holds on disk (bounded by recorder.spool_max_bytes).", nil, nil)
+	recorderPendingDesc = prometheus.NewDesc("airlock_recorder_pending_events",
+		"Events in the spool not yet uploaded to the sink.", nil, nil)
+)
+
+func (recorderCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{recorderEventsDesc, recorderDroppedDesc, recorderFailedDesc, recorderSyncsDesc,
+		recorderChunksDesc, recorderUploadErrorsDesc, recorderSpoolBytesDesc, recorderPendingDesc} {
+		ch <- d
+	}
+}
+
+func (c recorderCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.rec.Stats()
+	for _, m := range []struct {
+		d *prometheus.Desc
+		t prometheus.ValueType
+		v int64
+	}{
+		{recorderEventsDesc, prometheus.CounterValue, st.Events},
+		{recorderDroppedDesc, prometheus.CounterValue, st.Dropped},
+		{recorderFailedDesc, prometheus.CounterValue, st.Failed},
+		{recorderSyncsDesc, prometheus.CounterValue, st.Syncs},
+		{recorderChunksDesc, prometheus.CounterValue, st.Chunks},
+		{recorderUploadErrorsDesc, prometheus.CounterValue, st.UploadErrors},
+		{recorderSpoolBytesDesc, prometheus.GaugeValue, st.SpoolBytes},
+		{recorderPendingDesc, prometheus.GaugeValue, st.PendingEvents},
+	} {
+		ch <- prometheus.MustNewConstMetric(m.d, m.t, float64(m.v))
+	}
 }
 
 // requestMasker masks request bodies and header values for the recording

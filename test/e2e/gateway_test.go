@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -191,6 +193,15 @@ func TestGatewayMasksInjectsAndRefuses(t *testing.T) {
 			t.Fatalf("Google saw Authorization %q, want the injected SDS token", a)
 		}
 	}
+	// Every decision and response was made durable, sharing syncs.
+	_, m := g.a.Get(t, "/metrics")
+	events := 0
+	if sm := regexp.MustCompile(`(?m)^airlock_recorder_events_total (\d+)$`).FindStringSubmatch(m); sm != nil {
+		events, _ = strconv.Atoi(sm[1])
+	}
+	if events < 5 || !regexp.MustCompile(`(?m)^airlock_recorder_spool_syncs_total [1-9]`).MatchString(m) {
+		t.Fatalf("recorder metrics: want at least 5 events (5 decisions, 4 responses) and a sync:\n%s", m)
+	}
 }
 
 // A recording that cannot be stored refuses the request (on_full: refuse,
@@ -221,6 +232,12 @@ recorder: {enabled: true, sink: "file://%s/sessions", spool: "%s/spool", spool_m
 				if res.Status != 503 || g.Error.Details[0].Reason != "UNAVAILABLE" || !strings.Contains(g.Error.Message, "recorder") {
 					t.Fatalf("refusal: %d %s", res.Status, g.Error.Message)
 				}
+			}
+			// What was dropped is counted where operators look.
+			_, m := a.Get(t, "/metrics")
+			dropped := regexp.MustCompile(`(?m)^airlock_recorder_dropped_events_total [1-9]`).MatchString(m)
+			if dropped != tc.allowed || !strings.Contains(m, "airlock_recorder_spool_bytes ") {
+				t.Fatalf("on_full %s: dropped counted %v, want %v:\n%s", tc.onFull, dropped, tc.allowed, m)
 			}
 		})
 	}
