@@ -1,7 +1,6 @@
 package recorder
 
 import (
-	"encoding/json"
 	"slices"
 	"strconv"
 	"time"
@@ -15,9 +14,10 @@ import (
 // encoding/json.
 func appendEvent(dst []byte, e *Event) ([]byte, error) {
 	if y := e.Time.Year(); y < 0 || y > 9999 {
-		// Outside what RFC 3339 can say: let encoding/json report it.
-		b, err := json.Marshal(e)
-		return append(dst, b...), err
+		// Outside what RFC 3339 can say: the time reports it, as it would
+		// to encoding/json (not passing e to it keeps events off the heap).
+		_, err := e.Time.MarshalJSON()
+		return dst, err
 	}
 	dst = append(dst, `{"session":`...)
 	dst = appendString(dst, e.Session)

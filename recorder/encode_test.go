@@ -103,11 +103,15 @@ func FuzzValidSessionID(f *testing.F) {
 // list are written as encoding/json writes the same headers as a map.
 func TestAppendEventHeaderList(t *testing.T) {
 	raw := map[string]string{"User-Agent": "curl", ":path": "/x?y", "authorization": "Bearer t", "x-b": "\u2028<&>", "x-a": "\x00\x1f\x7f", "Accept": "b", "accept": "a"}
+	headers := func(mask func([]byte) []byte) []header {
+		hs, _, _ := maskHeaders(raw, mask, "", "")
+		return hs
+	}
 	mask := func(b []byte) []byte { return bytes.ReplaceAll(b, []byte("curl"), []byte("[MASKED:x]")) }
 	for _, e := range []*Event{
-		{Kind: KindDecision, Decision: &DecisionEvent{Decision: DecisionAllowed, headers: maskHeaders(raw, mask, nil, nil)}},
-		{Kind: KindRequest, Request: &RequestEvent{headers: maskHeaders(raw, nil, nil, nil)}},
-		{Kind: KindResponse, Response: &ResponseEvent{headers: maskHeaders(raw, mask, nil, nil)}},
+		{Kind: KindDecision, Decision: &DecisionEvent{Decision: DecisionAllowed, headers: headers(mask)}},
+		{Kind: KindRequest, Request: &RequestEvent{headers: headers(nil)}},
+		{Kind: KindResponse, Response: &ResponseEvent{headers: headers(mask)}},
 	} {
 		got, err := appendEvent(nil, e)
 		if err != nil {
@@ -155,7 +159,7 @@ func TestMaskHeadersOnePass(t *testing.T) {
 	}
 	path, query := "/v1/projects/p", "key="+key+"&alt=json"
 	ua := "gcloud/500"
-	hs := maskHeaders(map[string]string{"User-Agent": ua, "x-note": "see " + key, "Authorization": "Bearer " + key}, mask, &path, &query)
+	hs, path, query := maskHeaders(map[string]string{"User-Agent": ua, "x-note": "see " + key, "Authorization": "Bearer " + key}, mask, path, query)
 	if calls != 1 {
 		t.Errorf("masker called %d times, want 1", calls)
 	}
@@ -173,13 +177,13 @@ func TestMaskHeadersOnePass(t *testing.T) {
 	// A match across the joining line break: each text masked alone.
 	calls = 0
 	a, b := "x SECRET", "SPLIT y"
-	hs = maskHeaders(map[string]string{"a": a, "b": b}, mask, nil, nil)
+	hs, _, _ = maskHeaders(map[string]string{"a": a, "b": b}, mask, "", "")
 	if want := []header{{"a", a}, {"b", b}}; !slices.Equal(hs, want) || calls != 3 {
 		t.Errorf("across lines: %v after %d calls, want %v after 3", hs, calls, want)
 	}
 	// A value holding a line break itself is never split back wrongly.
 	calls = 0
-	hs = maskHeaders(map[string]string{"a": "1\n" + key, "b": "2"}, mask, nil, nil)
+	hs, _, _ = maskHeaders(map[string]string{"a": "1\n" + key, "b": "2"}, mask, "", "")
 	if want := []header{{"a", "1\n[MASKED:api_key]"}, {"b", "2"}}; !slices.Equal(hs, want) {
 		t.Errorf("value with a line break: %v, want %v", hs, want)
 	}
@@ -195,7 +199,7 @@ func BenchmarkMaskHeaders(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		path, query := "/compute/v1/projects/p/zones/z/instances", "maxResults=50"
-		maskHeaders(h, mask, &path, &query)
+		maskHeaders(h, mask, path, query)
 	}
 }
 
@@ -211,7 +215,7 @@ func TestMaskHeadersInPlaceMasker(t *testing.T) {
 		return b
 	}
 	query := "token=secret"
-	hs := maskHeaders(map[string]string{"x-note": "a secret here", "accept": "json"}, stars, nil, &query)
+	hs, _, query := maskHeaders(map[string]string{"x-note": "a secret here", "accept": "json"}, stars, "", query)
 	if want := []header{{"accept", "json"}, {"x-note", "a ****** here"}}; !slices.Equal(hs, want) || query != "token=******" {
 		t.Fatalf("headers %v query %q, want %v and token=******", hs, query, want)
 	}

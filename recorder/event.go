@@ -191,11 +191,10 @@ type header struct{ name, value string }
 // other value passed through mask when it is not nil, pseudo-headers
 // (":path" ...) kept; a list sorted by name, the order they are written
 // in, with no map to build and sort again. Two names that differ only in
-// case keep the first value in sorted order. The texts path and query
-// point at, when not nil, are masked in the same pass: an API key travels
-// in a query as often as in a header.
-func maskHeaders(headers map[string]string, mask func([]byte) []byte, path, query *string) []header {
-	var hs []header
+// case keep the first value in sorted order. path and query are masked in
+// the same pass and returned: an API key travels in a query as often as
+// in a header.
+func maskHeaders(headers map[string]string, mask func([]byte) []byte, path, query string) (hs []header, maskedPath, maskedQuery string) {
 	if len(headers) > 0 {
 		hs = make([]header, 0, len(headers))
 		for k, v := range headers {
@@ -209,30 +208,30 @@ func maskHeaders(headers map[string]string, mask func([]byte) []byte, path, quer
 		})
 		hs = slices.CompactFunc(hs, func(a, b header) bool { return a.name == b.name })
 	}
-	if mask == nil {
-		for i := range hs {
-			if authz.CredentialHeader(hs[i].name, hs[i].value) {
-				hs[i].value = Masked
-			}
-		}
-		return hs
-	}
-	var buf [24]*string
-	texts := buf[:0]
-	for _, p := range []*string{path, query} {
-		if p != nil && *p != "" {
-			texts = append(texts, p)
-		}
-	}
 	for i := range hs {
 		if authz.CredentialHeader(hs[i].name, hs[i].value) {
 			hs[i].value = Masked
-		} else if hs[i].value != "" {
-			texts = append(texts, &hs[i].value)
+		}
+	}
+	if mask == nil {
+		return hs, path, query
+	}
+	// Path and query, then every value not already masked.
+	var buf [24]string
+	texts := append(buf[:0], path, query)
+	for _, h := range hs {
+		if h.value != Masked {
+			texts = append(texts, h.value)
 		}
 	}
 	maskTexts(mask, texts)
-	return hs
+	maskedPath, maskedQuery, texts = texts[0], texts[1], texts[2:]
+	for i := range hs {
+		if hs[i].value != Masked {
+			hs[i].value, texts = texts[0], texts[1:]
+		}
+	}
+	return hs, maskedPath, maskedQuery
 }
 
 // maskTexts replaces each text with its masked form, in one pass of mask
@@ -242,17 +241,14 @@ func maskHeaders(headers map[string]string, mask func([]byte) []byte, path, quer
 // given (a match across a line break), are masked one by one. The masked
 // lines are compared with the texts, not with the joined input, so a
 // masker that rewrites its input in place is handled too.
-func maskTexts(mask func([]byte) []byte, texts []*string) {
-	if len(texts) == 0 {
-		return
-	}
+func maskTexts(mask func([]byte) []byte, texts []string) {
 	n := len(texts) - 1
 	for _, t := range texts {
-		if strings.ContainsAny(*t, "\r\n") {
+		if strings.ContainsAny(t, "\r\n") {
 			maskEach(mask, texts)
 			return
 		}
-		n += len(*t)
+		n += len(t)
 	}
 	bp := scratchPool.Get().(*[]byte)
 	defer scratchPool.Put(bp)
@@ -261,7 +257,7 @@ func maskTexts(mask func([]byte) []byte, texts []*string) {
 		if i > 0 {
 			joined = append(joined, '\n')
 		}
-		joined = append(joined, *t...)
+		joined = append(joined, t...)
 	}
 	if cap(joined) <= maxScratch {
 		*bp = joined
@@ -271,18 +267,20 @@ func maskTexts(mask func([]byte) []byte, texts []*string) {
 		maskEach(mask, texts)
 		return
 	}
-	for _, t := range texts {
+	for i, t := range texts {
 		line, rest, _ := bytes.Cut(masked, []byte{'\n'})
-		if string(line) != *t {
-			*t = string(line)
+		if string(line) != t {
+			texts[i] = string(line)
 		}
 		masked = rest
 	}
 }
 
-func maskEach(mask func([]byte) []byte, texts []*string) {
-	for _, t := range texts {
-		*t = string(mask([]byte(*t)))
+func maskEach(mask func([]byte) []byte, texts []string) {
+	for i, t := range texts {
+		if t != "" {
+			texts[i] = string(mask([]byte(t)))
+		}
 	}
 }
 

@@ -141,7 +141,9 @@ func Genesis(session, segment string) string {
 // lineHash is the chain hash of one event line.
 func lineHash(line []byte) string {
 	sum := sha256.Sum256(line)
-	return hex.EncodeToString(sum[:])
+	var h [2 * sha256.Size]byte
+	hex.Encode(h[:], sum[:])
+	return string(h[:])
 }
 
 // ChunkName is the object name of chunk seq of a segment.

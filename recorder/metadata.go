@@ -33,11 +33,12 @@ func (r *Recorder) RecordRequestHeaders(ctx context.Context, meta authz.Metadata
 // implements the ext_proc server's Recorder, which fails the response
 // closed on an error; failures are also logged and counted in Stats.Failed.
 func (r *Recorder) RecordResponse(ctx context.Context, meta authz.Metadata, status int, headers map[string]string, maskedBody []byte, totalBytes int64) error {
+	hs, _, _ := maskHeaders(headers, r.opts.Mask, "", "")
 	err := r.record(ctx, meta.SessionID, &Event{Kind: KindResponse, RequestID: meta.RequestID, Response: &ResponseEvent{
 		Subject:     meta.Subject,
 		GCPMethod:   meta.GCPMethod,
 		Status:      status,
-		headers:     maskHeaders(headers, r.opts.Mask, nil, nil),
+		headers:     hs,
 		BodyExcerpt: excerpt(maskedBody, r.opts.MaxBodyBytes),
 		TotalBytes:  totalBytes,
 	}})

@@ -476,7 +476,8 @@ func (r *Recorder) Session(ctx context.Context, subject, requested string) (stri
 func (r *Recorder) Decision(ctx context.Context, e DecisionEvent) error {
 	d := e
 	// An API key travels in the query (?key=) as often as in a header.
-	d.headers, d.Headers = maskHeaders(e.Headers, r.opts.Mask, &d.Path, &d.Query), nil
+	d.headers, d.Path, d.Query = maskHeaders(e.Headers, r.opts.Mask, e.Path, e.Query)
+	d.Headers = nil
 	if d.BodyBytes == 0 {
 		d.BodyBytes = int64(len(e.Body))
 	}
@@ -501,7 +502,8 @@ func (r *Recorder) Decision(ctx context.Context, e DecisionEvent) error {
 // Options.Mask or is dropped.
 func (r *Recorder) Request(ctx context.Context, sessionID, requestID string, e RequestEvent) error {
 	q := e
-	q.headers, q.Headers = maskHeaders(e.Headers, r.opts.Mask, &q.Path, nil), nil
+	q.headers, q.Path, _ = maskHeaders(e.Headers, r.opts.Mask, e.Path, "")
+	q.Headers = nil
 	q.BodyBytes = int64(len(e.Body))
 	q.BodyExcerpt = r.maskBody(e.Body)
 	q.Body = nil
