@@ -56,6 +56,9 @@ echo "== ext_authz: recording on vs off, $SATURATE streams (saturated: capacity)
 # CPU ticks (user + system) each server process used, for the CPU per
 # Check below: capacity without the load generator's share of the cores.
 cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Events and group commits of the recording server: events per sync.
+recmetrics() { curl -fs http://127.0.0.1:18082/metrics | awk '/^airlock_recorder_events_total / { e = $2 } /^airlock_recorder_spool_syncs_total / { s = $2 } END { print e + 0, s + 0 }'; }
+m0=$(recmetrics)
 r0=$(cputicks "$recpid"); p0=$(cputicks "$plainpid")
 out=$("$BIN" bench authz --target 127.0.0.1:19021 --baseline 127.0.0.1:19001 --streams "$SATURATE" --duration "$DURATION" --token "$rtoken" --baseline-token "$token")
 r1=$(cputicks "$recpid"); p1=$(cputicks "$plainpid")
@@ -63,6 +66,8 @@ echo "$out"
 requests() { echo "$out" | grep "^$1 " | sed 's/.*(\([0-9]*\) requests.*/\1/'; }
 awk -v r=$((r1 - r0)) -v p=$((p1 - p0)) -v rn="$(requests 127.0.0.1:19021)" -v pn="$(requests 127.0.0.1:19001)" -v hz="$(getconf CLK_TCK)" \
 	'BEGIN { rc = r / hz / rn * 1e6; pc = p / hz / pn * 1e6; printf "server CPU per Check: recording on %.1f µs, off %.1f µs: %.2fx capacity\n", rc, pc, pc / rc }'
+m1=$(recmetrics)
+echo "$m0 $m1" | awk '{ if ($4 > $2) printf "recorded events per spool sync: %.1f\n", ($3 - $1) / ($4 - $2) }'
 
 # Approvals: an approved request (grant: window, so every retry claims it
 # from Redis) against a plain allowed read, same server, same run.
