@@ -70,9 +70,9 @@ type Options struct {
 	Tracker Tracker
 	// Mask masks request bodies, header values (request and response) and
 	// request paths and queries. Nil drops request bodies (header
-	// credentials are always masked). It must not keep or change its
-	// argument after it returns (the recorder reuses the buffer); it may
-	// return it when nothing was masked.
+	// credentials are always masked). It may mask its argument in place and
+	// return it, but must not keep it after it returns: the recorder
+	// reuses the buffer.
 	Mask func([]byte) []byte
 	// Logger receives upload errors and recoveries; nil discards.
 	Logger *slog.Logger
