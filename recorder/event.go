@@ -252,7 +252,7 @@ func maskTexts(mask func([]byte) []byte, texts []string) {
 	}
 	bp := scratchPool.Get().(*[]byte)
 	defer scratchPool.Put(bp)
-	joined := (*bp)[:0]
+	joined := slices.Grow((*bp)[:0], n)
 	for i, t := range texts {
 		if i > 0 {
 			joined = append(joined, '\n')
