@@ -767,19 +767,24 @@ func (r *Recorder) closeIdle() {
 func (r *Recorder) uploadPass(ctx context.Context, force bool) bool {
 	now := r.now()
 	r.mu.Lock()
-	var work []*segment
+	type upload struct {
+		seg    *segment
+		chunks bool // pending events are due, not only the manifest
+	}
+	var work []upload
 	left := false
 	for _, seg := range r.segments {
 		seg.mu.Lock()
 		busy := seg.uploading
 		has := len(seg.pending) > 0 || seg.manifestDirty || seg.closed
 		// Small, young, open segments wait to make fewer, larger chunks:
-		// they are safe in the spool meanwhile.
-		due := force || seg.closed || seg.manifestDirty || seg.pendingLen >= r.opts.ChunkMinBytes ||
+		// they are safe in the spool meanwhile. A manifest waits for its
+		// interval (see uploadSegment).
+		chunksDue := force || seg.closed || seg.pendingLen >= r.opts.ChunkMinBytes ||
 			(len(seg.pending) > 0 && now.Sub(seg.pending[0].time) >= r.opts.ChunkMaxAge)
-		if !busy && has && due && (force || !now.Before(seg.retryAt)) {
+		if !busy && has && (chunksDue || r.manifestDue(seg, now, force)) && (force || !now.Before(seg.retryAt)) {
 			seg.uploading = true
-			work = append(work, seg)
+			work = append(work, upload{seg, chunksDue})
 		} else if has {
 			left = true
 		}
@@ -789,12 +794,12 @@ func (r *Recorder) uploadPass(ctx context.Context, force bool) bool {
 	sem := make(chan struct{}, r.opts.UploadConcurrency)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	for _, seg := range work {
+	for _, u := range work {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			more := r.uploadSegment(ctx, seg, force)
+			more := r.uploadSegment(ctx, u.seg, force, u.chunks)
 			if more {
 				mu.Lock()
 				left = true
@@ -806,30 +811,46 @@ func (r *Recorder) uploadPass(ctx context.Context, force bool) bool {
 	return left
 }
 
-// uploadSegment uploads the durable pending events of seg in chunks, then
-// its manifest. It reports whether work is left.
-func (r *Recorder) uploadSegment(ctx context.Context, seg *segment, force bool) (more bool) {
+// manifestDue says whether seg's manifest is to be written now: it is
+// dirty, and the segment is closed, a flush forces it, or FlushInterval
+// has passed since it was last written. Under seg.mu.
+func (r *Recorder) manifestDue(seg *segment, now time.Time, force bool) bool {
+	return seg.manifestDirty && (force || seg.closed || !now.Before(seg.manifestAt.Add(r.opts.FlushInterval)))
+}
+
+// uploadSegment uploads the durable pending events of seg in chunks when
+// chunks is set, then its manifest when due. It reports whether work is
+// left.
+func (r *Recorder) uploadSegment(ctx context.Context, seg *segment, force, chunks bool) (more bool) {
 	defer func() {
 		seg.mu.Lock()
 		seg.uploading = false
 		seg.mu.Unlock()
 	}()
-	for chunks := 0; ; chunks++ {
+	now := r.now()
+	for chunks {
 		seg.mu.Lock()
 		var take []pendingEvent
-		size := 0
+		size, full := 0, false
 		for _, p := range seg.pending {
-			if !isDone(p.batch) || (len(take) > 0 && size+p.n > r.opts.ChunkMaxBytes) {
+			if !isDone(p.batch) {
+				break
+			}
+			if len(take) > 0 && size+p.n > r.opts.ChunkMaxBytes {
+				full = true
 				break
 			}
 			take = append(take, p)
 			size += p.n + 1
 		}
-		// A close event that is queued but not yet durable waits too.
-		// Events that arrived while a chunk was uploading wait for the next
-		// pass unless they fill a chunk: under load, draining them at once
-		// would upload a stream of tiny chunks.
-		small := chunks > 0 && !force && !seg.closed && size < r.opts.ChunkMinBytes
+		// Only durable events go up; a close event that is queued but not
+		// yet durable waits too. Until a segment closes, durable events
+		// wait for the next pass unless they fill a chunk or have waited
+		// ChunkMaxAge: under load, draining them as they come (the events
+		// queued while a chunk uploads, or the durable few of a batch still
+		// syncing) would upload a stream of tiny chunks.
+		aged := len(take) > 0 && now.Sub(take[0].time) >= r.opts.ChunkMaxAge
+		small := !force && !seg.closed && !full && !aged && size < r.opts.ChunkMinBytes
 		seg.mu.Unlock()
 		if len(take) == 0 || small {
 			if small {
@@ -848,8 +869,7 @@ func (r *Recorder) uploadSegment(ctx context.Context, seg *segment, force bool) 
 	// manifest, chaining correctly), and at once when it closes or on
 	// Flush.
 	seg.mu.Lock()
-	dirty := seg.manifestDirty
-	due := force || seg.closed || !r.now().Before(seg.manifestAt.Add(r.opts.FlushInterval))
+	dirty, due := seg.manifestDirty, r.manifestDue(seg, r.now(), force)
 	seg.mu.Unlock()
 	if dirty && !due {
 		more = true

@@ -2,15 +2,18 @@ package recorder_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -556,11 +559,13 @@ func TestPremaskedBodyIsOnlyCut(t *testing.T) {
 	}
 }
 
-// countingSink counts the manifests and chunks put to a sink.
+// countingSink counts the manifests and chunks put to a sink, and the
+// smallest chunk (uncompressed).
 type countingSink struct {
 	recorder.Sink
 	mu                sync.Mutex
 	manifests, chunks int
+	smallest          int
 }
 
 func (c *countingSink) Put(ctx context.Context, name string, data []byte) error {
@@ -569,6 +574,11 @@ func (c *countingSink) Put(ctx context.Context, name string, data []byte) error 
 		c.manifests++
 	} else {
 		c.chunks++
+		if zr, err := gzip.NewReader(bytes.NewReader(data)); err == nil {
+			if b, err := io.ReadAll(zr); err == nil && (c.smallest == 0 || len(b) < c.smallest) {
+				c.smallest = len(b)
+			}
+		}
 	}
 	c.mu.Unlock()
 	return c.Sink.Put(ctx, name, data)
@@ -591,19 +601,43 @@ func TestManifestFollowsChunksOncePerInterval(t *testing.T) {
 	sink := &countingSink{Sink: fs}
 	r := newRecorder(t, recorder.Options{SinkImpl: sink, ChunkMinBytes: 4 << 10, ChunkMaxBytes: 4 << 10, FlushInterval: time.Hour, ChunkMaxAge: time.Hour})
 	ctx := context.Background()
-	for i := 0; ; i++ {
-		if err := recordRequest(ctx, r, "busy-1", "alice", i); err != nil {
-			t.Fatal(err)
-		}
-		if _, chunks := sink.counts(); chunks >= 4 {
-			break
-		}
-		if i > 5000 {
-			t.Fatalf("no chunks uploaded after %d requests: %+v", i, r.Stats())
-		}
+	// Eight agents' requests at once, as under load, until 8 chunks are up.
+	var wg sync.WaitGroup
+	var n atomic.Int64
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				if _, chunks := sink.counts(); chunks >= 8 {
+					return
+				}
+				i := n.Add(1)
+				if i > 20000 {
+					t.Errorf("8 chunks not uploaded after %d requests: %+v", i, r.Stats())
+					return
+				}
+				if err := recordRequest(ctx, r, "busy-1", "alice", int(i)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
 	}
 	if manifests, chunks := sink.counts(); manifests > 1 {
 		t.Fatalf("%d manifests for %d chunks within one interval, want at most 1", manifests, chunks)
+	}
+	// A manifest waiting for its interval does not make the uploader send
+	// the few events pending meanwhile as a chunk of their own.
+	sink.mu.Lock()
+	smallest := sink.smallest
+	sink.mu.Unlock()
+	if smallest < 2<<10 {
+		t.Fatalf("a %d-byte chunk went up before Flush; chunks wait for 4 KiB (ChunkMinBytes)", smallest)
 	}
 	fctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
