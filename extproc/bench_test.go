@@ -3,9 +3,7 @@ package extproc_test
 import (
 	"context"
 	"io"
-	"syscall"
 	"testing"
-	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -15,6 +13,7 @@ import (
 	"github.com/airlockhq/airlock/extproc"
 	"github.com/airlockhq/airlock/masking/maskingtest"
 	sessionrec "github.com/airlockhq/airlock/recorder"
+	"github.com/airlockhq/airlock/test/cputime"
 	"github.com/airlockhq/airlock/test/standin"
 )
 
@@ -61,14 +60,6 @@ func (p passthrough) Process(s extprocv3.ExternalProcessor_ProcessServer) error 
 // benchBody is about 1 MiB of instance-list JSON with a few secrets.
 func benchBody() []byte { return maskingtest.StreamedInstanceList() }
 
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // benchSetup serves register and returns a stand-in filter, the metadata
 // ext_authz forwards for an allowed request in a recorded session, and an
 // upstream answering benchBody.
@@ -84,27 +75,34 @@ func benchSetup(b *testing.B, register func(grpc.ServiceRegistrar), opts ...grpc
 
 func benchExtProc(b *testing.B, register func(grpc.ServiceRegistrar), opts ...grpc.ServerOption) {
 	f, md, up, size := benchSetup(b, register, opts...)
-	cpu0 := cpuTime()
+	cpu0 := cputime.Process()
 	for b.Loop() {
 		res := f.Do(context.Background(), get(b, "GET"), md, up)
 		if res.Status != 200 || res.Reset || len(res.Body) < size/2 {
 			b.Fatalf("status %d reset=%v details %q", res.Status, res.Reset, res.Details)
 		}
 	}
-	if d := cpuTime() - cpu0; d > 0 {
+	if d := cputime.Process() - cpu0; d > 0 {
 		// Stand-in, gRPC and server share the process: CPU per byte moved.
 		b.ReportMetric(float64(size)*float64(b.N)/d.Seconds()/1e6, "cpuMB/s")
 	}
 }
 
-// BenchmarkExtProcStreamed drives airlock's server over loopback gRPC with
-// 64 KiB STREAMED chunks of a 1 MiB JSON response.
-func BenchmarkExtProcStreamed(b *testing.B) {
-	srv, err := extproc.NewServer(extproc.Options{Logger: discard()})
+// airlockServer is airlock's ext_proc server with opts (logs discarded),
+// to register on a gRPC server with extproc.GRPCServerOptions.
+func airlockServer(b *testing.B, opts extproc.Options) func(grpc.ServiceRegistrar) {
+	opts.Logger = discard()
+	srv, err := extproc.NewServer(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
-	benchExtProc(b, srv.Register, extproc.GRPCServerOptions()...)
+	return srv.Register
+}
+
+// BenchmarkExtProcStreamed drives airlock's server over loopback gRPC with
+// 64 KiB STREAMED chunks of a 1 MiB JSON response.
+func BenchmarkExtProcStreamed(b *testing.B) {
+	benchExtProc(b, airlockServer(b, extproc.Options{}), extproc.GRPCServerOptions()...)
 }
 
 // BenchmarkExtProcPassthrough is the same traffic through a server that
@@ -124,8 +122,16 @@ func BenchmarkExtProcEcho(b *testing.B) {
 // benchExtProcParallel is benchExtProc with 16 concurrent streams:
 // throughput, as Envoy drives the server.
 func benchExtProcParallel(b *testing.B, register func(grpc.ServiceRegistrar), opts ...grpc.ServerOption) {
+	runParallel(b, register, false, opts...)
+}
+
+// runParallel drives 16 concurrent streams; with cpu it also reports the
+// CPU time of the whole process (stand-in, gRPC on both sides, server) per
+// response.
+func runParallel(b *testing.B, register func(grpc.ServiceRegistrar), cpu bool, opts ...grpc.ServerOption) {
 	f, md, up, size := benchSetup(b, register, opts...)
 	b.SetParallelism(8) // 16 streams on 2 cores
+	cpu0 := cputime.Process()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			res := f.Do(context.Background(), get(b, "GET"), md, up)
@@ -135,26 +141,21 @@ func benchExtProcParallel(b *testing.B, register func(grpc.ServiceRegistrar), op
 			}
 		}
 	})
+	if d := cputime.Process() - cpu0; cpu && d > 0 {
+		b.ReportMetric(float64(d.Microseconds())/float64(b.N), "cpu-µs/op")
+	}
 }
 
 // BenchmarkExtProcStreamedParallel is airlock's server, recording off.
 func BenchmarkExtProcStreamedParallel(b *testing.B) {
-	srv, err := extproc.NewServer(extproc.Options{Logger: discard()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	benchExtProcParallel(b, srv.Register, extproc.GRPCServerOptions()...)
+	benchExtProcParallel(b, airlockServer(b, extproc.Options{}), extproc.GRPCServerOptions()...)
 }
 
 // BenchmarkExtProcStreamedRecordedParallel is the same with the session
 // recorder on (local sink, fsync'd spool): the cost of recording is its
 // throughput against BenchmarkExtProcStreamedParallel.
 func BenchmarkExtProcStreamedRecordedParallel(b *testing.B) {
-	srv, err := extproc.NewServer(extproc.Options{Logger: discard(), Recorder: benchRecorder(b), RecordBodyBytes: 16 << 10})
-	if err != nil {
-		b.Fatal(err)
-	}
-	benchExtProcParallel(b, srv.Register, extproc.GRPCServerOptions()...)
+	benchExtProcParallel(b, airlockServer(b, extproc.Options{Recorder: benchRecorder(b), RecordBodyBytes: 16 << 10}), extproc.GRPCServerOptions()...)
 }
 
 func benchRecorder(b *testing.B) *sessionrec.Recorder {
@@ -173,11 +174,7 @@ func benchRecorder(b *testing.B) *sessionrec.Recorder {
 // session recorder on: one stream at a time, so each response waits for its
 // own fsync (latency, not throughput).
 func BenchmarkExtProcStreamedRecorded(b *testing.B) {
-	srv, err := extproc.NewServer(extproc.Options{Logger: discard(), Recorder: benchRecorder(b), RecordBodyBytes: 16 << 10})
-	if err != nil {
-		b.Fatal(err)
-	}
-	benchExtProc(b, srv.Register, extproc.GRPCServerOptions()...)
+	benchExtProc(b, airlockServer(b, extproc.Options{Recorder: benchRecorder(b), RecordBodyBytes: 16 << 10}), extproc.GRPCServerOptions()...)
 }
 
 // BenchmarkExtProcPassthroughParallel is a pass-through server (gRPC
@@ -199,31 +196,13 @@ func BenchmarkExtProcPassthroughTunedParallel(b *testing.B) {
 // shared machine another tenant's load moves wall time far more than CPU
 // time, so this is the steadier figure to compare servers with.
 func benchExtProcCPU(b *testing.B, register func(grpc.ServiceRegistrar), opts ...grpc.ServerOption) {
-	f, md, up, size := benchSetup(b, register, opts...)
-	b.SetParallelism(8)
-	cpu0 := cpuTime()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			res := f.Do(context.Background(), get(b, "GET"), md, up)
-			if res.Status != 200 || res.Reset || len(res.Body) < size/2 {
-				b.Errorf("status %d reset=%v details %q", res.Status, res.Reset, res.Details)
-				return
-			}
-		}
-	})
-	if d := cpuTime() - cpu0; d > 0 {
-		b.ReportMetric(float64(d.Microseconds())/float64(b.N), "cpu-µs/op")
-	}
+	runParallel(b, register, true, opts...)
 }
 
 // BenchmarkExtProcCPUStreamed is BenchmarkExtProcStreamedParallel measured
 // in CPU time per response.
 func BenchmarkExtProcCPUStreamed(b *testing.B) {
-	srv, err := extproc.NewServer(extproc.Options{Logger: discard()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	benchExtProcCPU(b, srv.Register, extproc.GRPCServerOptions()...)
+	benchExtProcCPU(b, airlockServer(b, extproc.Options{}), extproc.GRPCServerOptions()...)
 }
 
 // BenchmarkExtProcCPUPassthrough is BenchmarkExtProcPassthroughParallel

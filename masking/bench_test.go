@@ -2,11 +2,10 @@ package masking
 
 import (
 	"bytes"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/airlockhq/airlock/masking/maskingtest"
+	"github.com/airlockhq/airlock/test/cputime"
 )
 
 // benchCorpus is the instance list every masking benchmark measures.
@@ -18,7 +17,7 @@ func benchMask(b *testing.B, p Profile, kind Kind, body []byte, chunk int) {
 	b.ReportAllocs()
 	out := make([]byte, 0, len(body)+4096)
 	hits := 0
-	cpu0 := cpuTime()
+	cpu0 := cputime.Process()
 	for b.Loop() {
 		s, err := e.NewStream(p, kind)
 		if err != nil {
@@ -38,18 +37,9 @@ func benchMask(b *testing.B, p Profile, kind Kind, body []byte, chunk int) {
 	b.ReportMetric(float64(hits), "hits")
 	// Throughput per core from the CPU time used, which stays meaningful
 	// on a loaded machine where wall time does not.
-	if d := cpuTime() - cpu0; d > 0 {
+	if d := cputime.Process() - cpu0; d > 0 {
 		b.ReportMetric(float64(len(body))*float64(b.N)/d.Seconds()/1e6, "cpuMB/s")
 	}
-}
-
-// cpuTime is the user+system CPU time of the process.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkMask1MiB masks 1 MiB of JSON with every detector on.

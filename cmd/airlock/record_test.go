@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/airlockhq/airlock/masking"
 	"github.com/airlockhq/airlock/policies"
 	"github.com/airlockhq/airlock/recorder"
+	"github.com/airlockhq/airlock/test/cputime"
 )
 
 // BenchmarkRecordDecisionParallel is what recording adds to one allowed
@@ -41,7 +41,7 @@ func BenchmarkRecordDecisionParallel(b *testing.B) {
 	b.SetParallelism(64)
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := cputime.Process()
 	b.RunParallel(func(pb *testing.PB) {
 		subject := fmt.Sprintf("agent-%d", n.Add(1)%8)
 		session, err := rec.Session(context.Background(), subject, "")
@@ -60,20 +60,12 @@ func BenchmarkRecordDecisionParallel(b *testing.B) {
 	b.StopTimer()
 	// CPU per decision (all goroutines, the committer and the uploader),
 	// the figure that bounds throughput once Check saturates the cores.
-	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N)/1e3, "cpu-µs/op")
+	b.ReportMetric(float64((cputime.Process()-cpu0).Nanoseconds())/float64(b.N)/1e3, "cpu-µs/op")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := rec.Close(ctx); err != nil {
 		b.Fatal(err)
 	}
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func benchResult(subject, session string) *authz.Result {
