@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/airlockhq/airlock/test/cputime"
 )
 
 // BenchmarkSpoolEnqueueParallel measures the spool alone: durable appends
@@ -23,14 +24,8 @@ func BenchmarkSpoolEnqueueParallel(b *testing.B) {
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			batch, _, _, err := s.enqueue(rec, false)
-			if err != nil {
+			if _, _, err := appendDurable(s, rec); err != nil {
 				b.Error(err)
-				return
-			}
-			<-batch.done
-			if batch.err != nil {
-				b.Error(batch.err)
 				return
 			}
 		}
@@ -56,7 +51,7 @@ func BenchmarkSpoolDatasync(b *testing.B) {
 		b.Fatal(err)
 	}
 	rec := bytes.Repeat([]byte("x"), 4<<10)
-	cpu0 := processCPU()
+	cpu0 := cputime.Process()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		if _, err := f.WriteAt(rec, int64(i*len(rec))%span); err != nil {
@@ -66,13 +61,5 @@ func BenchmarkSpoolDatasync(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/float64(b.N)/1e3, "cpu-µs/op")
-}
-
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64((cputime.Process()-cpu0).Nanoseconds())/float64(b.N)/1e3, "cpu-µs/op")
 }

@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,15 +11,22 @@ import (
 	"testing"
 )
 
-func appendWait(t *testing.T, s *spool, rec []byte) (uint64, int64) {
-	t.Helper()
+// appendDurable queues rec and waits until it is synced, as the recorder
+// does for an event.
+func appendDurable(s *spool, rec []byte) (fileNo uint64, off int64, err error) {
 	b, n, off, err := s.enqueue(rec, false)
 	if err != nil {
-		t.Fatal(err)
+		return 0, 0, err
 	}
 	<-b.done
-	if b.err != nil {
-		t.Fatal(b.err)
+	return n, off, b.err
+}
+
+func appendWait(t *testing.T, s *spool, rec []byte) (uint64, int64) {
+	t.Helper()
+	n, off, err := appendDurable(s, rec)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return n, off
 }
@@ -136,14 +144,8 @@ func TestSpoolConcurrentAppendsSurviveFilling(t *testing.T) {
 			defer wg.Done()
 			for i := 0; i < 150; i++ {
 				rec := fmt.Sprintf("g%02d-%04d-", g, i) + string(bytes.Repeat([]byte{'x'}, (g*131+i*977)%9000))
-				b, _, _, err := s.enqueue([]byte(rec), false)
-				if err != nil {
+				if _, _, err := appendDurable(s, []byte(rec)); err != nil {
 					t.Error(err)
-					return
-				}
-				<-b.done
-				if b.err != nil {
-					t.Error(b.err)
 					return
 				}
 				mu.Lock()
@@ -185,13 +187,12 @@ func TestSpoolFillingStaysWithinTheBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	for {
-		b, _, _, err := s.enqueue(bytes.Repeat([]byte("y"), 5000), false)
-		if err != nil {
-			break // full
+		_, _, err := appendDurable(s, bytes.Repeat([]byte("y"), 5000))
+		if errors.Is(err, ErrSpoolFull) {
+			break
 		}
-		<-b.done
-		if b.err != nil {
-			t.Fatal(b.err)
+		if err != nil {
+			t.Fatal(err)
 		}
 	}
 	s.close()
