@@ -59,49 +59,44 @@ func (s *server) recorder(ctx context.Context, eng *masking.Engine) (*recorder.R
 // once per scrape.
 type recorderCollector struct{ rec *recorder.Recorder }
 
-var (
-	recorderEventsDesc = prometheus.NewDesc("airlock_recorder_events_total",
-		"Session events made durable in the spool.", nil, nil)
-	recorderDroppedDesc = prometheus.NewDesc("airlock_recorder_dropped_events_total",
-		"Events dropped because the spool was full (recorder.on_full: drop).", nil, nil)
-	recorderFailedDesc = prometheus.NewDesc("airlock_recorder_failed_events_total",
-		"Request and response events that could not be recorded (the request was failed closed).", nil, nil)
-	recorderSyncsDesc = prometheus.NewDesc("airlock_recorder_spool_syncs_total",
-		"Group commits of the spool (write plus fdatasync); events_total over this is the events sharing one.", nil, nil)
-	recorderChunksDesc = prometheus.NewDesc("airlock_recorder_chunks_uploaded_total",
-		"Compressed chunks uploaded to the sink.", nil, nil)
-	recorderUploadErrorsDesc = prometheus.NewDesc("airlock_recorder_upload_errors_total",
-		"Failed uploads to the sink (each is retried with backoff).", nil, nil)
-	recorderSpoolBytesDesc = prometheus.NewDesc("airlock_recorder_spool_bytes",
-		"Bytes the spool holds on disk (bounded by recorder.spool_max_bytes).", nil, nil)
-	recorderPendingDesc = prometheus.NewDesc("airlock_recorder_pending_events",
-		"Events in the spool not yet uploaded to the sink.", nil, nil)
-)
+// recorderMetrics are the series recorderCollector exports.
+var recorderMetrics = []struct {
+	desc  *prometheus.Desc
+	kind  prometheus.ValueType
+	value func(recorder.Stats) int64
+}{
+	{recorderDesc("events_total", "Session events made durable in the spool."),
+		prometheus.CounterValue, func(s recorder.Stats) int64 { return s.Events }},
+	{recorderDesc("dropped_events_total", "Events dropped because the spool was full (recorder.on_full: drop)."),
+		prometheus.CounterValue, func(s recorder.Stats) int64 { return s.Dropped }},
+	{recorderDesc("failed_events_total", "Request and response events that could not be recorded (the request was failed closed)."),
+		prometheus.CounterValue, func(s recorder.Stats) int64 { return s.Failed }},
+	{recorderDesc("spool_syncs_total", "Group commits of the spool (write plus fdatasync); events_total over this is the events sharing one."),
+		prometheus.CounterValue, func(s recorder.Stats) int64 { return s.Syncs }},
+	{recorderDesc("chunks_uploaded_total", "Compressed chunks uploaded to the sink."),
+		prometheus.CounterValue, func(s recorder.Stats) int64 { return s.Chunks }},
+	{recorderDesc("upload_errors_total", "Failed uploads to the sink (each is retried with backoff)."),
+		prometheus.CounterValue, func(s recorder.Stats) int64 { return s.UploadErrors }},
+	{recorderDesc("spool_bytes", "Bytes the spool holds on disk (bounded by recorder.spool_max_bytes)."),
+		prometheus.GaugeValue, func(s recorder.Stats) int64 { return s.SpoolBytes }},
+	{recorderDesc("pending_events", "Events in the spool not yet uploaded to the sink."),
+		prometheus.GaugeValue, func(s recorder.Stats) int64 { return s.PendingEvents }},
+}
+
+func recorderDesc(name, help string) *prometheus.Desc {
+	return prometheus.NewDesc("airlock_recorder_"+name, help, nil, nil)
+}
 
 func (recorderCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{recorderEventsDesc, recorderDroppedDesc, recorderFailedDesc, recorderSyncsDesc,
-		recorderChunksDesc, recorderUploadErrorsDesc, recorderSpoolBytesDesc, recorderPendingDesc} {
-		ch <- d
+	for _, m := range recorderMetrics {
+		ch <- m.desc
 	}
 }
 
 func (c recorderCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.rec.Stats()
-	for _, m := range []struct {
-		d *prometheus.Desc
-		t prometheus.ValueType
-		v int64
-	}{
-		{recorderEventsDesc, prometheus.CounterValue, st.Events},
-		{recorderDroppedDesc, prometheus.CounterValue, st.Dropped},
-		{recorderFailedDesc, prometheus.CounterValue, st.Failed},
-		{recorderSyncsDesc, prometheus.CounterValue, st.Syncs},
-		{recorderChunksDesc, prometheus.CounterValue, st.Chunks},
-		{recorderUploadErrorsDesc, prometheus.CounterValue, st.UploadErrors},
-		{recorderSpoolBytesDesc, prometheus.GaugeValue, st.SpoolBytes},
-		{recorderPendingDesc, prometheus.GaugeValue, st.PendingEvents},
-	} {
-		ch <- prometheus.MustNewConstMetric(m.d, m.t, float64(m.v))
+	for _, m := range recorderMetrics {
+		ch <- prometheus.MustNewConstMetric(m.desc, m.kind, float64(m.value(st)))
 	}
 }
 
