@@ -68,6 +68,10 @@ type Issuer struct {
 	GroupsClaim string `yaml:"groups_claim"`
 	// JWKSURL overrides the jwks_uri of the discovery document.
 	JWKSURL string `yaml:"jwks_url"`
+	// TrustEmail treats every "email" claim of this issuer as verified
+	// (for issuers that own every address they issue but do not send
+	// "email_verified"). Only verified e-mails match user:EMAIL approvers.
+	TrustEmail bool `yaml:"trust_email"`
 }
 
 // Policies says where the policy files are.

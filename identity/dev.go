@@ -103,7 +103,10 @@ func (d *DevIssuer) Mint(sub, email string, groups []string, actor string, ttl t
 		"exp": now.Add(ttl).Unix(),
 	}
 	if email != "" {
+		// The dev issuer vouches for the address it was asked to put in
+		// the token: a local trial has no mailbox to prove.
 		claims["email"] = email
+		claims["email_verified"] = true
 	}
 	if groups == nil {
 		groups = []string{}

@@ -13,6 +13,12 @@ type Identity struct {
 	Subject string
 	// Email is the "email" claim, when present.
 	Email string
+	// EmailVerified is true when the issuer vouches for Email: the token
+	// says "email_verified": true, the issuer is configured with
+	// trust_email, or a Google token carries an "hd" (Workspace domain)
+	// claim equal to the e-mail's domain. Only a verified e-mail may stand
+	// for a person (user:EMAIL approvers).
+	EmailVerified bool
 	// Issuer is the token's "iss" claim.
 	Issuer string
 	// Groups come from the issuer's configured groups claim.

@@ -33,6 +33,10 @@ type IssuerConfig struct {
 	// JWKSURL, when set, is used instead of the discovery document's jwks_uri
 	// and discovery is skipped.
 	JWKSURL string
+	// TrustEmail marks every "email" claim of this issuer as verified, for
+	// issuers that only ever issue e-mails they own but do not send
+	// "email_verified".
+	TrustEmail bool
 }
 
 // Options tune an OIDCVerifier. The zero value is usable.
@@ -439,6 +443,7 @@ func (v *OIDCVerifier) verify(ctx context.Context, raw string, now time.Time) (I
 	}
 	if e, ok := claims["email"].(string); ok {
 		id.Email = e
+		id.EmailVerified = e != "" && emailVerified(claims, e, is.cfg)
 	}
 	if act, ok := claims["act"].(map[string]any); ok {
 		if s, ok := act["sub"].(string); ok {
@@ -551,4 +556,30 @@ func sanitise(s string, limit int) string {
 		n++
 	}
 	return b.String()
+}
+
+// emailVerified reports whether the issuer vouches for email: an
+// "email_verified" claim of true (or "true", as some issuers send it), an
+// issuer configured with TrustEmail, or a Google token whose "hd" claim (the
+// Workspace domain that owns the account) is the e-mail's domain.
+func emailVerified(claims map[string]any, email string, cfg IssuerConfig) bool {
+	switch v := claims["email_verified"].(type) {
+	case bool:
+		if v {
+			return true
+		}
+	case string:
+		if strings.EqualFold(v, "true") {
+			return true
+		}
+	}
+	if cfg.TrustEmail {
+		return true
+	}
+	if cfg.Issuer == googleIssuer {
+		hd, _ := claims["hd"].(string)
+		_, domain, ok := strings.Cut(email, "@")
+		return ok && hd != "" && strings.EqualFold(hd, domain)
+	}
+	return false
 }

@@ -691,3 +691,39 @@ func TestJWKSWithUnusableKeys(t *testing.T) {
 		t.Fatalf("JWKS hits = %d", hits.Load())
 	}
 }
+
+// An e-mail stands for a person only when the issuer vouches for it: the
+// email_verified claim, or an issuer configured with trust_email.
+func TestEmailVerified(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	plain := newVerifier(t, identity.Options{}, iss.Config("airlock", "groups"))
+	trustCfg := iss.Config("airlock", "groups")
+	trustCfg.TrustEmail = true
+	trusting := newVerifier(t, identity.Options{}, trustCfg)
+	cases := []struct {
+		name   string
+		claims map[string]any
+		v      *identity.OIDCVerifier
+		want   bool
+	}{
+		{"no claim", map[string]any{"email": "boss@example.com"}, plain, false},
+		{"claim false", map[string]any{"email": "boss@example.com", "email_verified": false}, plain, false},
+		{"claim true", map[string]any{"email": "boss@example.com", "email_verified": true}, plain, true},
+		{"claim string true", map[string]any{"email": "boss@example.com", "email_verified": "true"}, plain, true},
+		{"claim string other", map[string]any{"email": "boss@example.com", "email_verified": "yes"}, plain, false},
+		{"hd on a non-Google issuer", map[string]any{"email": "boss@example.com", "hd": "example.com"}, plain, false},
+		{"trusting issuer", map[string]any{"email": "boss@example.com"}, trusting, true},
+		{"trusting issuer, no e-mail", map[string]any{}, trusting, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			id, err := c.v.Verify(context.Background(), iss.Mint(c.claims))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id.EmailVerified != c.want {
+				t.Errorf("EmailVerified = %v, want %v (email %q)", id.EmailVerified, c.want, id.Email)
+			}
+		})
+	}
+}

@@ -390,7 +390,7 @@ func (s *server) identity(ctx context.Context, httpLis net.Listener, mux *http.S
 	cfg := s.cfg
 	issuers := make([]identity.IssuerConfig, len(cfg.Identity.Issuers))
 	for i, is := range cfg.Identity.Issuers {
-		issuers[i] = identity.IssuerConfig{Issuer: is.Issuer, Audience: is.Audience, GroupsClaim: is.GroupsClaim, JWKSURL: is.JWKSURL}
+		issuers[i] = identity.IssuerConfig{Issuer: is.Issuer, Audience: is.Audience, GroupsClaim: is.GroupsClaim, JWKSURL: is.JWKSURL, TrustEmail: is.TrustEmail}
 	}
 	v, err := identity.NewOIDCVerifier(ctx, issuers, identity.Options{
 		Leeway:             cfg.Identity.Leeway,
