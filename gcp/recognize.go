@@ -259,16 +259,38 @@ func (r *Recognizer) whyUnknown(host, method, path string) string {
 		}
 		return fmt.Sprintf("airlock does not know an API served at %s (it knows the generally available APIs of Google's Discovery documents), so it cannot check this request against policy; send it to the API's documented endpoint, SERVICE.googleapis.com, or its mTLS, regional or Private Service Connect form", clip(host))
 	}
-	var known string
-	switch {
-	case len(apis) == 1:
-		known = apis[0]
-	case len(apis) <= 4:
-		known = strings.Join(apis[:len(apis)-1], ", ") + " and " + apis[len(apis)-1]
-	default:
-		known = fmt.Sprintf("%d APIs below their service paths (%s, ...)", len(apis), strings.Join(apis[:3], ", "))
-	}
+	known := describeAPIs(apis)
 	return fmt.Sprintf("airlock knows %s at %s, but %s %s is none of its methods; use a documented REST method of that API (pre-GA versions such as v1beta are not recognised)", known, host, method, clip(path))
+}
+
+// describeAPIs names API versions ("compute v1") in words: "compute v1
+// and preview", or a count for a host that serves many APIs.
+func describeAPIs(apis []string) string {
+	var names []string
+	versions := map[string][]string{}
+	for _, a := range apis {
+		name, version, _ := strings.Cut(a, " ")
+		if _, ok := versions[name]; !ok {
+			names = append(names, name)
+		}
+		versions[name] = append(versions[name], version)
+	}
+	if len(names) > 3 {
+		return fmt.Sprintf("%d APIs below their service paths (%s, %s, %s, ...)", len(names), names[0], names[1], names[2])
+	}
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = n + " " + andList(versions[n])
+	}
+	return andList(parts)
+}
+
+// andList joins words as "a", "a and b", "a, b and c".
+func andList(w []string) string {
+	if len(w) <= 1 {
+		return strings.Join(w, "")
+	}
+	return strings.Join(w[:len(w)-1], ", ") + " and " + w[len(w)-1]
 }
 
 // grpcRefusal tells the agent to switch its client from gRPC to REST.
