@@ -60,6 +60,11 @@ func TestInputBuilderFor(rec *gcp.Recognizer, mode Unrecognised) policies.InputB
 			}
 			return policies.Input{}, fmt.Errorf("%w: %s", policies.ErrRefusedBeforePolicy, msg)
 		}
+		if r.Parts != nil {
+			// The gateway decides a batch part by part; a test gives one
+			// input, which would be the batch as an unknown operation.
+			return policies.Input{}, fmt.Errorf("the request is a batch of %d parts, which the gateway decides part by part; write one test per part", len(r.Parts))
+		}
 		return buildInput(r, tc.Identity, req, tc.Session, req.Time, 1<<20), nil
 	}
 }

@@ -214,3 +214,16 @@ func TestPolicyTestsMeanWhatTheGatewayDoes(t *testing.T) {
 		t.Errorf("policy mode: an ambiguous path is still refused: %s", r.Failure())
 	}
 }
+
+// TestPolicyTestOfABatch: a test gives one input, but the gateway decides
+// a batch part by part, so a batch in a policy test is an error that says
+// so, never the batch decided as one unknown operation.
+func TestPolicyTestOfABatch(t *testing.T) {
+	build := TestInputBuilder(gcp.NewRecognizer(gcp.DefaultCatalog(), nil))
+	_, err := build(context.Background(), policies.TestCase{Method: "POST", URL: "https://storage.googleapis.com/batch/storage/v1",
+		Headers: map[string]string{"Content-Type": "multipart/mixed; boundary=b"},
+		Body:    "--b\r\nContent-Type: application/http\r\n\r\nDELETE /storage/v1/b/a/o/x HTTP/1.1\r\n\r\n\r\n--b--\r\n"})
+	if err == nil || errors.Is(err, policies.ErrRefusedBeforePolicy) || !strings.Contains(err.Error(), "one test per part") {
+		t.Fatalf("err = %v", err)
+	}
+}
