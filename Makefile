@@ -6,6 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 TEST_TIMEOUT ?= 30m
 BENCH_TIME ?= 1s
+FUZZ_TIME ?= 10m
 
 .PHONY: all build run test test-deps bench bench-go bench-compare bench-load fuzz generate demo clean
 
@@ -59,6 +60,8 @@ bench-load: build
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzNormalizePath -fuzztime 30s ./gcp
+	$(GO) test -run '^$$' -fuzz FuzzRecognize -fuzztime $(FUZZ_TIME) ./gcp
+	$(GO) test -run '^$$' -fuzz FuzzBatch -fuzztime $(FUZZ_TIME) ./gcp
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s ./policies
 
 # One agent session end to end (Envoy stand-in, airlock, fake Google Cloud),

@@ -75,6 +75,9 @@ type Options struct {
 	Timeout time.Duration
 	// MaxBodyBytes bounds the body parsed as JSON for policies.
 	MaxBodyBytes int
+	// Unrecognised says what happens to a request whose operation airlock
+	// cannot recognise; "" is RefuseUnrecognised.
+	Unrecognised Unrecognised
 	// MaskBody masks a request body with the default profile and the
 	// request's selected masking rules before approvers (and their
 	// webhooks) see an excerpt of it. Nil shows no body at all.
@@ -104,6 +107,11 @@ func New(opts Options) (*Engine, error) {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 1 << 20
 	}
+	mode, err := ParseUnrecognised(string(opts.Unrecognised))
+	if err != nil {
+		return nil, err
+	}
+	opts.Unrecognised = mode
 	e := &Engine{opts: opts, log: opts.Logger, now: opts.Now}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -174,6 +182,9 @@ func (e *Engine) decide(ctx context.Context, req Request) *Result {
 		return badRequest(res, err)
 	}
 	res.Recognized = rec
+	if err := refusedBeforePolicy(rec, e.opts.Unrecognised); err != nil {
+		return badRequest(res, err)
+	}
 
 	requested := req.Headers[SessionHeader]
 	if requested != "" && !ValidSessionID(requested) {

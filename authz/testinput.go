@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -14,7 +15,18 @@ import (
 // TestInputBuilder returns the builder `airlock policy test` uses: a test
 // case's request goes through the same recognition and input building as a
 // request from Envoy, so a passing test means what it says in production.
+// Requests whose operation airlock cannot recognise are refused before
+// policy, as the gateway does by default; TestInputBuilderFor takes the
+// gateway's authz.unrecognised setting.
 func TestInputBuilder(rec *gcp.Recognizer) policies.InputBuilder {
+	return TestInputBuilderFor(rec, RefuseUnrecognised)
+}
+
+// TestInputBuilderFor is TestInputBuilder for a gateway that treats
+// unrecognised operations as mode says. A request the gateway would refuse
+// before policy gives an error wrapping policies.ErrRefusedBeforePolicy,
+// which a test expecting `invalid` expects.
+func TestInputBuilderFor(rec *gcp.Recognizer, mode Unrecognised) policies.InputBuilder {
 	return func(ctx context.Context, tc policies.TestCase) (policies.Input, error) {
 		u, err := url.Parse(tc.URL)
 		if err != nil || u.Host == "" {
@@ -37,8 +49,21 @@ func TestInputBuilder(rec *gcp.Recognizer) policies.InputBuilder {
 			Time:    time.Now(),
 		}
 		r, err := rec.Recognize(gcp.Request{Method: req.Method, Host: req.Host, Path: req.Path, Headers: headers, Body: req.Body})
+		if err == nil {
+			err = refusedBeforePolicy(r, mode)
+		}
 		if err != nil {
-			return policies.Input{}, fmt.Errorf("the gateway would refuse this request before policy: %w", err)
+			msg := err.Error()
+			var re *gcp.RequestError
+			if errors.As(err, &re) {
+				msg = re.Msg
+			}
+			return policies.Input{}, fmt.Errorf("%w: %s", policies.ErrRefusedBeforePolicy, msg)
+		}
+		if r.Parts != nil {
+			// The gateway decides a batch part by part; a test gives one
+			// input, which would be the batch as an unknown operation.
+			return policies.Input{}, fmt.Errorf("the request is a batch of %d parts, which the gateway decides part by part; write one test per part", len(r.Parts))
 		}
 		return buildInput(r, tc.Identity, req, tc.Session, req.Time, 1<<20), nil
 	}

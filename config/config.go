@@ -89,6 +89,11 @@ type Authz struct {
 	MaxBodyBytes int `yaml:"max_body_bytes"`
 	// Timeout bounds one Check, approval hold excluded.
 	Timeout time.Duration `yaml:"timeout"`
+	// Unrecognised is what happens to a request whose operation airlock
+	// cannot recognise (unknown host or method, gRPC, a batch holding
+	// one): "refuse" refuses it before policy with INVALID_REQUEST;
+	// "policy" hands it to policy, where gcp.method is empty.
+	Unrecognised string `yaml:"unrecognised"`
 }
 
 // Approvals configures just-in-time approvals.

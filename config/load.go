@@ -58,7 +58,7 @@ func Default() *Config {
 			CacheSize:          10000,
 		},
 		Policies: Policies{ReloadInterval: 2 * time.Second},
-		Authz:    Authz{MaxBodyBytes: 1 << 20, Timeout: time.Second},
+		Authz:    Authz{MaxBodyBytes: 1 << 20, Timeout: time.Second, Unrecognised: "refuse"},
 		Approvals: Approvals{
 			Store:      "memory",
 			DefaultTTL: 15 * time.Minute,
@@ -339,6 +339,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Authz.Timeout <= 0 {
 		bad("authz.timeout", "must be positive")
+	}
+	if c.Authz.Unrecognised != "refuse" && c.Authz.Unrecognised != "policy" {
+		bad("authz.unrecognised", "must be refuse or policy, not %q", c.Authz.Unrecognised)
 	}
 
 	if err := validStore(c.Approvals.Store); err != nil {

@@ -22,13 +22,21 @@ var grpcCode = map[int]codes.Code{
 	503: codes.Unavailable,
 }
 
-// headersToRemove keep the agent's own credential away from Google: Envoy's
-// credential injector sets the real one after this filter.
-var headersToRemove = []string{"authorization", "proxy-authorization"}
+// headersToRemove are removed from every allowed request:
+//   - authorization, proxy-authorization: the agent's own credential stays
+//     away from Google; Envoy's credential injector sets the real one after
+//     this filter.
+//   - range, if-range: a slice of a body can start past the marker that
+//     masking needs to find a secret (the "-----BEGIN" line of a private
+//     key), so no range reaches Google; a full 200 is a legal answer to a
+//     range request.
+var headersToRemove = []string{"authorization", "proxy-authorization", "range", "if-range"}
 
-// queryToRemove: Google also reads an access token from the query string;
-// the agent's token never travels upstream that way either.
-var queryToRemove = []string{"access_token"}
+// queryToRemove: Google also reads an OAuth token from the query string
+// (access_token, and the older oauth_token); the agent's token never travels
+// upstream that way either. Envoy matches these names as sent, so the
+// recogniser refuses escaped spellings of them.
+var queryToRemove = []string{"access_token", "oauth_token"}
 
 func response(r *authz.Result) *authv3.CheckResponse {
 	if r.Outcome == authz.Allowed {

@@ -58,6 +58,11 @@ func (r *Recognizer) batch(host, contentType string, req Request) ([]Recognized,
 		if err != nil {
 			return nil, refusef("batch part %d: %s", len(parts)+1, refusalText(err))
 		}
+		if _, ok := inner.Headers["range"]; ok {
+			// The gateway removes Range from requests it forwards; it cannot
+			// remove one inside a batch body.
+			return nil, refusef("batch part %d carries a Range header; ranges are not served through the gateway, so send the request whole and outside a batch", len(parts)+1)
+		}
 		if h := inner.Headers["host"]; h != "" {
 			hh, herr := r.normalizeHost(h)
 			ph, perr := r.normalizeHost(inner.Host)

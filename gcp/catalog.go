@@ -26,11 +26,10 @@ var catalogData []byte
 // Catalog maps host + HTTP method + normalised path to the Discovery method
 // it invokes. It is immutable once built and safe for concurrent use.
 type Catalog struct {
-	apis   []apiInfo
-	hosts  map[string]*index // exact host -> index of every API it serves
-	byName map[string]*index // API name -> index of every host of that name ("compute")
-	ids    map[string]*entry // method id -> its first entry
-	total  int
+	apis  []apiInfo
+	hosts map[string]*index // exact host -> index of every API it serves
+	ids   map[string]*entry // method id -> its first entry
+	total int
 }
 
 type apiInfo struct {
@@ -143,7 +142,7 @@ func splitPath(p string) []string {
 }
 
 func newCatalog(apis []catalogen.API) (*Catalog, error) {
-	c := &Catalog{hosts: map[string]*index{}, byName: map[string]*index{}, ids: map[string]*entry{}}
+	c := &Catalog{hosts: map[string]*index{}, ids: map[string]*entry{}}
 	// Hosts serving the same set of APIs share one index.
 	hostAPIs := map[string][]int{}
 	for i, a := range apis {
@@ -181,9 +180,6 @@ func newCatalog(apis []catalogen.API) (*Catalog, error) {
 			groups[key] = ix
 		}
 		c.hosts[h] = ix
-		if strings.HasSuffix(h, ".googleapis.com") && strings.Count(h, ".") == 2 && h != "www.googleapis.com" {
-			c.byName[strings.TrimSuffix(h, ".googleapis.com")] = ix
-		}
 	}
 	for _, a := range apis {
 		c.total += len(a.Methods)
@@ -358,56 +354,31 @@ func (c *Catalog) Service(host string) (name string, known bool) {
 	return "", false
 }
 
-// index finds the index of a normalised host: exact hosts first, then
-// regional forms not listed in Discovery: SERVICE.REGION.rep.googleapis.com
-// and REGION-SERVICE.googleapis.com.
+// apisAt names the APIs served at a normalised host, "compute v1", in
+// catalog order (plain versions first); nil for a host the catalog does not
+// know.
+func (c *Catalog) apisAt(host string) []string {
+	ix := c.index(host)
+	if ix == nil {
+		return nil
+	}
+	out := make([]string, 0, len(ix.apis))
+	for _, ai := range ix.apis {
+		out = append(out, c.apis[ai].name+" "+c.apis[ai].version)
+	}
+	return out
+}
+
+// index finds the index of a normalised host: the hosts Discovery lists,
+// then the aliases of hosts.go.
 func (c *Catalog) index(host string) *index {
 	if ix := c.hosts[host]; ix != nil {
 		return ix
 	}
-	if name, _, ok := regionalHost(host); ok {
-		return c.byName[name]
-	}
-	if rest, ok := strings.CutSuffix(host, ".googleapis.com"); ok && strings.IndexByte(rest, '.') < 0 {
-		// REGION-SERVICE: a region has two dash-separated words and a digit.
-		if i := strings.LastIndexByte(rest, '-'); i > 0 && isRegion(rest[:i]) {
-			return c.byName[rest[i+1:]]
-		}
+	if canon := aliasOf(host); canon != "" {
+		return c.hosts[canon]
 	}
 	return nil
-}
-
-// regionalHost splits SERVICE.REGION.rep.googleapis.com.
-func regionalHost(host string) (service, region string, ok bool) {
-	rest, ok := strings.CutSuffix(host, ".rep.googleapis.com")
-	if !ok {
-		return "", "", false
-	}
-	service, region, ok = strings.Cut(rest, ".")
-	if !ok || strings.IndexByte(region, '.') >= 0 || service == "" || region == "" {
-		return "", "", false
-	}
-	return service, region, true
-}
-
-// isRegion reports whether s looks like a Google Cloud region: us-east1,
-// europe-west4, northamerica-northeast1.
-func isRegion(s string) bool {
-	dash := strings.IndexByte(s, '-')
-	if dash <= 0 || dash == len(s)-1 {
-		return false
-	}
-	last := s[len(s)-1]
-	if last < '0' || last > '9' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		if !(ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // Lookup finds the operation for an already-normalised request: host in

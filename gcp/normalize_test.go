@@ -1,6 +1,7 @@
 package gcp
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -114,30 +115,80 @@ func FuzzNormalizePath(f *testing.F) {
 }
 
 func FuzzRecognize(f *testing.F) {
-	f.Add("DELETE", "compute.googleapis.com", instancePath, "", "")
-	f.Add("GET", "storage.googleapis.com", "/bk/a/b?acl", "", "")
+	f.Add("DELETE", "compute.googleapis.com", instancePath, "", "", "")
+	f.Add("GET", "storage.googleapis.com", "/bk/a/b?acl", "", "", "x-goog-project-id: acme-dev")
 	f.Add("POST", "storage.googleapis.com", "/batch/storage/v1", "multipart/mixed; boundary=b",
-		"--b\r\nContent-Type: application/http\r\n\r\nDELETE /storage/v1/b/x/o/y HTTP/1.1\r\n\r\n--b--\r\n")
-	f.Add("POST", "compute.airlock.example.com:443", instancePath+"?$httpMethod=DELETE", "", "")
-	f.Add("GET", "secretmanager.us-east1.rep.googleapis.com", "/v1/projects/p/secrets/s/versions/1:access", "", "")
+		"--b\r\nContent-Type: application/http\r\n\r\nDELETE /storage/v1/b/x/o/y HTTP/1.1\r\n\r\n--b--\r\n", "")
+	f.Add("POST", "compute.airlock.example.com:443", instancePath+"?$httpMethod=DELETE", "", "", "")
+	f.Add("GET", "secretmanager.us-east1.rep.googleapis.com", "/v1/projects/p/secrets/s/versions/1:access", "", "", "")
+	f.Add("PUT", "acme-data.storage-upload.googleapis.com", "/a/b", "", "", "x-amz-copy-source: /src/obj\nx-goog-copy-source: /src/obj")
+	f.Add("POST", "secretmanager-ep1.p.googleapis.com", "/google.cloud.secretmanager.v1.SecretManagerService/AccessSecretVersion", "application/grpc-web-text", "", "")
+	f.Add("GET", "secretmanager.googleapis.com", "/v1/projects/p/secrets/s/versions/1:access?%24alt=proto", "", "", "")
+	f.Add("GET", "compute.googleapis.com", instancePath+"/serialPort?%73tart=28", "", "", "")
+	f.Add("POST", "storage.googleapis.com", "/?Action=CreateAccessKey&UserName=a%40b", "", "", "x-goog-project-id: p")
+	f.Add("GET", "content-storage.googleapis.com", "/$discovery/rest?version=v1", "", "", "")
 	r := NewRecognizer(DefaultCatalog(), []string{"airlock.example.com"})
-	f.Fuzz(func(t *testing.T, method, host, path, contentType, body string) {
-		got, err := r.Recognize(Request{Method: method, Host: host, Path: path,
-			Headers: map[string]string{"content-type": contentType}, Body: []byte(body)})
+	f.Fuzz(func(t *testing.T, method, host, path, contentType, body, headerLines string) {
+		headers := map[string]string{"content-type": contentType}
+		for _, line := range strings.Split(headerLines, "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok {
+				headers[strings.ToLower(strings.TrimSpace(k))] = strings.TrimSpace(v)
+			}
+		}
+		got, err := r.Recognize(Request{Method: method, Host: host, Path: path, Headers: headers, Body: []byte(body)})
 		if err != nil {
 			if _, ok := err.(*RequestError); !ok {
 				t.Fatalf("error %T is not a *RequestError: %v", err, err)
 			}
 			return
 		}
-		checkNormalized(t, path, got.Path)
-		if got.Parts != nil && got.Operation.Method != "" {
-			t.Fatalf("a batch has an operation of its own: %+v", got.Operation)
-		}
-		for _, p := range got.Parts {
-			if p.Parts != nil {
-				t.Fatal("nested batch accepted")
+		checkRecognized(t, path, got)
+		_, rawQuery, _ := strings.Cut(path, "?")
+		if q, err := ParseQuery(rawQuery); err == nil {
+			for _, k := range []string{"alt", "$alt"} {
+				for _, v := range q[k] {
+					if v != "json" && v != "media" {
+						t.Fatalf("%s=%q passed", k, v)
+					}
+				}
 			}
 		}
 	})
+}
+
+// checkRecognized holds the invariants of a recognised request: a
+// normalised path, an operation or a reason why there is none, and for the
+// Cloud Storage XML API a project only where Google reads one.
+func checkRecognized(t *testing.T, path string, got Recognized) {
+	t.Helper()
+	checkNormalized(t, path, got.Path)
+	if got.Parts != nil && got.Operation.Method != "" {
+		t.Fatalf("a batch has an operation of its own: %+v", got.Operation)
+	}
+	unknownPart := ""
+	for i, p := range got.Parts {
+		if p.Parts != nil {
+			t.Fatal("nested batch accepted")
+		}
+		if p.Unrecognized != "" && unknownPart == "" {
+			unknownPart = fmt.Sprintf("batch part %d: %s", i+1, p.Unrecognized)
+		}
+		if (p.Operation.Method == "") != (p.Unrecognized != "") {
+			t.Fatalf("part %d: method %q with reason %q", i+1, p.Operation.Method, p.Unrecognized)
+		}
+	}
+	switch {
+	case got.Parts != nil:
+		if got.Unrecognized != unknownPart {
+			t.Fatalf("batch reason %q, want %q", got.Unrecognized, unknownPart)
+		}
+	case (got.Operation.Method == "") != (got.Unrecognized != ""):
+		t.Fatalf("method %q with reason %q", got.Operation.Method, got.Unrecognized)
+	}
+	op := got.Operation
+	if op.Service == "storage" && op.Project != "" && !strings.HasPrefix(got.Path, "/storage/") &&
+		!strings.HasPrefix(got.Path, "/upload/") && !strings.HasPrefix(got.Path, "/download/") && !strings.HasPrefix(got.Path, "/resumable/") &&
+		op.Method != "storage.buckets.insert" && op.Method != "storage.buckets.list" {
+		t.Fatalf("XML request %s %s has project %q", op.Method, got.Path, op.Project)
+	}
 }

@@ -12,9 +12,10 @@
 // reachable at every host of its document (rootUrl, mtlsRootUrl, the
 // regional endpoints, and www.googleapis.com for documents with a service
 // path), through its path (flatPath when present, below the service path)
-// and its media upload (simple, resumable) and download paths. Regional
-// hosts not listed in Discovery (SERVICE.REGION.rep.googleapis.com,
-// REGION-SERVICE.googleapis.com) are read as SERVICE.googleapis.com.
+// and its media upload (simple, resumable) and download paths. Other names
+// of a host (mTLS, regional and Private Service Connect forms not listed in
+// Discovery, and the Cloud Storage aliases) are read as
+// SERVICE.googleapis.com; hosts.go lists them.
 // Matching prefers literal segments to variables; a last segment ending in a
 // custom verb of the API (":access") only matches a template with that verb;
 // HEAD falls back to GET.
@@ -44,7 +45,9 @@
 //     (projects/-/serviceAccounts/SA@P.iam.gserviceaccount.com); else the
 //     segment after "projects" in Resource ("_" and "-" do not count); else a
 //     project query parameter of the method (storage buckets.list); for the
-//     Cloud Storage XML API, the x-goog-project-id header.
+//     Cloud Storage XML API, the x-goog-project-id header of a bucket create
+//     or list, the only requests where Google reads it. A Cloud Storage
+//     bucket's project is not in its path: Project is empty there.
 //   - Location: the path parameter location, locationsId, locationId, zone,
 //     zonesId, region or regionsId; else the segment after locations, zones
 //     or regions in Resource; else the region of a *.rep.googleapis.com host.
@@ -56,13 +59,30 @@
 // [NormalizePath] and [ParseQuery] describe the path and query rules. The
 // effective method is X-HTTP-Method-Override (or the $httpMethod system
 // parameter), honoured on POST only as Google does; on another method an
-// override naming a different method is refused as ambiguous. A gRPC call
-// (application/grpc content type and a /package.Service/Method path) is an
-// unknown operation of the host's service. A path whose first segment is
-// "batch" and that no method claims is a batch: its multipart/mixed body is
-// parsed and each part recognised ([MaxBatchParts]); a batch that cannot be
-// read completely is refused. Cloud Storage XML API requests are mapped to
-// the JSON API method that does the same thing (see storage.go).
+// override naming a different method is refused as ambiguous. Query
+// parameters that would change what the gateway inspects (alt other than
+// json or media, JSONP callbacks, escaped credential parameters, a slice
+// of the serial port output) are refused; params.go lists them.
+//
+// A path whose first segment is "batch" and that no method claims is a
+// batch: its multipart/mixed body is parsed and each part recognised
+// ([MaxBatchParts]); a batch that cannot be read completely is refused.
+// Cloud Storage XML API requests are mapped to the JSON API method that
+// does the same thing (see storage.go). A client library's discovery
+// document fetch (GET /$discovery/rest?version=V on a service host) is
+// discovery.apis.getRest of that service.
+//
+// # Unknown operations
+//
+// An operation the catalog does not hold is a normal outcome: Operation has
+// the host's service and no Method, and Recognized.Unrecognized says why,
+// in words for the agent: a host that is not Google's, a googleapis.com
+// host airlock does not know, a method the host's API does not have (naming
+// the API and version airlock knows there), a gRPC call (application/grpc,
+// +proto, +json, grpc-web, grpc-web-text, or the /$rpc/ fallback; naming
+// the REST transport option of gcloud and the client libraries), or a batch
+// part that is one of those. The gateway refuses such a request before
+// policy unless it is configured to hand it to policy.
 package gcp
 
 // Operation is the Google Cloud operation a request invokes. The zero value

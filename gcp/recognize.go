@@ -23,6 +23,20 @@ type Recognized struct {
 	Query     map[string][]string // decoded query parameters
 	Operation Operation           // zero Method when unknown: a normal outcome
 	Parts     []Recognized        // non-nil only for batch requests: one per part
+	// Unrecognized says, for the agent, why no operation was recognised
+	// (an unknown host, a method the host's API does not have, a gRPC
+	// call, a batch part that is one of those) and what to send instead.
+	// It is empty when the operation, or every part of a batch, is known.
+	Unrecognized string
+}
+
+// UnrecognizedError returns Unrecognized as a *RequestError, nil when the
+// operation was recognised.
+func (r Recognized) UnrecognizedError() error {
+	if r.Unrecognized == "" {
+		return nil
+	}
+	return &RequestError{Msg: r.Unrecognized}
 }
 
 // RequestError is a refusal before policy (ambiguous path, unparseable
@@ -135,6 +149,9 @@ func (r *Recognizer) recognizeOnce(req Request, inBatch bool) (Recognized, error
 	if out.Query, err = ParseQuery(rawQuery); err != nil {
 		return out, err
 	}
+	if err := checkQuery(out.Query, rawQuery); err != nil {
+		return out, err
+	}
 	if out.Method, err = effectiveMethod(method, req.Headers[overrideHeader], out.Query); err != nil {
 		return out, err
 	}
@@ -142,7 +159,20 @@ func (r *Recognizer) recognizeOnce(req Request, inBatch bool) (Recognized, error
 	if ct := out.Query[ctParam]; len(ct) > 0 {
 		contentType = ct[0]
 	}
+	if err := r.identify(&out, contentType, req, inBatch); err != nil {
+		return out, err
+	}
+	if err := checkSlice(out); err != nil {
+		return out, err
+	}
+	return out, nil
+}
 
+// identify finds the operation of a normalised request: a catalog method,
+// a gRPC call, a discovery document, a batch, a Cloud Storage XML request,
+// or an unknown operation with the reason in Unrecognized.
+func (r *Recognizer) identify(out *Recognized, contentType string, req Request, inBatch bool) error {
+	host := out.Host
 	op, e := r.catalog.lookup(host, out.Method, out.Path)
 	if e == nil {
 		if _, ok := out.Query["upload_id"]; ok && isUploadPath(out.Path) && (out.Method == "PUT" || out.Method == "POST") {
@@ -157,7 +187,7 @@ func (r *Recognizer) recognizeOnce(req Request, inBatch bool) (Recognized, error
 	}
 	if e != nil {
 		if err := checkResource(op.Resource); err != nil {
-			return out, err
+			return err
 		}
 		if op.Project == "" && e.projectQ != "" {
 			if v := out.Query[e.projectQ]; len(v) > 0 {
@@ -165,35 +195,138 @@ func (r *Recognizer) recognizeOnce(req Request, inBatch bool) (Recognized, error
 			}
 		}
 		out.Operation = op
-		return out, nil
+		return nil
 	}
-	if isGRPC(contentType, out.Path) {
-		// gRPC calls (/google.pubsub.v1.Publisher/Publish) have no
-		// Discovery method: an unknown operation of the host's service.
-		out.Operation = Operation{Service: r.serviceOf(host), Version: grpcVersion(out.Path)}
-		return out, nil
+	if isGRPC(contentType, out.Path) || firstSegment(out.Path) == "$rpc" {
+		// gRPC calls (/google.pubsub.v1.Publisher/Publish), and their
+		// HTTP fallback (/$rpc/google.pubsub.v1.Publisher/Publish), have
+		// no Discovery method: an unknown operation of the host's service.
+		call := strings.TrimPrefix(out.Path, "/$rpc")
+		out.Operation = Operation{Service: r.serviceOf(host), Version: grpcVersion(call)}
+		out.Unrecognized = grpcRefusal(call)
+		return nil
+	}
+	if op, ok := r.discovery(host, out.Method, out.Path, out.Query); ok {
+		if err := checkResource(op.Resource); err != nil {
+			return err
+		}
+		out.Operation = op
+		return nil
 	}
 	if firstSegment(out.Path) == "batch" {
 		if inBatch {
-			return out, refusef("a batch request may not contain another batch request (%s)", out.Path)
+			return refusef("a batch request may not contain another batch request (%s)", out.Path)
 		}
 		parts, err := r.batch(host, contentType, req)
 		if err != nil {
-			return out, err
+			return err
 		}
 		out.Parts = parts
 		out.Operation = Operation{Service: r.serviceOf(host)}
-		return out, nil
+		for i, p := range parts {
+			if p.Unrecognized != "" {
+				out.Unrecognized = fmt.Sprintf("batch part %d: %s", i+1, p.Unrecognized)
+				break
+			}
+		}
+		return nil
 	}
-	if op, ok := r.storageXML(host, out.Method, out.Path, out.Query, req.Headers); ok {
+	op, ok, err := r.storageXML(host, out.Method, out.Path, out.Query, req.Headers)
+	if err != nil {
+		return err
+	}
+	if ok {
 		if err := checkResource(op.Resource); err != nil {
-			return out, err
+			return err
 		}
 		out.Operation = op
-		return out, nil
+		if op.Method == "" {
+			out.Unrecognized = fmt.Sprintf("airlock maps the Cloud Storage XML API at %s to the methods of the JSON API (storage v1), but %s %s is none of them; use a documented XML API request, or the JSON API at https://storage.googleapis.com/storage/v1/", host, out.Method, clip(out.Path))
+		}
+		return nil
 	}
 	out.Operation = Operation{Service: r.serviceOf(host)}
-	return out, nil
+	out.Unrecognized = r.whyUnknown(host, out.Method, out.Path)
+	return nil
+}
+
+// whyUnknown explains an unknown operation at host to the agent.
+func (r *Recognizer) whyUnknown(host, method, path string) string {
+	apis := r.catalog.apisAt(host)
+	if len(apis) == 0 {
+		if !strings.HasSuffix(host, ".googleapis.com") {
+			return fmt.Sprintf("%q is not a Google Cloud API host: airlock governs requests to Google's APIs (*.googleapis.com) only", clip(host))
+		}
+		return fmt.Sprintf("airlock does not know an API served at %s (it knows the generally available APIs of Google's Discovery documents), so it cannot check this request against policy; send it to the API's documented endpoint, SERVICE.googleapis.com, or its mTLS, regional or Private Service Connect form", clip(host))
+	}
+	known := describeAPIs(apis)
+	return fmt.Sprintf("airlock knows %s at %s, but %s %s is none of its methods; use a documented REST method of that API (pre-GA versions such as v1beta are not recognised)", known, host, method, clip(path))
+}
+
+// describeAPIs names API versions ("compute v1") in words: "compute v1
+// and preview", or a count for a host that serves many APIs.
+func describeAPIs(apis []string) string {
+	var names []string
+	versions := map[string][]string{}
+	for _, a := range apis {
+		name, version, _ := strings.Cut(a, " ")
+		if _, ok := versions[name]; !ok {
+			names = append(names, name)
+		}
+		versions[name] = append(versions[name], version)
+	}
+	if len(names) > 3 {
+		return fmt.Sprintf("%d APIs below their service paths (%s, %s, %s, ...)", len(names), names[0], names[1], names[2])
+	}
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = n + " " + andList(versions[n])
+	}
+	return andList(parts)
+}
+
+// andList joins words as "a", "a and b", "a, b and c".
+func andList(w []string) string {
+	if len(w) <= 1 {
+		return strings.Join(w, "")
+	}
+	return strings.Join(w[:len(w)-1], ", ") + " and " + w[len(w)-1]
+}
+
+// grpcRefusal tells the agent to switch its client from gRPC to REST.
+func grpcRefusal(call string) string {
+	return fmt.Sprintf("gRPC calls (%s) cannot be checked against policy: airlock reads Google's APIs in their REST form. "+
+		"Switch the client to REST: gcloud speaks REST (for Cloud Storage keep storage/preferred_api at json and storage/use_grpc_if_available false); "+
+		"Go: the NewRESTClient constructors of cloud.google.com/go (e.g. secretmanager.NewRESTClient); "+
+		"Python: transport=\"rest\"; Java: the service settings' newHttpJsonBuilder() (HttpJsonTransportProvider)", clip(call))
+}
+
+// discovery recognises the discovery document a client library fetches
+// from a service host, GET /$discovery/rest?version=V, as the read-only
+// discovery.apis.getRest of that service (www.googleapis.com/discovery/v1/
+// apis/API/V/rest is in the catalog).
+func (r *Recognizer) discovery(host, method, path string, query map[string][]string) (Operation, bool) {
+	if path != "/$discovery/rest" || (method != "GET" && method != "HEAD") {
+		return Operation{}, false
+	}
+	svc, known := r.catalog.Service(host)
+	if !known || svc == "" {
+		return Operation{}, false
+	}
+	op, ok := r.catalog.byID("discovery.apis.getRest")
+	if !ok {
+		return Operation{}, false
+	}
+	version := ""
+	if v := query["version"]; len(v) > 0 {
+		version = v[0]
+	}
+	op.Params = map[string]string{"api": svc, "version": version}
+	op.Resource = "apis/" + svc
+	if version != "" {
+		op.Resource += "/" + version
+	}
+	return op, true
 }
 
 func effectiveMethod(method, header string, query map[string][]string) (string, error) {
@@ -293,11 +426,11 @@ func (r *Recognizer) serviceOf(host string) string {
 	if s, known := r.catalog.Service(host); known {
 		return s
 	}
-	if strings.HasSuffix(host, ".storage.googleapis.com") {
+	if _, ok := xmlBucket(host); ok {
 		return "storage"
 	}
-	if svc, _, ok := regionalHost(host); ok {
-		return svc
+	if canon := aliasOf(host); canon != "" {
+		return strings.TrimSuffix(canon, ".googleapis.com")
 	}
 	if rest, ok := strings.CutSuffix(host, ".googleapis.com"); ok {
 		rest, _, _ = strings.Cut(rest, ".")

@@ -32,8 +32,14 @@
 //	  - name: agent cannot delete prod instance
 //	    request: {method: DELETE, url: "https://compute.googleapis.com/compute/v1/projects/acme-prod/zones/us-east1-b/instances/web-1"}
 //	    identity: {subject: bot-1, groups: [ai-agents]}
-//	    expect: deny
+//	    expect: deny                          # allow | deny | approve | invalid
 //	    rule: no-prod-instance-delete        # optional
+//
+// A test means what the gateway does with its request: `expect: invalid`
+// expects the gateway to refuse it before any policy sees it (an ambiguous
+// path, an operation airlock cannot recognise), which the test's
+// InputBuilder reports with [ErrRefusedBeforePolicy]; such a test names no
+// rule.
 //
 // A policy whose default is approve takes approvers, min_approvals, grant
 // and ttl at the top level. Unknown keys are errors.

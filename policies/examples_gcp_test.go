@@ -2,54 +2,46 @@ package policies_test
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"net/url"
 	"testing"
 
-	"github.com/airlockhq/airlock/gcp"
+	"github.com/airlockhq/airlock/identity"
 	"github.com/airlockhq/airlock/policies"
-	"github.com/airlockhq/airlock/policies/examples"
 )
 
-// TestExamplesWithRecognizer runs the example tests with the real operation
-// recogniser and catalog, so that the method ids the examples name are the
-// ones the gateway sees.
-func TestExamplesWithRecognizer(t *testing.T) {
-	rec := gcp.NewRecognizer(gcp.DefaultCatalog(), nil)
-	build := func(_ context.Context, tc policies.TestCase) (policies.Input, error) {
-		u, err := url.Parse(tc.URL)
+// TestBaselineProductionIsWhatItCannotRuleOut: the baseline treats every
+// project it cannot establish as non-production as production, whatever
+// host, API version or spelling names it.
+func TestBaselineProductionIsWhatItCannotRuleOut(t *testing.T) {
+	set := loadExamples(t)
+	agent := identity.Identity{Subject: "bot-1", Groups: []string{"ai-agents"}}
+	tests := []struct {
+		method, url string
+		headers     map[string]string
+		action      policies.Action
+		rule        string
+	}{
+		{"POST", "https://cloudresourcemanager.googleapis.com/v3/projects/415104041262:setIamPolicy", nil, policies.Deny, "no-prod-iam-policy-change"},
+		{"POST", "https://cloudresourcemanager.googleapis.com/v1/projects/415104041262:setIamPolicy", nil, policies.Deny, "no-prod-iam-policy-change"},
+		{"POST", "https://cloudresourcemanager-vialink1.p.googleapis.com/v1/projects/415104041262:setIamPolicy", nil, policies.Deny, "no-prod-iam-policy-change"},
+		{"PUT", "https://storage.googleapis.com/storage/v1/b/acme-prod-data/iam", nil, policies.Deny, "no-prod-iam-policy-change"},
+		{"PUT", "https://content-storage.googleapis.com/storage/v1/b/acme-dev-data/iam", nil, policies.Deny, "no-prod-iam-policy-change"},
+		{"PUT", "https://storage.googleapis.com/acme-prod-data/a.txt?acl", map[string]string{"x-goog-project-id": "acme-dev"}, policies.Approve, "prod-writes-need-sre"},
+		{"DELETE", "https://storage.googleapis.com/acme-prod-data/a.txt", map[string]string{"x-goog-project-id": "acme-dev"}, policies.Approve, "prod-writes-need-sre"},
+		{"DELETE", "https://acme-prod-data.storage-download.googleapis.com/a.txt", map[string]string{"x-goog-project-id": "acme-dev"}, policies.Approve, "prod-writes-need-sre"},
+		{"PUT", "https://storage.googleapis.com/acme-dev-data/copy.pem", map[string]string{"x-goog-project-id": "acme-dev", "x-amz-copy-source": "/acme-prod-secrets/key.pem"}, policies.Approve, "prod-writes-need-sre"},
+		{"DELETE", "https://compute.googleapis.com/compute/v1/projects/415104041262/zones/us-east1-b/instances/web-1", nil, policies.Deny, "no-prod-instance-delete"},
+		{"DELETE", "https://compute.googleapis.com/compute/v1/projects/acme-prod-dev2/zones/us-east1-b/instances/web-1", nil, policies.Deny, "no-prod-instance-delete"},
+		{"POST", "https://compute.googleapis.com/compute/v1/projects/acme-test/zones/us-east1-b/instances/web-1/stop", nil, policies.Allow, "agents-may-change-non-production"},
+		{"POST", "https://compute.googleapis.com/compute/v1/projects/acme-staging/zones/us-east1-b/instances/web-1/stop", nil, policies.Allow, "agents-may-change-non-production"},
+	}
+	for _, tc := range tests {
+		in, err := build(context.Background(), policies.TestCase{Method: tc.method, URL: tc.url, Headers: tc.headers, Identity: agent})
 		if err != nil {
-			return policies.Input{}, err
+			t.Fatalf("%s %s: %v", tc.method, tc.url, err)
 		}
-		r, err := rec.Recognize(gcp.Request{Method: tc.Method, Host: u.Host, Path: u.RequestURI(), Headers: tc.Headers, Body: []byte(tc.Body)})
-		if err != nil {
-			return policies.Input{}, err
-		}
-		in := policies.Input{
-			Request:   policies.Request{Method: r.Method, Host: r.Host, Path: r.Path, Query: r.Query, Headers: tc.Headers},
-			Identity:  tc.Identity,
-			GCP:       r.Operation,
-			SessionID: tc.Session,
-		}
-		if tc.Body != "" {
-			if err := json.Unmarshal([]byte(tc.Body), &in.Request.Body); err != nil {
-				return policies.Input{}, fmt.Errorf("body: %w", err)
-			}
-		}
-		return in, nil
-	}
-	set, err := policies.LoadFS(policies.LoadOptions{}, examples.FS, ".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	results := set.RunTests(context.Background(), build)
-	if len(results) == 0 {
-		t.Fatal("no example tests")
-	}
-	for _, r := range results {
-		if !r.Passed {
-			t.Errorf("%s: %s", r.Case, r.Failure())
+		d := set.Evaluate(context.Background(), in)
+		if d.Action != tc.action || d.Rule != tc.rule {
+			t.Errorf("%s %s (project %q): %s by %q, want %s by %q", tc.method, tc.url, in.GCP.Project, d.Action, d.Rule, tc.action, tc.rule)
 		}
 	}
 }

@@ -134,7 +134,7 @@ func TestLoadErrors(t *testing.T) {
 			"policies: p.yaml:5:33: policy p: test \"t\": url \"/compute/v1\" must be absolute, like https://compute.googleapis.com/..."},
 		{"test with bad expect", "name: p\ndefault: deny\ntests:\n  - name: t\n    request: {method: GET, url: 'https://x.googleapis.com/'}\n    expect: yes\n",
 			LoadOptions{},
-			"policies: p.yaml:6:13: policy p: test \"t\": expect must be allow, deny or approve, not \"yes\""},
+			"policies: p.yaml:6:13: policy p: test \"t\": expect must be allow, deny, approve or invalid, not \"yes\""},
 		{"test expects an unknown rule", "name: p\ndefault: deny\ntests:\n  - name: t\n    request: {method: GET, url: 'https://x.googleapis.com/'}\n    expect: deny\n    rule: nope\n",
 			LoadOptions{},
 			"policies: p.yaml:7:11: policy p: test \"t\": rule \"nope\" is not a rule of any policy"},

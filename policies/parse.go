@@ -503,14 +503,20 @@ func (l *loader) parseTests(p *policy, n *yaml.Node) {
 		}
 		if v := l.required(m, tn, p.name, "", label, "expect"); v != nil {
 			if s, ok := l.str(v, p.name, "", label+" expect"); ok {
-				a, good := ParseAction(s)
-				if !good {
-					l.problem(v, p.name, "", "%s: expect must be allow, deny or approve, not %q", label, s)
+				if s == "invalid" {
+					tc.ExpectInvalid = true
+				} else {
+					a, good := ParseAction(s)
+					if !good {
+						l.problem(v, p.name, "", "%s: expect must be allow, deny, approve or invalid, not %q", label, s)
+					}
+					tc.Expect = a
 				}
-				tc.Expect = a
 			}
 		}
-		if v, ok := m["rule"]; ok {
+		if v, ok := m["rule"]; ok && tc.ExpectInvalid {
+			l.problem(v, p.name, "", "%s: a request refused before policy is decided by no rule; remove rule or expect allow, deny or approve", label)
+		} else if ok {
 			if name, good := l.nonEmpty(v, p.name, "", label+" rule"); good {
 				tc.ExpectRule = name
 				l.ruleRefs = append(l.ruleRefs, detectorRef{name: name, at: Problem{

@@ -2,7 +2,9 @@ package policies
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/airlockhq/airlock/identity"
 )
@@ -20,6 +22,10 @@ type TestCase struct {
 	Session  string
 	// Expect is the action the whole set must decide.
 	Expect Action
+	// ExpectInvalid is set by `expect: invalid`: the gateway must refuse
+	// the request before any policy sees it (INVALID_REQUEST), as it does
+	// an ambiguous path or an operation it cannot recognise.
+	ExpectInvalid bool
 	// ExpectRule, when set, is the rule that must decide.
 	ExpectRule string
 	// Line is where the test starts in File.
@@ -27,15 +33,23 @@ type TestCase struct {
 }
 
 // InputBuilder turns a test case into the Input the request pipeline would
-// build for it (operation recognition included).
+// build for it (operation recognition included). For a request the gateway
+// refuses before policy it returns an error wrapping ErrRefusedBeforePolicy.
 type InputBuilder func(ctx context.Context, tc TestCase) (Input, error)
+
+// ErrRefusedBeforePolicy marks an InputBuilder error for a request that the
+// gateway refuses before any policy sees it; `expect: invalid` expects it.
+var ErrRefusedBeforePolicy = errors.New("refused before policy")
 
 // TestResult is the outcome of one test case.
 type TestResult struct {
 	Case   TestCase
 	Passed bool
 	Got    Decision
-	Err    error
+	// Refused is the gateway's refusal when it refuses the request before
+	// policy; Got is then empty.
+	Refused error
+	Err     error
 }
 
 // Failure explains a failed result in one sentence; empty when it passed.
@@ -46,6 +60,10 @@ func (r TestResult) Failure() string {
 	if r.Err != nil {
 		return r.Err.Error()
 	}
+	if r.Refused != nil {
+		why := strings.TrimPrefix(r.Refused.Error(), ErrRefusedBeforePolicy.Error()+": ")
+		return fmt.Sprintf("expected %s, but the gateway refuses the request before policy: %s", r.Case.want(), why)
+	}
 	got := fmt.Sprintf("%s by default of policy %s", r.Got.Action, r.Got.Policy)
 	switch {
 	case r.Got.Policy == "":
@@ -53,11 +71,19 @@ func (r TestResult) Failure() string {
 	case r.Got.Rule != "":
 		got = fmt.Sprintf("%s by policy %s rule %s", r.Got.Action, r.Got.Policy, r.Got.Rule)
 	}
-	want := r.Case.Expect.String()
-	if r.Case.ExpectRule != "" {
-		want += " by rule " + r.Case.ExpectRule
+	return fmt.Sprintf("expected %s, got %s", r.Case.want(), got)
+}
+
+// want says what the test expects, in words.
+func (tc TestCase) want() string {
+	if tc.ExpectInvalid {
+		return "a refusal before policy (invalid)"
 	}
-	return fmt.Sprintf("expected %s, got %s", want, got)
+	want := tc.Expect.String()
+	if tc.ExpectRule != "" {
+		want += " by rule " + tc.ExpectRule
+	}
+	return want
 }
 
 // String names the test and its place: "file:line: policy P test T".
@@ -72,13 +98,19 @@ func (s *Set) RunTests(ctx context.Context, build InputBuilder) []TestResult {
 	for _, tc := range s.tests {
 		res := TestResult{Case: tc}
 		in, err := build(ctx, tc)
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrRefusedBeforePolicy):
+			res.Refused = err
+			res.Passed = tc.ExpectInvalid
+			out = append(out, res)
+			continue
+		case err != nil:
 			res.Err = fmt.Errorf("policies: %s: build input: %w", tc, err)
 			out = append(out, res)
 			continue
 		}
 		res.Got = s.Evaluate(ctx, in)
-		res.Passed = res.Got.Action == tc.Expect && (tc.ExpectRule == "" || res.Got.Rule == tc.ExpectRule)
+		res.Passed = !tc.ExpectInvalid && res.Got.Action == tc.Expect && (tc.ExpectRule == "" || res.Got.Rule == tc.ExpectRule)
 		out = append(out, res)
 	}
 	return out

@@ -22,6 +22,7 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fl.SetOutput(stderr)
 	verbose := fl.Bool("v", false, "list every test, not only failures")
 	domains := fl.String("gateway-domain", "", "a gateway domain to recognise, as in gateway.domains")
+	unrecognised := fl.String("unrecognised", "refuse", "what the gateway does with an operation it cannot recognise, as in authz.unrecognised: refuse | policy")
 	if err := fl.Parse(rest); err != nil {
 		return 2
 	}
@@ -52,7 +53,12 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		if *domains != "" {
 			gw = []string{*domains}
 		}
-		results := set.RunTests(ctx, authz.TestInputBuilder(gcp.NewRecognizer(gcp.DefaultCatalog(), gw)))
+		mode, err := authz.ParseUnrecognised(*unrecognised)
+		if err != nil {
+			fmt.Fprintln(stderr, "airlock policy test: -unrecognised must be refuse or policy")
+			return 2
+		}
+		results := set.RunTests(ctx, authz.TestInputBuilderFor(gcp.NewRecognizer(gcp.DefaultCatalog(), gw), mode))
 		failed := 0
 		for _, r := range results {
 			if !r.Passed {
