@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -167,8 +166,9 @@ func (e *Engine) decide(ctx context.Context, req Request) *Result {
 		Host:        req.Host,
 		Path:        req.Path,
 		Headers:     req.Headers,
-		Body:        req.Body,
-		BodyPartial: req.BodyPartial,
+		Body:         req.Body,
+		BodyPartial:  req.BodyPartial,
+		MaxBodyBytes: e.opts.MaxBodyBytes,
 	})
 	if err != nil {
 		return badRequest(res, err)
@@ -218,11 +218,11 @@ func (e *Engine) decide(ctx context.Context, req Request) *Result {
 // action of any part wins, so one forbidden operation refuses the batch.
 func (e *Engine) evaluate(ctx context.Context, set *policies.Set, rec gcp.Recognized, id identity.Identity, req Request, session string, now time.Time) policies.Decision {
 	if rec.Parts == nil {
-		return set.Evaluate(ctx, buildInput(rec, id, req, session, now, e.opts.MaxBodyBytes))
+		return set.Evaluate(ctx, buildInput(rec, id, req, session, now))
 	}
 	var out policies.Decision
 	for _, part := range rec.Parts {
-		d := set.Evaluate(ctx, buildInput(part, id, req, session, now, 0))
+		d := set.Evaluate(ctx, buildInput(part, id, req, session, now))
 		if out.Action == 0 || d.Action > out.Action {
 			matches := append(out.Matches, d.Matches...)
 			masking := append(out.Masking, d.Masking...)
@@ -239,30 +239,24 @@ func (e *Engine) evaluate(ctx context.Context, set *policies.Set, rec gcp.Recogn
 	return out
 }
 
-// buildInput is what policies see of one (part of a) request. The body is
-// parsed as JSON when it is whole and at most maxBody bytes; 0 leaves it out
-// (batch parts carry their own bodies inside the multipart one).
-func buildInput(rec gcp.Recognized, id identity.Identity, req Request, session string, now time.Time, maxBody int) policies.Input {
-	in := policies.Input{
+// buildInput is what policies see of one (part of a) request: the body as
+// the recogniser read it, a batch part's own body for a part.
+func buildInput(rec gcp.Recognized, id identity.Identity, req Request, session string, now time.Time) policies.Input {
+	return policies.Input{
 		Request: policies.Request{
-			Method:  rec.Method,
-			Host:    rec.Host,
-			Path:    rec.Path,
-			Query:   rec.Query,
-			Headers: policyHeaders(req.Headers),
+			Method:    rec.Method,
+			Host:      rec.Host,
+			Path:      rec.Path,
+			Query:     rec.Query,
+			Headers:   policyHeaders(req.Headers),
+			Body:      rec.BodyJSON,
+			BodyError: rec.BodyUnreadable,
 		},
 		Identity:  id,
 		GCP:       rec.Operation,
 		SessionID: session,
 		Now:       now,
 	}
-	if !req.BodyPartial && len(req.Body) > 0 && len(req.Body) <= maxBody {
-		var body any
-		if json.Unmarshal(req.Body, &body) == nil {
-			in.Request.Body = body
-		}
-	}
-	return in
 }
 
 func policyHeaders(h map[string]string) map[string]string {

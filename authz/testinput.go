@@ -36,10 +36,10 @@ func TestInputBuilder(rec *gcp.Recognizer) policies.InputBuilder {
 			Body:    []byte(tc.Body),
 			Time:    time.Now(),
 		}
-		r, err := rec.Recognize(gcp.Request{Method: req.Method, Host: req.Host, Path: req.Path, Headers: headers, Body: req.Body})
+		r, err := rec.Recognize(gcp.Request{Method: req.Method, Host: req.Host, Path: req.Path, Headers: headers, Body: req.Body, MaxBodyBytes: 1 << 20})
 		if err != nil {
 			return policies.Input{}, fmt.Errorf("the gateway would refuse this request before policy: %w", err)
 		}
-		return buildInput(r, tc.Identity, req, tc.Session, req.Time, 1<<20), nil
+		return buildInput(r, tc.Identity, req, tc.Session, req.Time), nil
 	}
 }

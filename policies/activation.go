@@ -131,6 +131,9 @@ func (a *activation) build(slot int) ref.Val {
 		}
 		return types.NewStringStringMap(types.DefaultTypeAdapter, in.Request.Headers)
 	case varRequestBody:
+		if in.Request.BodyError != "" {
+			return types.NewErr("request.body cannot be read: %s", in.Request.BodyError)
+		}
 		if in.Request.Body == nil {
 			return types.NullValue
 		}

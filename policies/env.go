@@ -21,7 +21,7 @@ var Variables = []struct {
 	{"request.path", cel.StringType, "normalised path without the query"},
 	{"request.query", cel.MapType(cel.StringType, cel.ListType(cel.StringType)), "query parameters"},
 	{"request.headers", cel.MapType(cel.StringType, cel.StringType), "lower-case header names; credentials removed"},
-	{"request.body", cel.DynType, "parsed JSON body, or null"},
+	{"request.body", cel.DynType, "the JSON body as Google reads it; null without a body; an error (every use fails closed) when a body exists but cannot be read"},
 	{"identity.subject", cel.StringType, "the token's sub claim"},
 	{"identity.email", cel.StringType, "the token's email claim"},
 	{"identity.issuer", cel.StringType, "the token's iss claim"},

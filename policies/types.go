@@ -19,8 +19,13 @@ type Request struct {
 	Query map[string][]string
 	// Headers have lower-case names; credentials are removed.
 	Headers map[string]string
-	// Body is the parsed JSON body, or nil.
+	// Body is the parsed JSON body, or nil when the request has none.
 	Body any
+	// BodyError, when set, says why a body that exists cannot be read (cut,
+	// too long, not JSON, ...). request.body is then an error value, so
+	// every expression that uses it fails closed, has() included: a deny or
+	// approve rule counts as matched, an allow rule as unmatched.
+	BodyError string
 }
 
 // Input is everything a policy can see about one request.
