@@ -162,10 +162,10 @@ func (e *Engine) decide(ctx context.Context, req Request) *Result {
 	res.Identity = id
 
 	rec, err := e.opts.Recognizer.Recognize(gcp.Request{
-		Method:      req.Method,
-		Host:        req.Host,
-		Path:        req.Path,
-		Headers:     req.Headers,
+		Method:       req.Method,
+		Host:         req.Host,
+		Path:         req.Path,
+		Headers:      req.Headers,
 		Body:         req.Body,
 		BodyPartial:  req.BodyPartial,
 		MaxBodyBytes: e.opts.MaxBodyBytes,
