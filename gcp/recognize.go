@@ -101,6 +101,10 @@ func (r *Recognizer) recognize(req Request, inBatch bool) (Recognized, error) {
 		return out, err
 	}
 	out.BodyJSON, out.BodyUnreadable, err = readBody(out.Path, effectiveContentType(req.Headers, out.Query), req.Body, req.BodyPartial, req.MaxBodyBytes)
+	if err != nil || out.BodyJSON == nil {
+		return out, err
+	}
+	out.BodyJSON, err = normalizeBody(out.Operation, out.BodyJSON)
 	return out, err
 }
 
