@@ -1,10 +1,17 @@
 package gcp
 
 import (
+	"bytes"
+	"compress/gzip"
 	"errors"
+	"io"
+	"os/exec"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/airlockhq/airlock/gcp/internal/catalogen"
+	"github.com/airlockhq/airlock/gcp/internal/schemagen"
 )
 
 // Policies see one spelling of a request, the Discovery one, whatever
@@ -101,5 +108,38 @@ func TestRequestSchemasResolve(t *testing.T) {
 				t.Fatalf("%s: schema %s refers to missing %s", key, name, sc.Ref)
 			}
 		}
+	}
+}
+
+// TestRequestSchemasUpToDate regenerates the request schemas from the
+// google.golang.org/api module pinned in go.mod and fails when the
+// embedded file differs.
+func TestRequestSchemasUpToDate(t *testing.T) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "google.golang.org/api").Output()
+	if err != nil || strings.TrimSpace(string(out)) == "" {
+		t.Fatalf("locate google.golang.org/api (run go mod download): %v", err)
+	}
+	files, err := catalogen.ModuleDocuments(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, err := schemagen.Generate(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fresh bytes.Buffer
+	if err := schemagen.EncodeLines(&fresh, docs); err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(schemaData))
+	if err != nil {
+		t.Fatal(err)
+	}
+	embedded, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(fresh.Bytes(), embedded) {
+		t.Fatalf("schemas.jsonl.gz is stale (first difference at line %d); run: go generate ./gcp", firstDiffLine(fresh.Bytes(), embedded))
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 
@@ -175,28 +176,36 @@ func reduce(r *rawSchema) (*Schema, []string, error) {
 	return s, refs, nil
 }
 
-// Encode writes docs as gzipped JSON lines, sorted by API and version so
+// EncodeLines writes docs as JSON lines, sorted by API and version so
 // that the output is stable.
-func Encode(docs []Doc) ([]byte, error) {
+func EncodeLines(w io.Writer, docs []Doc) error {
 	sort.SliceStable(docs, func(i, j int) bool {
 		if docs[i].API != docs[j].API {
 			return docs[i].API < docs[j].API
 		}
 		return docs[i].Version < docs[j].Version
 	})
-	var buf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-	if err != nil {
-		return nil, err
-	}
-	enc := json.NewEncoder(zw)
+	enc := json.NewEncoder(w)
 	for _, d := range docs {
 		if len(d.Methods) == 0 {
 			continue
 		}
 		if err := enc.Encode(d); err != nil {
-			return nil, err
+			return err
 		}
+	}
+	return nil
+}
+
+// Encode writes docs as gzipped JSON lines (see EncodeLines).
+func Encode(docs []Doc) ([]byte, error) {
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		return nil, err
+	}
+	if err := EncodeLines(zw, docs); err != nil {
+		return nil, err
 	}
 	if err := zw.Close(); err != nil {
 		return nil, err
