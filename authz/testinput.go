@@ -9,6 +9,7 @@ import (
 
 	"github.com/airlockhq/airlock/gcp"
 	"github.com/airlockhq/airlock/policies"
+	"github.com/airlockhq/airlock/resources"
 )
 
 // TestInputBuilder returns the builder `airlock policy test` uses: a test
@@ -40,6 +41,9 @@ func TestInputBuilder(rec *gcp.Recognizer) policies.InputBuilder {
 		if err != nil {
 			return policies.Input{}, fmt.Errorf("the gateway would refuse this request before policy: %w", err)
 		}
-		return buildInput(r, tc.Identity, req, tc.Session, req.Time), nil
+		in := buildInput(r, tc.Identity, req, tc.Session, req.Time)
+		// A test runs offline against the world it declares (empty if none).
+		in.Resources = resources.ForRequest(resources.NewStatic(tc.Resources), r.Operation)
+		return in, nil
 	}
 }

@@ -113,6 +113,7 @@ func (s *Set) each(ctx context.Context, in *Input, decide func(p *policy, a *act
 		d.Masking = p.appendMasking(a, d.Masking)
 		d = decide(p, a, d)
 	}
+	d.Unavailable = a.lookupErr
 	return finish(ctx, d, applied)
 }
 

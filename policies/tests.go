@@ -24,6 +24,42 @@ type TestCase struct {
 	ExpectRule string
 	// Line is where the test starts in File.
 	Line int
+	// Resources is the world the test assumes for resource.* and for
+	// resolving gcp.project; nil assumes an empty world (nothing exists).
+	Resources *TestResources
+}
+
+// TestResources declares what Google holds, for a test.
+type TestResources struct {
+	Projects []TestProject
+	Folders  []TestFolder
+	Buckets  []TestBucket
+	Targets  []TestTarget
+}
+
+// TestProject is a project; Parent is folders/ID or organizations/ID, and
+// Tags map namespaced or short keys to values.
+type TestProject struct {
+	ID, Number, Name, Parent string
+	Labels, Tags             map[string]string
+}
+
+// TestFolder is a folder (folders/ID) or an organization (organizations/ID).
+type TestFolder struct {
+	ID, Name, Parent string
+}
+
+// TestBucket is a Cloud Storage bucket of a project (id or number).
+type TestBucket struct {
+	Name, Project string
+	Labels        map[string]string
+}
+
+// TestTarget is an instance, disk, secret or Cloud SQL instance by its
+// resource path (projects/P/zones/Z/instances/I, projects/P/secrets/S...).
+type TestTarget struct {
+	Name   string
+	Labels map[string]string
 }
 
 // InputBuilder turns a test case into the Input the request pipeline would

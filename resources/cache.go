@@ -22,7 +22,7 @@ type localCache struct {
 
 type cacheEntry struct {
 	key     string
-	val     []byte // JSON of the answer
+	val     any // the answer, decoded (nil when not found)
 	found   bool
 	expires time.Time
 }
@@ -105,10 +105,12 @@ type tiers struct {
 // errNotShared reports that Redis had no answer (or failed): fetch.
 var errNotShared = errors.New("not in the shared cache")
 
-// get returns the JSON answer for kind/id, fetching it at most once per
-// process (and, with Redis, once across replicas) when no fresh answer is
-// cached.
-func (t *tiers) get(ctx context.Context, kind, id string, fetch func(context.Context) (any, bool, error)) ([]byte, bool, error) {
+// decodeFunc decodes an answer read from Redis into the type fetch returns.
+type decodeFunc func([]byte) (any, error)
+
+// get returns the answer for kind/id, fetching it at most once per process
+// (and, with Redis, once across replicas) when no fresh answer is cached.
+func (t *tiers) get(ctx context.Context, kind, id string, fetch func(context.Context) (any, bool, error), decode decodeFunc) (any, bool, error) {
 	key := kind + ":" + id
 	if e, ok := t.local.get(key, t.now()); ok {
 		return e.val, e.found, nil
@@ -119,11 +121,11 @@ func (t *tiers) get(ctx context.Context, kind, id string, fetch func(context.Con
 		if e, ok := t.local.get(key, t.now()); ok {
 			return e, nil
 		}
-		if e, err := t.shared(ctx, key); err == nil {
+		if e, err := t.shared(ctx, key, decode); err == nil {
 			t.local.put(e)
 			return e, nil
 		}
-		e, err := t.fetchShared(ctx, kind, key, fetch)
+		e, err := t.fetchShared(ctx, kind, key, fetch, decode)
 		if err != nil {
 			return nil, err
 		}
@@ -138,7 +140,7 @@ func (t *tiers) get(ctx context.Context, kind, id string, fetch func(context.Con
 }
 
 // shared reads key from Redis.
-func (t *tiers) shared(ctx context.Context, key string) (cacheEntry, error) {
+func (t *tiers) shared(ctx context.Context, key string, decode decodeFunc) (cacheEntry, error) {
 	if t.redis == nil {
 		return cacheEntry{}, errNotShared
 	}
@@ -154,14 +156,20 @@ func (t *tiers) shared(ctx context.Context, key string) (cacheEntry, error) {
 	if err != nil || pttl <= 0 {
 		return cacheEntry{}, errNotShared
 	}
-	return cacheEntry{key: key, val: sv.Val, found: sv.Found, expires: t.now().Add(pttl)}, nil
+	e := cacheEntry{key: key, found: sv.Found, expires: t.now().Add(pttl)}
+	if sv.Found {
+		if e.val, err = decode(sv.Val); err != nil {
+			return cacheEntry{}, errNotShared
+		}
+	}
+	return e, nil
 }
 
 // fetchShared fetches the answer, taking the Redis fetch lock when Redis
 // is configured so that one replica calls Google while the others wait
 // for its answer (for at most lockTTL, then they fetch themselves). A
 // Redis that fails is skipped: lookups then go to Google directly.
-func (t *tiers) fetchShared(ctx context.Context, kind, key string, fetch func(context.Context) (any, bool, error)) (cacheEntry, error) {
+func (t *tiers) fetchShared(ctx context.Context, kind, key string, fetch func(context.Context) (any, bool, error), decode decodeFunc) (cacheEntry, error) {
 	if t.redis != nil {
 		got, err := t.redis.SetNX(ctx, redisPrefix+"lock:"+key, "1", lockTTL).Result()
 		if err == nil && !got {
@@ -174,7 +182,7 @@ func (t *tiers) fetchShared(ctx context.Context, kind, key string, fetch func(co
 					return cacheEntry{}, ctx.Err()
 				case <-timer.C:
 				}
-				if e, err := t.shared(ctx, key); err == nil {
+				if e, err := t.shared(ctx, key, decode); err == nil {
 					return e, nil
 				}
 			}
@@ -196,12 +204,16 @@ func (t *tiers) fetchShared(ctx context.Context, kind, key string, fetch func(co
 	}
 	e := cacheEntry{key: key, found: found, expires: t.now().Add(ttl)}
 	if found {
-		if e.val, err = json.Marshal(val); err != nil {
-			return cacheEntry{}, err
-		}
+		e.val = val
 	}
 	if t.redis != nil {
-		if b, err := json.Marshal(sharedValue{Found: found, Val: e.val}); err == nil {
+		var raw []byte
+		if found {
+			if raw, err = json.Marshal(val); err != nil {
+				return cacheEntry{}, err
+			}
+		}
+		if b, err := json.Marshal(sharedValue{Found: found, Val: raw}); err == nil {
 			wctx := context.WithoutCancel(ctx)
 			t.redis.Set(wctx, redisPrefix+key, b, ttl)
 			t.redis.Del(wctx, redisPrefix+"lock:"+key)
@@ -212,7 +224,7 @@ func (t *tiers) fetchShared(ctx context.Context, kind, key string, fetch func(co
 
 // alias stores a found answer under a second id of the same resource (a
 // project's number beside its id) for the kind's TTL, unless one is cached.
-func (t *tiers) alias(ctx context.Context, kind, id string, val []byte) {
+func (t *tiers) alias(ctx context.Context, kind, id string, val any) {
 	key := kind + ":" + id
 	now := t.now()
 	if _, ok := t.local.get(key, now); ok {
@@ -221,8 +233,21 @@ func (t *tiers) alias(ctx context.Context, kind, id string, val []byte) {
 	ttl := t.ttl(kind)
 	t.local.put(cacheEntry{key: key, val: val, found: true, expires: now.Add(ttl)})
 	if t.redis != nil {
-		if b, err := json.Marshal(sharedValue{Found: true, Val: val}); err == nil {
+		raw, err := json.Marshal(val)
+		if err != nil {
+			return
+		}
+		if b, err := json.Marshal(sharedValue{Found: true, Val: raw}); err == nil {
 			t.redis.Set(context.WithoutCancel(ctx), redisPrefix+key, b, ttl)
 		}
+	}
+}
+
+// decodeAs returns the decodeFunc of answers of type T.
+func decodeAs[T any]() decodeFunc {
+	return func(b []byte) (any, error) {
+		var v T
+		err := json.Unmarshal(b, &v)
+		return v, err
 	}
 }

@@ -115,25 +115,21 @@ func (l *Lookup) node(ctx context.Context, name string) (crmNode, error) {
 	if !IsProjectNumber(id) {
 		return crmNode{}, fmt.Errorf("resources: ancestor %q has no numeric id", clip(name))
 	}
-	raw, found, err := l.cache.get(ctx, kind, id, func(ctx context.Context) (any, bool, error) {
+	v, found, err := l.cache.get(ctx, kind, id, func(ctx context.Context) (any, bool, error) {
 		var n crmNode
 		err := l.getJSON(ctx, kind+" "+id, l.base("cloudresourcemanager")+"/v3/"+name, &n)
 		if errors.Is(err, errNotFound) {
 			return nil, false, nil
 		}
 		return n, err == nil, err
-	})
+	}, decodeAs[crmNode]())
 	if err != nil {
 		return crmNode{}, err
 	}
 	if !found {
 		return crmNode{Name: name}, nil
 	}
-	var n crmNode
-	if err := json.Unmarshal(raw, &n); err != nil {
-		return crmNode{}, err
-	}
-	return n, nil
+	return v.(crmNode), nil
 }
 
 // Ancestry returns the folders and organization above parent (a project's
@@ -171,7 +167,7 @@ func (l *Lookup) Tags(ctx context.Context, number string) (map[string]string, er
 	if !IsProjectNumber(number) {
 		return nil, fmt.Errorf("resources: tags of %q: not a project number", clip(number))
 	}
-	raw, found, err := l.cache.get(ctx, KindTags, number, func(ctx context.Context) (any, bool, error) {
+	v, found, err := l.cache.get(ctx, KindTags, number, func(ctx context.Context) (any, bool, error) {
 		tags := map[string]string{}
 		short := map[string]int{}
 		shortVal := map[string]string{}
@@ -212,15 +208,11 @@ func (l *Lookup) Tags(ctx context.Context, number string) (map[string]string, er
 			}
 		}
 		return tags, true, nil
-	})
+	}, decodeAs[map[string]string]())
 	if err != nil || !found {
 		return map[string]string{}, err
 	}
-	var tags map[string]string
-	if err := json.Unmarshal(raw, &tags); err != nil {
-		return nil, err
-	}
-	return tags, nil
+	return v.(map[string]string), nil
 }
 
 func (l *Lookup) fetchTarget(ctx context.Context, ref Ref) (any, bool, error) {

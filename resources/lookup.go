@@ -2,7 +2,6 @@ package resources
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -200,25 +199,22 @@ func (l *Lookup) Project(ctx context.Context, idOrNumber string) (Project, error
 	if !validProjectRef(idOrNumber) {
 		return Project{}, fmt.Errorf("resources: %q is not a project id or number", clip(idOrNumber))
 	}
-	var p Project
-	raw, found, err := l.cache.get(ctx, KindProject, idOrNumber, func(ctx context.Context) (any, bool, error) {
+	v, found, err := l.cache.get(ctx, KindProject, idOrNumber, func(ctx context.Context) (any, bool, error) {
 		return l.fetchProject(ctx, idOrNumber)
-	})
+	}, decodeAs[Project]())
 	if err != nil {
 		return Project{}, err
 	}
 	if !found {
 		return Project{}, nil
 	}
-	if err := json.Unmarshal(raw, &p); err != nil {
-		return Project{}, fmt.Errorf("resources: project %s: %w", idOrNumber, err)
-	}
+	p := v.(Project)
 	// The same project by its other name: a later lookup by number after
 	// one by id (or the other way) is a cache hit.
 	if other := p.ID; other == idOrNumber {
-		l.cache.alias(ctx, KindProject, p.Number, raw)
+		l.cache.alias(ctx, KindProject, p.Number, p)
 	} else {
-		l.cache.alias(ctx, KindProject, other, raw)
+		l.cache.alias(ctx, KindProject, other, p)
 	}
 	return p, nil
 }
@@ -229,20 +225,16 @@ func (l *Lookup) Target(ctx context.Context, ref Ref) (Target, error) {
 	if ref.Project != "" {
 		id = ref.Project + "/" + ref.Location + "/" + ref.Name
 	}
-	raw, found, err := l.cache.get(ctx, ref.Kind, id, func(ctx context.Context) (any, bool, error) {
+	v, found, err := l.cache.get(ctx, ref.Kind, id, func(ctx context.Context) (any, bool, error) {
 		return l.fetchTarget(ctx, ref)
-	})
+	}, decodeAs[Target]())
 	if err != nil {
 		return Target{}, err
 	}
-	t := Target{Kind: ref.Kind, Name: ref.Name}
 	if !found {
-		return t, nil
+		return Target{Kind: ref.Kind, Name: ref.Name}, nil
 	}
-	if err := json.Unmarshal(raw, &t); err != nil {
-		return Target{}, fmt.Errorf("resources: %s %s: %w", ref.Kind, ref.Name, err)
-	}
-	return t, nil
+	return v.(Target), nil
 }
 
 // validProjectRef reports whether s can be a project id (6 to 30 of a-z,
