@@ -665,6 +665,7 @@ func (l *loader) validateSet() {
 	for _, p := range l.policies {
 		for _, r := range p.rules {
 			rules[r.name] = true
+			rules[p.name+"/"+r.name] = true
 		}
 	}
 	for _, ref := range l.ruleRefs {

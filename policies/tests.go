@@ -3,6 +3,7 @@ package policies
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/airlockhq/airlock/identity"
 )
@@ -82,12 +83,9 @@ func (r TestResult) Failure() string {
 	if r.Err != nil {
 		return r.Err.Error()
 	}
-	got := fmt.Sprintf("%s by default of policy %s", r.Got.Action, r.Got.Policy)
-	switch {
-	case r.Got.Policy == "":
+	got := fmt.Sprintf("%s by %s", r.Got.Action, decidersText(r.Got))
+	if r.Got.Policy == "" {
 		got = fmt.Sprintf("%s (%s)", r.Got.Action, r.Got.Message)
-	case r.Got.Rule != "":
-		got = fmt.Sprintf("%s by policy %s rule %s", r.Got.Action, r.Got.Policy, r.Got.Rule)
 	}
 	want := r.Case.Expect.String()
 	if r.Case.ExpectRule != "" {
@@ -114,8 +112,51 @@ func (s *Set) RunTests(ctx context.Context, build InputBuilder) []TestResult {
 			continue
 		}
 		res.Got = s.Evaluate(ctx, in)
-		res.Passed = res.Got.Action == tc.Expect && (tc.ExpectRule == "" || res.Got.Rule == tc.ExpectRule)
+		res.Passed = res.Got.Action == tc.Expect && (tc.ExpectRule == "" || DecidedBy(res.Got, tc.ExpectRule))
 		out = append(out, res)
 	}
 	return out
+}
+
+// DecidedBy reports whether rule (a rule name, or "policy/rule") is among
+// the rules that produced d.
+func DecidedBy(d Decision, rule string) bool {
+	pol, name, qualified := strings.Cut(rule, "/")
+	for _, m := range d.Deciders {
+		if m.Rule == "" {
+			continue
+		}
+		if qualified && m.Policy == pol && m.Rule == name || !qualified && m.Rule == rule {
+			return true
+		}
+	}
+	return false
+}
+
+// decidersText names what produced d: "rule R of policy P", "rules P/A and
+// Q/B", "default of policy P".
+func decidersText(d Decision) string {
+	var rules, defaults []string
+	for _, m := range d.Deciders {
+		if m.Rule != "" {
+			rules = append(rules, m.Policy+"/"+m.Rule)
+		} else {
+			defaults = append(defaults, m.Policy)
+		}
+	}
+	switch {
+	case len(rules) == 1:
+		pol, name, _ := strings.Cut(rules[0], "/")
+		return fmt.Sprintf("rule %s of policy %s", name, pol)
+	case len(rules) > 1:
+		return "rules " + strings.Join(rules, ", ")
+	case len(defaults) > 1:
+		return "default of policies " + strings.Join(defaults, ", ")
+	case len(defaults) == 1:
+		return "default of policy " + defaults[0]
+	}
+	if d.Rule != "" {
+		return fmt.Sprintf("rule %s of policy %s", d.Rule, d.Policy)
+	}
+	return "default of policy " + d.Policy
 }

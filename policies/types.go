@@ -168,6 +168,10 @@ type Decision struct {
 	Message string
 	// Matches lists every rule that matched, in evaluation order (explain).
 	Matches []Match
+	// Deciders are what produced Action: every explicit rule with that
+	// action (across policies, in evaluation order), or, when no rule did,
+	// the defaults that gave it. Policy and Rule name the first.
+	Deciders []Match
 	// Approval is set when Action is Approve: the spec of the deciding rule.
 	Approval *ApprovalSpec
 	// Masking lists the masking entries whose `when` held.
