@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +19,7 @@ import (
 	"github.com/airlockhq/airlock/gcp"
 	"github.com/airlockhq/airlock/identity"
 	"github.com/airlockhq/airlock/policies"
+	"github.com/airlockhq/airlock/resources"
 )
 
 // Request is one HTTP request as Envoy presented it for authorization.
@@ -73,6 +73,10 @@ type Options struct {
 	Recorder Recorder
 	// Timeout bounds one decision, Hold excluded; zero means one second.
 	Timeout time.Duration
+	// Resources looks up what Google holds about a request's resource
+	// (resource.*, gcp.project from a number or a bucket); nil when lookups
+	// are not configured.
+	Resources resources.Backend
 	// MaxBodyBytes bounds the body parsed as JSON for policies.
 	MaxBodyBytes int
 	// Unrecognised says what happens to a request whose operation airlock
@@ -171,12 +175,13 @@ func (e *Engine) decide(ctx context.Context, req Request) *Result {
 	res.Identity = id
 
 	rec, err := e.opts.Recognizer.Recognize(gcp.Request{
-		Method:      req.Method,
-		Host:        req.Host,
-		Path:        req.Path,
-		Headers:     req.Headers,
-		Body:        req.Body,
-		BodyPartial: req.BodyPartial,
+		Method:       req.Method,
+		Host:         req.Host,
+		Path:         req.Path,
+		Headers:      req.Headers,
+		Body:         req.Body,
+		BodyPartial:  req.BodyPartial,
+		MaxBodyBytes: e.opts.MaxBodyBytes,
 	})
 	if err != nil {
 		return badRequest(res, err)
@@ -212,6 +217,11 @@ func (e *Engine) decide(ctx context.Context, req Request) *Result {
 		// An expired deadline after evaluation fails closed.
 		return unavailable(res, "the decision did not finish in time; retry later")
 	}
+	if dec.Unavailable != "" && !deniedWithoutLookup(dec) {
+		// The outcome depended on a resource that could not be looked up.
+		e.log.Warn("resource lookup failed; refusing", "request_id", res.RequestID, "err", dec.Unavailable)
+		return unavailable(res, "a policy needs "+dec.Unavailable+"; retry later")
+	}
 
 	switch dec.Action {
 	case policies.Allow:
@@ -225,15 +235,33 @@ func (e *Engine) decide(ctx context.Context, req Request) *Result {
 	return denied(res)
 }
 
+// deniedWithoutLookup reports whether d is a deny by a rule that evaluated
+// without error: it stands even though another rule's lookup failed.
+func deniedWithoutLookup(d policies.Decision) bool {
+	if d.Action != policies.Deny || d.Rule == "" {
+		return false
+	}
+	for _, m := range d.Matches {
+		if m.Policy == d.Policy && m.Rule == d.Rule {
+			return m.Error == ""
+		}
+	}
+	return false
+}
+
 // evaluate decides a request, part by part for batches: the strongest
 // action of any part wins, so one forbidden operation refuses the batch.
 func (e *Engine) evaluate(ctx context.Context, set *policies.Set, rec gcp.Recognized, id identity.Identity, req Request, session string, now time.Time) policies.Decision {
 	if rec.Parts == nil {
-		return set.Evaluate(ctx, buildInput(rec, id, req, session, now, e.opts.MaxBodyBytes))
+		return set.Evaluate(ctx, e.input(rec, id, req, session, now))
 	}
 	var out policies.Decision
+	unavailable := ""
 	for _, part := range rec.Parts {
-		d := set.Evaluate(ctx, buildInput(part, id, req, session, now, 0))
+		d := set.Evaluate(ctx, e.input(part, id, req, session, now))
+		if unavailable == "" {
+			unavailable = d.Unavailable
+		}
 		if out.Action == 0 || d.Action > out.Action {
 			matches := append(out.Matches, d.Matches...)
 			masking := append(out.Masking, d.Masking...)
@@ -247,33 +275,38 @@ func (e *Engine) evaluate(ctx context.Context, set *policies.Set, rec gcp.Recogn
 	if out.Action == 0 {
 		out = policies.Decision{Action: policies.Deny, Message: "the batch request holds no operation"}
 	}
+	out.Unavailable = unavailable
 	return out
 }
 
-// buildInput is what policies see of one (part of a) request. The body is
-// parsed as JSON when it is whole and at most maxBody bytes; 0 leaves it out
-// (batch parts carry their own bodies inside the multipart one).
-func buildInput(rec gcp.Recognized, id identity.Identity, req Request, session string, now time.Time, maxBody int) policies.Input {
-	in := policies.Input{
+// input builds the policy input of one (part of a) request, with the
+// resource lookups of its own operation when they are configured.
+func (e *Engine) input(rec gcp.Recognized, id identity.Identity, req Request, session string, now time.Time) policies.Input {
+	in := buildInput(rec, id, req, session, now)
+	if e.opts.Resources != nil {
+		in.Resources = resources.ForRequest(e.opts.Resources, rec.Operation)
+	}
+	return in
+}
+
+// buildInput is what policies see of one (part of a) request: the body as
+// the recogniser read it, a batch part's own body for a part.
+func buildInput(rec gcp.Recognized, id identity.Identity, req Request, session string, now time.Time) policies.Input {
+	return policies.Input{
 		Request: policies.Request{
-			Method:  rec.Method,
-			Host:    rec.Host,
-			Path:    rec.Path,
-			Query:   rec.Query,
-			Headers: policyHeaders(req.Headers),
+			Method:    rec.Method,
+			Host:      rec.Host,
+			Path:      rec.Path,
+			Query:     rec.Query,
+			Headers:   policyHeaders(req.Headers),
+			Body:      rec.BodyJSON,
+			BodyError: rec.BodyUnreadable,
 		},
 		Identity:  id,
 		GCP:       rec.Operation,
 		SessionID: session,
 		Now:       now,
 	}
-	if !req.BodyPartial && len(req.Body) > 0 && len(req.Body) <= maxBody {
-		var body any
-		if json.Unmarshal(req.Body, &body) == nil {
-			in.Request.Body = body
-		}
-	}
-	return in
 }
 
 func policyHeaders(h map[string]string) map[string]string {

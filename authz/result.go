@@ -98,17 +98,18 @@ func MaskingSpecs(rules []policies.MaskingRule) []MaskingSpec {
 	return out
 }
 
-// Rules names the rules that produced the decision, as "policy/rule" (or
-// "policy/default").
+// Rules names what produced the decision, as "policy/rule": every
+// explicit rule with the decided action, or the defaults ("policy/default")
+// when no rule decided.
 func (r *Result) Rules() []string {
-	if len(r.Decision.Matches) == 0 {
+	if len(r.Decision.Deciders) == 0 {
 		if r.Decision.Policy == "" {
 			return nil
 		}
 		return []string{ruleName(r.Decision.Policy, r.Decision.Rule)}
 	}
-	out := make([]string, 0, len(r.Decision.Matches))
-	for _, m := range r.Decision.Matches {
+	out := make([]string, 0, len(r.Decision.Deciders))
+	for _, m := range r.Decision.Deciders {
 		out = append(out, ruleName(m.Policy, m.Rule))
 	}
 	return out

@@ -10,6 +10,7 @@ import (
 
 	"github.com/airlockhq/airlock/gcp"
 	"github.com/airlockhq/airlock/policies"
+	"github.com/airlockhq/airlock/resources"
 )
 
 // TestInputBuilder returns the builder `airlock policy test` uses: a test
@@ -48,7 +49,7 @@ func TestInputBuilderFor(rec *gcp.Recognizer, mode Unrecognised) policies.InputB
 			Body:    []byte(tc.Body),
 			Time:    time.Now(),
 		}
-		r, err := rec.Recognize(gcp.Request{Method: req.Method, Host: req.Host, Path: req.Path, Headers: headers, Body: req.Body})
+		r, err := rec.Recognize(gcp.Request{Method: req.Method, Host: req.Host, Path: req.Path, Headers: headers, Body: req.Body, MaxBodyBytes: 1 << 20})
 		if err == nil {
 			err = refusedBeforePolicy(r, mode)
 		}
@@ -65,6 +66,9 @@ func TestInputBuilderFor(rec *gcp.Recognizer, mode Unrecognised) policies.InputB
 			// input, which would be the batch as an unknown operation.
 			return policies.Input{}, fmt.Errorf("the request is a batch of %d parts, which the gateway decides part by part; write one test per part", len(r.Parts))
 		}
-		return buildInput(r, tc.Identity, req, tc.Session, req.Time, 1<<20), nil
+		in := buildInput(r, tc.Identity, req, tc.Session, req.Time)
+		// A test runs offline against the world it declares (empty if none).
+		in.Resources = resources.ForRequest(resources.NewStatic(tc.Resources), r.Operation)
+		return in, nil
 	}
 }

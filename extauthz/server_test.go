@@ -3,6 +3,7 @@ package extauthz
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +20,8 @@ import (
 	"github.com/airlockhq/airlock/identity/identitytest"
 	"github.com/airlockhq/airlock/policies"
 	"github.com/airlockhq/airlock/policies/policiestest"
+	"github.com/airlockhq/airlock/resources"
+	"github.com/airlockhq/airlock/resources/resourcestest"
 )
 
 // recordingDecider captures the translated request and answers a fixed result.
@@ -150,10 +153,18 @@ func TestResponseMapping(t *testing.T) {
 // benchEngine builds the real pipeline with a 50-rule policy and a real
 // OIDC verifier whose cache holds the token.
 func benchEngine(b *testing.B) (*Server, *authv3.CheckRequest) {
+	return benchEngineWith(b, "", nil)
+}
+
+// benchEngineWith adds extra rules to the 50-rule policy and resource
+// lookups to the engine.
+func benchEngineWith(b *testing.B, extraRules string, lookups resources.Backend) (*Server, *authv3.CheckRequest) {
 	b.Helper()
 	iss := identitytest.NewIssuer(b)
 	dir := b.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "p.yaml"), []byte(strings.ReplaceAll(policiestest.BenchmarkPolicy50(), `startsWith("https://")`, `startsWith("http")`)), 0o644); err != nil {
+	policy := strings.ReplaceAll(policiestest.BenchmarkPolicy50(), `startsWith("https://")`, `startsWith("http")`)
+	policy = strings.Replace(policy, "rules:\n", "rules:\n"+extraRules, 1)
+	if err := os.WriteFile(filepath.Join(dir, "p.yaml"), []byte(policy), 0o644); err != nil {
 		b.Fatal(err)
 	}
 	set, err := policies.Load(dir)
@@ -164,7 +175,7 @@ func benchEngine(b *testing.B) (*Server, *authv3.CheckRequest) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	e, err := authz.New(authz.Options{Verifier: v, Recognizer: gcp.NewRecognizer(gcp.DefaultCatalog(), nil), Policies: set})
+	e, err := authz.New(authz.Options{Verifier: v, Recognizer: gcp.NewRecognizer(gcp.DefaultCatalog(), nil), Policies: set, Resources: lookups})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -198,6 +209,41 @@ func BenchmarkCheck(b *testing.B) {
 		if _, err := s.Check(ctx, req); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkCheckResources measures what a rule reading resource.* adds to
+// Check with a warm cache: the same 50-rule policy and request, with and
+// without a deny rule on the project's labels and ancestry (evaluated for
+// every read), in one run.
+func BenchmarkCheckResources(b *testing.B) {
+	f := resourcestest.New(b)
+	f.AddNode("organizations/100", resourcestest.Node{DisplayName: "acme.com"})
+	f.AddProject(resourcestest.Project{ID: "acme-dev", Number: "111111111111", Parent: "organizations/100", Labels: map[string]string{"env": "dev"}})
+	lookups, err := resources.New(resources.Options{Client: http.DefaultClient, Endpoints: f.Endpoints()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const rule = "  - name: frozen-projects\n    when: 'gcp.readonly && (resource.project.labels.?env.orValue(\"\") == \"frozen\" || \"folders/999\" in resource.project.ancestors)'\n    action: deny\n"
+	for _, c := range []struct {
+		name    string
+		rules   string
+		lookups resources.Backend
+	}{{"without", "", nil}, {"with-resource-rule", rule, lookups}} {
+		b.Run(c.name, func(b *testing.B) {
+			s, req := benchEngineWith(b, c.rules, c.lookups)
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := s.Check(ctx, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	if f.Hits("project") != 1 || f.Hits("organization") != 1 {
+		b.Fatalf("the warm cache called Google: %d project, %d organization lookups", f.Hits("project"), f.Hits("organization"))
 	}
 }
 

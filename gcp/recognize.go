@@ -13,6 +13,9 @@ type Request struct {
 	Headers     map[string]string // lower-case names (x-http-method-override, content-type...)
 	Body        []byte            // request body as Envoy sent it, possibly truncated
 	BodyPartial bool              // true when Envoy said x-envoy-auth-partial-body: true
+	// MaxBodyBytes, when positive, is the largest body parsed for policies;
+	// a longer one is unreadable (see BodyUnreadable).
+	MaxBodyBytes int
 }
 
 // Recognized is the request normalised as Google's front end reads it.
@@ -28,6 +31,14 @@ type Recognized struct {
 	// call, a batch part that is one of those) and what to send instead.
 	// It is empty when the operation, or every part of a batch, is known.
 	Unrecognized string
+	// BodyJSON is the request body as Google reads it (JSON values as
+	// encoding/json decodes them into an any); nil when there is no body.
+	// A batch request has none: each part carries its own.
+	BodyJSON any
+	// BodyUnreadable, when set, says why a body that exists cannot be read
+	// as Google would (cut, too long, not JSON...): policies must then fail
+	// closed on every use of the body.
+	BodyUnreadable string
 }
 
 // UnrecognizedError returns Unrecognized as a *RequestError, nil when the
@@ -100,7 +111,24 @@ func (r *Recognizer) recognize(req Request, inBatch bool) (Recognized, error) {
 	if err != nil || out.Parts != nil {
 		return out, err
 	}
-	return out, r.checkEncodedDelimiters(req, out)
+	if err := r.checkEncodedDelimiters(req, out); err != nil {
+		return out, err
+	}
+	out.BodyJSON, out.BodyUnreadable, err = readBody(out.Path, effectiveContentType(req.Headers, out.Query), req.Body, req.BodyPartial, req.MaxBodyBytes)
+	if err != nil || out.BodyJSON == nil {
+		return out, err
+	}
+	out.BodyJSON, err = normalizeBody(out.Operation, out.BodyJSON)
+	return out, err
+}
+
+// effectiveContentType is the Content-Type Google reads: the $ct system
+// parameter when present, else the header.
+func effectiveContentType(headers map[string]string, query map[string][]string) string {
+	if ct := query[ctParam]; len(ct) > 0 {
+		return ct[0]
+	}
+	return headers["content-type"]
 }
 
 // encodedDelimiters are escapes that, decoded, would change how a path is
@@ -155,10 +183,7 @@ func (r *Recognizer) recognizeOnce(req Request, inBatch bool) (Recognized, error
 	if out.Method, err = effectiveMethod(method, req.Headers[overrideHeader], out.Query); err != nil {
 		return out, err
 	}
-	contentType := req.Headers["content-type"]
-	if ct := out.Query[ctParam]; len(ct) > 0 {
-		contentType = ct[0]
-	}
+	contentType := effectiveContentType(req.Headers, out.Query)
 	if err := r.identify(&out, contentType, req, inBatch); err != nil {
 		return out, err
 	}

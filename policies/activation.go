@@ -20,6 +20,13 @@ type activation struct {
 	in     Input
 	vals   [numVars]ref.Val
 	groups stringList
+	// lookupErr names the first resource lookup that failed.
+	lookupErr string
+	// project and target are looked up once, for every variable they answer.
+	project    *ResourceProject
+	projectErr error
+	target     *ResourceTarget
+	targetErr  error
 }
 
 var _ interpreter.Activation = (*activation)(nil)
@@ -90,6 +97,30 @@ func slotOf(name string) int {
 		return varSessionID
 	case "now":
 		return varNow
+	case "resource.kind":
+		return varResourceKind
+	case "resource.exists":
+		return varResourceExists
+	case "resource.labels":
+		return varResourceLabels
+	case "resource.tags":
+		return varResourceTags
+	case "resource.project.id":
+		return varProjectID
+	case "resource.project.number":
+		return varProjectNumber
+	case "resource.project.name":
+		return varProjectName
+	case "resource.project.exists":
+		return varProjectExists
+	case "resource.project.labels":
+		return varProjectLabels
+	case "resource.project.tags":
+		return varProjectTags
+	case "resource.project.ancestors":
+		return varProjectAncestors
+	case "resource.project.ancestor_names":
+		return varProjectAncestorNames
 	}
 	return -1
 }
@@ -131,6 +162,9 @@ func (a *activation) build(slot int) ref.Val {
 		}
 		return types.NewStringStringMap(types.DefaultTypeAdapter, in.Request.Headers)
 	case varRequestBody:
+		if in.Request.BodyError != "" {
+			return types.NewErr("request.body cannot be read: %s", in.Request.BodyError)
+		}
 		if in.Request.Body == nil {
 			return types.NullValue
 		}
@@ -158,7 +192,14 @@ func (a *activation) build(slot int) ref.Val {
 	case varGCPMethod:
 		return types.String(in.GCP.Method)
 	case varGCPProject:
-		return types.String(in.GCP.Project)
+		if in.Resources == nil {
+			return types.String(in.GCP.Project)
+		}
+		id, err := in.Resources.ProjectID(a.ctx)
+		if err != nil {
+			return a.lookupFailed("gcp.project", err)
+		}
+		return types.String(id)
 	case varGCPLocation:
 		return types.String(in.GCP.Location)
 	case varGCPResource:
@@ -177,7 +218,95 @@ func (a *activation) build(slot int) ref.Val {
 	case varNow:
 		return types.Timestamp{Time: in.Now}
 	}
+	if slot >= varResourceKind {
+		return a.buildResource(slot)
+	}
 	return types.NullValue
+}
+
+// buildResource answers a resource.* variable, looking up only what it
+// needs; a failed lookup is an error value and is remembered for
+// Decision.Unavailable.
+func (a *activation) buildResource(slot int) ref.Val {
+	r := a.in.Resources
+	name := Variables[slot].Name
+	if r == nil {
+		a.noteLookup(name + ": resource lookups are not configured (resources.credential)")
+		return types.NewErr("%s: resource lookups are not configured", name)
+	}
+	switch slot {
+	case varResourceKind, varResourceExists, varResourceLabels, varResourceTags:
+		if a.target == nil && a.targetErr == nil {
+			t, err := r.Target(a.ctx)
+			a.target, a.targetErr = &t, err
+		}
+		if a.targetErr != nil {
+			return a.lookupFailed(name, a.targetErr)
+		}
+		switch slot {
+		case varResourceKind:
+			return types.String(a.target.Kind)
+		case varResourceExists:
+			return types.Bool(a.target.Exists)
+		case varResourceLabels:
+			return stringMap(a.target.Labels)
+		default:
+			return stringMap(a.target.Tags)
+		}
+	case varProjectTags:
+		tags, err := r.ProjectTags(a.ctx)
+		if err != nil {
+			return a.lookupFailed(name, err)
+		}
+		return stringMap(tags)
+	case varProjectAncestors, varProjectAncestorNames:
+		ids, names, err := r.Ancestry(a.ctx)
+		if err != nil {
+			return a.lookupFailed(name, err)
+		}
+		a.vals[varProjectAncestors] = types.NewStringList(types.DefaultTypeAdapter, ids)
+		a.vals[varProjectAncestorNames] = types.NewStringList(types.DefaultTypeAdapter, names)
+		return a.vals[slot]
+	}
+	if a.project == nil && a.projectErr == nil {
+		p, err := r.Project(a.ctx)
+		a.project, a.projectErr = &p, err
+	}
+	if a.projectErr != nil {
+		return a.lookupFailed(name, a.projectErr)
+	}
+	p := a.project
+	switch slot {
+	case varProjectID:
+		return types.String(p.ID)
+	case varProjectNumber:
+		return types.String(p.Number)
+	case varProjectName:
+		return types.String(p.Name)
+	case varProjectExists:
+		return types.Bool(p.Exists)
+	case varProjectLabels:
+		return stringMap(p.Labels)
+	}
+	return types.NullValue
+}
+
+func (a *activation) lookupFailed(name string, err error) ref.Val {
+	a.noteLookup(name + ": " + err.Error())
+	return types.NewErr("%s could not be looked up: %v", name, err)
+}
+
+func (a *activation) noteLookup(msg string) {
+	if a.lookupErr == "" {
+		a.lookupErr = msg
+	}
+}
+
+func stringMap(m map[string]string) ref.Val {
+	if m == nil {
+		return emptyStringMap
+	}
+	return types.NewStringStringMap(types.DefaultTypeAdapter, m)
 }
 
 var (

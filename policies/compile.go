@@ -43,6 +43,13 @@ func (l *loader) compile(n *yaml.Node, pol, rule, what string) *expr {
 		return nil
 	}
 	root := checked.NativeRep().Expr()
+	var uses uint64
+	for _, ref := range checked.NativeRep().ReferenceMap() {
+		if slot := slotOf(ref.Name); slot >= 0 {
+			uses |= 1 << slot
+		}
+	}
+	l.uses |= uses
 	return &expr{src: src, prg: prg, loops: loops, methods: methodIndex(root), services: literalIndex(root, "gcp.service")}
 }
 

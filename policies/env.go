@@ -21,7 +21,7 @@ var Variables = []struct {
 	{"request.path", cel.StringType, "normalised path without the query"},
 	{"request.query", cel.MapType(cel.StringType, cel.ListType(cel.StringType)), "query parameters"},
 	{"request.headers", cel.MapType(cel.StringType, cel.StringType), "lower-case header names; credentials removed"},
-	{"request.body", cel.DynType, "parsed JSON body, or null"},
+	{"request.body", cel.DynType, "the JSON body as Google reads it; null without a body; an error (every use fails closed) when a body exists but cannot be read"},
 	{"identity.subject", cel.StringType, "the token's sub claim"},
 	{"identity.email", cel.StringType, "the token's email claim"},
 	{"identity.issuer", cel.StringType, "the token's iss claim"},
@@ -39,6 +39,18 @@ var Variables = []struct {
 	{"gcp.params", cel.MapType(cel.StringType, cel.StringType), "path parameters by their Discovery names"},
 	{"session.id", cel.StringType, "the session the request belongs to"},
 	{"now", cel.TimestampType, "the time of the request"},
+	{"resource.kind", cel.StringType, "what the request acts on: bucket, instance, disk, secret, sql_instance or project; empty for other targets"},
+	{"resource.exists", cel.BoolType, "false when Google says the target does not exist"},
+	{"resource.labels", cel.MapType(cel.StringType, cel.StringType), "the target's own labels (a bucket's, an instance's, a project's...)"},
+	{"resource.tags", cel.MapType(cel.StringType, cel.StringType), "the target's effective tags, where airlock reads them (projects)"},
+	{"resource.project.id", cel.StringType, "the project's id, resolved from a number or a bucket"},
+	{"resource.project.number", cel.StringType, "the project's number"},
+	{"resource.project.name", cel.StringType, "the project's display name"},
+	{"resource.project.exists", cel.BoolType, "false when Google says the project does not exist"},
+	{"resource.project.labels", cel.MapType(cel.StringType, cel.StringType), "the project's labels"},
+	{"resource.project.tags", cel.MapType(cel.StringType, cel.StringType), "the project's effective tags, by short key (env) and namespaced key (123456/env), to the short value"},
+	{"resource.project.ancestors", cel.ListType(cel.StringType), "folders and organization above the project, nearest first: folders/123, organizations/456"},
+	{"resource.project.ancestor_names", cel.ListType(cel.StringType), "the display names of resource.project.ancestors"},
 }
 
 // Variable slots, in the order of Variables.
@@ -66,6 +78,18 @@ const (
 	varGCPParams
 	varSessionID
 	varNow
+	varResourceKind
+	varResourceExists
+	varResourceLabels
+	varResourceTags
+	varProjectID
+	varProjectNumber
+	varProjectName
+	varProjectExists
+	varProjectLabels
+	varProjectTags
+	varProjectAncestors
+	varProjectAncestorNames
 	numVars
 )
 

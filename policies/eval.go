@@ -10,45 +10,52 @@ const msgNoPolicy = "no policy applies to this request"
 
 // Evaluate decides a request. It fails closed: no applicable policy, a rule
 // that cannot be evaluated or a context that ended gives Deny. It stops
-// evaluating rules once the decision cannot change, so Matches lists only the
-// rules it evaluated that matched; use Explain for every match.
+// evaluating a policy's rules once they cannot change the decision, so
+// Matches lists only the rules it evaluated that matched; use Explain for
+// every match. Deny rules are evaluated in every applicable policy, so that
+// Deciders names every explicit rule behind a denial.
 //
 // The returned Decision shares its Approval and Masking field slices with
 // the set: callers must not modify them.
 func (s *Set) Evaluate(ctx context.Context, in Input) Decision {
 	return s.each(ctx, &in, func(p *policy, a *activation, dv Decision) Decision {
 		d := &dv
-		if d.Action == Deny {
-			return dv
-		}
 		if r, errText, ok := p.firstMatch(a, 0, &a.in, d); ok {
-			d.setRule(r, errText)
+			d.offerRule(r, errText)
 			return dv
 		}
-		// No deny rule matched: the policy gives approve (an approve rule
-		// matched), allow (an allow rule matched) or its default.
-		if d.Action >= Approve && p.def != Deny {
-			return dv
-		}
-		if r, errText, ok := p.firstMatch(a, 1, &a.in, d); ok {
-			if d.Action < Approve {
-				d.setRule(r, errText)
+		if d.Action == Deny {
+			// Denied already: this policy's approve and allow rules cannot
+			// change that. Its default deny joins the deciders only while
+			// no rule decided, and only if no rule of its own matches.
+			if p.def != Deny || d.explicit() {
+				return dv
 			}
+			if _, _, ok := p.firstMatch(a, 1, &a.in, d); ok {
+				return dv
+			}
+			if _, _, ok := p.firstMatch(a, 2, &a.in, d); ok {
+				return dv
+			}
+			d.Matches = append(d.Matches, Match{Policy: p.name, Action: p.def})
+			d.offerDefault(p)
+			return dv
+		}
+		// The policy gives approve (an approve rule matched), allow (an
+		// allow rule matched) or its default.
+		if r, errText, ok := p.firstMatch(a, 1, &a.in, d); ok {
+			d.offerRule(r, errText)
 			return dv
 		}
 		if d.Action >= Allow && p.def <= d.Action {
 			return dv
 		}
 		if r, errText, ok := p.firstMatch(a, 2, &a.in, d); ok {
-			if d.Action < Allow {
-				d.setRule(r, errText)
-			}
+			d.offerRule(r, errText)
 			return dv
 		}
 		d.Matches = append(d.Matches, Match{Policy: p.name, Action: p.def})
-		if p.def > d.Action {
-			d.setDefault(p)
-		}
+		d.offerDefault(p)
 		return dv
 	})
 }
@@ -60,8 +67,8 @@ func (s *Set) Evaluate(ctx context.Context, in Input) Decision {
 func (s *Set) Explain(ctx context.Context, in Input) Decision {
 	return s.each(ctx, &in, func(p *policy, a *activation, dv Decision) Decision {
 		d := &dv
-		var best *rule
-		var bestErr string
+		var best []*rule
+		var bestErr []string
 		for _, r := range p.rules {
 			if r.when == nil {
 				continue
@@ -75,18 +82,23 @@ func (s *Set) Explain(ctx context.Context, in Input) Decision {
 			if ok || err != nil {
 				d.Matches = append(d.Matches, Match{Policy: p.name, Rule: r.name, Action: r.action, Error: errText})
 			}
-			if ok && (best == nil || r.action > best.action) {
-				best, bestErr = r, errText
+			if !ok {
+				continue
+			}
+			switch {
+			case len(best) == 0 || r.action > best[0].action:
+				best, bestErr = []*rule{r}, []string{errText}
+			case r.action == best[0].action:
+				best, bestErr = append(best, r), append(bestErr, errText)
 			}
 		}
-		switch {
-		case best == nil:
+		if len(best) == 0 {
 			d.Matches = append(d.Matches, Match{Policy: p.name, Action: p.def})
-			if p.def > d.Action {
-				d.setDefault(p)
-			}
-		case best.action > d.Action:
-			d.setRule(best, bestErr)
+			d.offerDefault(p)
+			return dv
+		}
+		for i, r := range best {
+			d.offerRule(r, bestErr[i])
 		}
 		return dv
 	})
@@ -113,6 +125,7 @@ func (s *Set) each(ctx context.Context, in *Input, decide func(p *policy, a *act
 		d.Masking = p.appendMasking(a, d.Masking)
 		d = decide(p, a, d)
 	}
+	d.Unavailable = a.lookupErr
 	return finish(ctx, d, applied)
 }
 
@@ -130,16 +143,46 @@ func finish(ctx context.Context, d Decision, applied bool) Decision {
 	return d
 }
 
-func (d *Decision) setRule(r *rule, errText string) {
-	d.Action, d.Policy, d.Rule, d.Approval = r.action, r.policy, r.name, r.approval
-	d.Message = r.decisionMessage()
-	if errText != "" {
-		d.Message = fmt.Sprintf("%s (the rule could not be evaluated: %s; it counts as matched to fail closed)", d.Message, errText)
+// offerRule weighs a matched rule against the decision so far: a stronger
+// action replaces it; the same action adds the rule to Deciders, replacing
+// deciders that were only defaults.
+func (d *Decision) offerRule(r *rule, errText string) {
+	m := Match{Policy: r.policy, Rule: r.name, Action: r.action, Error: errText}
+	switch {
+	case r.action > d.Action, r.action == d.Action && !d.explicit():
+		d.Action, d.Policy, d.Rule, d.Approval = r.action, r.policy, r.name, r.approval
+		d.Message = r.decisionMessage()
+		if errText != "" {
+			d.Message = fmt.Sprintf("%s (the rule could not be evaluated: %s; it counts as matched to fail closed)", d.Message, errText)
+		}
+		d.Deciders = append(d.Deciders[:0], m)
+	case r.action == d.Action:
+		d.Deciders = append(d.Deciders, m)
 	}
 }
 
-func (d *Decision) setDefault(p *policy) {
-	d.Action, d.Policy, d.Rule, d.Message, d.Approval = p.def, p.name, "", p.defMsg, p.approval
+// offerDefault weighs a policy's default: it decides only when it is
+// stronger, and joins Deciders at the same action only while no rule
+// decided.
+func (d *Decision) offerDefault(p *policy) {
+	m := Match{Policy: p.name, Action: p.def}
+	switch {
+	case p.def > d.Action:
+		d.Action, d.Policy, d.Rule, d.Message, d.Approval = p.def, p.name, "", p.defMsg, p.approval
+		d.Deciders = append(d.Deciders[:0], m)
+	case p.def == d.Action && !d.explicit():
+		d.Deciders = append(d.Deciders, m)
+	}
+}
+
+// explicit reports whether a rule (not only defaults) decided.
+func (d *Decision) explicit() bool {
+	for _, m := range d.Deciders {
+		if m.Rule != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // applies evaluates the policy's match; an error counts as a match.

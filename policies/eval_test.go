@@ -118,7 +118,8 @@ func TestEvaluateAcrossPolicies(t *testing.T) {
 		{"default deny beats allow rule", []string{rulePolicy("p1", "allow", "allow"), rulePolicy("p2", "deny", "allow")}, []string{"p1"}, "deny p2/"},
 		{"allow rule avoids own default deny", []string{rulePolicy("p1", "approve", "deny"), rulePolicy("p2", "deny", "allow")}, []string{"p2"}, "approve p1/"},
 		{"default approve then later deny", []string{rulePolicy("p1", "approve", "deny"), rulePolicy("p2", "allow", "deny")}, []string{"p2"}, "deny p2/r"},
-		{"approve rule in policy with default deny", []string{rulePolicy("p1", "approve", "allow"), rulePolicy("p2", "deny", "approve")}, []string{"p2"}, "approve p1/"},
+		{"an approve rule reports over an earlier default approve", []string{rulePolicy("p1", "approve", "allow"), rulePolicy("p2", "deny", "approve")}, []string{"p2"}, "approve p2/r"},
+		{"a deny rule reports over an earlier default deny", []string{rulePolicy("p1", "deny", "allow"), rulePolicy("p2", "allow", "deny")}, []string{"p2"}, "deny p2/r"},
 		{"default deny after approve", []string{rulePolicy("p1", "allow", "approve"), rulePolicy("p2", "deny", "allow")}, []string{"p1"}, "deny p2/"},
 	}
 	for _, tt := range tests {
@@ -448,5 +449,41 @@ func TestEvaluateConcurrently(t *testing.T) {
 		if e := <-errs; e != "" {
 			t.Error(e)
 		}
+	}
+}
+
+// Deciders name every explicit rule behind the outcome, across policies,
+// and a policy's default only when no rule produced it: a guardrail policy
+// with default deny beside the baseline does not hide the baseline's rule.
+func TestDeciders(t *testing.T) {
+	rulePolicy := func(name, def, action string) string {
+		return fmt.Sprintf("name: %s\ndefault: %s\nrules:\n  - name: r\n    when: '\"%s\" in identity.groups'\n    action: %s\n", name, def, name, action)
+	}
+	tests := []struct {
+		name     string
+		policies []string
+		groups   []string
+		want     string
+	}{
+		{"guardrail default and a baseline rule", []string{rulePolicy("guardrails", "deny", "allow"), rulePolicy("baseline", "deny", "deny")}, []string{"baseline"}, "baseline/r"},
+		{"two explicit denies", []string{rulePolicy("p1", "allow", "deny"), rulePolicy("p2", "allow", "deny")}, []string{"p1", "p2"}, "p1/r p2/r"},
+		{"only defaults", []string{rulePolicy("p1", "deny", "allow"), rulePolicy("p2", "deny", "allow")}, nil, "p1/ p2/"},
+		{"a default deny whose own allow rule matched is no decider", []string{rulePolicy("p1", "deny", "allow"), rulePolicy("p2", "deny", "allow")}, []string{"p2"}, "p1/"},
+		{"two allows", []string{rulePolicy("p1", "deny", "allow"), rulePolicy("p2", "deny", "allow")}, []string{"p1", "p2"}, "p1/r p2/r"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			set := mustLoad(t, tt.policies...)
+			for name, fn := range map[string]func(context.Context, Input) Decision{"evaluate": set.Evaluate, "explain": set.Explain} {
+				d := fn(context.Background(), flags(tt.groups...))
+				var got []string
+				for _, m := range d.Deciders {
+					got = append(got, m.Policy+"/"+m.Rule)
+				}
+				if strings.Join(got, " ") != tt.want {
+					t.Errorf("%s: deciders %v, want %s", name, got, tt.want)
+				}
+			}
+		})
 	}
 }

@@ -33,6 +33,8 @@ type loader struct {
 	// ruleRefs are the rules that tests expect to decide.
 	ruleRefs    []detectorRef
 	detectorPos map[string]Problem
+	// uses has bit i set when an expression reads Variables[i].
+	uses uint64
 }
 
 // detectorRef is a name used at a place, checked once every file is read.
@@ -197,7 +199,7 @@ var policyKeys = []string{"name", "description", "match", "default", "approvers"
 var ruleKeys = []string{"name", "description", "when", "action", "message", "approvers", "min_approvals", "grant", "ttl"}
 var maskingKeys = []string{"name", "description", "when", "fields", "detectors"}
 var detectorKeys = []string{"name", "description", "regex", "keywords", "entropy"}
-var testKeys = []string{"name", "request", "identity", "session", "expect", "rule"}
+var testKeys = []string{"name", "request", "identity", "session", "expect", "rule", "resources"}
 var requestKeys = []string{"method", "url", "headers", "body"}
 var identityKeys = []string{"subject", "email", "groups", "actor", "issuer", "claims"}
 
@@ -501,6 +503,9 @@ func (l *loader) parseTests(p *policy, n *yaml.Node) {
 		if v, ok := m["session"]; ok {
 			tc.Session, _ = l.str(v, p.name, "", label+" session")
 		}
+		if v, ok := m["resources"]; ok {
+			tc.Resources = l.parseTestResources(p, label, v)
+		}
 		if v := l.required(m, tn, p.name, "", label, "expect"); v != nil {
 			if s, ok := l.str(v, p.name, "", label+" expect"); ok {
 				if s == "invalid" {
@@ -666,6 +671,7 @@ func (l *loader) validateSet() {
 	for _, p := range l.policies {
 		for _, r := range p.rules {
 			rules[r.name] = true
+			rules[p.name+"/"+r.name] = true
 		}
 	}
 	for _, ref := range l.ruleRefs {
@@ -684,4 +690,80 @@ func (l *loader) validateSet() {
 		p.Msg = fmt.Sprintf("unknown detector %q", ref.name)
 		l.problems = append(l.problems, p)
 	}
+}
+
+// parseTestResources reads the world a test assumes for resource.* and
+// gcp.project resolution, so that policy tests run offline:
+//
+//	resources:
+//	  projects: [{id, number, name, parent, labels, tags}]
+//	  folders:  [{id: folders/N or organizations/N, name, parent}]
+//	  buckets:  [{name, project (id or number), labels}]
+//	  targets:  [{name: resource path, labels}]   # instances, disks, secrets, SQL instances
+func (l *loader) parseTestResources(p *policy, label string, n *yaml.Node) *TestResources {
+	what := label + " resources"
+	m := l.fields(n, p.name, "", what, "projects", "folders", "buckets", "targets")
+	if m == nil {
+		return nil
+	}
+	out := &TestResources{}
+	each := func(key string, keys []string, f func(m map[string]*yaml.Node, at string)) {
+		v, ok := m[key]
+		if !ok {
+			return
+		}
+		if v.Kind != yaml.SequenceNode {
+			l.problem(v, p.name, "", "%s %s must be a list", what, key)
+			return
+		}
+		for i, e := range v.Content {
+			at := fmt.Sprintf("%s %s[%d]", what, key, i)
+			if em := l.fields(e, p.name, "", at, keys...); em != nil {
+				f(em, at)
+			}
+		}
+	}
+	str := func(m map[string]*yaml.Node, key, at string, required bool) string {
+		v, ok := m[key]
+		if !ok {
+			if required {
+				l.problem(n, p.name, "", "%s: %s is required", at, key)
+			}
+			return ""
+		}
+		s, _ := l.str(v, p.name, "", at+" "+key)
+		return s
+	}
+	strMap := func(m map[string]*yaml.Node, key, at string) map[string]string {
+		v, ok := m[key]
+		if !ok {
+			return nil
+		}
+		fm := l.fields(v, p.name, "", at+" "+key, anyKey(v)...)
+		out := make(map[string]string, len(fm))
+		for k, fv := range fm {
+			out[k], _ = l.str(fv, p.name, "", at+" "+key+" "+k)
+		}
+		return out
+	}
+	each("projects", []string{"id", "number", "name", "parent", "labels", "tags"}, func(m map[string]*yaml.Node, at string) {
+		out.Projects = append(out.Projects, TestProject{
+			ID: str(m, "id", at, true), Number: str(m, "number", at, true), Name: str(m, "name", at, false),
+			Parent: str(m, "parent", at, false), Labels: strMap(m, "labels", at), Tags: strMap(m, "tags", at),
+		})
+	})
+	each("folders", []string{"id", "name", "parent"}, func(m map[string]*yaml.Node, at string) {
+		f := TestFolder{ID: str(m, "id", at, true), Name: str(m, "name", at, false), Parent: str(m, "parent", at, false)}
+		if !strings.HasPrefix(f.ID, "folders/") && !strings.HasPrefix(f.ID, "organizations/") {
+			l.problem(m["id"], p.name, "", "%s: id %q must be folders/ID or organizations/ID", at, f.ID)
+		}
+		out.Folders = append(out.Folders, f)
+	})
+	each("buckets", []string{"name", "project", "labels"}, func(m map[string]*yaml.Node, at string) {
+		out.Buckets = append(out.Buckets, TestBucket{Name: str(m, "name", at, true), Project: str(m, "project", at, true), Labels: strMap(m, "labels", at)})
+	})
+	each("targets", []string{"name", "labels"}, func(m map[string]*yaml.Node, at string) {
+		out.Targets = append(out.Targets, TestTarget{Name: str(m, "name", at, true), Labels: strMap(m, "labels", at)})
+	})
+	return out
 }

@@ -17,6 +17,21 @@ type Set struct {
 	detectors []Detector
 	tests     []TestCase
 	digest    string
+	// uses has bit i set when an expression reads Variables[i].
+	uses uint64
+}
+
+// Uses reports whether an expression of the set reads the variable name
+// (e.g. "resource.project.labels"), found when the set was compiled.
+func (s *Set) Uses(name string) bool {
+	slot := slotOf(name)
+	return slot >= 0 && s.uses&(1<<slot) != 0
+}
+
+// UsesResources reports whether an expression reads a resource.* variable:
+// only then do requests need resource lookups.
+func (s *Set) UsesResources() bool {
+	return s.uses>>varResourceKind != 0
 }
 
 // Files lists the files the set was loaded from, in load order.

@@ -30,6 +30,42 @@ type TestCase struct {
 	ExpectRule string
 	// Line is where the test starts in File.
 	Line int
+	// Resources is the world the test assumes for resource.* and for
+	// resolving gcp.project; nil assumes an empty world (nothing exists).
+	Resources *TestResources
+}
+
+// TestResources declares what Google holds, for a test.
+type TestResources struct {
+	Projects []TestProject
+	Folders  []TestFolder
+	Buckets  []TestBucket
+	Targets  []TestTarget
+}
+
+// TestProject is a project; Parent is folders/ID or organizations/ID, and
+// Tags map namespaced or short keys to values.
+type TestProject struct {
+	ID, Number, Name, Parent string
+	Labels, Tags             map[string]string
+}
+
+// TestFolder is a folder (folders/ID) or an organization (organizations/ID).
+type TestFolder struct {
+	ID, Name, Parent string
+}
+
+// TestBucket is a Cloud Storage bucket of a project (id or number).
+type TestBucket struct {
+	Name, Project string
+	Labels        map[string]string
+}
+
+// TestTarget is an instance, disk, secret or Cloud SQL instance by its
+// resource path (projects/P/zones/Z/instances/I, projects/P/secrets/S...).
+type TestTarget struct {
+	Name   string
+	Labels map[string]string
 }
 
 // InputBuilder turns a test case into the Input the request pipeline would
@@ -64,12 +100,9 @@ func (r TestResult) Failure() string {
 		why := strings.TrimPrefix(r.Refused.Error(), ErrRefusedBeforePolicy.Error()+": ")
 		return fmt.Sprintf("expected %s, but the gateway refuses the request before policy: %s", r.Case.want(), why)
 	}
-	got := fmt.Sprintf("%s by default of policy %s", r.Got.Action, r.Got.Policy)
-	switch {
-	case r.Got.Policy == "":
+	got := fmt.Sprintf("%s by %s", r.Got.Action, decidersText(r.Got))
+	if r.Got.Policy == "" {
 		got = fmt.Sprintf("%s (%s)", r.Got.Action, r.Got.Message)
-	case r.Got.Rule != "":
-		got = fmt.Sprintf("%s by policy %s rule %s", r.Got.Action, r.Got.Policy, r.Got.Rule)
 	}
 	return fmt.Sprintf("expected %s, got %s", r.Case.want(), got)
 }
@@ -110,8 +143,51 @@ func (s *Set) RunTests(ctx context.Context, build InputBuilder) []TestResult {
 			continue
 		}
 		res.Got = s.Evaluate(ctx, in)
-		res.Passed = !tc.ExpectInvalid && res.Got.Action == tc.Expect && (tc.ExpectRule == "" || res.Got.Rule == tc.ExpectRule)
+		res.Passed = !tc.ExpectInvalid && res.Got.Action == tc.Expect && (tc.ExpectRule == "" || DecidedBy(res.Got, tc.ExpectRule))
 		out = append(out, res)
 	}
 	return out
+}
+
+// DecidedBy reports whether rule (a rule name, or "policy/rule") is among
+// the rules that produced d.
+func DecidedBy(d Decision, rule string) bool {
+	pol, name, qualified := strings.Cut(rule, "/")
+	for _, m := range d.Deciders {
+		if m.Rule == "" {
+			continue
+		}
+		if qualified && m.Policy == pol && m.Rule == name || !qualified && m.Rule == rule {
+			return true
+		}
+	}
+	return false
+}
+
+// decidersText names what produced d: "rule R of policy P", "rules P/A and
+// Q/B", "default of policy P".
+func decidersText(d Decision) string {
+	var rules, defaults []string
+	for _, m := range d.Deciders {
+		if m.Rule != "" {
+			rules = append(rules, m.Policy+"/"+m.Rule)
+		} else {
+			defaults = append(defaults, m.Policy)
+		}
+	}
+	switch {
+	case len(rules) == 1:
+		pol, name, _ := strings.Cut(rules[0], "/")
+		return fmt.Sprintf("rule %s of policy %s", name, pol)
+	case len(rules) > 1:
+		return "rules " + strings.Join(rules, ", ")
+	case len(defaults) > 1:
+		return "default of policies " + strings.Join(defaults, ", ")
+	case len(defaults) == 1:
+		return "default of policy " + defaults[0]
+	}
+	if d.Rule != "" {
+		return fmt.Sprintf("rule %s of policy %s", d.Rule, d.Policy)
+	}
+	return "default of policy " + d.Policy
 }

@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"context"
 	"time"
 
 	"github.com/airlockhq/airlock/gcp"
@@ -19,8 +20,13 @@ type Request struct {
 	Query map[string][]string
 	// Headers have lower-case names; credentials are removed.
 	Headers map[string]string
-	// Body is the parsed JSON body, or nil.
+	// Body is the parsed JSON body, or nil when the request has none.
 	Body any
+	// BodyError, when set, says why a body that exists cannot be read (cut,
+	// too long, not JSON, ...). request.body is then an error value, so
+	// every expression that uses it fails closed, has() included: a deny or
+	// approve rule counts as matched, an allow rule as unmatched.
+	BodyError string
 }
 
 // Input is everything a policy can see about one request.
@@ -30,6 +36,47 @@ type Input struct {
 	GCP       gcp.Operation
 	SessionID string
 	Now       time.Time
+	// Resources answers resource.* and resolves gcp.project (a project
+	// number to its id, a bucket to its project); nil when resource
+	// lookups are not configured: gcp.project is then the one of the URL
+	// and resource.* variables are errors.
+	Resources Resources
+}
+
+// Resources looks up what Google holds about one request's resource. Each
+// method is called at most once per evaluation, only when a policy reads
+// the variables it answers. An error is a lookup that failed: the variables
+// it answers become errors, and Decision.Unavailable names the failure.
+type Resources interface {
+	// ProjectID is gcp.project as Google knows it: the project id, when the
+	// URL names the project by number or not at all (a bucket).
+	ProjectID(ctx context.Context) (string, error)
+	// Project is the request's project.
+	Project(ctx context.Context) (ResourceProject, error)
+	// Ancestry lists the folders and organization above the project,
+	// nearest first, with their display names.
+	Ancestry(ctx context.Context) (ids, names []string, err error)
+	// ProjectTags are the project's effective tags.
+	ProjectTags(ctx context.Context) (map[string]string, error)
+	// Target is the resource the request acts on.
+	Target(ctx context.Context) (ResourceTarget, error)
+}
+
+// ResourceProject is the project as resource.project.* shows it.
+type ResourceProject struct {
+	Exists           bool
+	ID, Number, Name string
+	Labels           map[string]string
+}
+
+// ResourceTarget is the request's target as resource.* shows it.
+type ResourceTarget struct {
+	// Kind is bucket, instance, disk, secret, sql_instance or project; empty
+	// when the target is not a kind airlock looks up.
+	Kind   string
+	Exists bool
+	Labels map[string]string
+	Tags   map[string]string
 }
 
 // Action is what a rule or a policy decides. Stronger actions win:
@@ -121,8 +168,17 @@ type Decision struct {
 	Message string
 	// Matches lists every rule that matched, in evaluation order (explain).
 	Matches []Match
+	// Deciders are what produced Action: every explicit rule with that
+	// action (across policies, in evaluation order), or, when no rule did,
+	// the defaults that gave it. Policy and Rule name the first.
+	Deciders []Match
 	// Approval is set when Action is Approve: the spec of the deciding rule.
 	Approval *ApprovalSpec
 	// Masking lists the masking entries whose `when` held.
 	Masking []MaskingRule
+	// Unavailable, when set, names a resource lookup that failed during
+	// evaluation. The decision then stands only if it is a deny by a rule
+	// that evaluated without error; otherwise the request must be refused
+	// as unavailable (the outcome depended on what could not be looked up).
+	Unavailable string
 }

@@ -1,0 +1,335 @@
+package gcp
+
+import (
+	"bytes"
+	"compress/gzip"
+	_ "embed" // the generated request schemas
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/airlockhq/airlock/gcp/internal/schemagen"
+)
+
+//go:generate go run ./internal/schemagen/cmd -o schemas.jsonl.gz
+
+// schemaData holds the request-body schemas of every GA Discovery document,
+// one document per gzipped JSON line (see schemagen.Doc).
+//
+//go:embed schemas.jsonl.gz
+var schemaData []byte
+
+// Google's JSON parsers for API requests accept more than one spelling of a
+// message: a field's original snake_case proto name beside its lowerCamel
+// JSON name (invoker_iam_disabled for invokerIamDisabled), quoted booleans
+// and numbers, and enum numbers beside enum names. A policy written against
+// the Discovery spelling must see that spelling whatever the agent sent,
+// so normalizeBody rewrites a body against the method's request schema:
+//
+//   - a field spelt in snake_case whose lowerCamel form is a property of
+//     the schema is renamed to it; both spellings in one object are refused;
+//   - "true" and "false" for a boolean field become booleans; a quoted
+//     number for an integer or number field becomes a number; a number for
+//     an int64 field (written as a string in Discovery) becomes its string;
+//   - a number for an enum field is refused: the Discovery document lists
+//     enum names, not their numbers, so the gateway cannot tell which name
+//     Google would read;
+//   - map values (additionalProperties) keep their keys, which are data.
+//
+// Where the schema is unknown (an unknown method, a field the schema does
+// not describe, a free-form value), keys are left as sent, and an object
+// naming one field in two spellings is refused.
+
+// schemaTable indexes the embedded schemas, decoding each document on its
+// first use.
+type schemaTable struct {
+	lines   [][]byte
+	methods map[string]int // version + " " + method id -> line
+	docs    []docOnce
+}
+
+type docOnce struct {
+	once sync.Once
+	doc  schemagen.Doc
+	err  error
+}
+
+var (
+	schemasOnce sync.Once
+	schemas     *schemaTable
+	schemasErr  error
+)
+
+func requestSchemas() (*schemaTable, error) {
+	schemasOnce.Do(func() { schemas, schemasErr = parseSchemaTable(schemaData) })
+	return schemas, schemasErr
+}
+
+func parseSchemaTable(data []byte) (*schemaTable, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("gcp: request schemas: %w", err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		return nil, fmt.Errorf("gcp: request schemas: %w", err)
+	}
+	t := &schemaTable{methods: map[string]int{}}
+	for _, line := range bytes.Split(raw, []byte{'\n'}) {
+		if len(line) == 0 {
+			continue
+		}
+		var head struct {
+			Version string            `json:"version"`
+			Methods map[string]string `json:"methods"`
+		}
+		if err := json.Unmarshal(line, &head); err != nil {
+			return nil, fmt.Errorf("gcp: request schemas line %d: %w", len(t.lines)+1, err)
+		}
+		for id := range head.Methods {
+			t.methods[head.Version+" "+id] = len(t.lines)
+		}
+		t.lines = append(t.lines, line)
+	}
+	t.docs = make([]docOnce, len(t.lines))
+	return t, nil
+}
+
+// schemaFor returns the request schema of method in version and the
+// document it belongs to, or nil when the method takes no body or is
+// unknown.
+func (t *schemaTable) schemaFor(version, method string) (*schemagen.Schema, *schemagen.Doc, error) {
+	i, ok := t.methods[version+" "+method]
+	if !ok {
+		return nil, nil, nil
+	}
+	d := &t.docs[i]
+	d.once.Do(func() {
+		if err := json.Unmarshal(t.lines[i], &d.doc); err != nil {
+			d.err = fmt.Errorf("gcp: request schemas of %s: %w", method, err)
+		}
+	})
+	if d.err != nil {
+		return nil, nil, d.err
+	}
+	return d.doc.Schemas[d.doc.Methods[method]], &d.doc, nil
+}
+
+// normalizeBody rewrites v, a body as parseStrictJSON returns it, into the
+// Discovery spelling of the request message of op. The error is a
+// *RequestError.
+func normalizeBody(op Operation, v any) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var s *schemagen.Schema
+	var doc *schemagen.Doc
+	if op.Method != "" {
+		t, err := requestSchemas()
+		if err != nil {
+			return nil, err
+		}
+		if s, doc, err = t.schemaFor(op.Version, op.Method); err != nil {
+			return nil, err
+		}
+	}
+	n := normalizer{doc: doc}
+	return n.value(v, s, "", 0)
+}
+
+type normalizer struct {
+	doc *schemagen.Doc
+}
+
+// maxSafeInt is the largest integer a float64 holds exactly.
+const maxSafeInt = 1 << 53
+
+func (n *normalizer) resolve(s *schemagen.Schema) *schemagen.Schema {
+	for i := 0; s != nil && s.Ref != "" && i < 32; i++ {
+		if n.doc == nil {
+			return nil
+		}
+		s = n.doc.Schemas[s.Ref]
+	}
+	if s != nil && s.Ref != "" {
+		return nil
+	}
+	return s
+}
+
+func (n *normalizer) value(v any, s *schemagen.Schema, at string, depth int) (any, error) {
+	s = n.resolve(s)
+	if depth > maxBodyDepth {
+		return v, nil
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		switch {
+		case s != nil && len(s.Props) > 0:
+			return n.object(x, s, at, depth)
+		case s != nil && s.Map != nil:
+			for k, e := range x {
+				nv, err := n.value(e, s.Map, at+"."+k, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				x[k] = nv
+			}
+			return x, nil
+		}
+		return n.unknownObject(x, at, depth)
+	case []any:
+		var item *schemagen.Schema
+		if s != nil {
+			item = s.Items
+		}
+		for i, e := range x {
+			nv, err := n.value(e, item, at+"["+strconv.Itoa(i)+"]", depth+1)
+			if err != nil {
+				return nil, err
+			}
+			x[i] = nv
+		}
+		return x, nil
+	case string:
+		if s == nil {
+			return x, nil
+		}
+		switch s.Type {
+		case "boolean":
+			switch x {
+			case "true":
+				return true, nil
+			case "false":
+				return false, nil
+			}
+		case "integer", "number":
+			if f, err := strconv.ParseFloat(strings.TrimSpace(x), 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
+				return f, nil
+			}
+		}
+		return x, nil
+	case float64:
+		if s == nil {
+			return x, nil
+		}
+		if s.Enum {
+			return nil, refusef("the JSON body gives the enum field %s as a number (%v); send the value's name, as the API's documentation spells it", fieldName(at), x)
+		}
+		if s.Type == "string" && (s.Format == "int64" || s.Format == "uint64") {
+			if x != math.Trunc(x) || math.Abs(x) > maxSafeInt {
+				return nil, refusef("the JSON body gives the 64-bit field %s as a number the gateway cannot read exactly; send it as a string", fieldName(at))
+			}
+			return strconv.FormatFloat(x, 'f', -1, 64), nil
+		}
+		return x, nil
+	}
+	return v, nil
+}
+
+func (n *normalizer) object(x map[string]any, s *schemagen.Schema, at string, depth int) (any, error) {
+	for _, k := range sortedKeys(x) {
+		e := x[k]
+		if p, ok := s.Props[k]; ok {
+			nv, err := n.value(e, p, at+"."+k, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			x[k] = nv
+			continue
+		}
+		if c := lowerCamel(k); c != k {
+			if p, ok := s.Props[c]; ok {
+				if _, both := x[c]; both {
+					return nil, refusef("the JSON body gives the field %s twice, as %q and %q; send it once, as %q", fieldName(at+"."+c), c, k, c)
+				}
+				nv, err := n.value(e, p, at+"."+c, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				delete(x, k)
+				x[c] = nv
+				continue
+			}
+		}
+		// A field the schema does not describe: Google refuses unknown
+		// names, so it is left as sent.
+		nv, err := n.value(e, nil, at+"."+k, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		x[k] = nv
+	}
+	return x, nil
+}
+
+// unknownObject checks an object whose schema is unknown: keys stay as
+// sent, but one field in two spellings is refused.
+func (n *normalizer) unknownObject(x map[string]any, at string, depth int) (any, error) {
+	var seen map[string]string
+	if len(x) > 1 {
+		seen = make(map[string]string, len(x))
+	}
+	for _, k := range sortedKeys(x) {
+		if seen != nil {
+			c := lowerCamel(k)
+			if other, dup := seen[c]; dup {
+				return nil, refusef("the JSON body names the field %s in two spellings (%q and %q); send one", fieldName(at+"."+c), other, k)
+			}
+			seen[c] = k
+		}
+		nv, err := n.value(x[k], nil, at+"."+k, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		x[k] = nv
+	}
+	return x, nil
+}
+
+// lowerCamel is the JSON name protobuf gives a field: underscores dropped,
+// each letter after one upper-cased (invoker_iam_disabled ->
+// invokerIamDisabled).
+func lowerCamel(k string) string {
+	if strings.IndexByte(k, '_') < 0 {
+		return k
+	}
+	var b strings.Builder
+	b.Grow(len(k))
+	up := false
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c == '_' {
+			up = true
+			continue
+		}
+		if up && c >= 'a' && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		up = false
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func fieldName(at string) string {
+	at = strings.TrimPrefix(at, ".")
+	if at == "" {
+		return "(the body)"
+	}
+	return clip(at)
+}
