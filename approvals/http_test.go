@@ -207,7 +207,7 @@ func TestWebhookQueueBounded(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-block }))
 	defer srv.Close()
 	defer close(block)
-	s := approvals.NewService(approvals.NewMemoryStore(), approvals.Options{Webhooks: []string{srv.URL}, Logger: quietLogger()})
+	s := approvals.NewService(approvals.NewMemoryStore(), approvals.Options{Webhooks: []string{srv.URL}, Logger: quietLogger(), MaxPendingPerSubject: -1})
 	start := time.Now()
 	for i := 0; i < 400; i++ {
 		gate(t, s, request(strings.Repeat("q", 1)+string(rune('a'+i%26))+string(rune('a'+i/26))))

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/approvals"
+	"github.com/airlockhq/airlock/approvals/storetest"
 	"github.com/airlockhq/airlock/identity"
 	"github.com/airlockhq/airlock/redistest"
 )
@@ -21,7 +22,7 @@ var (
 	requester = identity.Identity{Subject: "agent-1", Email: "bot@example.com", Groups: []string{"ai-agents", "sre"}}
 	sre1      = identity.Identity{Subject: "sre-1", Email: "ann@example.com", Groups: []string{"sre"}}
 	sre2      = identity.Identity{Subject: "sre-2", Email: "bob@example.com", Groups: []string{"sre"}}
-	carol     = identity.Identity{Subject: "carol", Email: "Carol@Example.com"}
+	carol     = identity.Identity{Subject: "carol", Email: "Carol@Example.com", EmailVerified: true}
 	outsider  = identity.Identity{Subject: "dev-9", Email: "dev@example.com", Groups: []string{"dev"}}
 )
 
@@ -42,7 +43,7 @@ func newService(t testing.TB, store approvals.Store, opts approvals.Options) *ap
 
 func request(name string, mods ...func(*approvals.Request)) approvals.Request {
 	r := approvals.Request{
-		Fingerprint: approvals.Fingerprint("agent-1", "DELETE", "compute.googleapis.com", "/compute/v1/"+name, nil, nil),
+		Fingerprint: storetest.FP(name),
 		Subject:     requester.Subject, Email: requester.Email, Actor: "claude",
 		Operation: "compute.instances.delete", Resource: "projects/p/zones/z/instances/" + name,
 		Method: "DELETE", URL: "https://compute.googleapis.com/compute/v1/" + name,
@@ -63,30 +64,6 @@ func gate(t *testing.T, s *approvals.Service, r approvals.Request) approvals.Out
 		t.Fatalf("Gate: %v", err)
 	}
 	return o
-}
-
-func TestFingerprint(t *testing.T) {
-	base := approvals.Fingerprint("s", "post", "Example.COM", "/p", map[string][]string{"b": {"2", "1"}, "a": {"x"}}, []byte("body"))
-	tests := []struct {
-		name string
-		fp   string
-		same bool
-	}{
-		{"normalised case and order", approvals.Fingerprint("s", "POST", "example.com", "/p", map[string][]string{"a": {"x"}, "b": {"1", "2"}}, []byte("body")), true},
-		{"other subject", approvals.Fingerprint("t", "POST", "example.com", "/p", map[string][]string{"a": {"x"}, "b": {"1", "2"}}, []byte("body")), false},
-		{"other body", approvals.Fingerprint("s", "POST", "example.com", "/p", map[string][]string{"a": {"x"}, "b": {"1", "2"}}, []byte("bodY")), false},
-		{"other path", approvals.Fingerprint("s", "POST", "example.com", "/q", map[string][]string{"a": {"x"}, "b": {"1", "2"}}, []byte("body")), false},
-		{"query value moved between keys", approvals.Fingerprint("s", "POST", "example.com", "/p", map[string][]string{"a": {"x", "1"}, "b": {"2"}}, []byte("body")), false},
-		{"field boundary shift", approvals.Fingerprint("s", "POST", "example.com", "/", map[string][]string{"pa": {"x"}, "b": {"1", "2"}}, []byte("body")), false},
-	}
-	for _, tc := range tests {
-		if (tc.fp == base) != tc.same {
-			t.Errorf("%s: same = %v, want %v", tc.name, tc.fp == base, tc.same)
-		}
-	}
-	if len(base) != 64 {
-		t.Fatalf("len = %d", len(base))
-	}
 }
 
 func TestIDs(t *testing.T) {
@@ -125,7 +102,7 @@ func TestLifecycle(t *testing.T) {
 				t.Fatalf("same request while pending got id %s, want %s", again.Approval.ID, id)
 			}
 			if other := gate(t, s, request("vm1", func(r *approvals.Request) {
-				r.Fingerprint = approvals.Fingerprint("agent-1", "DELETE", "compute.googleapis.com", "/compute/v1/vm1", nil, []byte("x"))
+				r.Fingerprint = storetest.FP("vm1 with another body")
 			})); other.Approval.ID == id {
 				t.Fatal("a different body got the same approval")
 			}
@@ -152,9 +129,9 @@ func TestLifecycle(t *testing.T) {
 			if err != nil || got.Uses != 1 || got.ClaimedAt.IsZero() {
 				t.Fatalf("Get after claim = %+v, %v", got, err)
 			}
-			pending, err := s.List(ctx, approvals.StatePending)
-			if err != nil || len(pending) != 2 {
-				t.Fatalf("List(pending) = %d, %v; want 2", len(pending), err)
+			pending, err := s.List(ctx, approvals.ListOptions{State: approvals.StatePending})
+			if err != nil || len(pending.Approvals) != 2 || pending.NextPageToken != "" {
+				t.Fatalf("List(pending) = %d (next %q), %v; want 2", len(pending.Approvals), pending.NextPageToken, err)
 			}
 		})
 	}

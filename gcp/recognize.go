@@ -23,6 +23,8 @@ type Recognized struct {
 	Query     map[string][]string // decoded query parameters
 	Operation Operation           // zero Method when unknown: a normal outcome
 	Parts     []Recognized        // non-nil only for batch requests: one per part
+	Headers   map[string]string   // batch parts only: the part's own headers, lower-case names
+	Body      []byte              // batch parts only: the part's own body
 }
 
 // RequestError is a refusal before policy (ambiguous path, unparseable
