@@ -37,6 +37,7 @@ type jsonCanon struct {
 	keys [][]byte
 	str  []byte
 	buf  [8]byte
+	tag  [1]byte
 	sum  [sha256.Size]byte
 }
 
@@ -96,8 +97,14 @@ func (c *jsonCanon) ws() {
 	}
 }
 
+// mark writes a one-byte tag.
+func (c *jsonCanon) mark(w hash.Hash, tag byte) {
+	c.tag[0] = tag
+	w.Write(c.tag[:])
+}
+
 func (c *jsonCanon) lenPrefixed(w hash.Hash, tag byte, b []byte) {
-	w.Write([]byte{tag})
+	c.mark(w, tag)
 	binary.BigEndian.PutUint64(c.buf[:], uint64(len(b)))
 	w.Write(c.buf[:])
 	w.Write(b)
@@ -146,17 +153,17 @@ func (c *jsonCanon) literal(w hash.Hash, lit string, tag byte) error {
 		return errNotJSON
 	}
 	c.pos += len(lit)
-	w.Write([]byte{tag})
+	c.mark(w, tag)
 	return nil
 }
 
 func (c *jsonCanon) array(w hash.Hash, depth int) error {
 	c.pos++ // '['
-	w.Write([]byte{'['})
+	c.mark(w, '[')
 	c.ws()
 	if c.pos < len(c.data) && c.data[c.pos] == ']' {
 		c.pos++
-		w.Write([]byte{']'})
+		c.mark(w, ']')
 		return nil
 	}
 	for {
@@ -172,7 +179,7 @@ func (c *jsonCanon) array(w hash.Hash, depth int) error {
 			c.pos++
 		case ']':
 			c.pos++
-			w.Write([]byte{']'})
+			c.mark(w, ']')
 			return nil
 		default:
 			return errNotJSON
@@ -211,7 +218,7 @@ func (c *jsonCanon) object(w hash.Hash, depth int) error {
 			if err := c.value(h, depth+1); err != nil {
 				return err
 			}
-			h.Sum(m.sum[:0])
+			copy(m.sum[:], h.Sum(c.sum[:0]))
 			members = append(members, m)
 			c.ws()
 			if c.pos >= len(c.data) {
@@ -234,14 +241,14 @@ func (c *jsonCanon) object(w hash.Hash, depth int) error {
 			return unbindable("the JSON body gives the member %q more than once, so what Google would act on is ambiguous; send each member once", clip(string(key(members[i])), 64))
 		}
 	}
-	w.Write([]byte{'{'})
+	c.mark(w, '{')
 	binary.BigEndian.PutUint64(c.buf[:], uint64(len(members)))
 	w.Write(c.buf[:])
-	for _, m := range members {
-		binary.BigEndian.PutUint64(c.buf[:], uint64(m.n))
+	for i := range members {
+		binary.BigEndian.PutUint64(c.buf[:], uint64(members[i].n))
 		w.Write(c.buf[:])
-		w.Write(key(m))
-		w.Write(m.sum[:])
+		w.Write(key(members[i]))
+		w.Write(members[i].sum[:])
 	}
 	c.mem[depth], c.keys[depth] = members, keys
 	return nil

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/airlockhq/airlock/gcp"
 )
@@ -124,7 +125,9 @@ func (b Binding) Fingerprint() (string, error) {
 	if err := checkLength(b.Headers, b.Body); err != nil {
 		return "", err
 	}
-	f := fingerprinter{h: sha256.New()}
+	f := fingerprinters.Get().(*fingerprinter)
+	defer f.release()
+	f.h.Reset()
 	f.str("airlock-approval")
 	f.num(FingerprintVersion)
 	f.str(b.Issuer)
@@ -154,12 +157,36 @@ func checkLength(headers map[string]string, body []byte) error {
 	return nil
 }
 
+// fingerprinters keeps fingerprinters with their hashers and buffers.
+var fingerprinters = sync.Pool{New: func() any { return &fingerprinter{h: sha256.New()} }}
+
 // fingerprinter writes length-prefixed fields into a hash: no two
 // different sequences of fields encode to the same bytes.
 type fingerprinter struct {
-	h   hash.Hash
-	buf [8]byte
-	js  jsonCanon
+	h       hash.Hash
+	buf     [8]byte
+	scratch []byte
+	js      jsonCanon
+}
+
+// release returns f to the pool without the buffers a large body grew.
+func (f *fingerprinter) release() {
+	const keep = 64 << 10
+	if cap(f.scratch) > keep {
+		f.scratch = nil
+	}
+	if cap(f.js.str) > keep {
+		f.js.str = nil
+	}
+	for i := range f.js.keys {
+		if cap(f.js.keys[i]) > keep {
+			f.js.keys[i] = nil
+		}
+		if cap(f.js.mem[i]) > keep/64 {
+			f.js.mem[i] = nil
+		}
+	}
+	fingerprinters.Put(f)
 }
 
 func (f *fingerprinter) num(n int) {
@@ -169,7 +196,8 @@ func (f *fingerprinter) num(n int) {
 
 func (f *fingerprinter) str(s string) {
 	f.num(len(s))
-	f.h.Write([]byte(s))
+	f.scratch = append(f.scratch[:0], s...)
+	f.h.Write(f.scratch)
 }
 
 func (f *fingerprinter) raw(b []byte) {
