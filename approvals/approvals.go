@@ -5,9 +5,20 @@
 // several replicas, memory for one.
 //
 // Lifecycle: pending -> approved | denied | expired. An approved grant
-// "once" is claimed by exactly one request; a grant "window" admits every
-// request with the same fingerprint until its TTL ends. A denial stays the
-// answer for the fingerprint for the rule's TTL, so a retry sees the reason.
+// "once" is claimed by exactly one Gate, under a claim id the Gate makes
+// itself (never a value the agent sends); Release gives the claim back when
+// the request is refused after all. A grant "window" admits every request
+// with the same fingerprint until its TTL ends. A denial stays the answer
+// for the fingerprint for the rule's TTL, so a retry sees the reason.
+//
+// Bounds: one requester (issuer and subject) has at most
+// Options.MaxPendingPerSubject pending approvals, counted atomically in the
+// store's Gate; the strings of a request are cut at MaxFieldLen; List pages
+// over the whole store with a cursor.
+//
+// Approvers: user:EMAIL matches only an e-mail the issuer vouches for, and
+// a delegated token (an act claim) does not vote unless
+// Options.AllowDelegatedVotes, and never for the party it acts for.
 //
 // Hold: with approvals.hold > 0, Gate waits up to hold for a decision,
 // woken by the store's decision feed (Redis pub/sub across replicas), so a
