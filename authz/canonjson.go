@@ -238,7 +238,7 @@ func (c *jsonCanon) object(w hash.Hash, depth int) error {
 	slices.SortFunc(members, func(a, b jsonMember) int { return bytes.Compare(key(a), key(b)) })
 	for i := 1; i < len(members); i++ {
 		if bytes.Equal(key(members[i-1]), key(members[i])) {
-			return unbindable("the JSON body gives the member %q more than once, so what Google would act on is ambiguous; send each member once", clip(string(key(members[i])), 64))
+			return unbindable("the JSON body gives the member %q more than once, so what Google would act on is ambiguous; send each member once", clipValue(string(key(members[i])), 64))
 		}
 	}
 	c.mark(w, '{')

@@ -149,7 +149,7 @@ func checkLength(headers map[string]string, body []byte) error {
 	}
 	n, err := strconv.ParseUint(strings.TrimSpace(cl), 10, 63)
 	if err != nil {
-		return unbindable("the content-length %q is not a number", clip(cl, 40))
+		return unbindable("the content-length %q is not a number", clipValue(cl, 40))
 	}
 	if n != uint64(len(body)) {
 		return unbindable("the gateway saw %d of the body's %d bytes, so an approval cannot be bound to what it does", len(body), n)
@@ -245,7 +245,7 @@ func partBody(headers map[string]string, body []byte) ([]byte, error) {
 	}
 	n, err := strconv.ParseUint(strings.TrimSpace(cl), 10, 63)
 	if err != nil {
-		return nil, unbindable("the content-length %q is not a number", clip(cl, 40))
+		return nil, unbindable("the content-length %q is not a number", clipValue(cl, 40))
 	}
 	if n > uint64(len(body)) || strings.Trim(string(body[n:]), "\r\n") != "" {
 		return nil, unbindable("its content-length (%d) does not match its body (%d bytes)", n, len(body))
@@ -352,7 +352,7 @@ func jsonMessage(r gcp.Recognized, headers map[string]string) bool {
 	return true
 }
 
-func clip(s string, n int) string {
+func clipValue(s string, n int) string {
 	if len(s) > n {
 		return s[:n] + "..."
 	}
