@@ -5,9 +5,20 @@
 // several replicas, memory for one.
 //
 // Lifecycle: pending -> approved | denied | expired. An approved grant
-// "once" is claimed by exactly one request; a grant "window" admits every
-// request with the same fingerprint until its TTL ends. A denial stays the
-// answer for the fingerprint for the rule's TTL, so a retry sees the reason.
+// "once" is claimed by exactly one Gate, under a claim id the Gate makes
+// itself (never a value the agent sends); Release gives the claim back when
+// the request is refused after all. A grant "window" admits every request
+// with the same fingerprint until its TTL ends. A denial stays the answer
+// for the fingerprint for the rule's TTL, so a retry sees the reason.
+//
+// Bounds: one requester (issuer and subject) has at most
+// Options.MaxPendingPerSubject pending approvals, counted atomically in the
+// store's Gate; the strings of a request are cut at MaxFieldLen; List pages
+// over the whole store with a cursor.
+//
+// Approvers: user:EMAIL matches only an e-mail the issuer vouches for, and
+// a delegated token (an act claim) does not vote unless
+// Options.AllowDelegatedVotes, and never for the party it acts for.
 //
 // Hold: with approvals.hold > 0, Gate waits up to hold for a decision,
 // woken by the store's decision feed (Redis pub/sub across replicas), so a
@@ -21,14 +32,11 @@ package approvals
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base32"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 )
@@ -45,6 +53,9 @@ var (
 	ErrNotApprover = errors.New("not an approver for this request")
 	// ErrSelfApproval: the voter is the requester.
 	ErrSelfApproval = errors.New("the requester cannot vote on their own request")
+	// ErrDelegated: the voter's token acts for another party (an RFC 8693
+	// act claim); approving is a human act.
+	ErrDelegated = errors.New("approving is a human act: a delegated token (one with an act claim, acting for another party) cannot vote; vote with your own token")
 	// ErrDecided: the approval was already approved or denied, or the voter already voted.
 	ErrDecided = errors.New("approval already decided")
 	// ErrInvalid: malformed input (id, reason, request).
@@ -64,12 +75,18 @@ const (
 // MaxReasonLen bounds the reason of a vote, in bytes.
 const MaxReasonLen = 1024
 
+// MaxFieldLen bounds every request string stored with an approval that the
+// agent controls (URL, body excerpt, resource, ...), in bytes; a longer
+// value is cut and marked with "...".
+const MaxFieldLen = 2048
+
 // Request is the request that needs approval, as the gate saw it.
 type Request struct {
-	// Fingerprint keys the approval; see Fingerprint.
+	// Fingerprint keys the approval: a lower-case hex SHA-256 of what the
+	// grant binds (authz.Binding).
 	Fingerprint string
-	// Subject, Email and Actor identify the requester.
-	Subject, Email, Actor string
+	// Issuer, Subject, Email and Actor identify the requester.
+	Issuer, Subject, Email, Actor string
 	// Operation is the GCP method id and Resource the full resource path.
 	Operation, Resource string
 	// Method is the effective method and URL is https://host/path?query.
@@ -189,46 +206,6 @@ func firstNonEmpty(s ...string) string {
 	return ""
 }
 
-// Fingerprint is the approval key of a request: the hex SHA-256 over a
-// length-prefixed encoding of the subject, the upper-case method, the
-// lower-case host, the normalised path, the query with keys and values
-// sorted, and the SHA-256 of the body. Requests that differ in any of these
-// get different approvals.
-func Fingerprint(subject, method, host, path string, query map[string][]string, body []byte) string {
-	h := sha256.New()
-	var n [8]byte
-	field := func(s string) {
-		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
-		h.Write(n[:])
-		h.Write([]byte(s))
-	}
-	field("airlock-approval-v1")
-	field(subject)
-	field(strings.ToUpper(method))
-	field(strings.ToLower(host))
-	field(path)
-	keys := make([]string, 0, len(query))
-	for k := range query {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	binary.BigEndian.PutUint64(n[:], uint64(len(keys)))
-	h.Write(n[:])
-	for _, k := range keys {
-		vals := append([]string(nil), query[k]...)
-		sort.Strings(vals)
-		field(k)
-		binary.BigEndian.PutUint64(n[:], uint64(len(vals)))
-		h.Write(n[:])
-		for _, v := range vals {
-			field(v)
-		}
-	}
-	bh := sha256.Sum256(body)
-	field(string(bh[:]))
-	return hex.EncodeToString(h.Sum(nil))
-}
-
 const idAlphabet = "abcdefghijklmnopqrstuvwxyz234567"
 
 var idEncoding = base32.NewEncoding(idAlphabet).WithPadding(base32.NoPadding)
@@ -271,6 +248,7 @@ func validFingerprint(fp string) bool {
 
 // requesterJSON is the requester as the API shows it.
 type requesterJSON struct {
+	Issuer  string `json:"issuer,omitempty"`
 	Subject string `json:"subject"`
 	Email   string `json:"email,omitempty"`
 }
@@ -336,7 +314,7 @@ func (a Approval) MarshalJSON() ([]byte, error) {
 	j := approvalJSON{
 		ID: a.ID, State: a.State,
 		Requester:     r.Requester(),
-		RequesterFull: requesterJSON{Subject: r.Subject, Email: r.Email},
+		RequesterFull: requesterJSON{Issuer: r.Issuer, Subject: r.Subject, Email: r.Email},
 		Actor:         r.Actor, Operation: r.Operation, Resource: r.Resource,
 		Method: r.Method, URL: r.URL, BodyExcerpt: r.BodyExcerpt,
 		Policy: r.Policy, Rule: r.Rule, Approvers: r.Approvers,
@@ -377,7 +355,7 @@ func (a *Approval) UnmarshalJSON(b []byte) error {
 	*a = Approval{
 		ID: j.ID, State: j.State,
 		Request: Request{
-			Fingerprint: j.Fingerprint, Subject: j.RequesterFull.Subject, Email: j.RequesterFull.Email,
+			Fingerprint: j.Fingerprint, Issuer: j.RequesterFull.Issuer, Subject: j.RequesterFull.Subject, Email: j.RequesterFull.Email,
 			Actor: j.Actor, Operation: j.Operation, Resource: j.Resource, Method: j.Method, URL: j.URL,
 			BodyExcerpt: j.BodyExcerpt, Policy: j.Policy, Rule: j.Rule, Approvers: j.Approvers,
 			MinApprovals: j.MinApprovals, Grant: j.Grant, TTL: ttl, SessionID: j.SessionID, RequestID: j.RequestID,

@@ -9,14 +9,6 @@ import (
 	"github.com/airlockhq/airlock/redistest"
 )
 
-func BenchmarkFingerprint(b *testing.B) {
-	q := map[string][]string{"requestId": {"abc"}, "fields": {"name", "id"}}
-	body := make([]byte, 4096)
-	for b.Loop() {
-		approvals.Fingerprint("agent-1", "POST", "compute.googleapis.com", "/compute/v1/projects/p/zones/z/instances", q, body)
-	}
-}
-
 func benchGate(b *testing.B, store approvals.Store) {
 	ctx := context.Background()
 	s := newService(b, store, approvals.Options{Logger: quietLogger()})

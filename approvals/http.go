@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html/template"
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,14 +24,17 @@ const apiTimeout = 10 * time.Second
 
 // NewHandler serves the approvals API and web page:
 //
-//	GET  /v1/approvals[?state=pending|approved|denied|expired]  -> {"approvals": [...]}
+//	GET  /v1/approvals[?state=pending|approved|denied|expired][&page_size=N][&page_token=T]
+//	                                                            -> {"approvals": [...], "next_page_token": "..."}
 //	GET  /v1/approvals/{id}                                     -> approval
 //	POST /v1/approvals/{id}:approve   {"reason": "..."}          -> approval
 //	POST /v1/approvals/{id}:deny      {"reason": "..."}          -> approval
 //	GET  /approvals                                             -> HTML page
 //
 // Every /v1 call needs "Authorization: Bearer <OIDC token>" verified by v.
-// An approval is shown only to its approvers and its requester.
+// An approval is shown only to its approvers and its requester. A list
+// page holds page_size approvals (default 100, at most 500) the caller may
+// see; next_page_token, absent on the last page, continues it.
 // Errors use Google's JSON shape {"error": {"code", "status", "message"}}.
 func NewHandler(s *Service, v identity.Verifier, logger *slog.Logger) http.Handler {
 	if logger == nil {
@@ -80,7 +85,7 @@ func errorStatus(err error) (int, string) {
 		return http.StatusBadRequest, "INVALID_ARGUMENT"
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound, "NOT_FOUND"
-	case errors.Is(err, ErrNotApprover), errors.Is(err, ErrSelfApproval):
+	case errors.Is(err, ErrNotApprover), errors.Is(err, ErrSelfApproval), errors.Is(err, ErrDelegated):
 		return http.StatusForbidden, "PERMISSION_DENIED"
 	case errors.Is(err, ErrExpired):
 		return http.StatusConflict, "FAILED_PRECONDITION"
@@ -136,20 +141,31 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	q := r.URL.Query()
+	size := 0
+	if v := q.Get("page_size"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxPageSize {
+			writeError(w, http.StatusBadRequest, "INVALID_ARGUMENT", fmt.Sprintf("approvals: page_size must be a number between 1 and %d", MaxPageSize))
+			return
+		}
+		size = n
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
 	defer cancel()
-	list, err := h.s.List(ctx, State(r.URL.Query().Get("state")))
+	res, err := h.s.List(ctx, ListOptions{
+		State: State(q.Get("state")), PageSize: size, PageToken: q.Get("page_token"),
+		Visible: func(a Approval) bool { return visible(a, caller) },
+	})
 	if err != nil {
 		h.fail(w, err)
 		return
 	}
-	shown := make([]Approval, 0, len(list))
-	for _, a := range list {
-		if visible(a, caller) {
-			shown = append(shown, a)
-		}
+	body := map[string]any{"approvals": res.Approvals}
+	if res.NextPageToken != "" {
+		body["next_page_token"] = res.NextPageToken
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"approvals": shown})
+	writeJSON(w, http.StatusOK, body)
 }
 
 func (h *handler) get(w http.ResponseWriter, r *http.Request) {
@@ -257,9 +273,13 @@ async function load(){
   msg.textContent='';
   const list=document.getElementById('list'); list.replaceChildren();
   try{
-    const j = await api('GET','/v1/approvals?state=pending');
-    if(j.approvals.length===0) list.append(el('p','Nothing is waiting.'));
-    for(const a of j.approvals){
+    let all = [], tok = '';
+    do {
+      const j = await api('GET','/v1/approvals?state=pending&page_size=500'+(tok?'&page_token='+encodeURIComponent(tok):''));
+      all = all.concat(j.approvals); tok = j.next_page_token || '';
+    } while(tok && all.length < 5000);
+    if(all.length===0) list.append(el('p','Nothing is waiting.'));
+    for(const a of all){
       const c=el('div'); c.className='card'; c.id=a.id;
       c.append(el('h2', a.operation || (a.method+' '+a.url)));
       const dl=el('dl');

@@ -3,11 +3,14 @@ package approvals_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -207,7 +210,7 @@ func TestWebhookQueueBounded(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-block }))
 	defer srv.Close()
 	defer close(block)
-	s := approvals.NewService(approvals.NewMemoryStore(), approvals.Options{Webhooks: []string{srv.URL}, Logger: quietLogger()})
+	s := approvals.NewService(approvals.NewMemoryStore(), approvals.Options{Webhooks: []string{srv.URL}, Logger: quietLogger(), MaxPendingPerSubject: -1})
 	start := time.Now()
 	for i := 0; i < 400; i++ {
 		gate(t, s, request(strings.Repeat("q", 1)+string(rune('a'+i%26))+string(rune('a'+i/26))))
@@ -217,5 +220,129 @@ func TestWebhookQueueBounded(t *testing.T) {
 	}
 	if s.WebhookDrops() == 0 {
 		t.Fatal("no drops counted with a stuck webhook and a full queue")
+	}
+}
+
+// listAll follows next_page_token and returns every approval id seen.
+func listAll(t *testing.T, h http.Handler, query, token string) ([]string, int) {
+	t.Helper()
+	var ids []string
+	pages := 0
+	next := ""
+	for {
+		q := query
+		if next != "" {
+			q += "&page_token=" + url.QueryEscape(next)
+		}
+		code, m := call(t, h, "GET", "/v1/approvals?"+q, token, "")
+		if code != 200 {
+			t.Fatalf("list %s: %d %v", q, code, m)
+		}
+		pages++
+		for _, a := range m["approvals"].([]any) {
+			ids = append(ids, a.(map[string]any)["id"].(string))
+		}
+		n, _ := m["next_page_token"].(string)
+		if n == "" {
+			return ids, pages
+		}
+		if pages > 100 {
+			t.Fatal("list does not end")
+		}
+		next = n
+	}
+}
+
+// TestListPagesPastTheNewest500: every approval is reachable by paging,
+// none twice, newest first; filtering by caller and state still applies.
+func TestListPagesPastTheNewest500(t *testing.T) {
+	now := time.Now()
+	var tick atomic.Int64
+	s := newService(t, approvals.NewMemoryStore(), approvals.Options{MaxPendingPerSubject: -1, Now: func() time.Time {
+		return now.Add(time.Duration(tick.Add(1)) * time.Millisecond)
+	}})
+	h := approvals.NewHandler(s, tokens, quietLogger())
+	want := map[string]bool{}
+	var oldest string
+	for i := 0; i < 620; i++ {
+		id := gate(t, s, request(fmt.Sprint("many-", i))).Approval.ID
+		want[id] = true
+		if i == 0 {
+			oldest = id
+		}
+	}
+	decided := gate(t, s, request("decided")).Approval.ID
+	if _, err := s.Vote(context.Background(), decided, sre1, false, "no"); err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []string{"", "page_size=500", "page_size=7"} {
+		ids, pages := listAll(t, h, "state=pending&"+size, "tok-sre1")
+		if len(ids) != len(want) {
+			t.Fatalf("%s: %d approvals in %d pages, want %d", size, len(ids), pages, len(want))
+		}
+		seen := map[string]bool{}
+		for _, id := range ids {
+			if !want[id] || seen[id] {
+				t.Fatalf("%s: %s unexpected or repeated", size, id)
+			}
+			seen[id] = true
+		}
+		if ids[len(ids)-1] != oldest {
+			t.Fatalf("%s: the oldest approval is not last", size)
+		}
+	}
+	if ids, _ := listAll(t, h, "state=denied", "tok-sre1"); len(ids) != 1 || ids[0] != decided {
+		t.Fatalf("denied = %v", ids)
+	}
+	if ids, _ := listAll(t, h, "state=pending", "tok-out"); len(ids) != 0 {
+		t.Fatalf("an outsider sees %d approvals", len(ids))
+	}
+	code, m := call(t, h, "GET", "/v1/approvals?state=pending&page_size=2", "tok-sre1", "")
+	tok, _ := m["next_page_token"].(string)
+	if code != 200 || len(m["approvals"].([]any)) != 2 || tok == "" {
+		t.Fatalf("first page = %d %v", code, m)
+	}
+	for name, q := range map[string]string{
+		"page_size 0":         "page_size=0",
+		"page_size 501":       "page_size=501",
+		"page_size text":      "page_size=ten",
+		"forged token":        "page_token=" + url.QueryEscape(tok[:len(tok)-2]+"xx"),
+		"garbage token":       "page_token=%00%01",
+		"token of a state":    "state=approved&page_token=" + url.QueryEscape(tok),
+		"token without state": "page_token=" + url.QueryEscape(tok),
+	} {
+		if code, m := call(t, h, "GET", "/v1/approvals?"+q, "tok-sre1", ""); code != 400 || errStatus(m) != "INVALID_ARGUMENT" {
+			t.Errorf("%s: %d %v", name, code, m)
+		}
+	}
+}
+
+func TestUnverifiedEmailCannotReadOrVote(t *testing.T) {
+	s := newService(t, approvals.NewMemoryStore(), approvals.Options{})
+	v := fakeVerifier{
+		"tok-carol-unverified": identity.Identity{Subject: "mallory", Email: "carol@example.com"},
+		"tok-carol-subject":    identity.Identity{Subject: "carol@example.com"},
+		"tok-carol":            identity.Identity{Subject: "carol-1", Email: "carol@example.com", EmailVerified: true},
+		"tok-delegated":        identity.Identity{Subject: "sre-1", Email: "ann@example.com", Groups: []string{"sre"}, Actor: "agent-1"},
+	}
+	h := approvals.NewHandler(s, v, quietLogger())
+	id := gate(t, s, request("email", func(r *approvals.Request) { r.Approvers = []string{"user:carol@example.com", "group:sre"} })).Approval.ID
+	for _, tok := range []string{"tok-carol-unverified", "tok-carol-subject"} {
+		if code, _ := call(t, h, "GET", "/v1/approvals/"+id, tok, ""); code != 403 {
+			t.Errorf("%s reads the approval: %d", tok, code)
+		}
+		if ids, _ := listAll(t, h, "state=pending", tok); len(ids) != 0 {
+			t.Errorf("%s lists %d approvals", tok, len(ids))
+		}
+		if code, _ := call(t, h, "POST", "/v1/approvals/"+id+":approve", tok, `{"reason":"ok"}`); code != 403 {
+			t.Errorf("%s votes: %d", tok, code)
+		}
+	}
+	code, m := call(t, h, "POST", "/v1/approvals/"+id+":approve", "tok-delegated", `{"reason":"ok"}`)
+	if msg, _ := m["error"].(map[string]any)["message"].(string); code != 403 || errStatus(m) != "PERMISSION_DENIED" || !strings.Contains(msg, "approving is a human act") {
+		t.Errorf("a delegated vote: %d %v", code, m)
+	}
+	if code, m := call(t, h, "POST", "/v1/approvals/"+id+":approve", "tok-carol", `{"reason":"ok"}`); code != 200 || m["state"] != "approved" {
+		t.Errorf("a verified e-mail's vote: %d %v", code, m)
 	}
 }

@@ -32,7 +32,18 @@ type Options struct {
 	// OnVote, when set, is called after every vote is stored, with the
 	// approval as it stands after it (the session recorder keeps votes).
 	OnVote func(ctx context.Context, a Approval, v Vote)
+	// MaxPendingPerSubject caps the live pending approvals of one
+	// requester (issuer and subject); beyond it Gate answers QueueFull.
+	// Zero means 20; negative means no cap.
+	MaxPendingPerSubject int
+	// AllowDelegatedVotes lets a token with an act claim vote (never one
+	// acting for the requester).
+	AllowDelegatedVotes bool
 }
+
+// DefaultMaxPendingPerSubject is the default cap on one requester's
+// pending approvals.
+const DefaultMaxPendingPerSubject = 20
 
 // Service runs the approval lifecycle over a Store. It is safe for
 // concurrent use; several Services (replicas) may share one Redis store.
@@ -66,6 +77,9 @@ func NewService(store Store, opts Options) *Service {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.MaxPendingPerSubject == 0 {
+		opts.MaxPendingPerSubject = DefaultMaxPendingPerSubject
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
@@ -130,8 +144,17 @@ func (s *Service) watch(id string) (<-chan struct{}, func()) {
 type Outcome struct {
 	// Granted: the request may proceed; its grant was claimed.
 	Granted bool
-	// Approval is the approval; when not Granted its State is pending or denied.
+	// Approval is the approval; when not Granted its State is pending or
+	// denied (zero when QueueFull).
 	Approval Approval
+	// ClaimID is the claim this Gate made on a once grant: Release it if
+	// the request does not go out after all.
+	ClaimID string
+	// QueueFull: the request needs a new approval but the requester
+	// already has Limit pending ones; nothing was stored.
+	QueueFull bool
+	// Limit is the cap on pending approvals per requester.
+	Limit int
 }
 
 // ApproveURL is where an approver finds the approval.
@@ -173,7 +196,22 @@ func (s *Service) normalise(req Request) (Request, error) {
 		req.TTL = s.opts.MaxTTL
 	}
 	req.TTL = req.TTL.Truncate(time.Millisecond)
+	for _, f := range []*string{&req.Operation, &req.Resource, &req.Method, &req.URL, &req.BodyExcerpt, &req.Policy, &req.Rule, &req.SessionID, &req.RequestID} {
+		*f = bound(*f, MaxFieldLen)
+	}
 	return req, nil
+}
+
+// bound cuts s to at most n bytes on a UTF-8 boundary, marking the cut.
+func bound(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("...")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strings.ToValidUTF8(s[:cut], "\uFFFD") + "..."
 }
 
 // Gate decides whether req, which a rule sent to approval, may proceed: it
@@ -186,23 +224,47 @@ func (s *Service) Gate(ctx context.Context, req Request, hold time.Duration) (Ou
 	if err != nil {
 		return Outcome{}, err
 	}
-	claimID := req.RequestID
-	if claimID == "" {
-		claimID = NewID()
-	}
+	// The claim is this Check's own: fresh, never a value the agent sends
+	// (a repeated x-request-id must not spend a once grant twice), and
+	// reused only by this Gate's own retries and hold.
+	claimID := NewID()
 	out, err := s.gateOnce(ctx, req, claimID)
-	if err != nil || out.Granted || out.Approval.State != StatePending || hold <= 0 {
+	if err != nil || out.Granted || out.QueueFull || out.Approval.State != StatePending || hold <= 0 {
 		return out, err
 	}
 	return s.hold(ctx, req, claimID, out, hold)
 }
 
+// Release gives back the claim of a granted Outcome on a once grant, when
+// the request it admitted was refused after all (its decision could not be
+// recorded, say), so the grant is not spent on a request that never went
+// out. Only the Gate that claimed can release; a window grant has nothing
+// to give back.
+func (s *Service) Release(ctx context.Context, out Outcome) error {
+	if !out.Granted || out.ClaimID == "" || out.Approval.Request.Grant != GrantOnce {
+		return nil
+	}
+	ok, err := s.store.Release(ctx, out.Approval.ID, out.ClaimID)
+	if err != nil {
+		return fmt.Errorf("approvals: release %s: %w: %w", out.Approval.ID, ErrUnavailable, err)
+	}
+	if ok {
+		s.log.Info("approval grant released", "approval_id", out.Approval.ID)
+	}
+	return nil
+}
+
 func (s *Service) gateOnce(ctx context.Context, req Request, claimID string) (Outcome, error) {
 	now := s.now()
 	fresh := Approval{ID: NewID(), State: StatePending, Request: req, CreatedAt: now.UTC(), ExpiresAt: now.Add(req.TTL).UTC()}
-	res, err := s.store.Gate(ctx, req.Fingerprint, fresh, claimID, now)
+	limit := s.opts.MaxPendingPerSubject
+	res, err := s.store.Gate(ctx, req.Fingerprint, fresh, claimID, max(limit, 0), now)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("approvals: gate %s: %w: %w", req.Fingerprint[:12], ErrUnavailable, err)
+	}
+	if res.QueueFull {
+		s.log.Warn("approval queue full", "requester", req.Requester(), "limit", limit, "rule", req.Rule)
+		return Outcome{QueueFull: true, Limit: limit}, nil
 	}
 	if res.Created {
 		s.log.Info("approval pending", "approval_id", res.Approval.ID, "rule", req.Rule, "operation", req.Operation, "requester", req.Requester())
@@ -211,7 +273,11 @@ func (s *Service) gateOnce(ctx context.Context, req Request, claimID string) (Ou
 	if res.Granted {
 		s.log.Info("approval grant claimed", "approval_id", res.Approval.ID, "grant", req.Grant, "uses", res.Approval.Uses)
 	}
-	return Outcome{Granted: res.Granted, Approval: res.Approval}, nil
+	out := Outcome{Granted: res.Granted, Approval: res.Approval, Limit: limit}
+	if res.Granted {
+		out.ClaimID = claimID
+	}
+	return out, nil
 }
 
 // hold waits for a decision on the pending approval of out, woken by the
@@ -295,6 +361,14 @@ func (s *Service) Vote(ctx context.Context, id string, voter identity.Identity, 
 		if isRequester(a.Request, voter) {
 			return Approval{}, fmt.Errorf("approvals: vote %s: %w", id, ErrSelfApproval)
 		}
+		if voter.Actor != "" {
+			if voter.Actor == a.Request.Subject || voter.Actor == a.Request.Actor {
+				return Approval{}, fmt.Errorf("approvals: vote %s: %w (this token acts for the requester)", id, ErrDelegated)
+			}
+			if !s.opts.AllowDelegatedVotes {
+				return Approval{}, fmt.Errorf("approvals: vote %s: %w", id, ErrDelegated)
+			}
+		}
 		if !IsApprover(a.Request.Approvers, voter) {
 			return Approval{}, fmt.Errorf("approvals: vote %s: %w (approvers: %s)", id, ErrNotApprover, strings.Join(a.Request.Approvers, ", "))
 		}
@@ -362,16 +436,19 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// isRequester: same subject, or the same non-empty e-mail.
+// isRequester is broad, since refusing too much is safe here: the same
+// subject (of any issuer), the same e-mail (verified or not, any case), or
+// the agent that acted for the requester.
 func isRequester(r Request, voter identity.Identity) bool {
-	if voter.Subject == r.Subject {
+	if voter.Subject == r.Subject || (r.Actor != "" && voter.Subject == r.Actor) {
 		return true
 	}
 	return r.Email != "" && strings.EqualFold(r.Email, voter.Email)
 }
 
 // IsApprover reports whether id matches one of approvers: group:NAME matches
-// NAME in id.Groups; user:EMAIL matches id.Email (case-insensitive) or id.Subject.
+// NAME in id.Groups; user:EMAIL matches id.Email, case-insensitive, only
+// when the issuer vouches for it (id.EmailVerified), and never the subject.
 func IsApprover(approvers []string, id identity.Identity) bool {
 	for _, a := range approvers {
 		if g, ok := strings.CutPrefix(a, "group:"); ok && g != "" {
@@ -382,7 +459,7 @@ func IsApprover(approvers []string, id identity.Identity) bool {
 			}
 		}
 		if u, ok := strings.CutPrefix(a, "user:"); ok && u != "" {
-			if (id.Email != "" && strings.EqualFold(u, id.Email)) || u == id.Subject {
+			if id.EmailVerified && id.Email != "" && strings.EqualFold(u, id.Email) {
 				return true
 			}
 		}
@@ -404,29 +481,6 @@ func (s *Service) Get(ctx context.Context, id string) (Approval, error) {
 	}
 	a.State = a.Effective(s.now())
 	return a, nil
-}
-
-// List returns recent approvals, newest first, with their state at now;
-// state "" lists every state.
-func (s *Service) List(ctx context.Context, state State) ([]Approval, error) {
-	switch state {
-	case "", StatePending, StateApproved, StateDenied, StateExpired:
-	default:
-		return nil, fmt.Errorf("approvals: list: %w: state %q must be pending, approved, denied or expired", ErrInvalid, state)
-	}
-	all, err := s.store.List(ctx, s.now())
-	if err != nil {
-		return nil, fmt.Errorf("approvals: list: %w: %w", ErrUnavailable, err)
-	}
-	now := s.now()
-	out := make([]Approval, 0, len(all))
-	for _, a := range all {
-		a.State = a.Effective(now)
-		if state == "" || a.State == state {
-			out = append(out, a)
-		}
-	}
-	return out, nil
 }
 
 // Healthy reports whether the store answers.

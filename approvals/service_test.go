@@ -11,8 +11,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/airlockhq/airlock/approvals"
+	"github.com/airlockhq/airlock/approvals/storetest"
 	"github.com/airlockhq/airlock/identity"
 	"github.com/airlockhq/airlock/redistest"
 )
@@ -21,7 +23,7 @@ var (
 	requester = identity.Identity{Subject: "agent-1", Email: "bot@example.com", Groups: []string{"ai-agents", "sre"}}
 	sre1      = identity.Identity{Subject: "sre-1", Email: "ann@example.com", Groups: []string{"sre"}}
 	sre2      = identity.Identity{Subject: "sre-2", Email: "bob@example.com", Groups: []string{"sre"}}
-	carol     = identity.Identity{Subject: "carol", Email: "Carol@Example.com"}
+	carol     = identity.Identity{Subject: "carol", Email: "Carol@Example.com", EmailVerified: true}
 	outsider  = identity.Identity{Subject: "dev-9", Email: "dev@example.com", Groups: []string{"dev"}}
 )
 
@@ -42,7 +44,7 @@ func newService(t testing.TB, store approvals.Store, opts approvals.Options) *ap
 
 func request(name string, mods ...func(*approvals.Request)) approvals.Request {
 	r := approvals.Request{
-		Fingerprint: approvals.Fingerprint("agent-1", "DELETE", "compute.googleapis.com", "/compute/v1/"+name, nil, nil),
+		Fingerprint: storetest.FP(name),
 		Subject:     requester.Subject, Email: requester.Email, Actor: "claude",
 		Operation: "compute.instances.delete", Resource: "projects/p/zones/z/instances/" + name,
 		Method: "DELETE", URL: "https://compute.googleapis.com/compute/v1/" + name,
@@ -63,30 +65,6 @@ func gate(t *testing.T, s *approvals.Service, r approvals.Request) approvals.Out
 		t.Fatalf("Gate: %v", err)
 	}
 	return o
-}
-
-func TestFingerprint(t *testing.T) {
-	base := approvals.Fingerprint("s", "post", "Example.COM", "/p", map[string][]string{"b": {"2", "1"}, "a": {"x"}}, []byte("body"))
-	tests := []struct {
-		name string
-		fp   string
-		same bool
-	}{
-		{"normalised case and order", approvals.Fingerprint("s", "POST", "example.com", "/p", map[string][]string{"a": {"x"}, "b": {"1", "2"}}, []byte("body")), true},
-		{"other subject", approvals.Fingerprint("t", "POST", "example.com", "/p", map[string][]string{"a": {"x"}, "b": {"1", "2"}}, []byte("body")), false},
-		{"other body", approvals.Fingerprint("s", "POST", "example.com", "/p", map[string][]string{"a": {"x"}, "b": {"1", "2"}}, []byte("bodY")), false},
-		{"other path", approvals.Fingerprint("s", "POST", "example.com", "/q", map[string][]string{"a": {"x"}, "b": {"1", "2"}}, []byte("body")), false},
-		{"query value moved between keys", approvals.Fingerprint("s", "POST", "example.com", "/p", map[string][]string{"a": {"x", "1"}, "b": {"2"}}, []byte("body")), false},
-		{"field boundary shift", approvals.Fingerprint("s", "POST", "example.com", "/", map[string][]string{"pa": {"x"}, "b": {"1", "2"}}, []byte("body")), false},
-	}
-	for _, tc := range tests {
-		if (tc.fp == base) != tc.same {
-			t.Errorf("%s: same = %v, want %v", tc.name, tc.fp == base, tc.same)
-		}
-	}
-	if len(base) != 64 {
-		t.Fatalf("len = %d", len(base))
-	}
 }
 
 func TestIDs(t *testing.T) {
@@ -125,7 +103,7 @@ func TestLifecycle(t *testing.T) {
 				t.Fatalf("same request while pending got id %s, want %s", again.Approval.ID, id)
 			}
 			if other := gate(t, s, request("vm1", func(r *approvals.Request) {
-				r.Fingerprint = approvals.Fingerprint("agent-1", "DELETE", "compute.googleapis.com", "/compute/v1/vm1", nil, []byte("x"))
+				r.Fingerprint = storetest.FP("vm1 with another body")
 			})); other.Approval.ID == id {
 				t.Fatal("a different body got the same approval")
 			}
@@ -152,9 +130,9 @@ func TestLifecycle(t *testing.T) {
 			if err != nil || got.Uses != 1 || got.ClaimedAt.IsZero() {
 				t.Fatalf("Get after claim = %+v, %v", got, err)
 			}
-			pending, err := s.List(ctx, approvals.StatePending)
-			if err != nil || len(pending) != 2 {
-				t.Fatalf("List(pending) = %d, %v; want 2", len(pending), err)
+			pending, err := s.List(ctx, approvals.ListOptions{State: approvals.StatePending})
+			if err != nil || len(pending.Approvals) != 2 || pending.NextPageToken != "" {
+				t.Fatalf("List(pending) = %d (next %q), %v; want 2", len(pending.Approvals), pending.NextPageToken, err)
 			}
 		})
 	}
@@ -475,5 +453,181 @@ func TestOnVoteSeesEveryStoredVote(t *testing.T) {
 	want := []seen{{id, approvals.StatePending, sre1.Subject, true}, {id, approvals.StateDenied, sre2.Subject, false}}
 	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
 		t.Fatalf("OnVote saw %+v, want %+v", got, want)
+	}
+}
+
+// TestOnceGrantOneUseAcrossReplicas: many Checks repeating one
+// x-request-id (the agent's value) on two replicas sharing a real Redis
+// spend a once grant exactly once.
+func TestOnceGrantOneUseAcrossReplicas(t *testing.T) {
+	srv := redistest.Start(t)
+	a := newService(t, newRedisStore(t, srv.URL()), approvals.Options{})
+	b := newService(t, newRedisStore(t, srv.URL()), approvals.Options{})
+	ctx := context.Background()
+	id := gate(t, a, request("replay")).Approval.ID
+	if _, err := b.Vote(ctx, id, sre1, true, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			svc := a
+			if i%2 == 1 {
+				svc = b
+			}
+			o, err := svc.Gate(ctx, request("replay"), 0) // the same RequestID every time
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if o.Granted {
+				if o.Approval.ID != id || o.ClaimID == "" || o.ClaimID == o.Approval.Request.RequestID {
+					t.Errorf("granted %+v", o)
+				}
+				wins.Add(1)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d Checks with one x-request-id spent one once grant, want exactly 1", wins.Load())
+	}
+}
+
+func TestReleaseGivesTheGrantBack(t *testing.T) {
+	ctx := context.Background()
+	s := newService(t, approvals.NewMemoryStore(), approvals.Options{})
+	id := gate(t, s, request("rel")).Approval.ID
+	if _, err := s.Vote(ctx, id, sre1, true, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	first := gate(t, s, request("rel"))
+	if !first.Granted {
+		t.Fatalf("claim = %+v", first)
+	}
+	forged := first
+	forged.ClaimID = approvals.NewID()
+	if err := s.Release(ctx, forged); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Get(ctx, id); got.Uses != 1 {
+		t.Fatalf("a release by another claim gave the grant back: uses %d", got.Uses)
+	}
+	if err := s.Release(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	if again := gate(t, s, request("rel")); !again.Granted || again.Approval.ID != id {
+		t.Fatalf("after release = %+v, want the grant", again)
+	}
+	if next := gate(t, s, request("rel")); next.Granted {
+		t.Fatal("the grant was used twice after one release")
+	}
+}
+
+func TestUserApproverNeedsVerifiedEmail(t *testing.T) {
+	ctx := context.Background()
+	onlyCarol := func(r *approvals.Request) { r.Approvers = []string{"user:carol@example.com"} }
+	for _, tc := range []struct {
+		name  string
+		voter identity.Identity
+	}{
+		{"unverified e-mail", identity.Identity{Subject: "mallory", Email: "carol@example.com"}},
+		{"subject equal to the e-mail", identity.Identity{Subject: "carol@example.com"}},
+		{"subject equal, unverified e-mail", identity.Identity{Subject: "carol@example.com", Email: "carol@example.com"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newService(t, approvals.NewMemoryStore(), approvals.Options{})
+			id := gate(t, s, request("verified", onlyCarol)).Approval.ID
+			if _, err := s.Vote(ctx, id, tc.voter, true, "ok"); !errors.Is(err, approvals.ErrNotApprover) {
+				t.Fatalf("vote err = %v, want ErrNotApprover", err)
+			}
+			if approvals.IsApprover([]string{"user:carol@example.com"}, tc.voter) {
+				t.Fatal("IsApprover matched")
+			}
+		})
+	}
+	s := newService(t, approvals.NewMemoryStore(), approvals.Options{})
+	id := gate(t, s, request("verified", onlyCarol)).Approval.ID
+	if a, err := s.Vote(ctx, id, identity.Identity{Subject: "c-1", Email: "CAROL@example.COM", EmailVerified: true}, true, "ok"); err != nil || a.State != approvals.StateApproved {
+		t.Fatalf("a verified e-mail in another case = %v, %v", a.State, err)
+	}
+}
+
+func TestDelegatedTokensCannotVote(t *testing.T) {
+	ctx := context.Background()
+	delegated := func(actor string) identity.Identity {
+		id := sre1
+		id.Actor = actor
+		return id
+	}
+	for _, tc := range []struct {
+		name  string
+		allow bool
+		voter identity.Identity
+		want  error
+	}{
+		{"acting for the requester", false, delegated(requester.Subject), approvals.ErrDelegated},
+		{"acting for the requester, delegation allowed", true, delegated(requester.Subject), approvals.ErrDelegated},
+		{"the requesting agent as actor, delegation allowed", true, delegated("claude"), approvals.ErrDelegated},
+		{"any delegation by default", false, delegated("some-tool"), approvals.ErrDelegated},
+		{"the requesting agent with its own token", false, identity.Identity{Subject: "claude", Groups: []string{"sre"}}, approvals.ErrSelfApproval},
+		{"delegation allowed", true, delegated("some-tool"), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newService(t, approvals.NewMemoryStore(), approvals.Options{AllowDelegatedVotes: tc.allow})
+			id := gate(t, s, request("delegated")).Approval.ID
+			_, err := s.Vote(ctx, id, tc.voter, true, "ok")
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("vote err = %v, want %v", err, tc.want)
+			}
+			if tc.want == approvals.ErrDelegated && !strings.Contains(err.Error(), "approving is a human act") {
+				t.Fatalf("message %q", err)
+			}
+		})
+	}
+}
+
+func TestPendingQueueFull(t *testing.T) {
+	s := newService(t, approvals.NewMemoryStore(), approvals.Options{MaxPendingPerSubject: 3})
+	var first string
+	for i := 0; i < 3; i++ {
+		o := gate(t, s, request(fmt.Sprint("q", i)))
+		if o.QueueFull || o.Approval.ID == "" {
+			t.Fatalf("request %d = %+v", i, o)
+		}
+		if i == 0 {
+			first = o.Approval.ID
+		}
+	}
+	o := gate(t, s, request("q3"))
+	if !o.QueueFull || o.Limit != 3 || o.Granted || o.Approval.ID != "" {
+		t.Fatalf("fourth request = %+v, want QueueFull with limit 3", o)
+	}
+	if again := gate(t, s, request("q0")); again.QueueFull || again.Approval.ID != first {
+		t.Fatalf("a re-sent pending request = %+v, want %s", again, first)
+	}
+	if other := gate(t, s, request("q4", func(r *approvals.Request) { r.Subject = "agent-2" })); other.QueueFull {
+		t.Fatal("another requester's queue is full too")
+	}
+}
+
+func TestStoredRequestStringsAreBounded(t *testing.T) {
+	s := newService(t, approvals.NewMemoryStore(), approvals.Options{})
+	long := strings.Repeat("é", 5000)
+	o := gate(t, s, request("long", func(r *approvals.Request) {
+		r.URL, r.BodyExcerpt, r.Resource, r.Operation, r.Method, r.SessionID, r.RequestID = "https://x/"+long, long, long, long, long, long, long
+	}))
+	a, err := s.Get(context.Background(), o.Approval.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := a.Request
+	for name, v := range map[string]string{"url": r.URL, "body": r.BodyExcerpt, "resource": r.Resource, "operation": r.Operation, "method": r.Method, "session": r.SessionID, "request id": r.RequestID} {
+		if len(v) > approvals.MaxFieldLen || !utf8.ValidString(v) || !strings.HasSuffix(v, "...") {
+			t.Errorf("%s: %d bytes, valid UTF-8 %v", name, len(v), utf8.ValidString(v))
+		}
 	}
 }

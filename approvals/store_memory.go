@@ -13,6 +13,7 @@ type MemoryStore struct {
 	mu        sync.Mutex
 	byID      map[string]*memRecord
 	byFP      map[string]string
+	pending   map[string]map[string]time.Time // requester key -> pending id -> expiry
 	subs      map[chan string]struct{}
 	closed    bool
 	lastSweep time.Time
@@ -27,7 +28,7 @@ var _ Store = (*MemoryStore)(nil)
 
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{byID: map[string]*memRecord{}, byFP: map[string]string{}, subs: map[chan string]struct{}{}}
+	return &MemoryStore{byID: map[string]*memRecord{}, byFP: map[string]string{}, pending: map[string]map[string]time.Time{}, subs: map[chan string]struct{}{}}
 }
 
 func (m *MemoryStore) sweepLocked(now time.Time) {
@@ -47,10 +48,20 @@ func (m *MemoryStore) sweepLocked(now time.Time) {
 			}
 		}
 	}
+	for rk, q := range m.pending {
+		for id, exp := range q {
+			if !now.Before(exp) {
+				delete(q, id)
+			}
+		}
+		if len(q) == 0 {
+			delete(m.pending, rk)
+		}
+	}
 }
 
 // Gate implements Store.
-func (m *MemoryStore) Gate(ctx context.Context, fp string, fresh Approval, claimID string, now time.Time) (GateResult, error) {
+func (m *MemoryStore) Gate(ctx context.Context, fp string, fresh Approval, claimID string, maxPending int, now time.Time) (GateResult, error) {
 	if err := ctx.Err(); err != nil {
 		return GateResult{}, err
 	}
@@ -82,10 +93,40 @@ func (m *MemoryStore) Gate(ctx context.Context, fp string, fresh Approval, claim
 			}
 		}
 	}
+	rk := requesterKey(fresh.Request)
+	queue := m.pending[rk]
+	for id, exp := range queue {
+		if !now.Before(exp) {
+			delete(queue, id)
+		}
+	}
+	if maxPending > 0 && len(queue) >= maxPending {
+		return GateResult{QueueFull: true}, nil
+	}
+	if queue == nil {
+		queue = map[string]time.Time{}
+		m.pending[rk] = queue
+	}
 	fresh.State, fresh.Version = StatePending, 1
 	m.byID[fresh.ID] = &memRecord{a: fresh}
 	m.byFP[fp] = fresh.ID
+	queue[fresh.ID] = fresh.ExpiresAt
 	return GateResult{Approval: fresh, Created: true}, nil
+}
+
+// Release implements Store.
+func (m *MemoryStore) Release(ctx context.Context, id, claimID string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.byID[id]
+	if !ok || claimID == "" || r.claimedBy != claimID || r.a.Request.Grant != GrantOnce {
+		return false, nil
+	}
+	r.claimedBy, r.a.ClaimedAt, r.a.Uses = "", time.Time{}, 0
+	return true, nil
 }
 
 // Get implements Store.
@@ -125,6 +166,11 @@ func (m *MemoryStore) Update(ctx context.Context, a Approval, now time.Time) (Ap
 	a.ClaimedAt, a.Uses = r.a.ClaimedAt, r.a.Uses
 	r.a = a
 	if a.State != StatePending {
+		rk := requesterKey(a.Request)
+		delete(m.pending[rk], a.ID)
+		if len(m.pending[rk]) == 0 {
+			delete(m.pending, rk)
+		}
 		fp := a.Request.Fingerprint
 		if cur, ok := m.byFP[fp]; !ok || cur == a.ID {
 			m.byFP[fp] = a.ID
@@ -141,26 +187,28 @@ func (m *MemoryStore) Update(ctx context.Context, a Approval, now time.Time) (Ap
 }
 
 // List implements Store.
-func (m *MemoryStore) List(ctx context.Context, now time.Time) ([]Approval, error) {
+func (m *MemoryStore) List(ctx context.Context, after Cursor, limit int) (Page, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return Page{}, err
 	}
 	m.mu.Lock()
 	out := make([]Approval, 0, len(m.byID))
 	for _, r := range m.byID {
-		out = append(out, r.a)
+		if after.IsZero() || after.before(cursorOf(r.a)) {
+			out = append(out, r.a)
+		}
 	}
 	m.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
-			return out[i].CreatedAt.After(out[j].CreatedAt)
-		}
-		return out[i].ID < out[j].ID
-	})
-	if len(out) > listLimit {
-		out = out[:listLimit]
+	sort.Slice(out, func(i, j int) bool { return cursorOf(out[i]).before(cursorOf(out[j])) })
+	p := Page{Next: after}
+	if limit > 0 && len(out) > limit {
+		out, p.More = out[:limit], true
 	}
-	return out, nil
+	p.Approvals = out
+	if len(out) > 0 {
+		p.Next = cursorOf(out[len(out)-1])
+	}
+	return p, nil
 }
 
 // Subscribe implements Store.

@@ -23,7 +23,13 @@ import (
 //	                                       exp (ms: when the state ends), grant,
 //	                                       version, claimed_by, claimed_at (ms),
 //	                                       uses; expires one hour after exp
-//	airlock:{approvals}:recent             zset: id by creation time (ms), for List
+//	airlock:{approvals}:created            zset, all scores 0: members
+//	                                       "<created ms, 16 digits>:<id>", so
+//	                                       that lexical order is list order
+//	airlock:{approvals}:pending:<requester>
+//	                                       zset: id of each pending approval of
+//	                                       one requester, scored by its expiry
+//	                                       (ms); for the per-requester cap
 //	airlock:{approvals}:decided            pub/sub channel: id of each decision
 //
 // Gate is one EVALSHA (gateScript): a claim, a pending lookup or a creation
@@ -33,15 +39,18 @@ const (
 	redisPrefix    = "airlock:{approvals}:"
 	redisFPPrefix  = redisPrefix + "fp:"
 	redisRecPrefix = redisPrefix + "a:"
-	redisRecent    = redisPrefix + "recent"
+	redisCreated   = redisPrefix + "created"
+	redisPending   = redisPrefix + "pending:"
 	redisChannel   = redisPrefix + "decided"
 )
 
-// gateScript: KEYS[1] fingerprint key, KEYS[2] recent zset.
+// gateScript: KEYS[1] fingerprint key, KEYS[2] created zset, KEYS[3] the
+// requester's pending zset.
 // ARGV: now ms, record key prefix, fresh id, fresh json, fresh exp ms,
-// fresh grant, claim id, retention ms.
+// fresh grant, claim id, retention ms, max pending (0: no cap), created
+// member, created cutoff (members before it are dropped).
 // Returns {kind, json, claimed_at, uses, version} with kind one of
-// pending, denied, granted, created.
+// pending, denied, granted, created, full.
 var gateScript = redis.NewScript(`
 local now = tonumber(ARGV[1])
 local id = redis.call('GET', KEYS[1])
@@ -73,16 +82,27 @@ if id then
     end
   end
 end
+local maxp = tonumber(ARGV[9])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+if maxp > 0 and redis.call('ZCARD', KEYS[3]) >= maxp then
+  return {'full', '', '0', '0', '0'}
+end
+local fexp = tonumber(ARGV[5])
 local rk = ARGV[2] .. ARGV[3]
 redis.call('HSET', rk, 'json', ARGV[4], 'state', 'pending', 'exp', ARGV[5], 'grant', ARGV[6], 'version', '1', 'claimed_by', '', 'claimed_at', '0', 'uses', '0')
-redis.call('PEXPIREAT', rk, tonumber(ARGV[5]) + tonumber(ARGV[8]))
+redis.call('PEXPIREAT', rk, fexp + tonumber(ARGV[8]))
 redis.call('SET', KEYS[1], ARGV[3], 'PXAT', ARGV[5])
-redis.call('ZADD', KEYS[2], now, ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[8]) * 25)
+redis.call('ZADD', KEYS[3], fexp, ARGV[3])
+if redis.call('PTTL', KEYS[3]) < fexp - now then
+  redis.call('PEXPIREAT', KEYS[3], fexp)
+end
+redis.call('ZADD', KEYS[2], 0, ARGV[10])
+redis.call('ZREMRANGEBYLEX', KEYS[2], '-', '(' .. ARGV[11])
 return {'created', ARGV[4], '0', '0', '1'}
 `)
 
-// updateScript: KEYS[1] record, KEYS[2] fingerprint key.
+// updateScript: KEYS[1] record, KEYS[2] fingerprint key, KEYS[3] the
+// requester's pending zset.
 // ARGV: expected version, json, state, exp ms, id, retention ms, channel, now ms.
 // Returns ok, missing, conflict or expired.
 var updateScript = redis.NewScript(`
@@ -93,6 +113,7 @@ if tonumber(h[2]) <= tonumber(ARGV[8]) then return 'expired' end
 redis.call('HSET', KEYS[1], 'json', ARGV[2], 'state', ARGV[3], 'exp', ARGV[4], 'version', tostring(tonumber(h[1]) + 1))
 redis.call('PEXPIREAT', KEYS[1], tonumber(ARGV[4]) + tonumber(ARGV[6]))
 if ARGV[3] ~= 'pending' then
+  redis.call('ZREM', KEYS[3], ARGV[5])
   local cur = redis.call('GET', KEYS[2])
   if not cur or cur == ARGV[5] then
     redis.call('SET', KEYS[2], ARGV[5], 'PXAT', ARGV[4])
@@ -101,6 +122,28 @@ if ARGV[3] ~= 'pending' then
 end
 return 'ok'
 `)
+
+// releaseScript: KEYS[1] record. ARGV: claim id.
+// Returns 1 when the claim was given back, else 0.
+var releaseScript = redis.NewScript(`
+local h = redis.call('HMGET', KEYS[1], 'claimed_by', 'grant')
+if not h[1] or ARGV[1] == '' or h[1] ~= ARGV[1] or h[2] ~= 'once' then return 0 end
+redis.call('HSET', KEYS[1], 'claimed_by', '', 'claimed_at', '0', 'uses', '0')
+return 1
+`)
+
+// createdMember is the created zset member of c.
+func createdMember(c Cursor) string { return fmt.Sprintf("%016d:%s", c.CreatedMS, c.ID) }
+
+// parseCreatedMember reads a created zset member.
+func parseCreatedMember(m string) (Cursor, bool) {
+	ms, id, ok := strings.Cut(m, ":")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if !ok || err != nil {
+		return Cursor{}, false
+	}
+	return Cursor{CreatedMS: n, ID: id}, true
+}
 
 // RedisStore keeps approvals in Redis (standalone, Sentinel or Cluster).
 type RedisStore struct {
@@ -214,20 +257,25 @@ func toInt(v any) int64 {
 }
 
 // Gate implements Store in one round trip.
-func (r *RedisStore) Gate(ctx context.Context, fp string, fresh Approval, claimID string, now time.Time) (GateResult, error) {
+func (r *RedisStore) Gate(ctx context.Context, fp string, fresh Approval, claimID string, maxPending int, now time.Time) (GateResult, error) {
 	fresh.State, fresh.Version = StatePending, 1
 	js, err := json.Marshal(fresh)
 	if err != nil {
 		return GateResult{}, err
 	}
-	res, err := gateScript.Run(ctx, r.rdb, []string{redisFPPrefix + fp, redisRecent},
+	cutoff := fmt.Sprintf("%016d", now.Add(-25*retention).UnixMilli())
+	res, err := gateScript.Run(ctx, r.rdb, []string{redisFPPrefix + fp, redisCreated, redisPending + requesterKey(fresh.Request)},
 		ms(now), redisRecPrefix, fresh.ID, js, ms(fresh.ExpiresAt), fresh.Request.Grant, claimID,
-		strconv.FormatInt(retention.Milliseconds(), 10)).Slice()
+		strconv.FormatInt(retention.Milliseconds(), 10), strconv.Itoa(max(maxPending, 0)),
+		createdMember(cursorOf(fresh)), cutoff).Slice()
 	if err != nil {
 		return GateResult{}, err
 	}
 	if len(res) != 5 {
 		return GateResult{}, fmt.Errorf("gate script: unexpected reply %v", res)
+	}
+	if kind, _ := res[0].(string); kind == "full" {
+		return GateResult{QueueFull: true}, nil
 	}
 	a, err := decodeRecord(res[1], res[2], res[3], res[4])
 	if err != nil {
@@ -235,6 +283,15 @@ func (r *RedisStore) Gate(ctx context.Context, fp string, fresh Approval, claimI
 	}
 	kind, _ := res[0].(string)
 	return GateResult{Approval: a, Granted: kind == "granted", Created: kind == "created"}, nil
+}
+
+// Release implements Store in one round trip.
+func (r *RedisStore) Release(ctx context.Context, id, claimID string) (bool, error) {
+	n, err := releaseScript.Run(ctx, r.rdb, []string{redisRecPrefix + id}, claimID).Int()
+	if err != nil {
+		return false, err
+	}
+	return n == 1, nil
 }
 
 // Get implements Store.
@@ -257,7 +314,7 @@ func (r *RedisStore) Update(ctx context.Context, a Approval, now time.Time) (App
 	if err != nil {
 		return Approval{}, err
 	}
-	res, err := updateScript.Run(ctx, r.rdb, []string{redisRecPrefix + a.ID, redisFPPrefix + a.Request.Fingerprint},
+	res, err := updateScript.Run(ctx, r.rdb, []string{redisRecPrefix + a.ID, redisFPPrefix + a.Request.Fingerprint, redisPending + requesterKey(a.Request)},
 		strconv.FormatInt(prev, 10), js, string(a.State), ms(a.ExpiresAt), a.ID,
 		strconv.FormatInt(retention.Milliseconds(), 10), redisChannel, ms(now)).Text()
 	if err != nil {
@@ -276,26 +333,42 @@ func (r *RedisStore) Update(ctx context.Context, a Approval, now time.Time) (App
 	return Approval{}, fmt.Errorf("update script: unexpected reply %q", res)
 }
 
-// List implements Store.
-func (r *RedisStore) List(ctx context.Context, now time.Time) ([]Approval, error) {
-	ids, err := r.rdb.ZRevRange(ctx, redisRecent, 0, listLimit-1).Result()
-	if err != nil {
-		return nil, err
+// List implements Store: one range read and one pipeline of reads.
+func (r *RedisStore) List(ctx context.Context, after Cursor, limit int) (Page, error) {
+	if limit <= 0 {
+		limit = 100
 	}
-	if len(ids) == 0 {
-		return []Approval{}, nil
+	hi := "+"
+	if !after.IsZero() {
+		hi = "(" + createdMember(after)
+	}
+	members, err := r.rdb.ZRevRangeByLex(ctx, redisCreated, &redis.ZRangeBy{Max: hi, Min: "-", Count: int64(limit)}).Result()
+	if err != nil {
+		return Page{}, err
+	}
+	p := Page{Next: after, More: len(members) == limit, Approvals: []Approval{}}
+	if len(members) == 0 {
+		return p, nil
+	}
+	ids := make([]string, 0, len(members))
+	for _, m := range members {
+		c, ok := parseCreatedMember(m)
+		if !ok {
+			return Page{}, fmt.Errorf("list: malformed entry %q", m)
+		}
+		ids = append(ids, c.ID)
+		p.Next = c
 	}
 	cmds := make([]*redis.SliceCmd, len(ids))
-	_, err = r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err = r.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
 		for i, id := range ids {
-			cmds[i] = p.HMGet(ctx, redisRecPrefix+id, "json", "claimed_at", "uses", "version")
+			cmds[i] = pl.HMGet(ctx, redisRecPrefix+id, "json", "claimed_at", "uses", "version")
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return Page{}, err
 	}
-	out := make([]Approval, 0, len(ids))
 	for _, c := range cmds {
 		v := c.Val()
 		if len(v) != 4 || v[0] == nil {
@@ -303,11 +376,11 @@ func (r *RedisStore) List(ctx context.Context, now time.Time) ([]Approval, error
 		}
 		a, err := decodeRecord(v[0], v[1], v[2], v[3])
 		if err != nil {
-			return nil, err
+			return Page{}, err
 		}
-		out = append(out, a)
+		p.Approvals = append(p.Approvals, a)
 	}
-	return out, nil
+	return p, nil
 }
 
 // Subscribe implements Store with Redis pub/sub; go-redis reconnects and

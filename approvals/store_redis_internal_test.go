@@ -2,6 +2,8 @@ package approvals
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -11,6 +13,11 @@ import (
 
 	"github.com/airlockhq/airlock/redistest"
 )
+
+func testFP(name string) string {
+	h := sha256.Sum256([]byte(name))
+	return hex.EncodeToString(h[:])
+}
 
 // roundTrips counts the commands and pipelines a client sends.
 type roundTrips struct{ n atomic.Int64 }
@@ -39,9 +46,9 @@ func TestGateIsOneRoundTrip(t *testing.T) {
 	fresh := func(fp string) Approval {
 		return Approval{ID: NewID(), Request: Request{Fingerprint: fp, Grant: GrantOnce, TTL: time.Minute}, CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
 	}
-	fp1 := Fingerprint("s", "GET", "h", "/1", nil, nil)
-	fp2 := Fingerprint("s", "GET", "h", "/2", nil, nil)
-	first, err := store.Gate(ctx, fp1, fresh(fp1), "c", now) // loads the script
+	fp1 := testFP("1")
+	fp2 := testFP("2")
+	first, err := store.Gate(ctx, fp1, fresh(fp1), "c", 0, now) // loads the script
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +66,7 @@ func TestGateIsOneRoundTrip(t *testing.T) {
 		{"pending lookup", fp2, func(r GateResult) bool { return !r.Created && !r.Granted }},
 	} {
 		before := rt.n.Load()
-		r, err := store.Gate(ctx, step.fp, fresh(step.fp), "c2", now)
+		r, err := store.Gate(ctx, step.fp, fresh(step.fp), "c2", 0, now)
 		if err != nil || !step.check(r) {
 			t.Fatalf("%s: %+v, %v", step.name, r, err)
 		}
@@ -94,8 +101,8 @@ func TestRedisSlowIsBoundedByDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	fp := Fingerprint("s", "GET", "h", "/slow", nil, nil)
-	_, err = store.Gate(ctx, fp, Approval{ID: NewID(), Request: Request{Fingerprint: fp, Grant: GrantOnce}, ExpiresAt: start.Add(time.Minute)}, "c", start)
+	fp := testFP("slow")
+	_, err = store.Gate(ctx, fp, Approval{ID: NewID(), Request: Request{Fingerprint: fp, Grant: GrantOnce}, ExpiresAt: start.Add(time.Minute)}, "c", 0, start)
 	if err == nil {
 		t.Fatal("Gate against a silent Redis succeeded")
 	}

@@ -43,6 +43,9 @@ type Request struct {
 // Approvals is the approval gate the engine consults for approve decisions.
 type Approvals interface {
 	Gate(ctx context.Context, req approvals.Request, hold time.Duration) (approvals.Outcome, error)
+	// Release gives back a granted Outcome's claim on a once grant when
+	// the request is refused after all.
+	Release(ctx context.Context, out approvals.Outcome) error
 	ApproveURL(id string) string
 }
 
@@ -147,6 +150,9 @@ func (e *Engine) Decide(ctx context.Context, req Request) *Result {
 			e.log.Error("recording the decision failed; refusing", "request_id", res.RequestID, "err", err)
 			res = unavailable(res, "the session recorder cannot store this request, so it is refused; retry later")
 		}
+	}
+	if res.claim != nil && res.Outcome != Allowed {
+		e.release(ctx, res)
 	}
 	if m := e.opts.Metrics; m != nil {
 		m.observe(res, e.now().Sub(start))
@@ -320,6 +326,17 @@ func policyHeaders(h map[string]string) map[string]string {
 	return out
 }
 
+// release gives back the once grant a refused request claimed, so that
+// the grant is not spent on a request that never went out.
+func (e *Engine) release(ctx context.Context, res *Result) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.Timeout)
+	defer cancel()
+	if err := e.opts.Approvals.Release(rctx, *res.claim); err != nil {
+		e.log.Error("releasing the claimed grant of a refused request failed; the grant stays spent", "request_id", res.RequestID, "approval_id", res.claim.Approval.ID, "err", err)
+	}
+	res.claim = nil
+}
+
 func (e *Engine) approve(ctx context.Context, res *Result, req Request) *Result {
 	if e.opts.Approvals == nil {
 		return unavailable(res, "approvals are not configured on this gateway, so a request that needs approval cannot proceed")
@@ -330,8 +347,22 @@ func (e *Engine) approve(ctx context.Context, res *Result, req Request) *Result 
 		spec = *dec.Approval
 	}
 	rec := res.Recognized
+	fp, err := Binding{
+		Issuer: res.Identity.Issuer, Subject: res.Identity.Subject,
+		Policy: dec.Policy, Rule: dec.Rule,
+		Request: rec, Headers: req.Headers, Body: req.Body, BodyPartial: req.BodyPartial,
+	}.Fingerprint()
+	var ue *UnbindableError
+	if errors.As(err, &ue) {
+		return unbindableApproval(res, ue.Msg)
+	}
+	if err != nil {
+		e.log.Error("fingerprint failed", "request_id", res.RequestID, "err", err)
+		return unavailable(res, "the request could not be bound to an approval; retry later")
+	}
 	ar := approvals.Request{
-		Fingerprint:  approvals.Fingerprint(res.Identity.Subject, rec.Method, rec.Host, rec.Path, rec.Query, req.Body),
+		Fingerprint:  fp,
+		Issuer:       res.Identity.Issuer,
 		Subject:      res.Identity.Subject,
 		Email:        res.Identity.Email,
 		Actor:        res.Identity.Actor,
@@ -367,9 +398,13 @@ func (e *Engine) approve(ctx context.Context, res *Result, req Request) *Result 
 		e.log.Error("approval store failed", "request_id", res.RequestID, "err", err)
 		return unavailable(res, "the approval store cannot be reached, so a request that needs approval cannot proceed; retry later")
 	}
+	if out.QueueFull {
+		return approvalQueueFull(res, out.Limit)
+	}
 	res.Approval = &out.Approval
 	if out.Granted {
 		res.Outcome = Allowed
+		res.claim = &out
 		return res
 	}
 	res.ApproveURL = e.opts.Approvals.ApproveURL(out.Approval.ID)

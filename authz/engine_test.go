@@ -38,6 +38,8 @@ func (f *fakeApprovals) Gate(_ context.Context, r approvals.Request, _ time.Dura
 	return f.out, f.err
 }
 
+func (f *fakeApprovals) Release(context.Context, approvals.Outcome) error { return nil }
+
 func (f *fakeApprovals) ApproveURL(id string) string {
 	return "https://airlock.example/approvals/" + id
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -71,6 +72,9 @@ type Result struct {
 	Refusal *Refusal
 	// Request is the request as Envoy presented it.
 	Request *Request
+	// claim is the grant this request claimed, to give back if it is
+	// refused after all.
+	claim *approvals.Outcome
 }
 
 // Metadata is what an allowed request hands to later filters.
@@ -266,6 +270,33 @@ func approvalRequired(r *Result) *Result {
 		"approve_url": r.ApproveURL,
 		"expires_at":  a.ExpiresAt.UTC().Format(time.RFC3339),
 		"retry":       "ask an approver to approve " + a.ID + ", then retry the identical request",
+	})
+}
+
+// approvalQueueFull refuses a request that needs a new approval while its
+// requester already has limit approvals waiting.
+func approvalQueueFull(r *Result, limit int) *Result {
+	d := r.Decision
+	msg := fmt.Sprintf("airlock: approval required by rule %s, but your approval queue is full: you already have %d requests waiting for a human's decision, the most this gateway keeps. Wait for approvers to decide them (or let them expire at the end of their rule's ttl), then retry this request.",
+		ruleOrDefault(d.Rule), limit)
+	return refuse(r, ApprovalRequired, 403, "PERMISSION_DENIED", ReasonApprovalRequired, msg, map[string]string{
+		"policy":     d.Policy,
+		"rule":       ruleOrDefault(d.Rule),
+		"queue_full": "true",
+		"limit":      strconv.Itoa(limit),
+		"retry":      "wait for approvers to decide your pending requests or for them to expire, then retry",
+	})
+}
+
+// unbindableApproval refuses a request that needs approval but cannot be
+// bound to one: an approval must grant exactly what its approvers judged.
+func unbindableApproval(r *Result, why string) *Result {
+	d := r.Decision
+	msg := fmt.Sprintf("airlock: rule %s needs a human's approval for this request, but an approval cannot be bound to it: %s.",
+		ruleOrDefault(d.Rule), strings.TrimSuffix(why, "."))
+	return refuse(r, Invalid, 400, "INVALID_ARGUMENT", ReasonInvalidRequest, msg, map[string]string{
+		"policy": d.Policy,
+		"rule":   ruleOrDefault(d.Rule),
 	})
 }
 

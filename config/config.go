@@ -112,6 +112,13 @@ type Approvals struct {
 	PublicURL string `yaml:"public_url"`
 	// Webhooks are POSTed on every new pending approval and every decision.
 	Webhooks []string `yaml:"webhooks"`
+	// MaxPendingPerSubject caps the pending approvals of one requester
+	// (issuer and subject); a request over it is refused with
+	// APPROVAL_REQUIRED and queue_full.
+	MaxPendingPerSubject int `yaml:"max_pending_per_subject"`
+	// AllowDelegatedVotes lets a token that acts for another party (an
+	// RFC 8693 act claim) vote, never one acting for the requester.
+	AllowDelegatedVotes bool `yaml:"allow_delegated_votes"`
 }
 
 // Masking configures the ext_proc masker.

@@ -30,6 +30,8 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"credential without source", "identity: {dev: true}\ncredentials: [{name: gcp}]\n", "config: credentials[0]: set service_account_key or adc: true"},
 		{"credential key missing", "identity: {dev: true}\ncredentials: [{name: gcp, service_account_key: /nonexistent/sa.json}]\n", `config: credentials[0].service_account_key: "/nonexistent/sa.json"`},
 		{"ttl order", "identity: {dev: true}\napprovals: {default_ttl: 2h, max_ttl: 1h}\n", "config: approvals.max_ttl: must be at least approvals.default_ttl (2h0m0s)"},
+		{"pending cap", "identity: {dev: true}\napprovals: {max_pending_per_subject: 0}\n", "config: approvals.max_pending_per_subject: must be between 1 and 10000, not 0"},
+		{"delegated votes type", "approvals:\n  allow_delegated_votes: maybe\nidentity: {dev: true}\n", "config: approvals.allow_delegated_votes (line 2): wrong type"},
 		{"not yaml", "listen: [\n", "config: (file): not valid YAML"},
 		{"scalar for mapping", "listen: 5\n", "config: listen (line 1): must be a mapping"},
 	}
@@ -54,7 +56,8 @@ func TestParseKeepsDefaults(t *testing.T) {
 	if c.Approvals.Hold != 30*time.Second {
 		t.Errorf("hold = %s, want 30s", c.Approvals.Hold)
 	}
-	if c.Listen.Authz != "127.0.0.1:9001" || c.Approvals.Store != "memory" || c.Recorder.OnFull != "refuse" {
+	if c.Listen.Authz != "127.0.0.1:9001" || c.Approvals.Store != "memory" || c.Recorder.OnFull != "refuse" ||
+		c.Approvals.MaxPendingPerSubject != 20 || c.Approvals.AllowDelegatedVotes {
 		t.Errorf("defaults lost: %+v", c)
 	}
 	if c.Identity.Issuers[0].Audience != "airlock" {

@@ -60,9 +60,10 @@ func Default() *Config {
 		Policies: Policies{ReloadInterval: 2 * time.Second},
 		Authz:    Authz{MaxBodyBytes: 1 << 20, Timeout: time.Second, Unrecognised: "refuse"},
 		Approvals: Approvals{
-			Store:      "memory",
-			DefaultTTL: 15 * time.Minute,
-			MaxTTL:     24 * time.Hour,
+			Store:                "memory",
+			DefaultTTL:           15 * time.Minute,
+			MaxTTL:               24 * time.Hour,
+			MaxPendingPerSubject: 20,
 		},
 		Masking: Masking{BodyMode: "streamed", MaxDecompressedBytes: 64 << 20},
 		Recorder: Recorder{
@@ -365,6 +366,9 @@ func (c *Config) Validate() error {
 		if u, err := url.Parse(w); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad(fmt.Sprintf("approvals.webhooks[%d]", i), "must be an http(s) URL")
 		}
+	}
+	if c.Approvals.MaxPendingPerSubject < 1 || c.Approvals.MaxPendingPerSubject > 10000 {
+		bad("approvals.max_pending_per_subject", "must be between 1 and 10000, not %d", c.Approvals.MaxPendingPerSubject)
 	}
 
 	switch c.Masking.BodyMode {

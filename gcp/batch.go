@@ -74,6 +74,7 @@ func (r *Recognizer) batch(host, contentType string, req Request) ([]Recognized,
 		if err != nil {
 			return nil, refusef("batch part %d: %s", len(parts)+1, refusalText(err))
 		}
+		rec.Headers, rec.Body = inner.Headers, inner.Body
 		parts = append(parts, rec)
 	}
 	if len(parts) == 0 {

@@ -26,6 +26,8 @@ type Recognized struct {
 	Query     map[string][]string // decoded query parameters
 	Operation Operation           // zero Method when unknown: a normal outcome
 	Parts     []Recognized        // non-nil only for batch requests: one per part
+	Headers   map[string]string   // batch parts only: the part's own headers, lower-case names
+	Body      []byte              // batch parts only: the part's own body
 	// Unrecognized says, for the agent, why no operation was recognised
 	// (an unknown host, a method the host's API does not have, a gRPC
 	// call, a batch part that is one of those) and what to send instead.

@@ -3,6 +3,8 @@ package storetest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -38,7 +40,8 @@ func Fresh(fp string, now time.Time, grant string, ttl time.Duration) approvals.
 
 // FP returns a distinct fingerprint for name.
 func FP(name string) string {
-	return approvals.Fingerprint(name, "POST", "example.com", "/"+name, nil, nil)
+	h := sha256.Sum256([]byte("storetest:" + name))
+	return hex.EncodeToString(h[:])
 }
 
 func decide(t *testing.T, s approvals.Store, a approvals.Approval, st approvals.State, now time.Time) approvals.Approval {
@@ -57,7 +60,7 @@ func decide(t *testing.T, s approvals.Store, a approvals.Approval, st approvals.
 
 func mustGate(t *testing.T, s approvals.Store, fp, grant, claim string, now time.Time) approvals.GateResult {
 	t.Helper()
-	r, err := s.Gate(context.Background(), fp, Fresh(fp, now, grant, time.Minute), claim, now)
+	r, err := s.Gate(context.Background(), fp, Fresh(fp, now, grant, time.Minute), claim, 0, now)
 	if err != nil {
 		t.Fatalf("Gate: %v", err)
 	}
@@ -203,12 +206,199 @@ func Run(t *testing.T, f Factory) {
 		now := time.Now()
 		a := mustGate(t, s, FP("l1"), approvals.GrantOnce, "c", now)
 		b := mustGate(t, s, FP("l2"), approvals.GrantOnce, "c", now.Add(time.Second))
-		list, err := r.List(ctx, now.Add(2*time.Second))
+		page, err := r.List(ctx, approvals.Cursor{}, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(list) != 2 || list[0].ID != b.Approval.ID || list[1].ID != a.Approval.ID {
-			t.Fatalf("List = %v, want [%s %s]", ids(list), b.Approval.ID, a.Approval.ID)
+		list := page.Approvals
+		if len(list) != 2 || list[0].ID != b.Approval.ID || list[1].ID != a.Approval.ID || page.More {
+			t.Fatalf("List = %v (more %v), want [%s %s]", ids(list), page.More, b.Approval.ID, a.Approval.ID)
+		}
+	})
+
+	t.Run("ListPagesOverEverything", func(t *testing.T) {
+		s, r := open(t)
+		now := time.Now().Truncate(time.Millisecond)
+		want := map[string]bool{}
+		for i := 0; i < 12; i++ {
+			// Every third approval shares its millisecond with the next:
+			// the id orders ties.
+			at := now.Add(time.Duration(i/2) * time.Millisecond)
+			fresh := Fresh(FP(fmt.Sprint("page-", i)), at, approvals.GrantOnce, time.Hour)
+			res, err := s.Gate(ctx, fresh.Request.Fingerprint, fresh, "c", 0, at)
+			if err != nil || !res.Created {
+				t.Fatalf("Gate %d: %+v, %v", i, res, err)
+			}
+			want[res.Approval.ID] = true
+		}
+		var got []approvals.Approval
+		cur := approvals.Cursor{}
+		for pages := 0; ; pages++ {
+			if pages > 10 {
+				t.Fatal("List does not end")
+			}
+			page, err := r.List(ctx, cur, 5)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, page.Approvals...)
+			cur = page.Next
+			if !page.More {
+				break
+			}
+		}
+		if len(got) != len(want) {
+			t.Fatalf("paged %d approvals, want %d: %s", len(got), len(want), ids(got))
+		}
+		for i, a := range got {
+			if !want[a.ID] {
+				t.Fatalf("approval %s listed twice or unknown", a.ID)
+			}
+			delete(want, a.ID)
+			if i > 0 {
+				p := got[i-1]
+				pm, am := p.CreatedAt.UnixMilli(), a.CreatedAt.UnixMilli()
+				if pm < am || (pm == am && p.ID < a.ID) {
+					t.Fatalf("list order broken at %d: %s (%d) before %s (%d)", i, p.ID, pm, a.ID, am)
+				}
+			}
+		}
+	})
+
+	t.Run("PendingCapPerRequester", func(t *testing.T) {
+		s, r := open(t)
+		now := time.Now()
+		gate := func(st approvals.Store, name, subject string, at time.Time) approvals.GateResult {
+			t.Helper()
+			f := Fresh(FP(name), at, approvals.GrantOnce, time.Minute)
+			f.Request.Subject = subject
+			res, err := st.Gate(ctx, FP(name), f, "c", 2, at)
+			if err != nil {
+				t.Fatalf("Gate(%s): %v", name, err)
+			}
+			return res
+		}
+		a := gate(s, "cap-a", "bot", now)
+		b := gate(r, "cap-b", "bot", now)
+		if !a.Created || !b.Created {
+			t.Fatalf("first two = %+v, %+v; want created", a, b)
+		}
+		if full := gate(s, "cap-c", "bot", now); !full.QueueFull || full.Created || full.Approval.ID != "" {
+			t.Fatalf("third pending of one requester = %+v, want QueueFull", full)
+		}
+		if again := gate(r, "cap-a", "bot", now); again.QueueFull || again.Created || again.Approval.ID != a.Approval.ID {
+			t.Fatalf("a re-sent pending request = %+v, want its approval %s", again, a.Approval.ID)
+		}
+		if other := gate(r, "cap-d", "someone-else", now); !other.Created {
+			t.Fatalf("another requester = %+v, want created", other)
+		}
+		other := Fresh(FP("cap-e"), now, approvals.GrantOnce, time.Minute)
+		other.Request.Issuer = "https://other-issuer.example"
+		other.Request.Subject = "bot"
+		if res, err := s.Gate(ctx, FP("cap-e"), other, "c", 2, now); err != nil || !res.Created {
+			t.Fatalf("the same subject from another issuer = %+v, %v; want created", res, err)
+		}
+		decide(t, r, a.Approval, approvals.StateDenied, now)
+		if c := gate(s, "cap-c", "bot", now); !c.Created {
+			t.Fatalf("after a decision freed a place = %+v, want created", c)
+		}
+		if full := gate(s, "cap-f", "bot", now); !full.QueueFull {
+			t.Fatalf("queue full again = %+v", full)
+		}
+		later := now.Add(time.Minute + time.Millisecond)
+		if f := gate(r, "cap-f", "bot", later); !f.Created {
+			t.Fatalf("after the pending approvals expired = %+v, want created", f)
+		}
+	})
+
+	t.Run("PendingCapIsAtomic", func(t *testing.T) {
+		s, r := open(t)
+		now := time.Now()
+		var created, full, failures atomic.Int32
+		var wg sync.WaitGroup
+		for i := 0; i < 40; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				st := s
+				if i%2 == 1 {
+					st = r
+				}
+				fp := FP(fmt.Sprint("cap-race-", i))
+				res, err := st.Gate(ctx, fp, Fresh(fp, now, approvals.GrantOnce, time.Minute), "c", 5, now)
+				switch {
+				case err != nil:
+					failures.Add(1)
+				case res.Created:
+					created.Add(1)
+				case res.QueueFull:
+					full.Add(1)
+				}
+			}(i)
+		}
+		wg.Wait()
+		if failures.Load() != 0 || created.Load() != 5 || full.Load() != 35 {
+			t.Fatalf("created %d, full %d, failures %d; want 5, 35, 0", created.Load(), full.Load(), failures.Load())
+		}
+	})
+
+	t.Run("ReleaseOnlyByClaimer", func(t *testing.T) {
+		s, r := open(t)
+		now := time.Now()
+		p := mustGate(t, s, FP("rel"), approvals.GrantOnce, "c0", now)
+		decide(t, r, p.Approval, approvals.StateApproved, now)
+		if g := mustGate(t, r, FP("rel"), approvals.GrantOnce, "claim-1", now); !g.Granted {
+			t.Fatalf("claim = %+v", g)
+		}
+		if ok, err := s.Release(ctx, p.Approval.ID, "claim-2"); err != nil || ok {
+			t.Fatalf("Release by another claim = %v, %v; want false", ok, err)
+		}
+		if ok, err := s.Release(ctx, p.Approval.ID, ""); err != nil || ok {
+			t.Fatalf("Release with no claim id = %v, %v; want false", ok, err)
+		}
+		if ok, err := r.Release(ctx, p.Approval.ID, "claim-1"); err != nil || !ok {
+			t.Fatalf("Release by the claimer = %v, %v; want true", ok, err)
+		}
+		got, err := s.Get(ctx, p.Approval.ID)
+		if err != nil || got.Uses != 0 || !got.ClaimedAt.IsZero() {
+			t.Fatalf("after release = uses %d claimed %v, %v", got.Uses, got.ClaimedAt, err)
+		}
+		if ok, err := r.Release(ctx, p.Approval.ID, "claim-1"); err != nil || ok {
+			t.Fatalf("a second Release = %v, %v; want false", ok, err)
+		}
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for i := 0; i < 50; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				st := s
+				if i%2 == 1 {
+					st = r
+				}
+				res, err := st.Gate(ctx, FP("rel"), Fresh(FP("rel"), now, approvals.GrantOnce, time.Minute), fmt.Sprint("again-", i), 0, now.Add(time.Second))
+				if err == nil && res.Granted {
+					wins.Add(1)
+				}
+			}(i)
+		}
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Fatalf("claims after a release: %d winners, want exactly 1", wins.Load())
+		}
+		if ok, err := s.Release(ctx, approvals.NewID(), "claim-1"); err != nil || ok {
+			t.Fatalf("Release of an unknown approval = %v, %v; want false", ok, err)
+		}
+	})
+
+	t.Run("ReleaseOfWindowGrantIsNoop", func(t *testing.T) {
+		s, _ := open(t)
+		now := time.Now()
+		p := mustGate(t, s, FP("relw"), approvals.GrantWindow, "c0", now)
+		decide(t, s, p.Approval, approvals.StateApproved, now)
+		mustGate(t, s, FP("relw"), approvals.GrantWindow, "w1", now)
+		if ok, err := s.Release(ctx, p.Approval.ID, "w1"); err != nil || ok {
+			t.Fatalf("Release of a window grant = %v, %v; want false", ok, err)
 		}
 	})
 
@@ -257,7 +447,7 @@ func Run(t *testing.T, f Factory) {
 				if i%2 == 1 {
 					st = r
 				}
-				res, err := st.Gate(ctx, FP("race"), Fresh(FP("race"), now, approvals.GrantOnce, time.Minute), fmt.Sprint("claim-", i), now.Add(time.Second))
+				res, err := st.Gate(ctx, FP("race"), Fresh(FP("race"), now, approvals.GrantOnce, time.Minute), fmt.Sprint("claim-", i), 0, now.Add(time.Second))
 				if err != nil {
 					failures.Add(1)
 					return

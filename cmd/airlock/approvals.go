@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -21,7 +22,9 @@ import (
 const approvalsUsage = `usage: airlock approvals <command> [flags]
 
 Commands:
-  list [--state pending|approved|denied|expired|all]   list approvals (default: pending)
+  list [--state pending|approved|denied|expired|all]   list approvals (default: pending), following
+       [--page-size N] [--page-token T]                every page; with --page-token, one page and
+                                                       the token of the next
   show ID                                              show one approval
   approve ID [--reason TEXT]                           approve it
   deny ID --reason TEXT                                deny it; the agent sees the reason
@@ -50,6 +53,8 @@ func runApprovals(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	asJSON := fs.Bool("json", false, "print JSON")
 	state := fs.String("state", "pending", "list: pending, approved, denied, expired or all")
 	reason := fs.String("reason", "", "approve/deny: the reason")
+	pageSize := fs.Int("page-size", 0, "list: approvals per page (1-500; default: the server's)")
+	pageToken := fs.String("page-token", "", "list: fetch the page this token names, only")
 	pos, err := approvalsParse(fs, args[1:])
 	if err != nil {
 		return 2
@@ -85,25 +90,60 @@ func runApprovals(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			fmt.Fprintln(stderr, "airlock approvals list: takes no arguments")
 			return 2
 		}
-		q := ""
+		if *pageSize < 0 || *pageSize > approvals.MaxPageSize {
+			fmt.Fprintf(stderr, "airlock approvals list: --page-size must be between 1 and %d\n", approvals.MaxPageSize)
+			return 2
+		}
+		q := url.Values{}
 		if *state != "all" && *state != "" {
-			q = "?state=" + url.QueryEscape(*state)
+			q.Set("state", *state)
 		}
-		raw, err := c.do(ctx, http.MethodGet, "/v1/approvals"+q, nil)
-		if err != nil {
-			return approvalsFail(stderr, err)
+		if *pageSize > 0 {
+			q.Set("page_size", strconv.Itoa(*pageSize))
 		}
-		if *asJSON {
-			_, _ = stdout.Write(raw)
+		if *pageToken != "" {
+			// One page, as the API gives it.
+			q.Set("page_token", *pageToken)
+			raw, page, err := c.listPage(ctx, q)
+			if err != nil {
+				return approvalsFail(stderr, err)
+			}
+			if *asJSON {
+				_, _ = stdout.Write(raw)
+				return 0
+			}
+			approvalsTable(stdout, page.Approvals)
+			if page.Next != "" {
+				fmt.Fprintf(stdout, "next page: --page-token %s\n", termSafe(page.Next))
+			}
 			return 0
 		}
-		var list struct {
-			Approvals []approvals.Approval `json:"approvals"`
+		var all []approvals.Approval
+		seen := map[string]bool{}
+		for {
+			_, page, err := c.listPage(ctx, q)
+			if err != nil {
+				return approvalsFail(stderr, err)
+			}
+			all = append(all, page.Approvals...)
+			if page.Next == "" {
+				break
+			}
+			if seen[page.Next] {
+				return approvalsFail(stderr, errors.New("the server returned the same page token twice"))
+			}
+			seen[page.Next] = true
+			q.Set("page_token", page.Next)
 		}
-		if err := json.Unmarshal(raw, &list); err != nil {
-			return approvalsFail(stderr, fmt.Errorf("decode response: %w", err))
+		if all == nil {
+			all = []approvals.Approval{}
 		}
-		approvalsTable(stdout, list.Approvals)
+		if *asJSON {
+			out, _ := json.MarshalIndent(map[string]any{"approvals": all}, "", "  ")
+			_, _ = stdout.Write(append(out, '\n'))
+			return 0
+		}
+		approvalsTable(stdout, all)
 		return 0
 	case "show", "approve", "deny":
 		id, ok := wantID()
@@ -156,6 +196,28 @@ func approvalsParse(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
+}
+
+// approvalsPage is one page of the list API.
+type approvalsPage struct {
+	Approvals []approvals.Approval `json:"approvals"`
+	Next      string               `json:"next_page_token"`
+}
+
+func (c approvalsClient) listPage(ctx context.Context, q url.Values) ([]byte, approvalsPage, error) {
+	path := "/v1/approvals"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	raw, err := c.do(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return nil, approvalsPage{}, err
+	}
+	var p approvalsPage
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return nil, approvalsPage{}, fmt.Errorf("decode response: %w", err)
+	}
+	return raw, p, nil
 }
 
 type approvalsClient struct {

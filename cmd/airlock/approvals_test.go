@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/approvals"
+	"github.com/airlockhq/airlock/approvals/storetest"
 	"github.com/airlockhq/airlock/identity"
 )
 
@@ -35,7 +36,7 @@ func TestRunApprovals(t *testing.T) {
 	ctx := context.Background()
 	mk := func(name string) string {
 		o, err := svc.Gate(ctx, approvals.Request{
-			Fingerprint: approvals.Fingerprint("agent", "DELETE", "compute.googleapis.com", "/"+name, nil, nil),
+			Fingerprint: storetest.FP(name),
 			Subject:     "agent", Email: "bot@example.com", Operation: "compute.instances.delete",
 			Method: "DELETE", URL: "https://compute.googleapis.com/" + name, Rule: "prod-writes",
 			Approvers: []string{"group:sre"}, TTL: time.Minute,
@@ -46,6 +47,17 @@ func TestRunApprovals(t *testing.T) {
 		return o.Approval.ID
 	}
 	id1, id2 := mk("a"), mk("b")
+	page, err := svc.List(ctx, approvals.ListOptions{State: approvals.StatePending, PageSize: 1})
+	if err != nil || len(page.Approvals) != 1 || page.NextPageToken == "" {
+		t.Fatalf("first page = %+v, %v", page, err)
+	}
+	firstToken := page.NextPageToken
+	// The approval on the second page (created in the same millisecond,
+	// the id orders them).
+	older := id1
+	if page.Approvals[0].ID == id1 {
+		older = id2
+	}
 	run := func(args ...string) (int, string, string) {
 		var out, errb bytes.Buffer
 		code := runApprovals(ctx, append([]string{args[0], "--server", srv.URL}, args[1:]...), &out, &errb)
@@ -60,6 +72,11 @@ func TestRunApprovals(t *testing.T) {
 		out, errIn string
 	}{
 		{"list", []string{"list"}, 0, id1, ""},
+		{"list follows pages", []string{"list", "--page-size", "1"}, 0, older, ""},
+		{"list follows pages json", []string{"list", "--page-size", "1", "--json"}, 0, older, ""},
+		{"list one page", []string{"list", "--page-size", "1", "--page-token", firstToken}, 0, older, ""},
+		{"list bad page token", []string{"list", "--page-token", "zz"}, 1, "", "page_token"},
+		{"list bad page size", []string{"list", "--page-size", "501"}, 2, "", "--page-size"},
 		{"show", []string{"show", id1}, 0, "compute.instances.delete", ""},
 		{"show malformed", []string{"show", "nope"}, 2, "", "not an approval ID"},
 		{"show unknown", []string{"show", approvals.NewID()}, 1, "", "not found"},

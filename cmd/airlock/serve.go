@@ -183,6 +183,9 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 		Webhooks:   cfg.Approvals.Webhooks,
 		Logger:     log.With("component", "approvals"),
 		OnVote:     voteRecorder(rec, log),
+
+		MaxPendingPerSubject: cfg.Approvals.MaxPendingPerSubject,
+		AllowDelegatedVotes:  cfg.Approvals.AllowDelegatedVotes,
 	})
 	s.closer = append(s.closer, func() { approvalSvc.Close() })
 	s.checks = append(s.checks, healthCheck{"approvals", approvalSvc.Healthy})

@@ -14,13 +14,14 @@ import (
 
 	"github.com/airlockhq/airlock/identity/identitytest"
 	"github.com/airlockhq/airlock/redistest"
+	"github.com/airlockhq/airlock/test/standin"
 )
 
 const approvalPolicy = `name: prod
 default: deny
 rules:
   - name: prod-writes-need-sre
-    when: '!gcp.readonly && gcp.project == "acme-prod"'
+    when: '!gcp.readonly && (gcp.project == "acme-prod" || gcp.resource.startsWith("projects/_/buckets/acme-data/"))'
     action: approve
     message: Changes to production need an SRE.
     approvers: [group:sre]
@@ -249,4 +250,57 @@ recorder: {enabled: false}
 		res := c.do("POST", write, agent, nil, "")
 		return !res.Allowed && res.Status == 403
 	})
+}
+
+// TestApprovalGrantBindsTheRequest: a grant for an XML API upload admits
+// neither a copy (x-goog-copy-source) nor the upload made public
+// (x-goog-acl), and a once grant is spent by one request even when the
+// agent repeats its x-request-id, on either replica.
+func TestApprovalGrantBindsTheRequest(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	a, b := startReplicas(t, iss, "0s")
+	agent := iss.Mint(map[string]any{"sub": "agent-1", "groups": []string{"ai-agents"}})
+	sre := iss.Mint(map[string]any{"sub": "sre-1", "email": "sre-1@example.com", "groups": []string{"sre"}})
+	ca := checker{t, a.Authz(t), envoyConfig}
+	cb := checker{t, b.Authz(t), envoyConfig}
+	const obj = "https://storage.googleapis.com/acme-data/reports/q3.csv"
+	const body = "region,total\nemea,42\n"
+	upload := func(extra ...string) map[string]string {
+		h := map[string]string{"Content-Type": "text/csv", "X-Goog-Project-Id": "acme-prod", "X-Request-Id": "agent-chosen-1"}
+		for i := 0; i+1 < len(extra); i += 2 {
+			h[extra[i]] = extra[i+1]
+		}
+		return h
+	}
+	approvalOf := func(res *standin.AuthzResult) string {
+		t.Helper()
+		if res.Allowed {
+			t.Fatal("allowed, want APPROVAL_REQUIRED")
+		}
+		d := parseRefusal(t, res.Body).Error.Details[0]
+		if d.Reason != "APPROVAL_REQUIRED" || d.Metadata["approval_id"] == "" {
+			t.Fatalf("refusal %s %v, want APPROVAL_REQUIRED", d.Reason, d.Metadata)
+		}
+		return d.Metadata["approval_id"]
+	}
+	id := approvalOf(ca.do("PUT", obj, agent, upload(), body))
+	if code, out := api(t, "POST", "http://"+b.HTTPAddr+"/v1/approvals/"+id+":approve", sre, map[string]string{"reason": "quarterly report"}); code != 200 {
+		t.Fatalf("approve: %d %v", code, out)
+	}
+	for name, h := range map[string]map[string]string{
+		"copy from another object": upload("X-Goog-Copy-Source", "/acme-secrets/service-account.json"),
+		"made public":              upload("X-Goog-Acl", "public-read"),
+	} {
+		if got := approvalOf(cb.do("PUT", obj, agent, h, body)); got == id {
+			t.Fatalf("%s: the upload's grant admitted it", name)
+		}
+	}
+	if res := ca.do("PUT", obj, agent, upload(), body); !res.Allowed {
+		t.Fatalf("the approved upload was refused: %d %s", res.Status, res.Body)
+	}
+	for _, c := range []checker{ca, cb, ca} {
+		if got := approvalOf(c.do("PUT", obj, agent, upload(), body)); got == id {
+			t.Fatal("the once grant was spent again by repeating the x-request-id")
+		}
+	}
 }
