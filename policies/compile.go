@@ -50,17 +50,31 @@ func (l *loader) compile(n *yaml.Node, pol, rule, what string) *expr {
 		}
 	}
 	l.uses |= uses
+	l.collectMethodLiterals(checked.NativeRep(), n, pol, rule)
 	return &expr{src: src, prg: prg, loops: loops, methods: methodIndex(root), services: literalIndex(root, "gcp.service")}
 }
 
 // celProblem places a CEL error at its position in the file.
 func (l *loader) celProblem(n *yaml.Node, pol, rule, what string, e *common.Error) {
-	line, col := n.Line, n.Column
 	celLine, celCol := 0, 0
 	if e.Location != nil {
 		celLine, celCol = e.Location.Line(), e.Location.Column()
 	}
 	msg := explainCELError(n.Value, celLine, celCol, e.Message)
+	line, col, inExpr := l.filePosition(n, celLine, celCol)
+	if inExpr != "" {
+		msg += " " + inExpr
+	}
+	l.problems = append(l.problems, Problem{File: l.file, Line: line, Column: col, Policy: pol, Rule: rule, Msg: what + ": " + msg})
+}
+
+// filePosition maps a position inside the expression of scalar n (1-based
+// line, 0-based column; line 0 when unknown) to a line and column of the
+// file. Where the scalar's layout does not allow it, it gives the scalar's
+// own position and says where in the expression, as "(expression line L,
+// column C)".
+func (l *loader) filePosition(n *yaml.Node, celLine, celCol int) (line, col int, inExpr string) {
+	line, col = n.Line, n.Column
 	switch {
 	case celLine < 1:
 	case (n.Style == 0 || n.Style == yaml.SingleQuotedStyle || n.Style == yaml.DoubleQuotedStyle) && l.onOneLine(n):
@@ -72,9 +86,9 @@ func (l *loader) celProblem(n *yaml.Node, pol, rule, what string, e *common.Erro
 		line = n.Line + celLine
 		col = l.blockIndent(n) + celCol + 1
 	default:
-		msg = fmt.Sprintf("%s (expression line %d, column %d)", msg, celLine, celCol+1)
+		inExpr = fmt.Sprintf("(expression line %d, column %d)", celLine, celCol+1)
 	}
-	l.problems = append(l.problems, Problem{File: l.file, Line: line, Column: col, Policy: pol, Rule: rule, Msg: what + ": " + msg})
+	return line, col, inExpr
 }
 
 // onOneLine reports whether a flow scalar's text sits on its first line, so
@@ -277,4 +291,55 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// MethodLiteral is a string an expression compares gcp.method with: exactly
+// (==, !=, in), or as a prefix, suffix or substring (startsWith, endsWith,
+// contains). Lint checks each against the catalog, since a rule on a
+// method that does not exist never matches.
+type MethodLiteral struct {
+	Value string
+	// Kind is "exact", "prefix", "suffix" or "contains".
+	Kind string
+	// At locates the literal (File, Line, Column, Policy, Rule).
+	At Problem
+}
+
+// collectMethodLiterals records the gcp.method comparisons of an expression.
+func (l *loader) collectMethodLiterals(a *celast.AST, n *yaml.Node, pol, rule string) {
+	add := func(lit celast.Expr, kind string) {
+		s, ok := stringLit(lit)
+		if !ok {
+			return
+		}
+		loc := a.SourceInfo().GetStartLocation(lit.ID())
+		line, col, _ := l.filePosition(n, loc.Line(), loc.Column())
+		l.methodLits = append(l.methodLits, MethodLiteral{Value: s, Kind: kind,
+			At: Problem{File: l.file, Line: line, Column: col, Policy: pol, Rule: rule}})
+	}
+	celast.PreOrderVisit(a.Expr(), celast.NewExprVisitor(func(e celast.Expr) {
+		if e.Kind() != celast.CallKind {
+			return
+		}
+		call := e.AsCall()
+		args := call.Args()
+		switch call.FunctionName() {
+		case operators.Equals, operators.NotEquals:
+			if len(args) == 2 && isIdent(args[0], "gcp.method") {
+				add(args[1], "exact")
+			} else if len(args) == 2 && isIdent(args[1], "gcp.method") {
+				add(args[0], "exact")
+			}
+		case operators.In:
+			if len(args) == 2 && isIdent(args[0], "gcp.method") && args[1].Kind() == celast.ListKind {
+				for _, el := range args[1].AsList().Elements() {
+					add(el, "exact")
+				}
+			}
+		case "startsWith", "endsWith", "contains":
+			if call.IsMemberFunction() && isIdent(call.Target(), "gcp.method") && len(args) == 1 {
+				add(args[0], map[string]string{"startsWith": "prefix", "endsWith": "suffix", "contains": "contains"}[call.FunctionName()])
+			}
+		}
+	}))
 }

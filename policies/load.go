@@ -233,6 +233,7 @@ func LoadSources(opts LoadOptions, srcs ...Source) (*Set, error) {
 	set.policies = l.policies
 	set.detectors = l.detectors
 	set.uses = l.uses
+	set.methodLits = l.methodLits
 	for _, p := range l.policies {
 		set.tests = append(set.tests, p.tests...)
 	}

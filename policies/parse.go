@@ -35,6 +35,8 @@ type loader struct {
 	detectorPos map[string]Problem
 	// uses has bit i set when an expression reads Variables[i].
 	uses uint64
+	// methodLits are the strings compared with gcp.method.
+	methodLits []MethodLiteral
 }
 
 // detectorRef is a name used at a place, checked once every file is read.

@@ -19,6 +19,13 @@ type Set struct {
 	digest    string
 	// uses has bit i set when an expression reads Variables[i].
 	uses uint64
+	// methodLits are the strings compared with gcp.method.
+	methodLits []MethodLiteral
+}
+
+// MethodLiterals lists every string an expression compares gcp.method with.
+func (s *Set) MethodLiterals() []MethodLiteral {
+	return append([]MethodLiteral(nil), s.methodLits...)
 }
 
 // Uses reports whether an expression of the set reads the variable name

@@ -46,6 +46,14 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	switch sub {
 	case "lint":
+		problems := lintMethods(set, gcp.DefaultCatalog())
+		for _, p := range problems {
+			fmt.Fprintln(stderr, p.String())
+		}
+		if len(problems) > 0 {
+			fmt.Fprintf(stderr, "%d problem(s)\n", len(problems))
+			return 1
+		}
 		fmt.Fprintf(stdout, "ok: %d policies, %d tests in %d files\n", set.Len(), len(set.Tests()), len(set.Files()))
 		return 0
 	case "test":
@@ -79,4 +87,31 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	fmt.Fprintf(stderr, "airlock policy: unknown subcommand %q (test or lint)\n", sub)
 	return 2
+}
+
+// lintMethods checks every string a policy compares gcp.method with against
+// the catalog: a rule on a method that does not exist never matches, and a
+// deny rule that never matches is a hole.
+func lintMethods(set *policies.Set, c *gcp.Catalog) []policies.Problem {
+	var out []policies.Problem
+	for _, lit := range set.MethodLiterals() {
+		p := lit.At
+		switch lit.Kind {
+		case "exact":
+			if lit.Value == "" || c.HasMethod(lit.Value) {
+				continue
+			}
+			p.Msg = fmt.Sprintf("gcp.method is compared with %q, which is no method airlock knows", lit.Value)
+			if s := c.SuggestMethod(lit.Value); s != "" {
+				p.Msg += fmt.Sprintf(" (did you mean %q?)", s)
+			}
+		default:
+			if c.MatchesAnyMethod(lit.Value, lit.Kind) {
+				continue
+			}
+			p.Msg = fmt.Sprintf("no method airlock knows has the %s %q, so this comparison with gcp.method is never true", lit.Kind, lit.Value)
+		}
+		out = append(out, p)
+	}
+	return out
 }
