@@ -18,7 +18,6 @@ import (
 	"runtime/pprof"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,6 +47,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	cfgPath := fl.String("config", "", "configuration file (default: embedded local-trial defaults)")
 	cpuProfile := fl.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fl.Parse(args); err != nil {
+		return 2
+	}
+	configGiven := false
+	fl.Visit(func(f *flag.Flag) { configGiven = configGiven || f.Name == "config" })
+	if configGiven && strings.TrimSpace(*cfgPath) == "" {
+		// An unset variable in a deployment script must not start the
+		// local trial (dev issuer trusted, example policies).
+		fmt.Fprintln(stderr, "airlock serve: --config is empty: name a configuration file, or leave the flag out for the local trial")
+		return 2
+	}
+	if fl.NArg() > 0 {
+		fmt.Fprintf(stderr, "airlock serve: unexpected argument %q\n", fl.Arg(0))
 		return 2
 	}
 	if *cpuProfile != "" {
@@ -235,29 +246,24 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 		s.serveGRPC(g, l, "extproc", "envoy.service.ext_proc.v3.ExternalProcessor")
 	}
 
-	// The last failed reload, reported on /healthz until a good one lands.
-	var policyErr atomic.Pointer[error]
-	s.checks = append(s.checks, healthCheck{"policies", func(context.Context) error {
-		if err := policyErr.Load(); err != nil {
-			return *err
-		}
-		return nil
-	}})
+	// /healthz reports the policy files on disk: healthy when they load to
+	// the set in force.
+	ph := newPolicyHealth(paths, func() (*policies.Set, error) { return policies.LoadWith(loadOpts, paths...) }, engine.Policies)
+	s.checks = append(s.checks, healthCheck{"policies", ph.check})
 	reloadFailed := func(err error) {
 		metrics.Reloads.WithLabelValues("error").Inc()
-		err = fmt.Errorf("the last edit failed to load; the previous policies stay in force: %w", err)
-		policyErr.Store(&err)
-		log.Error("policy reload failed; keeping the previous policies", "err", err)
+		log.Error("policy reload failed; keeping the previous policies", "err",
+			fmt.Errorf("the last edit failed to load; the previous policies stay in force: %w", err))
 	}
 	if cfg.Policies.ReloadInterval > 0 {
 		go policies.Watch(ctx, paths, cfg.Policies.ReloadInterval, loadOpts, func(set *policies.Set) {
 			if set.Digest() == engine.Policies().Digest() {
-				policyErr.Store(nil) // back to the text in force
-				return
+				return // back to the text in force
 			}
 			eng, err := maskingEngine(set)
 			if err != nil {
 				// The policies and their detectors go together: keep both.
+				ph.notInForce(set.Digest(), err)
 				reloadFailed(err)
 				return
 			}
@@ -266,9 +272,9 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 			}
 			engine.SetPolicies(set)
 			metrics.Reloads.WithLabelValues("ok").Inc()
-			policyErr.Store(nil)
 			log.Info("policies reloaded", "policies", set.Len())
 		}, reloadFailed)
+		go ph.run(ctx, cfg.Policies.ReloadInterval)
 	}
 
 	// ext_authz gRPC, with the standard health service.

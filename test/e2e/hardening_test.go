@@ -1,0 +1,96 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airlockhq/airlock/identity/identitytest"
+)
+
+// runBounded runs the airlock binary with args for at most d and returns
+// its exit code (-1 when it was still running and had to be killed) and
+// stderr.
+func runBounded(t *testing.T, d time.Duration, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, airlockBin, args...)
+	cmd.Dir = t.TempDir()
+	var errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &errb, &errb
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		return -1, errb.String()
+	}
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), errb.String()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0, errb.String()
+}
+
+// TestServeEmptyConfigFlagIsAnError: `--config ""` (an unset variable in a
+// deployment script) is refused, naming the flag; it never serves the
+// embedded local-trial configuration with its dev issuer.
+func TestServeEmptyConfigFlagIsAnError(t *testing.T) {
+	for _, args := range [][]string{{"serve", "--config", ""}, {"serve", "--config="}, {"serve", "-config", "  "}} {
+		code, out := runBounded(t, 15*time.Second, args...)
+		if code != 2 || !strings.Contains(out, "--config is empty") {
+			t.Errorf("airlock %q: exit %d (want 2 naming --config)\n%s", args, code, out)
+		}
+		if strings.Contains(out, "DEV MODE") {
+			t.Errorf("airlock %q started the dev issuer", args)
+		}
+	}
+}
+
+// TestHealthFollowsPolicyFilesOnDisk: a broken edit makes /healthz
+// unhealthy; putting back the very text in force makes it healthy again,
+// though nothing was reloaded.
+func TestHealthFollowsPolicyFilesOnDisk(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	a := startWithPolicy(t, iss, denyListPolicy, "")
+	path := filepath.Join(a.Dir, "policies", "policy.yaml")
+	healthy := func() (bool, string) {
+		code, body := a.Get(t, "/healthz")
+		return code == 200 && strings.Contains(body, `"policies":"ok"`), body
+	}
+	if ok, body := healthy(); !ok {
+		t.Fatalf("/healthz at start: %s", body)
+	}
+	broken := "name: deny-list\ndefault: allow\nrules:\n  - name: broken\n    when: gcp.method ==\n    action: deny\n"
+	other := strings.Replace(denyListPolicy, `gcp.method == "compute.instances.delete"`, `gcp.method == "compute.instances.stop"`, 1)
+	steps := []struct {
+		text    string
+		healthy bool
+	}{
+		{broken, false},
+		{denyListPolicy, true}, // reverted to the text in force
+		{broken, false},
+		{other, true}, // a new good text: reloaded
+		{broken, false},
+		{other, true}, // reverted again, to the reloaded text
+	}
+	for i, s := range steps {
+		if err := os.WriteFile(path, []byte(s.text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var last string
+		waitFor(t, 10*time.Second, "/healthz to follow edit "+string(rune('1'+i)), func() bool {
+			ok, body := healthy()
+			last = body
+			return ok == s.healthy
+		})
+		if !s.healthy && !strings.Contains(last, "policy.yaml") {
+			t.Errorf("step %d: /healthz does not name the broken file: %s", i+1, last)
+		}
+	}
+}
