@@ -396,12 +396,15 @@ func (s *server) identity(ctx context.Context, httpLis net.Listener, mux *http.S
 	cfg := s.cfg
 	issuers := make([]identity.IssuerConfig, len(cfg.Identity.Issuers))
 	for i, is := range cfg.Identity.Issuers {
-		issuers[i] = identity.IssuerConfig{Issuer: is.Issuer, Audience: is.Audience, GroupsClaim: is.GroupsClaim, JWKSURL: is.JWKSURL, TrustEmail: is.TrustEmail}
+		issuers[i] = identity.IssuerConfig{Issuer: is.Issuer, Audience: is.Audience, GroupsClaim: is.GroupsClaim, JWKSURL: is.JWKSURL, TrustEmail: is.TrustEmail,
+			AllowedSubjects: is.AllowedSubjects, AllowedEmailDomains: is.AllowedEmailDomains, AllowedHD: is.AllowedHD}
 	}
+	warnPublicIssuers(s.log, issuers)
 	v, err := identity.NewOIDCVerifier(ctx, issuers, identity.Options{
 		Leeway:             cfg.Identity.Leeway,
 		KeyRefreshInterval: cfg.Identity.KeyRefreshInterval,
 		CacheSize:          cfg.Identity.CacheSize,
+		MaxTokenLifetime:   cfg.Identity.MaxTokenLifetime,
 		Logger:             s.log.With("component", "identity"),
 	})
 	if err != nil {
@@ -425,6 +428,18 @@ func (s *server) identity(ctx context.Context, httpLis net.Listener, mux *http.S
 			"issuer", issuerURL, "mint", "airlock dev-token --sub alice --groups ai-agents")
 	}
 	return v, nil
+}
+
+// warnPublicIssuers warns, naming the key, about each issuer anyone can
+// obtain a token from that is trusted without a restriction.
+func warnPublicIssuers(log *slog.Logger, issuers []identity.IssuerConfig) {
+	for i, is := range issuers {
+		if err := is.CheckPublic(); err != nil {
+			log.Warn("a public token issuer is trusted without restriction: "+err.Error(),
+				"key", fmt.Sprintf("identity.issuers[%d]", i), "issuer", is.Issuer,
+				"restrict_with", []string{"allowed_subjects", "allowed_email_domains", "allowed_hd"})
+		}
+	}
 }
 
 // policyPaths returns the configured policy paths. With the embedded

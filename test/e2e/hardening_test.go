@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -91,6 +92,50 @@ func TestHealthFollowsPolicyFilesOnDisk(t *testing.T) {
 		})
 		if !s.healthy && !strings.Contains(last, "policy.yaml") {
 			t.Errorf("step %d: /healthz does not name the broken file: %s", i+1, last)
+		}
+	}
+}
+
+// TestIssuerRestrictionsAndLifetime: a token the trusted issuer signed for
+// our audience is refused UNAUTHENTICATED when its subject is not allowed
+// or when it lives longer than identity.max_token_lifetime.
+func TestIssuerRestrictionsAndLifetime(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	a := startAirlock(t, func(p Ports, dir string) string {
+		pdir := writePolicy(t, dir, "policy.yaml", denyListPolicy)
+		return fmt.Sprintf(`listen: {authz: %q, extproc: "", sds: "", http: %q}
+identity:
+  max_token_lifetime: 2h
+  issuers:
+    - issuer: %s
+      audience: airlock
+      allowed_subjects: ["repo:acme/infra:*", agent-1]
+policies: {paths: [%q]}
+recorder: {enabled: false}
+`, p.Authz, p.HTTP, iss.URL(), pdir)
+	})
+	c := checker{t, a.Authz(t), envoyConfig}
+	list := "https://compute.googleapis.com/compute/v1/projects/acme-dev/zones/us-east1-b/instances"
+	if res := c.do("GET", list, iss.Mint(map[string]any{"sub": "agent-1"}), nil, ""); !res.Allowed {
+		t.Fatalf("an allowed subject was refused: %d %s", res.Status, res.Body)
+	}
+	if res := c.do("GET", list, iss.Mint(map[string]any{"sub": "repo:acme/infra:ref:refs/heads/main"}), nil, ""); !res.Allowed {
+		t.Fatalf("an allowed subject prefix was refused: %d %s", res.Status, res.Body)
+	}
+	now := time.Now()
+	for _, tc := range []struct {
+		name   string
+		claims map[string]any
+		want   string
+	}{
+		{"subject not allowed", map[string]any{"sub": "someone-else"}, `its subject \"someone-else\" is not an allowed subject`},
+		{"other repository", map[string]any{"sub": "repo:acme/infra-fork:ref:refs/heads/main"}, "is not an allowed subject"},
+		{"ancient iat, far exp", map[string]any{"sub": "agent-1", "iat": now.Add(-365 * 24 * time.Hour).Unix(), "exp": now.Add(365 * 24 * time.Hour).Unix()}, "longer than the 2h0m0s this gateway accepts"},
+		{"no iat, far exp", map[string]any{"sub": "agent-1", "iat": nil, "exp": now.Add(48 * time.Hour).Unix()}, "has no iat and expires in"},
+	} {
+		res := c.do("GET", list, iss.Mint(tc.claims), nil, "")
+		if res.Allowed || res.Status != 401 || !strings.Contains(string(res.Body), "UNAUTHENTICATED") || !strings.Contains(string(res.Body), tc.want) {
+			t.Errorf("%s: %d %s (want 401 UNAUTHENTICATED saying %q)", tc.name, res.Status, res.Body, tc.want)
 		}
 	}
 }
