@@ -80,6 +80,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 	logger := newLogger(cfg.Log, stderr)
+	routeLibraryLogs(logger)
 	if os.Getenv("GOGC") == "" {
 		// The live heap is small (policies, catalog, token cache) and every
 		// Check allocates: collecting at 5x the live heap instead of 2x
