@@ -318,7 +318,15 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ready\n") })
 	mux.HandleFunc("GET /healthz", s.healthz)
 	if l := lis["listen.http"]; l != nil {
-		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		hs := newHTTPServer(cfg.HTTP, mux, log.With("component", "http"))
+		if cfg.HTTP.MaxConnsPerSource > 0 {
+			sl := newSourceLimitListener(l, cfg.HTTP.MaxConnsPerSource)
+			s.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "airlock_http_connections_refused_total",
+				Help: "Connections to listen.http closed at once because their source held http.max_conns_per_source.",
+			}, func() float64 { return float64(sl.refused.Load()) }))
+			l = sl
+		}
 		s.https = append(s.https, hs)
 		go func() {
 			if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {

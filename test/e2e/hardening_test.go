@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -137,5 +140,96 @@ recorder: {enabled: false}
 		if res.Allowed || res.Status != 401 || !strings.Contains(string(res.Body), "UNAUTHENTICATED") || !strings.Contains(string(res.Body), tc.want) {
 			t.Errorf("%s: %d %s (want 401 UNAUTHENTICATED saying %q)", tc.name, res.Status, res.Body, tc.want)
 		}
+	}
+}
+
+// TestHTTPOutlastsSlowBodies: 100 connections that send headers and then a
+// body one byte at a time are all closed within http.read_timeout (those
+// beyond http.max_conns_per_source at once), and a normal request from
+// another address succeeds meanwhile, as one from the same address does
+// afterwards.
+func TestHTTPOutlastsSlowBodies(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	const readTimeout = 2 * time.Second
+	a := startWithPolicy(t, iss, denyListPolicy, "http: {read_header_timeout: 1s, read_timeout: 2s, max_conns_per_source: 64}\n")
+	type result struct {
+		closedAfter time.Duration
+		refused     bool
+		err         error
+	}
+	const n = 100
+	results := make(chan result, n)
+	start := time.Now()
+	for range n {
+		go func() {
+			c, err := net.Dial("tcp", a.HTTPAddr)
+			if err != nil {
+				results <- result{err: err}
+				return
+			}
+			defer c.Close()
+			if _, err := io.WriteString(c, "POST /healthz HTTP/1.1\r\nHost: airlock\r\nContent-Length: 100000\r\n\r\nx"); err != nil {
+				results <- result{err: err}
+				return
+			}
+			stop := make(chan struct{})
+			defer close(stop)
+			go func() { // one byte every 200ms, for ever
+				t := time.NewTicker(200 * time.Millisecond)
+				defer t.Stop()
+				for {
+					select {
+					case <-stop:
+						return
+					case <-t.C:
+						if _, err := c.Write([]byte("x")); err != nil {
+							return
+						}
+					}
+				}
+			}()
+			_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+			b, err := io.ReadAll(c) // until the server closes the connection
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				results <- result{err: fmt.Errorf("still open after 20s")}
+				return
+			}
+			results <- result{closedAfter: time.Since(start), refused: strings.HasPrefix(string(b), "HTTP/1.1 429")}
+		}()
+	}
+
+	// Meanwhile a normal request from another address is served.
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	other := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
+	waitFor(t, 5*time.Second, "a request from another address", func() bool {
+		resp, err := other.Get("http://" + a.HTTPAddr + "/livez")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+
+	var worst time.Duration
+	refused := 0
+	for range n {
+		r := <-results
+		if r.err != nil {
+			t.Fatalf("slow connection: %v", r.err)
+		}
+		worst = max(worst, r.closedAfter)
+		if r.refused {
+			refused++
+		}
+	}
+	t.Logf("100 slow-body connections: %d refused at once (over max_conns_per_source 64), all closed after %s (read_timeout %s)", refused, worst.Round(time.Millisecond), readTimeout)
+	if worst > readTimeout+2*time.Second {
+		t.Errorf("the last slow connection was closed after %s, want about read_timeout %s", worst, readTimeout)
+	}
+	if refused != n-64 {
+		t.Errorf("%d connections refused at once, want %d", refused, n-64)
+	}
+	if code, body := a.Get(t, "/healthz"); code != 200 {
+		t.Errorf("/healthz after the flood: %d %s", code, body)
 	}
 }
