@@ -341,18 +341,30 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 	return nil
 }
 
+// grpcServerOptions bound what one client can hold on a gRPC server:
+// streams per connection (Envoy opens another connection beyond), pings
+// (more often than keepalive_min_time is answered with GOAWAY), dead
+// connections (pinged after keepalive_time idle, closed after
+// keepalive_timeout unanswered) and handshakes (connection_timeout).
+func grpcServerOptions(c config.GRPC) []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxConcurrentStreams(c.MaxConcurrentStreams),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: c.KeepaliveTime, Timeout: c.KeepaliveTimeout}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: c.KeepaliveMinTime, PermitWithoutStream: true}),
+		grpc.ConnectionTimeout(c.ConnectionTimeout),
+	}
+}
+
 func (s *server) newGRPC(extra ...grpc.ServerOption) *grpc.Server {
-	opts := []grpc.ServerOption{
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		grpc.MaxRecvMsgSize(s.cfg.Authz.MaxBodyBytes*2 + (1 << 20)),
+	opts := append(grpcServerOptions(s.cfg.GRPC),
+		grpc.MaxRecvMsgSize(s.cfg.Authz.MaxBodyBytes*2+(1<<20)),
 		// A pool of stream workers instead of a goroutine per RPC: a fresh
 		// goroutine grows its stack for every Check (CEL, recognition),
 		// which costs more than the Check itself. Enough workers that the
 		// concurrency Envoy drives rarely overflows the pool.
 		grpc.NumStreamWorkers(uint32(max(64, 16*runtime.GOMAXPROCS(0)))),
 		grpc.SharedWriteBuffer(true),
-	}
+	)
 	g := grpc.NewServer(append(opts, extra...)...)
 	s.grpcs = append(s.grpcs, g)
 	return g
