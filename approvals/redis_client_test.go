@@ -16,8 +16,8 @@ import (
 func TestSessionTrackingSharesTheApprovalStore(t *testing.T) {
 	setups := map[string]func(t *testing.T) string{
 		"standalone": func(t *testing.T) string { return redistest.Start(t).URL() },
-		"sentinel":   func(t *testing.T) string { u, _ := startSentinel(t); return u },
-		"cluster":    startCluster,
+		"sentinel":   func(t *testing.T) string { u, _ := redistest.StartSentinel(t); return u },
+		"cluster":    func(t *testing.T) string { return redistest.StartCluster(t) },
 	}
 	for name, start := range setups {
 		t.Run(name, func(t *testing.T) {

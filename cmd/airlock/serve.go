@@ -39,6 +39,7 @@ import (
 	"github.com/airlockhq/airlock/masking"
 	"github.com/airlockhq/airlock/policies"
 	"github.com/airlockhq/airlock/policies/examples"
+	"github.com/airlockhq/airlock/recorder"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -112,6 +113,47 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
+// approvalStore opens approvals.store. With Redis it builds the one client
+// that approvals and the session tracker share, the tracker falling back to
+// this replica while Redis is down, and reports Redis as a shared
+// dependency on /healthz.
+func (s *server) approvalStore(ctx context.Context) (approvals.Store, error) {
+	spec := strings.TrimSpace(s.cfg.Approvals.Store)
+	if spec == "" || spec == "memory" {
+		st, err := approvals.OpenStore(ctx, spec)
+		if err != nil {
+			return nil, fmt.Errorf("config: approvals.store: %w", err)
+		}
+		return st, nil
+	}
+	rdb, err := approvals.NewRedisClient(spec)
+	if err != nil {
+		return nil, fmt.Errorf("config: approvals.store: %w", err)
+	}
+	store := approvals.NewRedisStoreWithClient(rdb)
+	// The approvals service closes the store; this closes it on a start-up
+	// error before the service exists (a second Close does nothing).
+	s.closer = append(s.closer, func() { store.Close() })
+	fallback := recorder.NewFallbackTracker(recorder.NewRedisTracker(rdb), recorder.FallbackOptions{Logger: s.log.With("component", "sessions")})
+	s.sessions = fallback
+	s.sharedChecks = append(s.sharedChecks, healthCheck{"redis", func(ctx context.Context) error {
+		return redisHealth(rdb.Ping(ctx).Err(), fallback.Status())
+	}})
+	return store, nil
+}
+
+// redisHealth is Redis's entry on /healthz: what is down and what that
+// stops.
+func redisHealth(ping error, st recorder.FallbackStatus) error {
+	switch {
+	case ping != nil:
+		return fmt.Errorf("redis (approvals.store) cannot be reached: %v; approve rules answer 503 UNAVAILABLE, allow and deny go on, and sessions are tracked on this replica alone (events marked local_session)", ping)
+	case st.Down:
+		return fmt.Errorf("redis (approvals.store) answers again; sessions are tracked on this replica alone (events marked local_session) until the next retry; last error: %v", st.Err)
+	}
+	return nil
+}
+
 // healthCheck is one component's health, reported on /healthz.
 type healthCheck struct {
 	name  string
@@ -124,9 +166,17 @@ type server struct {
 	log    *slog.Logger
 	reg    *prometheus.Registry
 	checks []healthCheck
-	grpcs  []*grpc.Server
-	https  []*http.Server
-	closer []func()
+	// sharedChecks are dependencies every replica shares (Redis): their
+	// failure degrades this replica (some decisions answer 503) but leaves
+	// it serving, so /healthz answers 200 "degraded", never taking every
+	// replica out at once.
+	sharedChecks []healthCheck
+	grpcs        []*grpc.Server
+	https        []*http.Server
+	closer       []func()
+	// sessions tracks sessions across replicas (Redis, with a fallback on
+	// the replica); nil keeps them in the recorder's memory.
+	sessions recorder.Tracker
 }
 
 func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Logger) error {
@@ -175,15 +225,16 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 		return err
 	}
 
+	store, err := s.approvalStore(ctx)
+	if err != nil {
+		return err
+	}
+
 	rec, err := s.recorder(ctx, maskEngine)
 	if err != nil {
 		return err
 	}
 
-	store, err := approvals.OpenStore(ctx, cfg.Approvals.Store)
-	if err != nil {
-		return fmt.Errorf("config: approvals.store: %w", err)
-	}
 	publicURL := cfg.Approvals.PublicURL
 	if publicURL == "" && cfg.Listen.HTTP != "" {
 		publicURL = "http://" + cfg.Listen.HTTP
@@ -197,7 +248,9 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 		OnVote:     voteRecorder(rec, log),
 	})
 	s.closer = append(s.closer, func() { approvalSvc.Close() })
-	s.checks = append(s.checks, healthCheck{"approvals", approvalSvc.Healthy})
+	if s.sessions == nil {
+		s.checks = append(s.checks, healthCheck{"approvals", approvalSvc.Healthy})
+	}
 
 	metrics := authz.NewMetrics(s.reg)
 	var sessions authz.Sessions
@@ -500,28 +553,39 @@ func (s *server) policyPaths(embedded bool) ([]string, error) {
 	return []string{dir}, nil
 }
 
+// healthz reports every component: "ok" (200); "degraded" (200) when only
+// a shared dependency fails (Redis: approve rules answer 503, allow and
+// deny go on), naming it; "unhealthy" (503) when this replica cannot do its
+// work.
 func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	out := map[string]string{}
-	healthy := true
-	for _, c := range s.checks {
-		if err := c.check(ctx); err != nil {
-			out[c.name] = err.Error()
-			healthy = false
-		} else {
-			out[c.name] = "ok"
+	run := func(checks []healthCheck) (failed []string) {
+		for _, c := range checks {
+			if err := c.check(ctx); err != nil {
+				out[c.name] = err.Error()
+				failed = append(failed, c.name)
+			} else {
+				out[c.name] = "ok"
+			}
 		}
+		return failed
 	}
-	status := "ok"
+	unhealthy := run(s.checks)
+	degraded := run(s.sharedChecks)
+	body := map[string]any{"status": "ok", "checks": out}
 	code := http.StatusOK
-	if !healthy {
-		status = "unhealthy"
-		code = http.StatusServiceUnavailable
+	switch {
+	case len(unhealthy) > 0:
+		body["status"], code = "unhealthy", http.StatusServiceUnavailable
+	case len(degraded) > 0:
+		body["status"] = "degraded"
+		body["degraded_by"] = degraded
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(map[string]any{"status": status, "checks": out})
+	_ = json.NewEncoder(w).Encode(body)
 }
 
 func policyLoadOptions() policies.LoadOptions {

@@ -2,11 +2,16 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
 	"log/slog"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/airlockhq/airlock/identity"
+	"github.com/airlockhq/airlock/recorder"
 )
 
 func TestWarnPublicIssuers(t *testing.T) {
@@ -29,5 +34,56 @@ func TestWarnPublicIssuers(t *testing.T) {
 	}
 	if strings.Contains(out, "identity.issuers[0]") || strings.Contains(out, "identity.issuers[2]") {
 		t.Errorf("a private or restricted issuer was warned about:\n%s", out)
+	}
+}
+
+func TestHealthzStatus(t *testing.T) {
+	fail := func(context.Context) error { return errors.New("down") }
+	ok := func(context.Context) error { return nil }
+	for _, tc := range []struct {
+		name           string
+		checks, shared []healthCheck
+		code           int
+		status         string
+	}{
+		{"all ok", []healthCheck{{"policies", ok}}, []healthCheck{{"redis", ok}}, 200, "ok"},
+		{"redis down", []healthCheck{{"policies", ok}}, []healthCheck{{"redis", fail}}, 200, "degraded"},
+		{"policies broken", []healthCheck{{"policies", fail}}, []healthCheck{{"redis", ok}}, 503, "unhealthy"},
+		{"both", []healthCheck{{"policies", fail}}, []healthCheck{{"redis", fail}}, 503, "unhealthy"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &server{checks: tc.checks, sharedChecks: tc.shared}
+			rec := httptest.NewRecorder()
+			s.healthz(rec, httptest.NewRequest("GET", "/healthz", nil))
+			var body struct {
+				Status     string            `json:"status"`
+				Checks     map[string]string `json:"checks"`
+				DegradedBy []string          `json:"degraded_by"`
+			}
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+				t.Fatal(err)
+			}
+			if rec.Code != tc.code || body.Status != tc.status {
+				t.Fatalf("%d %s, want %d %s", rec.Code, rec.Body, tc.code, tc.status)
+			}
+			if tc.status == "degraded" && (len(body.DegradedBy) != 1 || body.DegradedBy[0] != "redis" || body.Checks["redis"] != "down") {
+				t.Errorf("degraded body: %s", rec.Body)
+			}
+		})
+	}
+}
+
+func TestRedisHealthNamesWhatStops(t *testing.T) {
+	if err := redisHealth(nil, recorder.FallbackStatus{}); err != nil {
+		t.Fatal(err)
+	}
+	err := redisHealth(errors.New("dial tcp 127.0.0.1:6379: connect: connection refused"), recorder.FallbackStatus{Down: true})
+	for _, want := range []string{"redis (approvals.store)", "connection refused", "approve rules answer 503", "local_session"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v lacks %q", err, want)
+		}
+	}
+	if err := redisHealth(nil, recorder.FallbackStatus{Down: true, Err: errors.New("x")}); err == nil || !strings.Contains(err.Error(), "answers again") {
+		t.Errorf("recovering: %v", err)
 	}
 }

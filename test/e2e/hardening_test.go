@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/identity/identitytest"
+	"github.com/airlockhq/airlock/recorder"
+	"github.com/airlockhq/airlock/redistest"
+	"github.com/airlockhq/airlock/test/standin"
 )
 
 // runBounded runs the airlock binary with args for at most d and returns
@@ -231,5 +234,181 @@ func TestHTTPOutlastsSlowBodies(t *testing.T) {
 	}
 	if code, body := a.Get(t, "/healthz"); code != 200 {
 		t.Errorf("/healthz after the flood: %d %s", code, body)
+	}
+}
+
+const outagePolicy = `name: prod
+default: deny
+rules:
+  - name: no-instance-delete
+    when: gcp.method == "compute.instances.delete"
+    action: deny
+    message: Deleting instances is not allowed for agents.
+  - name: prod-writes-need-sre
+    when: '!gcp.readonly && gcp.project == "acme-prod"'
+    action: approve
+    approvers: [group:sre]
+    grant: once
+    ttl: 10m
+  - name: reads
+    when: gcp.readonly
+    action: allow
+`
+
+// sessionOf is the session id airlock handed Envoy for an allowed request.
+func sessionOf(t *testing.T, res *standin.AuthzResult) string {
+	t.Helper()
+	sid, _ := res.DynamicMetadata["session_id"].(string)
+	if sid == "" {
+		t.Fatalf("no session_id in the dynamic metadata: %v", res.DynamicMetadata)
+	}
+	return sid
+}
+
+// TestRedisOutage: with the real redis-server killed under a running
+// airlock (recording on, sessions tracked in Redis), an allowed read and a
+// denied delete still get their decisions, an approve rule answers 503
+// naming the approval store, and /healthz says degraded, naming Redis;
+// the read's events are marked local_session. Once Redis is restarted,
+// approvals work again and sessions are shared again, without a restart.
+func TestRedisOutage(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	r := redistest.Start(t)
+	var sink string
+	a := startAirlock(t, func(p Ports, dir string) string {
+		pdir := writePolicy(t, dir, "policy.yaml", outagePolicy)
+		sink = filepath.Join(dir, "sessions")
+		return fmt.Sprintf(`listen: {authz: %q, extproc: "", sds: "", http: %q}
+%s
+policies: {paths: [%q]}
+approvals: {store: %q, public_url: "http://%s"}
+recorder: {enabled: true, sink: "file://%s", spool: %q}
+`, p.Authz, p.HTTP, issuerConfig(iss), pdir, r.URL(), p.HTTP, sink, filepath.Join(dir, "spool"))
+	})
+	agent := iss.Mint(map[string]any{"sub": "agent-1", "groups": []string{"ai-agents"}})
+	sre := iss.Mint(map[string]any{"sub": "sre-1", "email": "sre-1@example.com", "groups": []string{"sre"}})
+	c := checker{t, a.Authz(t), envoyConfig}
+	read := "https://compute.googleapis.com/compute/v1/projects/acme-prod/zones/us-east1-b/instances/web-1"
+	del := read
+	stop := read + "/stop"
+
+	res := c.do("GET", read, agent, nil, "")
+	if !res.Allowed {
+		t.Fatalf("read before the outage: %d %s", res.Status, res.Body)
+	}
+	sharedSession := sessionOf(t, res)
+
+	r.Kill()
+	res = c.do("GET", read, agent, nil, "")
+	if !res.Allowed {
+		t.Fatalf("an allowed read was refused with Redis down: %d %s", res.Status, res.Body)
+	}
+	localSession := sessionOf(t, res)
+	res = c.do("DELETE", del, agent, nil, "")
+	if res.Allowed || res.Status != 403 || parseRefusal(t, res.Body).Error.Details[0].Reason != "POLICY_DENIED" {
+		t.Fatalf("a denied delete with Redis down: allowed=%v %d %s", res.Allowed, res.Status, res.Body)
+	}
+	res = c.do("POST", stop, agent, nil, "")
+	if res.Allowed || res.Status != 503 {
+		t.Fatalf("an approve rule with Redis down: allowed=%v %d %s", res.Allowed, res.Status, res.Body)
+	}
+	if g := parseRefusal(t, res.Body); g.Error.Details[0].Reason != "UNAVAILABLE" || !strings.Contains(g.Error.Message, "approval store") {
+		t.Fatalf("the 503 does not name the approval store: %+v", g.Error)
+	}
+	code, body := a.Get(t, "/healthz")
+	if code != 200 || !strings.Contains(body, `"status":"degraded"`) || !strings.Contains(body, `"degraded_by":["redis"]`) || !strings.Contains(body, "redis (approvals.store) cannot be reached") {
+		t.Fatalf("/healthz with Redis down: %d %s", code, body)
+	}
+	if code, _ := a.Get(t, "/readyz"); code != 200 {
+		t.Fatalf("/readyz with Redis down: %d (a shared dependency must not take the replica out)", code)
+	}
+
+	r.Restart()
+	var id string
+	waitFor(t, 40*time.Second, "approvals to work again", func() bool {
+		res := c.do("POST", stop, agent, nil, "")
+		if res.Allowed || res.Status != 403 {
+			return false
+		}
+		id = parseRefusal(t, res.Body).Error.Details[0].Metadata["approval_id"]
+		return id != ""
+	})
+	if code, body := api(t, "POST", "http://"+a.HTTPAddr+"/v1/approvals/"+id+":approve", sre, map[string]string{"reason": "after the outage"}); code != 200 {
+		t.Fatalf("approve after the outage: %d %v", code, body)
+	}
+	if res := c.do("POST", stop, agent, nil, ""); !res.Allowed {
+		t.Fatalf("the approved request was refused: %d %s", res.Status, res.Body)
+	}
+	waitFor(t, 40*time.Second, "/healthz to recover", func() bool {
+		code, body := a.Get(t, "/healthz")
+		return code == 200 && strings.Contains(body, `"status":"ok"`)
+	})
+	res = c.do("GET", read, agent, nil, "")
+	if !res.Allowed {
+		t.Fatalf("read after the outage: %d %s", res.Status, res.Body)
+	}
+	if sid := sessionOf(t, res); sid == localSession {
+		t.Fatalf("the session tracked during the outage (%s) is still used after recovery", sid)
+	}
+
+	// The recording: the outage read is marked local_session, the reads
+	// around it are not.
+	a.Stop()
+	ctx := context.Background()
+	s, err := recorder.OpenSink(ctx, "file://"+sink, recorder.SinkOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := recorder.NewReader(s)
+	marked := map[string]bool{}
+	for _, sid := range []string{sharedSession, localSession} {
+		sess, err := rd.Load(ctx, sid, nil)
+		if err != nil {
+			t.Fatalf("session %s: %v", sid, err)
+		}
+		for _, e := range sess.Events {
+			if e.Kind == recorder.KindDecision {
+				marked[sid] = e.LocalSession
+			}
+		}
+	}
+	if marked[sharedSession] || !marked[localSession] {
+		t.Fatalf("local_session marks: shared %s %v, outage %s %v", sharedSession, marked[sharedSession], localSession, marked[localSession])
+	}
+}
+
+// TestSessionsSharedOverSentinelAndCluster: two replicas whose
+// approvals.store is a redis-sentinel:// or redis-cluster:// URL agree on a
+// subject's session (the session tracker uses the approvals' client).
+func TestSessionsSharedOverSentinelAndCluster(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	for name, start := range map[string]func(testing.TB) string{
+		"sentinel": func(tb testing.TB) string { u, _ := redistest.StartSentinel(tb); return u },
+		"cluster":  redistest.StartCluster,
+	} {
+		t.Run(name, func(t *testing.T) {
+			u := start(t)
+			var sessions []string
+			for range 2 {
+				a := startAirlock(t, func(p Ports, dir string) string {
+					pdir := writePolicy(t, dir, "policy.yaml", outagePolicy)
+					return fmt.Sprintf(`listen: {authz: %q, extproc: "", sds: "", http: %q}
+%s
+policies: {paths: [%q]}
+approvals: {store: %q}
+recorder: {enabled: true, sink: "file://%s", spool: %q}
+`, p.Authz, p.HTTP, issuerConfig(iss), pdir, u, filepath.Join(dir, "sessions"), filepath.Join(dir, "spool"))
+				})
+				c := checker{t, a.Authz(t), envoyConfig}
+				res := c.do("GET", "https://compute.googleapis.com/compute/v1/projects/acme-dev/zones/us-east1-b/instances", iss.Mint(map[string]any{"sub": "agent-" + name}), nil, "")
+				if !res.Allowed {
+					t.Fatalf("read: %d %s", res.Status, res.Body)
+				}
+				sessions = append(sessions, sessionOf(t, res))
+			}
+			if sessions[0] != sessions[1] {
+				t.Fatalf("two replicas on %s put one subject in two sessions: %v", name, sessions)
+			}
+		})
 	}
 }
