@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -195,7 +196,11 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 		if addr == "" {
 			continue
 		}
-		l, err := net.Listen("tcp", addr)
+		listen := func(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
+		if key == "listen.sds" {
+			listen = envoy.ListenSDS // also unix:///PATH
+		}
+		l, err := listen(addr)
 		if err != nil {
 			return fmt.Errorf("config: %s: %w", key, err)
 		}
@@ -346,7 +351,15 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 		}
 		s.closer = append(s.closer, sds.Close)
 		s.checks = append(s.checks, healthCheck{"sds", func(context.Context) error { return sds.Healthy() }})
-		g := s.newGRPC()
+		var creds []grpc.ServerOption
+		if c := cfg.SDS; c.TLSCert != "" {
+			tc, err := envoy.SDSServerTLS(c.TLSCert, c.TLSKey, c.ClientCA, log.With("component", "sds"))
+			if err != nil {
+				return fmt.Errorf("config: sds.tls_cert: %w", err)
+			}
+			creds = append(creds, grpc.Creds(credentials.NewTLS(tc)))
+		}
+		g := s.newGRPC(creds...)
 		sds.Register(g)
 		s.serveGRPC(g, l, "sds", "envoy.service.secret.v3.SecretDiscoveryService")
 		if len(cfg.Credentials) == 0 {

@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/airlockhq/airlock/envoy/envoytest"
 	"github.com/airlockhq/airlock/identity/identitytest"
 	"github.com/airlockhq/airlock/recorder"
 	"github.com/airlockhq/airlock/redistest"
@@ -410,5 +417,138 @@ recorder: {enabled: true, sink: "file://%s", spool: %q}
 				t.Fatalf("two replicas on %s put one subject in two sessions: %v", name, sessions)
 			}
 		})
+	}
+}
+
+// sdsSecret subscribes to the secret "gcp" over conn as Envoy does and
+// returns its value, or an error when none arrives within d.
+func sdsSecret(t *testing.T, conn grpc.ClientConnInterface, d time.Duration) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := standin.NewSDSClient(ctx, conn, "gcp")
+	defer c.Close()
+	wctx, wcancel := context.WithTimeout(ctx, d)
+	defer wcancel()
+	return c.WaitFor(wctx, "gcp", "")
+}
+
+func sdsConfig(p Ports, dir, sds, tokenKey, extra string) string {
+	return fmt.Sprintf(`listen: {authz: %q, extproc: "", sds: %q, http: %q}
+identity: {dev: true}
+policies: {paths: [policies/examples]}
+recorder: {enabled: false}
+credentials:
+  - name: gcp
+    service_account_key: %s
+%s`, p.Authz, sds, p.HTTP, tokenKey, extra)
+}
+
+// TestSDSOverUnixSocket: listen.sds unix:///PATH serves the credential on
+// the socket, to Envoy's SDS client, and nowhere else.
+func TestSDSOverUnixSocket(t *testing.T) {
+	tokens := envoytest.NewTokenServer(t, time.Hour)
+	sockDir, err := os.MkdirTemp("", "sds")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	sock := filepath.Join(sockDir, "airlock", "sds.sock")
+	a := startAirlock(t, func(p Ports, dir string) string {
+		return sdsConfig(p, dir, "unix://"+sock, tokens.KeyFile, "")
+	})
+	st, err := os.Stat(sock)
+	if err != nil || st.Mode()&os.ModeSocket == 0 || st.Mode().Perm() != 0o660 {
+		t.Fatalf("socket %s: %v %v", sock, st.Mode(), err)
+	}
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	v, err := sdsSecret(t, conn, 20*time.Second)
+	if err != nil || v != "Bearer token-1" {
+		t.Fatalf("secret over the socket: %q %v\n%s", v, err, a.Logs())
+	}
+	if c, err := net.DialTimeout("tcp", a.SDSAddr, time.Second); err == nil {
+		c.Close()
+		t.Fatalf("SDS also answers on TCP %s", a.SDSAddr)
+	}
+	a.Stop()
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("the socket outlives the process: %v", err)
+	}
+}
+
+// TestSDSOverMTLS: with sds.tls_cert, sds.tls_key and sds.client_ca, the
+// credential goes to a client presenting a certificate of the client CA;
+// a client without one, or with another CA's, gets nothing.
+func TestSDSOverMTLS(t *testing.T) {
+	tokens := envoytest.NewTokenServer(t, time.Hour)
+	serverCA := envoytest.NewCA(t, "airlock-sds")
+	clientCA := envoytest.NewCA(t, "envoy")
+	cert, key := serverCA.Issue("127.0.0.1", false)
+	a := startAirlock(t, func(p Ports, dir string) string {
+		return sdsConfig(p, dir, p.SDS, tokens.KeyFile, fmt.Sprintf("sds: {tls_cert: %s, tls_key: %s, client_ca: %s}\n", cert, key, clientCA.CertFile))
+	})
+	dialTLS := func(ca *envoytest.CA) *grpc.ClientConn {
+		pem, err := os.ReadFile(serverCA.CertFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		tc := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+		if ca != nil {
+			c, k := ca.Issue("envoy", true)
+			kp, err := tls.LoadX509KeyPair(c, k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.Certificates = []tls.Certificate{kp}
+		}
+		conn, err := grpc.NewClient(a.SDSAddr, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	if v, err := sdsSecret(t, dialTLS(clientCA), 20*time.Second); err != nil || v != "Bearer token-1" {
+		t.Fatalf("with a client certificate: %q %v\n%s", v, err, a.Logs())
+	}
+	if v, err := sdsSecret(t, dialTLS(nil), 3*time.Second); err == nil {
+		t.Fatalf("without a client certificate the credential was served: %q", v)
+	}
+	if v, err := sdsSecret(t, dialTLS(envoytest.NewCA(t, "stranger")), 3*time.Second); err == nil {
+		t.Fatalf("with another CA's certificate the credential was served: %q", v)
+	}
+	if v, err := sdsSecret(t, dial(t, a.SDSAddr), 3*time.Second); err == nil {
+		t.Fatalf("over plaintext the credential was served: %q", v)
+	}
+}
+
+// TestSDSRefusesNonLoopbackTCP: listen.sds on every interface without mTLS
+// is a start-up error naming listen.sds; sds.allow_insecure_tcp overrides
+// it.
+func TestSDSRefusesNonLoopbackTCP(t *testing.T) {
+	tokens := envoytest.NewTokenServer(t, time.Hour)
+	dir := t.TempDir()
+	p := Ports{Authz: freePort(t), SDS: "0.0.0.0:" + strings.Split(freePort(t), ":")[1], HTTP: freePort(t)}
+	cfg := filepath.Join(dir, "airlock.yaml")
+	if err := os.WriteFile(cfg, []byte(sdsConfig(p, dir, p.SDS, tokens.KeyFile, "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out := runBounded(t, 15*time.Second, "serve", "--config", cfg)
+	if code != 2 || !strings.Contains(out, "listen.sds") || !strings.Contains(out, "hands out the GCP access token") {
+		t.Fatalf("serve with listen.sds %s: exit %d\n%s", p.SDS, code, out)
+	}
+
+	a := startAirlock(t, func(p Ports, dir string) string {
+		p.SDS = "0.0.0.0:" + strings.Split(p.SDS, ":")[1]
+		return sdsConfig(p, dir, p.SDS, tokens.KeyFile, "sds: {allow_insecure_tcp: true}\n")
+	})
+	if v, err := sdsSecret(t, dial(t, a.SDSAddr), 20*time.Second); err != nil || v != "Bearer token-1" {
+		t.Fatalf("with sds.allow_insecure_tcp: %q %v", v, err)
 	}
 }
