@@ -436,12 +436,12 @@ func sdsSecret(t *testing.T, conn grpc.ClientConnInterface, d time.Duration) (st
 func sdsConfig(p Ports, dir, sds, tokenKey, extra string) string {
 	return fmt.Sprintf(`listen: {authz: %q, extproc: "", sds: %q, http: %q}
 identity: {dev: true}
-policies: {paths: [policies/examples]}
+policies: {paths: [%q]}
 recorder: {enabled: false}
 credentials:
   - name: gcp
     service_account_key: %s
-%s`, p.Authz, sds, p.HTTP, tokenKey, extra)
+%s`, p.Authz, sds, p.HTTP, filepath.Join(repoRoot, "policies", "examples"), tokenKey, extra)
 }
 
 // TestSDSOverUnixSocket: listen.sds unix:///PATH serves the credential on
