@@ -7,6 +7,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -85,5 +87,38 @@ func TestRedisHealthNamesWhatStops(t *testing.T) {
 	}
 	if err := redisHealth(nil, recorder.FallbackStatus{Down: true, Err: errors.New("x")}); err == nil || !strings.Contains(err.Error(), "answers again") {
 		t.Errorf("recovering: %v", err)
+	}
+}
+
+// TestEnvoyConfigRendersSDSMTLSAway: `airlock envoy config` renders the
+// SDS mTLS context where airlock's certificate files do not exist (a
+// workstation), warning about them, and refuses a half-set mTLS.
+func TestEnvoyConfigRendersSDSMTLSAway(t *testing.T) {
+	dir := t.TempDir()
+	write := func(text string) string {
+		p := filepath.Join(dir, "airlock.yaml")
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	base := `listen: {authz: 0.0.0.0:9001, sds: 0.0.0.0:9003}
+identity: {dev: true, issuers: []}
+credentials: [{name: gcp, adc: true}]
+envoy: {airlock_host: airlock.internal, sds_tls_cert: /etc/envoy/sds/tls.crt, sds_tls_key: /etc/envoy/sds/tls.key, sds_ca: /etc/envoy/sds/ca.crt}
+`
+	var out, errb bytes.Buffer
+	cfg := write(base + "sds: {tls_cert: /etc/airlock/sds/tls.crt, tls_key: /etc/airlock/sds/tls.key, client_ca: /etc/airlock/sds/ca.crt}\n")
+	if code := run(context.Background(), []string{"envoy", "config", "--config", cfg}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "UpstreamTlsContext") || !strings.Contains(out.String(), `sni: "airlock.internal"`) || !strings.Contains(errb.String(), "sds.tls_cert") {
+		t.Fatalf("stdout:\n%s\nstderr:\n%s", out.String(), errb.String())
+	}
+	out.Reset()
+	errb.Reset()
+	cfg = write(base + "sds: {tls_cert: /etc/airlock/sds/tls.crt}\n")
+	if code := run(context.Background(), []string{"envoy", "config", "--config", cfg}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "go together") {
+		t.Fatalf("a half-set mTLS rendered: exit %d\n%s", code, errb.String())
 	}
 }
