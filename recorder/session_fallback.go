@@ -86,7 +86,7 @@ func NewFallbackTracker(shared Tracker, opts FallbackOptions) *FallbackTracker {
 // Current implements Tracker. It never fails: when the shared tracker
 // does, the session is tracked locally.
 func (t *FallbackTracker) Current(ctx context.Context, subject string, fresh func() string, gap time.Duration) (string, error) {
-	if t.tryShared() {
+	if use, probe := t.tryShared(); use {
 		sctx, cancel := context.WithTimeout(ctx, t.opts.Timeout)
 		id, err := t.shared.Current(sctx, subject, fresh, gap)
 		cancel()
@@ -97,58 +97,69 @@ func (t *FallbackTracker) Current(ctx context.Context, subject string, fresh fun
 		case ctx.Err() != nil:
 			// The caller gave up (Envoy's deadline): no verdict on the
 			// shared tracker.
-			t.probeDone()
+			t.probeDone(probe)
 		default:
-			t.sharedDown(err)
+			t.sharedDown(err, probe)
 		}
 	}
 	return t.currentLocal(subject, fresh, gap), nil
 }
 
-// tryShared says whether this call goes to the shared tracker: always while
-// it works; after a failure, one call at a time once the backoff is over.
-func (t *FallbackTracker) tryShared() bool {
+// tryShared says whether this call goes to the shared tracker (always
+// while it works; after a failure, one call at a time once the backoff is
+// over) and whether it is that one call, the probe.
+func (t *FallbackTracker) tryShared() (use, probe bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if !t.down {
-		return true
+		return true, false
 	}
 	if t.probing || t.opts.Now().Before(t.retryAt) {
-		return false
+		return false, false
 	}
 	t.probing = true
-	return true
+	return true, true
 }
 
 func (t *FallbackTracker) sharedUp() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.probing = false
 	if !t.down {
 		return
 	}
-	t.down, t.backoff, t.lastErr = false, 0, nil
+	t.down, t.backoff, t.lastErr, t.probing = false, 0, nil, false
 	t.opts.Logger.Info("session tracking is shared again: every replica agrees on sessions",
 		"local_since", t.since.UTC().Format(time.RFC3339), "local_sessions", len(t.localIDs))
 }
 
-func (t *FallbackTracker) probeDone() {
+func (t *FallbackTracker) probeDone(probe bool) {
+	if !probe {
+		return
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.probing = false
 }
 
-func (t *FallbackTracker) sharedDown(err error) {
+// sharedDown records a failure. The first one starts the backoff; only a
+// failed probe doubles it (calls already under way when the shared tracker
+// went down fail too, and must not).
+func (t *FallbackTracker) sharedDown(err error, probe bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.opts.Now()
-	t.probing, t.lastErr = false, err
-	if !t.down {
+	t.lastErr = err
+	switch {
+	case !t.down:
 		t.down, t.since, t.backoff = true, now, t.opts.RetryMin
 		t.opts.Logger.Warn("session tracking falls back to this replica alone; its events are marked local_session until the shared store is back",
 			"err", err, "retry_in", t.backoff)
-	} else {
+	case probe:
+		t.probing = false
 		t.backoff = min(2*t.backoff, t.opts.RetryMax)
+		t.opts.Logger.Debug("the shared session store still fails", "err", err, "retry_in", t.backoff)
+	default:
+		return
 	}
 	t.retryAt = now.Add(t.backoff)
 }

@@ -216,3 +216,50 @@ func TestLocalSessionEventsAreMarked(t *testing.T) {
 		}
 	}
 }
+
+// gateTracker fails every call, once n calls are in flight together.
+type gateTracker struct {
+	n       int
+	arrived chan struct{}
+	release chan struct{}
+	calls   atomic.Int64
+}
+
+func (g *gateTracker) Current(ctx context.Context, subject string, fresh func() string, gap time.Duration) (string, error) {
+	if g.calls.Add(1) <= int64(g.n) {
+		g.arrived <- struct{}{}
+		<-g.release
+	}
+	return "", errors.New("connection refused")
+}
+
+// TestFallbackBackoffIgnoresConcurrentFailures: the requests in flight when
+// the shared tracker goes down all fail, but only failed probes lengthen the
+// backoff: the shared tracker is tried again after RetryMin.
+func TestFallbackBackoffIgnoresConcurrentFailures(t *testing.T) {
+	const n = 20
+	g := &gateTracker{n: n, arrived: make(chan struct{}), release: make(chan struct{})}
+	clock := &fakeClock{t: time.Now()}
+	ft := recorder.NewFallbackTracker(g, recorder.FallbackOptions{Now: clock.Now, RetryMin: time.Second, RetryMax: time.Hour})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			if _, err := ft.Current(context.Background(), "s"+string(rune('a'+i)), freshIDs("l"), time.Hour); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	for range n {
+		<-g.arrived
+	}
+	close(g.release)
+	wg.Wait()
+	clock.Advance(time.Second)
+	before := g.calls.Load()
+	if _, err := ft.Current(context.Background(), "z", freshIDs("l"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if g.calls.Load() != before+1 {
+		t.Fatalf("no probe after RetryMin: %d concurrent failures lengthened the backoff", n)
+	}
+}
