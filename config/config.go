@@ -20,6 +20,9 @@ type Config struct {
 	Gateway     Gateway      `yaml:"gateway"`
 	Credentials []Credential `yaml:"credentials"`
 	Envoy       Envoy        `yaml:"envoy"`
+	HTTP        HTTP         `yaml:"http"`
+	GRPC        GRPC         `yaml:"grpc"`
+	SDS         SDS          `yaml:"sds"`
 }
 
 // Listen holds the addresses airlock serves on. An empty address disables
@@ -29,7 +32,10 @@ type Listen struct {
 	Authz string `yaml:"authz"`
 	// ExtProc is the ext_proc gRPC address.
 	ExtProc string `yaml:"extproc"`
-	// SDS is the SDS gRPC address serving GCP credentials to Envoy.
+	// SDS is the SDS gRPC address serving GCP credentials to Envoy:
+	// host:port, or unix:///PATH for a Unix domain socket. A TCP address
+	// off loopback needs mTLS (sds.tls_cert, sds.tls_key, sds.client_ca)
+	// or sds.allow_insecure_tcp.
 	SDS string `yaml:"sds"`
 	// HTTP serves the approvals API, web page, /metrics and /healthz.
 	HTTP string `yaml:"http"`
@@ -56,6 +62,9 @@ type Identity struct {
 	KeyRefreshInterval time.Duration `yaml:"key_refresh_interval"`
 	// CacheSize bounds the number of verified tokens kept until their expiry.
 	CacheSize int `yaml:"cache_size"`
+	// MaxTokenLifetime refuses a token whose exp - iat exceeds it (or, with
+	// no iat, whose exp is further than this from now).
+	MaxTokenLifetime time.Duration `yaml:"max_token_lifetime"`
 }
 
 // Issuer is one trusted OIDC issuer.
@@ -72,6 +81,15 @@ type Issuer struct {
 	// (for issuers that own every address they issue but do not send
 	// "email_verified"). Only verified e-mails match user:EMAIL approvers.
 	TrustEmail bool `yaml:"trust_email"`
+	// AllowedSubjects admits tokens whose "sub" is listed (an entry ending
+	// in * matches by prefix).
+	AllowedSubjects []string `yaml:"allowed_subjects"`
+	// AllowedEmailDomains admits tokens whose verified e-mail is in one of
+	// these domains.
+	AllowedEmailDomains []string `yaml:"allowed_email_domains"`
+	// AllowedHD admits Google tokens whose "hd" claim (the Google Workspace
+	// domain of the account) is listed.
+	AllowedHD []string `yaml:"allowed_hd"`
 }
 
 // Policies says where the policy files are.
@@ -176,4 +194,64 @@ type Envoy struct {
 	// TLSCert and TLSKey, when set, make the listener terminate TLS.
 	TLSCert string `yaml:"tls_cert"`
 	TLSKey  string `yaml:"tls_key"`
+	// SDSTLSCert and SDSTLSKey are Envoy's client certificate and key for
+	// airlock's SDS over mTLS (with sds.tls_cert on airlock's side).
+	SDSTLSCert string `yaml:"sds_tls_cert"`
+	SDSTLSKey  string `yaml:"sds_tls_key"`
+	// SDSCA is the CA bundle Envoy checks airlock's SDS certificate with.
+	SDSCA string `yaml:"sds_ca"`
+	// SDSServerName is the name Envoy expects in airlock's SDS certificate
+	// (and sends as SNI); default envoy.airlock_host.
+	SDSServerName string `yaml:"sds_server_name"`
+}
+
+// HTTP tunes the server on listen.http (approvals API, web page, /metrics,
+// health) against slow and greedy clients.
+type HTTP struct {
+	// ReadHeaderTimeout bounds reading a request's headers.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// ReadTimeout bounds reading a whole request, body included.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds writing a response, from the end of the headers.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// IdleTimeout closes a keep-alive connection idle this long.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes bounds a request's headers.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxBodyBytes bounds a request's body (413 beyond it).
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxConnsPerSource caps the concurrent connections of one source
+	// address; further ones are closed at once. 0 disables the cap.
+	MaxConnsPerSource int `yaml:"max_conns_per_source"`
+}
+
+// GRPC tunes the ext_authz, ext_proc and SDS gRPC servers.
+type GRPC struct {
+	// MaxConcurrentStreams caps the concurrent streams of one connection;
+	// Envoy opens another connection beyond it.
+	MaxConcurrentStreams uint32 `yaml:"max_concurrent_streams"`
+	// KeepaliveMinTime: a client pinging more often than this is sent
+	// GOAWAY (too_many_pings).
+	KeepaliveMinTime time.Duration `yaml:"keepalive_min_time"`
+	// KeepaliveTime: the server pings a connection idle this long.
+	KeepaliveTime time.Duration `yaml:"keepalive_time"`
+	// KeepaliveTimeout: a connection whose ping is unanswered this long is closed.
+	KeepaliveTimeout time.Duration `yaml:"keepalive_timeout"`
+	// ConnectionTimeout bounds a new connection's handshake (TLS and HTTP/2 preface).
+	ConnectionTimeout time.Duration `yaml:"connection_timeout"`
+}
+
+// SDS secures the SDS listener (listen.sds), which hands out the GCP
+// credential.
+type SDS struct {
+	// TLSCert and TLSKey are airlock's server certificate and key (PEM);
+	// with ClientCA the listener requires mTLS.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// ClientCA is the CA bundle (PEM) whose client certificates may connect.
+	ClientCA string `yaml:"client_ca"`
+	// AllowInsecureTCP lets listen.sds bind a TCP address off loopback
+	// without mTLS, for a network that guards the port by other means (an
+	// Istio sidecar with mTLS and an AuthorizationPolicy).
+	AllowInsecureTCP bool `yaml:"allow_insecure_tcp"`
 }

@@ -56,6 +56,7 @@ func Default() *Config {
 			Leeway:             30 * time.Second,
 			KeyRefreshInterval: 10 * time.Second,
 			CacheSize:          10000,
+			MaxTokenLifetime:   24 * time.Hour,
 		},
 		Policies: Policies{ReloadInterval: 2 * time.Second},
 		Authz:    Authz{MaxBodyBytes: 1 << 20, Timeout: time.Second, Unrecognised: "refuse"},
@@ -76,6 +77,8 @@ func Default() *Config {
 			MaxBodyBytes:  16 << 10,
 		},
 		Envoy: Envoy{Listen: "0.0.0.0:10000", AirlockHost: "127.0.0.1"},
+		HTTP:  DefaultHTTP(),
+		GRPC:  DefaultGRPC(),
 	}
 }
 
@@ -275,7 +278,9 @@ func (c *Config) Validate() error {
 	}
 	checkAddr("listen.authz", c.Listen.Authz, true)
 	checkAddr("listen.extproc", c.Listen.ExtProc, false)
-	checkAddr("listen.sds", c.Listen.SDS, false)
+	if !IsUnixAddr(c.Listen.SDS) {
+		checkAddr("listen.sds", c.Listen.SDS, false)
+	}
 	checkAddr("listen.http", c.Listen.HTTP, false)
 
 	switch c.Log.Level {
@@ -448,6 +453,8 @@ func (c *Config) Validate() error {
 	if (c.Envoy.TLSCert == "") != (c.Envoy.TLSKey == "") {
 		bad("envoy.tls_cert", "envoy.tls_cert and envoy.tls_key go together")
 	}
+
+	errs = append(errs, c.validateServing()...)
 
 	if len(errs) > 0 {
 		return errs

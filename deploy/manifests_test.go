@@ -161,6 +161,26 @@ func TestCompose(t *testing.T) {
 	if cfg.Envoy.AirlockHost != "airlock" || !strings.HasPrefix(cfg.Approvals.Store, "redis://redis:") {
 		t.Errorf("compose airlock.yaml does not name the compose services: %+v %q", cfg.Envoy, cfg.Approvals.Store)
 	}
+	// The SDS socket lives in a volume only airlock and envoy mount, and
+	// envoy runs as airlock's user to open it.
+	if !config.IsUnixAddr(cfg.Listen.SDS) {
+		t.Fatalf("compose listen.sds %q: use a unix:// socket", cfg.Listen.SDS)
+	}
+	dir := filepath.Dir(config.UnixPath(cfg.Listen.SDS))
+	holders := map[string]string{}
+	for name, svc := range get(d, "services").(doc) {
+		for _, v := range listOf(get(svc, "volumes")) {
+			if vs, _ := v.(string); strings.HasSuffix(vs, ":"+dir) {
+				holders[name] = strings.TrimSuffix(vs, ":"+dir)
+			}
+		}
+	}
+	if len(holders) != 2 || holders["airlock"] == "" || holders["airlock"] != holders["envoy"] {
+		t.Errorf("the SDS socket directory %s is mounted as %v, want one volume shared by airlock and envoy", dir, holders)
+	}
+	if u := str(d, "services", "envoy", "user"); u != "65532:65532" {
+		t.Errorf("envoy runs as %q, want airlock's 65532:65532 to open the socket", u)
+	}
 }
 
 // manifest checks: kind -> apiVersion and a check of the document.
@@ -174,6 +194,7 @@ var kinds = map[string]string{
 	"Kustomization":       "kustomize.config.k8s.io/v1beta1",
 	"IstioOperator":       "install.istio.io/v1alpha1",
 	"AuthorizationPolicy": "security.istio.io/v1",
+	"PeerAuthentication":  "security.istio.io/v1",
 	"ServiceEntry":        "networking.istio.io/v1",
 	"Gateway":             "networking.istio.io/v1",
 	"VirtualService":      "networking.istio.io/v1",
@@ -296,9 +317,49 @@ func TestKubernetes(t *testing.T) {
 	if !strings.HasPrefix(cfg.Approvals.Store, "redis://") {
 		t.Errorf("three replicas need a shared approval store, not %q", cfg.Approvals.Store)
 	}
-	if !strings.HasPrefix(cfg.Listen.SDS, "127.0.0.1:") {
-		t.Errorf("listen.sds %q: the token must stay inside the pod", cfg.Listen.SDS)
+	if err := checkSDSSocket(seen["Deployment"], cfg.Listen.SDS); err != nil {
+		t.Error(err)
 	}
+}
+
+// checkSDSSocket: listen.sds is a Unix socket, in an emptyDir volume that
+// the airlock and envoy containers mount (and no other container): the GCP
+// token never crosses the network.
+func checkSDSSocket(dep doc, sds string) error {
+	if !config.IsUnixAddr(sds) {
+		return fmt.Errorf("listen.sds %q: the token must stay inside the pod, on a unix:// socket", sds)
+	}
+	dir := filepath.Dir(config.UnixPath(sds))
+	var volume string
+	mounts := map[string]bool{}
+	for _, c := range get(dep, "spec", "template", "spec", "containers").([]any) {
+		for _, m := range listOf(get(c, "volumeMounts")) {
+			if str(m, "mountPath") == dir {
+				if volume != "" && volume != str(m, "name") {
+					return fmt.Errorf("containers mount different volumes at %s", dir)
+				}
+				volume = str(m, "name")
+				mounts[str(c, "name")] = true
+			}
+		}
+	}
+	if !mounts["airlock"] || !mounts["envoy"] || len(mounts) != 2 {
+		return fmt.Errorf("the SDS socket directory %s is mounted by %v, want airlock and envoy", dir, mounts)
+	}
+	for _, v := range listOf(get(dep, "spec", "template", "spec", "volumes")) {
+		if str(v, "name") == volume {
+			if get(v, "emptyDir") == nil {
+				return fmt.Errorf("volume %s of the SDS socket is not an emptyDir", volume)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("no volume %s for the SDS socket", volume)
+}
+
+func listOf(v any) []any {
+	l, _ := v.([]any)
+	return l
 }
 
 func TestKubernetesPolicies(t *testing.T) {
@@ -339,6 +400,11 @@ func TestManifestChecksCanFail(t *testing.T) {
 			get(d, "spec", "selector", "matchLabels").(doc)["app.kubernetes.io/name"] = "other"
 		}, checkDeployment},
 		{"apiVersion", func(d doc) { d["apiVersion"] = "extensions/v1beta1" }, checkHeader},
+		{"sds socket not shared with envoy", func(d doc) {
+			envoyC := get(d, "spec", "template", "spec", "containers", 1).(doc)
+			envoyC["volumeMounts"] = listOf(envoyC["volumeMounts"])[:1]
+		}, func(d doc) error { return checkSDSSocket(d, "unix:///run/airlock/sds.sock") }},
+		{"sds over tcp", func(d doc) {}, func(d doc) error { return checkSDSSocket(d, "127.0.0.1:9003") }},
 		{"kind", func(d doc) { d["kind"] = "Deploymnet" }, checkHeader},
 	}
 	for _, tc := range tests {
@@ -364,10 +430,13 @@ func TestIstio(t *testing.T) {
 			byKind[str(d, "kind")] = append(byKind[str(d, "kind")], d)
 		}
 	}
-	for _, kind := range []string{"IstioOperator", "AuthorizationPolicy", "ServiceEntry", "EnvoyFilter", "Gateway", "VirtualService", "DestinationRule"} {
+	for _, kind := range []string{"IstioOperator", "AuthorizationPolicy", "PeerAuthentication", "ServiceEntry", "EnvoyFilter", "Gateway", "VirtualService", "DestinationRule"} {
 		if len(byKind[kind]) == 0 {
 			t.Errorf("no %s", kind)
 		}
+	}
+	if err := checkIstioSDS(byKind); err != nil {
+		t.Error(err)
 	}
 
 	// The CUSTOM policy names a provider the mesh config defines, failing closed.
@@ -445,6 +514,40 @@ func TestIstio(t *testing.T) {
 	if strings.Join(names, ",") != "INSERT_AFTER envoy.filters.http.ext_proc,INSERT_BEFORE envoy.filters.http.credential_injector" {
 		t.Errorf("patches = %v", names)
 	}
+}
+
+// checkIstioSDS: for the egress gateway, airlock's SDS listens on TCP 9003
+// (sds.allow_insecure_tcp), guarded by the mesh: mTLS STRICT on that port
+// and a DENY for every caller but the egress gateway's identity.
+func checkIstioSDS(byKind map[string][]doc) error {
+	strict := false
+	for _, pa := range byKind["PeerAuthentication"] {
+		if str(pa, "spec", "selector", "matchLabels", "app.kubernetes.io/name") != "airlock" {
+			continue
+		}
+		var mode any
+		switch m := get(pa, "spec", "portLevelMtls").(type) {
+		case doc:
+			mode = get(m["9003"], "mode")
+		case map[any]any:
+			mode = get(m[9003], "mode")
+		}
+		strict = strict || mode == "STRICT"
+	}
+	if !strict {
+		return errors.New("no PeerAuthentication makes port 9003 of the airlock pods mTLS STRICT")
+	}
+	for _, ap := range byKind["AuthorizationPolicy"] {
+		if str(ap, "spec", "action") != "DENY" || str(ap, "metadata", "namespace") != "airlock-system" {
+			continue
+		}
+		from := listOf(get(ap, "spec", "rules", 0, "from", 0, "source", "notPrincipals"))
+		ports := listOf(get(ap, "spec", "rules", 0, "to", 0, "operation", "ports"))
+		if len(from) == 1 && from[0] == "cluster.local/ns/istio-system/sa/istio-egressgateway-service-account" && len(ports) == 1 && ports[0] == "9003" {
+			return nil
+		}
+	}
+	return errors.New("no DENY AuthorizationPolicy keeps port 9003 to the egress gateway's identity")
 }
 
 // bootstrapFilters returns the rendered listener's HTTP filters by name.

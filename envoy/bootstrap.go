@@ -64,6 +64,19 @@ func quote(s string) string {
 type bootstrapService struct {
 	Cluster, What string
 	Port          uint32
+	// Pipe is the Unix socket path when the service listens on one.
+	Pipe string
+	// TLS is the upstream mTLS context, when the service requires it.
+	TLS *bootstrapTLS
+}
+
+// bootstrapTLS is Envoy's client side of airlock's mTLS SDS listener.
+type bootstrapTLS struct {
+	Cert, Key, CA string
+	// SNI is sent when the expected name is a host name.
+	SNI string
+	// SANType and SAN: the name airlock's certificate must carry.
+	SANType, SAN string
 }
 
 type bootstrapData struct {
@@ -157,10 +170,18 @@ func bootstrapValues(cfg *config.Config) (*bootstrapData, error) {
 		if d.Credential == "" {
 			bad("credentials[0].name", "is required: the SDS secret name Envoy asks for")
 		}
-		if cfg.Listen.SDS == "" {
+		switch {
+		case cfg.Listen.SDS == "":
 			bad("listen.sds", "is required when credentials are configured")
-		} else {
+		case config.IsUnixAddr(cfg.Listen.SDS):
+			d.Services = append(d.Services, bootstrapService{Cluster: ClusterSDS, What: "SDS server", Pipe: config.UnixPath(cfg.Listen.SDS)})
+		default:
 			service("listen.sds", cfg.Listen.SDS, ClusterSDS, "SDS server")
+			if tls, err := sdsClientTLS(cfg); err != nil {
+				errs = append(errs, err)
+			} else if tls != nil {
+				d.Services[len(d.Services)-1].TLS = tls
+			}
 		}
 	}
 	switch strings.ToLower(cfg.Masking.BodyMode) {
@@ -192,6 +213,39 @@ func bootstrapValues(cfg *config.Config) (*bootstrapData, error) {
 		return nil, errors.Join(errs...)
 	}
 	return d, nil
+}
+
+// sdsClientTLS is Envoy's side of the SDS mTLS that sds.tls_cert turns on:
+// envoy.sds_tls_cert and envoy.sds_tls_key (its client certificate) and
+// envoy.sds_ca (the CA of airlock's certificate) are then required. The
+// name checked in airlock's certificate is envoy.sds_server_name, default
+// envoy.airlock_host.
+func sdsClientTLS(cfg *config.Config) (*bootstrapTLS, error) {
+	e := cfg.Envoy
+	if cfg.SDS.TLSCert == "" {
+		if e.SDSTLSCert != "" || e.SDSTLSKey != "" || e.SDSCA != "" {
+			return nil, errors.New("envoy: bootstrap: envoy.sds_tls_cert: set only with sds.tls_cert (airlock's SDS listener over mTLS)")
+		}
+		return nil, nil
+	}
+	var missing []string
+	for _, f := range []struct{ key, v string }{{"envoy.sds_tls_cert", e.SDSTLSCert}, {"envoy.sds_tls_key", e.SDSTLSKey}, {"envoy.sds_ca", e.SDSCA}} {
+		if f.v == "" {
+			missing = append(missing, f.key)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("envoy: bootstrap: %s: required, since sds.tls_cert makes airlock's SDS listener require a client certificate", strings.Join(missing, ", "))
+	}
+	name := e.SDSServerName
+	if name == "" {
+		name = e.AirlockHost
+	}
+	t := &bootstrapTLS{Cert: e.SDSTLSCert, Key: e.SDSTLSKey, CA: e.SDSCA, SANType: "DNS", SAN: name, SNI: name}
+	if net.ParseIP(name) != nil {
+		t.SANType, t.SNI = "IP_ADDRESS", ""
+	}
+	return t, nil
 }
 
 // ExtAuthzTimeout is the ext_authz gRPC timeout rendered for cfg:

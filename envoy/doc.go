@@ -29,7 +29,11 @@
 //     domains have routes.
 //
 // airlock's three gRPC services are HTTP/2 clusters on envoy.airlock_host,
-// health-checked with grpc.health.v1.
+// health-checked with grpc.health.v1. The SDS cluster is a static pipe
+// address when listen.sds is a Unix socket (unix:///PATH), and carries an
+// UpstreamTlsContext (Envoy's client certificate envoy.sds_tls_cert and
+// envoy.sds_tls_key, airlock's CA envoy.sds_ca, the name
+// envoy.sds_server_name, ALPN h2) when airlock requires mTLS (sds.tls_cert).
 //
 // # Validation
 //
@@ -47,4 +51,10 @@
 // every connected Envoy as a new version. When the token endpoint fails the
 // still-valid token stays served; Healthy reports the failure once the token
 // is about to expire. Tokens are never logged.
+//
+// Whoever reaches the SDS listener gets the credential, so ListenSDS binds a
+// Unix socket of mode SDSSocketMode for unix:///PATH, and SDSServerTLS is
+// the listener's mTLS configuration (client certificates required, files
+// re-read when they rotate); configuration refuses any other TCP address
+// off loopback unless sds.allow_insecure_tcp says the network guards it.
 package envoy

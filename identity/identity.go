@@ -55,16 +55,23 @@ const (
 	BadSignature
 	// Unavailable: the issuer's keys could not be fetched; retrying may help.
 	Unavailable
+	// NotAllowed: the issuer signed the token, but its subject, e-mail or
+	// Workspace domain is outside the issuer's allowed_* restrictions.
+	NotAllowed
+	// LifetimeTooLong: the token lives longer than the configured maximum.
+	LifetimeTooLong
 )
 
 var kindNames = map[ErrorKind]string{
-	NoToken:       "no_token",
-	Malformed:     "malformed",
-	Expired:       "expired",
-	WrongAudience: "wrong_audience",
-	UnknownIssuer: "unknown_issuer",
-	BadSignature:  "bad_signature",
-	Unavailable:   "unavailable",
+	NoToken:         "no_token",
+	Malformed:       "malformed",
+	Expired:         "expired",
+	WrongAudience:   "wrong_audience",
+	UnknownIssuer:   "unknown_issuer",
+	BadSignature:    "bad_signature",
+	Unavailable:     "unavailable",
+	NotAllowed:      "not_allowed",
+	LifetimeTooLong: "lifetime_too_long",
 }
 
 // String returns a stable snake_case name, used in metrics and refusal metadata.

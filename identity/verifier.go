@@ -37,6 +37,11 @@ type IssuerConfig struct {
 	// issuers that only ever issue e-mails they own but do not send
 	// "email_verified".
 	TrustEmail bool
+	// AllowedSubjects, AllowedEmailDomains and AllowedHD restrict who may
+	// present this issuer's tokens; see Restriction.
+	AllowedSubjects     []string
+	AllowedEmailDomains []string
+	AllowedHD           []string
 }
 
 // Options tune an OIDCVerifier. The zero value is usable.
@@ -56,6 +61,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives key loading events; it never sees a token.
 	Logger *slog.Logger
+	// MaxTokenLifetime refuses a token whose exp - iat exceeds it, or,
+	// without iat, whose exp is further than this from now (default 24h).
+	MaxTokenLifetime time.Duration
 }
 
 // Stats counts the verifier's work, for metrics and tests.
@@ -100,9 +108,10 @@ const maxTokenBytes = 16 << 10
 const googleIssuer = "https://accounts.google.com"
 
 type issuerState struct {
-	cfg      IssuerConfig
-	keys     *keySet
-	verifier *oidc.IDTokenVerifier
+	cfg         IssuerConfig
+	keys        *keySet
+	verifier    *oidc.IDTokenVerifier
+	restriction restriction
 }
 
 // OIDCVerifier verifies OIDC tokens from several issuers with go-oidc. It is
@@ -111,6 +120,7 @@ type issuerState struct {
 type OIDCVerifier struct {
 	now      func() time.Time
 	leeway   time.Duration
+	lifetime time.Duration
 	interval time.Duration
 	client   *http.Client
 	log      *slog.Logger
@@ -132,6 +142,7 @@ func NewOIDCVerifier(ctx context.Context, issuers []IssuerConfig, opts Options) 
 	v := &OIDCVerifier{
 		now:      opts.Now,
 		leeway:   max(opts.Leeway, 0),
+		lifetime: opts.MaxTokenLifetime,
 		interval: opts.KeyRefreshInterval,
 		client:   opts.HTTPClient,
 		log:      opts.Logger,
@@ -141,6 +152,9 @@ func NewOIDCVerifier(ctx context.Context, issuers []IssuerConfig, opts Options) 
 	}
 	if v.interval <= 0 {
 		v.interval = 10 * time.Second
+	}
+	if v.lifetime <= 0 {
+		v.lifetime = DefaultMaxTokenLifetime
 	}
 	if v.client == nil {
 		v.client = &http.Client{Timeout: fetchTimeout}
@@ -188,7 +202,7 @@ func (v *OIDCVerifier) newIssuerState(ic IssuerConfig, ks *keySet) *issuerState 
 		SupportedSigningAlgs: allowedAlgNames,
 		Now:                  func() time.Time { return now().Add(-leeway) },
 	}
-	return &issuerState{cfg: ic, keys: ks, verifier: oidc.NewVerifier(ic.Issuer, ks, cfg)}
+	return &issuerState{cfg: ic, keys: ks, verifier: oidc.NewVerifier(ic.Issuer, ks, cfg), restriction: newRestriction(ic)}
 }
 
 func normaliseIssuer(ic IssuerConfig) (IssuerConfig, error) {
@@ -208,6 +222,9 @@ func normaliseIssuer(ic IssuerConfig) (IssuerConfig, error) {
 	}
 	if ic.GroupsClaim == "" {
 		ic.GroupsClaim = "groups"
+	}
+	if err := checkRestriction(ic); err != nil {
+		return ic, fmt.Errorf("issuer %q: %w", ic.Issuer, err)
 	}
 	return ic, nil
 }
@@ -430,6 +447,9 @@ func (v *OIDCVerifier) verify(ctx context.Context, raw string, now time.Time) (I
 	if tok.Subject == "" {
 		return Identity{}, malformed("the token has no sub claim")
 	}
+	if err := v.checkLifetime(tok.IssuedAt, tok.Expiry, now); err != nil {
+		return Identity{}, err
+	}
 	var claims map[string]any
 	if err := tok.Claims(&claims); err != nil {
 		return Identity{}, malformed("the token's claims are not a JSON object")
@@ -449,6 +469,9 @@ func (v *OIDCVerifier) verify(ctx context.Context, raw string, now time.Time) (I
 		if s, ok := act["sub"].(string); ok {
 			id.Actor = s
 		}
+	}
+	if err := is.restriction.admit(id, claims, is.cfg.Issuer); err != nil {
+		return Identity{}, err
 	}
 	return id, nil
 }

@@ -51,6 +51,9 @@ func appendEvent(dst []byte, e *Event) ([]byte, error) {
 		dst = append(dst, '}')
 	}
 	dst = appendOpt(dst, `,"reason":`, e.Reason)
+	if e.LocalSession {
+		dst = append(dst, `,"local_session":true`...)
+	}
 	dst = append(dst, `,"prev":`...)
 	dst = appendString(dst, e.Prev)
 	return append(dst, '}'), nil

@@ -60,6 +60,11 @@ type Event struct {
 	Vote *VoteEvent `json:"vote,omitempty"`
 	// Reason says why a segment was closed, on close events.
 	Reason string `json:"reason,omitempty"`
+	// LocalSession marks an event whose session was tracked by this
+	// replica alone, the shared session store (Redis) being unreachable:
+	// other replicas may have recorded the subject's requests of that time
+	// under other sessions.
+	LocalSession bool `json:"local_session,omitempty"`
 	// Prev is the hash of the previous event of the segment.
 	Prev string `json:"prev"`
 }

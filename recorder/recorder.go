@@ -531,6 +531,9 @@ func (r *Recorder) record(ctx context.Context, session string, e *Event) error {
 	if !ValidSessionID(session) {
 		return fmt.Errorf("recorder: invalid session id %q", session)
 	}
+	if lt, ok := r.tracker.(localTracker); ok && lt.Local(session) {
+		e.LocalSession = true
+	}
 	if e.Time.IsZero() {
 		e.Time = r.now()
 	}

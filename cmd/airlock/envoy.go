@@ -117,7 +117,7 @@ func envoyLoadConfig(path string, stderr io.Writer) (*config.Config, error) {
 		return nil, fmt.Errorf("%s:\n%w", path, err)
 	}
 	for _, e := range errs {
-		if !envoyFileKey(e.Key) {
+		if !envoyFileError(e) {
 			return nil, fmt.Errorf("%s:\n%w", path, err)
 		}
 	}
@@ -127,10 +127,15 @@ func envoyLoadConfig(path string, stderr io.Writer) (*config.Config, error) {
 	return cfg, nil
 }
 
-// envoyFileKey reports whether a configuration key names a file airlock
-// reads at run time.
-func envoyFileKey(key string) bool {
-	return strings.HasPrefix(key, "policies.paths[") ||
-		strings.HasSuffix(key, ".service_account_key") ||
-		key == "recorder.signing_key"
+// envoyFileError reports whether e is about a file airlock reads at run
+// time: a key naming such a file, or airlock's SDS certificate files
+// missing here (other sds.tls_* errors stop the rendering).
+func envoyFileError(e *config.Error) bool {
+	switch key := e.Key; {
+	case strings.HasPrefix(key, "policies.paths["), strings.HasSuffix(key, ".service_account_key"), key == "recorder.signing_key":
+		return true
+	case key == "sds.tls_cert" || key == "sds.tls_key" || key == "sds.client_ca":
+		return strings.HasSuffix(e.Msg, "no such file or directory")
+	}
+	return false
 }

@@ -23,11 +23,6 @@ func (s *server) recorder(ctx context.Context, eng *masking.Engine) (*recorder.R
 		s.log.Warn("session recording is off (recorder.enabled: false)")
 		return nil, nil
 	}
-	redisURL := ""
-	if st := cfg.Approvals.Store; strings.HasPrefix(st, "redis://") || strings.HasPrefix(st, "rediss://") {
-		// Sessions follow the same idle gap on every replica.
-		redisURL = st
-	}
 	rec, err := recorder.New(ctx, recorder.Options{
 		Sink:          cfg.Recorder.Sink,
 		Spool:         cfg.Recorder.Spool,
@@ -36,7 +31,7 @@ func (s *server) recorder(ctx context.Context, eng *masking.Engine) (*recorder.R
 		IdleGap:       cfg.Recorder.IdleGap,
 		MaxBodyBytes:  cfg.Recorder.MaxBodyBytes,
 		SigningKey:    cfg.Recorder.SigningKey,
-		Redis:         redisURL,
+		Tracker:       s.sessions, // shared through approvals.store's Redis; nil: this replica's memory
 		Mask:          requestMasker(eng),
 		Logger:        s.log.With("component", "recorder"),
 	})

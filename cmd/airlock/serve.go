@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,13 +17,13 @@ import (
 	"runtime/pprof"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -40,6 +39,7 @@ import (
 	"github.com/airlockhq/airlock/masking"
 	"github.com/airlockhq/airlock/policies"
 	"github.com/airlockhq/airlock/policies/examples"
+	"github.com/airlockhq/airlock/recorder"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -48,6 +48,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	cfgPath := fl.String("config", "", "configuration file (default: embedded local-trial defaults)")
 	cpuProfile := fl.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fl.Parse(args); err != nil {
+		return 2
+	}
+	configGiven := false
+	fl.Visit(func(f *flag.Flag) { configGiven = configGiven || f.Name == "config" })
+	if configGiven && strings.TrimSpace(*cfgPath) == "" {
+		// An unset variable in a deployment script must not start the
+		// local trial (dev issuer trusted, example policies).
+		fmt.Fprintln(stderr, "airlock serve: --config is empty: name a configuration file, or leave the flag out for the local trial")
+		return 2
+	}
+	if fl.NArg() > 0 {
+		fmt.Fprintf(stderr, "airlock serve: unexpected argument %q\n", fl.Arg(0))
 		return 2
 	}
 	if *cpuProfile != "" {
@@ -69,6 +81,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 	logger := newLogger(cfg.Log, stderr)
+	routeLibraryLogs(logger)
 	if os.Getenv("GOGC") == "" {
 		// The live heap is small (policies, catalog, token cache) and every
 		// Check allocates: collecting at 5x the live heap instead of 2x
@@ -100,10 +113,33 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-// healthCheck is one component's health, reported on /healthz.
-type healthCheck struct {
-	name  string
-	check func(ctx context.Context) error
+// approvalStore opens approvals.store. With Redis it builds the one client
+// that approvals and the session tracker share, the tracker falling back to
+// this replica while Redis is down, and reports Redis as a shared
+// dependency on /healthz.
+func (s *server) approvalStore(ctx context.Context) (approvals.Store, error) {
+	spec := strings.TrimSpace(s.cfg.Approvals.Store)
+	if spec == "" || spec == "memory" {
+		st, err := approvals.OpenStore(ctx, spec)
+		if err != nil {
+			return nil, fmt.Errorf("config: approvals.store: %w", err)
+		}
+		return st, nil
+	}
+	rdb, err := approvals.NewRedisClient(spec)
+	if err != nil {
+		return nil, fmt.Errorf("config: approvals.store: %w", err)
+	}
+	store := approvals.NewRedisStoreWithClient(rdb)
+	// The approvals service closes the store; this closes it on a start-up
+	// error before the service exists (a second Close does nothing).
+	s.closer = append(s.closer, func() { store.Close() })
+	fallback := recorder.NewFallbackTracker(recorder.NewRedisTracker(rdb), recorder.FallbackOptions{Logger: s.log.With("component", "sessions")})
+	s.sessions = fallback
+	s.sharedChecks = append(s.sharedChecks, healthCheck{"redis", func(ctx context.Context) error {
+		return redisHealth(rdb.Ping(ctx).Err(), fallback.Status())
+	}})
+	return store, nil
 }
 
 // server holds everything `airlock serve` runs.
@@ -112,9 +148,17 @@ type server struct {
 	log    *slog.Logger
 	reg    *prometheus.Registry
 	checks []healthCheck
-	grpcs  []*grpc.Server
-	https  []*http.Server
-	closer []func()
+	// sharedChecks are dependencies every replica shares (Redis): their
+	// failure degrades this replica (some decisions answer 503) but leaves
+	// it serving, so /healthz answers 200 "degraded", never taking every
+	// replica out at once.
+	sharedChecks []healthCheck
+	grpcs        []*grpc.Server
+	https        []*http.Server
+	closer       []func()
+	// sessions tracks sessions across replicas (Redis, with a fallback on
+	// the replica); nil keeps them in the recorder's memory.
+	sessions recorder.Tracker
 }
 
 func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Logger) error {
@@ -133,7 +177,11 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 		if addr == "" {
 			continue
 		}
-		l, err := net.Listen("tcp", addr)
+		listen := func(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
+		if key == "listen.sds" {
+			listen = envoy.ListenSDS // also unix:///PATH
+		}
+		l, err := listen(addr)
 		if err != nil {
 			return fmt.Errorf("config: %s: %w", key, err)
 		}
@@ -163,15 +211,16 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 		return err
 	}
 
+	store, err := s.approvalStore(ctx)
+	if err != nil {
+		return err
+	}
+
 	rec, err := s.recorder(ctx, maskEngine)
 	if err != nil {
 		return err
 	}
 
-	store, err := approvals.OpenStore(ctx, cfg.Approvals.Store)
-	if err != nil {
-		return fmt.Errorf("config: approvals.store: %w", err)
-	}
 	publicURL := cfg.Approvals.PublicURL
 	if publicURL == "" && cfg.Listen.HTTP != "" {
 		publicURL = "http://" + cfg.Listen.HTTP
@@ -188,7 +237,9 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 		AllowDelegatedVotes:  cfg.Approvals.AllowDelegatedVotes,
 	})
 	s.closer = append(s.closer, func() { approvalSvc.Close() })
-	s.checks = append(s.checks, healthCheck{"approvals", approvalSvc.Healthy})
+	if s.sessions == nil {
+		s.checks = append(s.checks, healthCheck{"approvals", approvalSvc.Healthy})
+	}
 
 	metrics := authz.NewMetrics(s.reg)
 	var sessions authz.Sessions
@@ -239,29 +290,24 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 		s.serveGRPC(g, l, "extproc", "envoy.service.ext_proc.v3.ExternalProcessor")
 	}
 
-	// The last failed reload, reported on /healthz until a good one lands.
-	var policyErr atomic.Pointer[error]
-	s.checks = append(s.checks, healthCheck{"policies", func(context.Context) error {
-		if err := policyErr.Load(); err != nil {
-			return *err
-		}
-		return nil
-	}})
+	// /healthz reports the policy files on disk: healthy when they load to
+	// the set in force.
+	ph := newPolicyHealth(paths, func() (*policies.Set, error) { return policies.LoadWith(loadOpts, paths...) }, engine.Policies)
+	s.checks = append(s.checks, healthCheck{"policies", ph.check})
 	reloadFailed := func(err error) {
 		metrics.Reloads.WithLabelValues("error").Inc()
-		err = fmt.Errorf("the last edit failed to load; the previous policies stay in force: %w", err)
-		policyErr.Store(&err)
-		log.Error("policy reload failed; keeping the previous policies", "err", err)
+		log.Error("policy reload failed; keeping the previous policies", "err",
+			fmt.Errorf("the last edit failed to load; the previous policies stay in force: %w", err))
 	}
 	if cfg.Policies.ReloadInterval > 0 {
 		go policies.Watch(ctx, paths, cfg.Policies.ReloadInterval, loadOpts, func(set *policies.Set) {
 			if set.Digest() == engine.Policies().Digest() {
-				policyErr.Store(nil) // back to the text in force
-				return
+				return // back to the text in force
 			}
 			eng, err := maskingEngine(set)
 			if err != nil {
 				// The policies and their detectors go together: keep both.
+				ph.notInForce(set.Digest(), err)
 				reloadFailed(err)
 				return
 			}
@@ -270,9 +316,9 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 			}
 			engine.SetPolicies(set)
 			metrics.Reloads.WithLabelValues("ok").Inc()
-			policyErr.Store(nil)
 			log.Info("policies reloaded", "policies", set.Len())
 		}, reloadFailed)
+		go ph.run(ctx, cfg.Policies.ReloadInterval)
 	}
 
 	// ext_authz gRPC, with the standard health service.
@@ -290,7 +336,15 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 		}
 		s.closer = append(s.closer, sds.Close)
 		s.checks = append(s.checks, healthCheck{"sds", func(context.Context) error { return sds.Healthy() }})
-		g := s.newGRPC()
+		var creds []grpc.ServerOption
+		if c := cfg.SDS; c.TLSCert != "" {
+			tc, err := envoy.SDSServerTLS(c.TLSCert, c.TLSKey, c.ClientCA, log.With("component", "sds"))
+			if err != nil {
+				return fmt.Errorf("config: sds.tls_cert: %w", err)
+			}
+			creds = append(creds, grpc.Creds(credentials.NewTLS(tc)))
+		}
+		g := s.newGRPC(creds...)
 		sds.Register(g)
 		s.serveGRPC(g, l, "sds", "envoy.service.secret.v3.SecretDiscoveryService")
 		if len(cfg.Credentials) == 0 {
@@ -315,7 +369,15 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ready\n") })
 	mux.HandleFunc("GET /healthz", s.healthz)
 	if l := lis["listen.http"]; l != nil {
-		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		hs := newHTTPServer(cfg.HTTP, mux, log.With("component", "http"))
+		if cfg.HTTP.MaxConnsPerSource > 0 {
+			sl := newSourceLimitListener(l, cfg.HTTP.MaxConnsPerSource)
+			s.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "airlock_http_connections_refused_total",
+				Help: "Connections to listen.http closed at once because their source held http.max_conns_per_source.",
+			}, func() float64 { return float64(sl.refused.Load()) }))
+			l = sl
+		}
 		s.https = append(s.https, hs)
 		go func() {
 			if err := hs.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -330,18 +392,30 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 	return nil
 }
 
+// grpcServerOptions bound what one client can hold on a gRPC server:
+// streams per connection (Envoy opens another connection beyond), pings
+// (more often than keepalive_min_time is answered with GOAWAY), dead
+// connections (pinged after keepalive_time idle, closed after
+// keepalive_timeout unanswered) and handshakes (connection_timeout).
+func grpcServerOptions(c config.GRPC) []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxConcurrentStreams(c.MaxConcurrentStreams),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: c.KeepaliveTime, Timeout: c.KeepaliveTimeout}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: c.KeepaliveMinTime, PermitWithoutStream: true}),
+		grpc.ConnectionTimeout(c.ConnectionTimeout),
+	}
+}
+
 func (s *server) newGRPC(extra ...grpc.ServerOption) *grpc.Server {
-	opts := []grpc.ServerOption{
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		grpc.MaxRecvMsgSize(s.cfg.Authz.MaxBodyBytes*2 + (1 << 20)),
+	opts := append(grpcServerOptions(s.cfg.GRPC),
+		grpc.MaxRecvMsgSize(s.cfg.Authz.MaxBodyBytes*2+(1<<20)),
 		// A pool of stream workers instead of a goroutine per RPC: a fresh
 		// goroutine grows its stack for every Check (CEL, recognition),
 		// which costs more than the Check itself. Enough workers that the
 		// concurrency Envoy drives rarely overflows the pool.
 		grpc.NumStreamWorkers(uint32(max(64, 16*runtime.GOMAXPROCS(0)))),
 		grpc.SharedWriteBuffer(true),
-	}
+	)
 	g := grpc.NewServer(append(opts, extra...)...)
 	s.grpcs = append(s.grpcs, g)
 	return g
@@ -394,12 +468,15 @@ func (s *server) identity(ctx context.Context, httpLis net.Listener, mux *http.S
 	cfg := s.cfg
 	issuers := make([]identity.IssuerConfig, len(cfg.Identity.Issuers))
 	for i, is := range cfg.Identity.Issuers {
-		issuers[i] = identity.IssuerConfig{Issuer: is.Issuer, Audience: is.Audience, GroupsClaim: is.GroupsClaim, JWKSURL: is.JWKSURL, TrustEmail: is.TrustEmail}
+		issuers[i] = identity.IssuerConfig{Issuer: is.Issuer, Audience: is.Audience, GroupsClaim: is.GroupsClaim, JWKSURL: is.JWKSURL, TrustEmail: is.TrustEmail,
+			AllowedSubjects: is.AllowedSubjects, AllowedEmailDomains: is.AllowedEmailDomains, AllowedHD: is.AllowedHD}
 	}
+	warnPublicIssuers(s.log, issuers)
 	v, err := identity.NewOIDCVerifier(ctx, issuers, identity.Options{
 		Leeway:             cfg.Identity.Leeway,
 		KeyRefreshInterval: cfg.Identity.KeyRefreshInterval,
 		CacheSize:          cfg.Identity.CacheSize,
+		MaxTokenLifetime:   cfg.Identity.MaxTokenLifetime,
 		Logger:             s.log.With("component", "identity"),
 	})
 	if err != nil {
@@ -423,6 +500,18 @@ func (s *server) identity(ctx context.Context, httpLis net.Listener, mux *http.S
 			"issuer", issuerURL, "mint", "airlock dev-token --sub alice --groups ai-agents")
 	}
 	return v, nil
+}
+
+// warnPublicIssuers warns, naming the key, about each issuer anyone can
+// obtain a token from that is trusted without a restriction.
+func warnPublicIssuers(log *slog.Logger, issuers []identity.IssuerConfig) {
+	for i, is := range issuers {
+		if err := is.CheckPublic(); err != nil {
+			log.Warn("a public token issuer is trusted without restriction: "+err.Error(),
+				"key", fmt.Sprintf("identity.issuers[%d]", i), "issuer", is.Issuer,
+				"restrict_with", []string{"allowed_subjects", "allowed_email_domains", "allowed_hd"})
+		}
+	}
 }
 
 // policyPaths returns the configured policy paths. With the embedded
@@ -460,30 +549,6 @@ func (s *server) policyPaths(embedded bool) ([]string, error) {
 		return nil, fmt.Errorf("policies: writing the example policies: %w", err)
 	}
 	return []string{dir}, nil
-}
-
-func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	out := map[string]string{}
-	healthy := true
-	for _, c := range s.checks {
-		if err := c.check(ctx); err != nil {
-			out[c.name] = err.Error()
-			healthy = false
-		} else {
-			out[c.name] = "ok"
-		}
-	}
-	status := "ok"
-	code := http.StatusOK
-	if !healthy {
-		status = "unhealthy"
-		code = http.StatusServiceUnavailable
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(map[string]any{"status": status, "checks": out})
 }
 
 func policyLoadOptions() policies.LoadOptions {
