@@ -19,6 +19,7 @@ type Config struct {
 	Recorder    Recorder     `yaml:"recorder"`
 	Gateway     Gateway      `yaml:"gateway"`
 	Credentials []Credential `yaml:"credentials"`
+	Resources   Resources    `yaml:"resources"`
 	Envoy       Envoy        `yaml:"envoy"`
 	HTTP        HTTP         `yaml:"http"`
 	GRPC        GRPC         `yaml:"grpc"`
@@ -183,6 +184,29 @@ type Credential struct {
 	ADC bool `yaml:"adc"`
 	// Scopes are the OAuth scopes of the minted token.
 	Scopes []string `yaml:"scopes"`
+}
+
+// Resources configures the lookups behind resource.* and the resolution of
+// gcp.project (a project number to its id, a bucket to its project).
+type Resources struct {
+	// Credential names the credentials[] entry used for lookups: a
+	// read-only service account, never the one Envoy injects. Empty
+	// disables lookups (then policies may not read resource.*).
+	Credential string `yaml:"credential"`
+	// TTL is how long a looked-up answer is trusted.
+	TTL time.Duration `yaml:"ttl"`
+	// KindTTL overrides TTL per kind: project, folder, organization, tags,
+	// bucket, instance, disk, secret, sql_instance.
+	KindTTL map[string]time.Duration `yaml:"kind_ttl"`
+	// NegativeTTL is how long "does not exist" is trusted.
+	NegativeTTL time.Duration `yaml:"negative_ttl"`
+	// CacheSize bounds the answers kept in each replica's memory.
+	CacheSize int `yaml:"cache_size"`
+	// Timeout bounds one call to Google.
+	Timeout time.Duration `yaml:"timeout"`
+	// Endpoints replace https://SERVICE.googleapis.com per service
+	// (cloudresourcemanager, storage, compute, secretmanager, sqladmin).
+	Endpoints map[string]string `yaml:"endpoints"`
 }
 
 // Envoy configures `airlock envoy config`.

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -76,9 +77,10 @@ func Default() *Config {
 			IdleGap:       30 * time.Minute,
 			MaxBodyBytes:  16 << 10,
 		},
-		Envoy: Envoy{Listen: "0.0.0.0:10000", AirlockHost: "127.0.0.1"},
-		HTTP:  DefaultHTTP(),
-		GRPC:  DefaultGRPC(),
+		Envoy:     Envoy{Listen: "0.0.0.0:10000", AirlockHost: "127.0.0.1"},
+		HTTP:      DefaultHTTP(),
+		GRPC:      DefaultGRPC(),
+		Resources: Resources{TTL: 5 * time.Minute, NegativeTTL: 30 * time.Second, CacheSize: 10000, Timeout: 2 * time.Second},
 	}
 }
 
@@ -445,6 +447,8 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	c.validateResources(names, bad)
+
 	if c.Envoy.Listen != "" {
 		if err := validAddr(c.Envoy.Listen); err != nil {
 			bad("envoy.listen", "%v", err)
@@ -558,4 +562,45 @@ func validHostname(h string) bool {
 		}
 	}
 	return true
+}
+
+// resourceKinds are the kinds of resources.kind_ttl.
+var resourceKinds = []string{"project", "folder", "organization", "tags", "bucket", "instance", "disk", "secret", "sql_instance"}
+
+// resourceServices are the services of resources.endpoints.
+var resourceServices = []string{"cloudresourcemanager", "storage", "compute", "secretmanager", "sqladmin"}
+
+func (c *Config) validateResources(credentials map[string]bool, bad func(key, format string, args ...any)) {
+	r := c.Resources
+	if r.Credential != "" && !credentials[r.Credential] {
+		bad("resources.credential", "%q is not the name of a credentials[] entry", r.Credential)
+	}
+	if r.TTL <= 0 {
+		bad("resources.ttl", "must be positive")
+	}
+	if r.NegativeTTL <= 0 {
+		bad("resources.negative_ttl", "must be positive")
+	}
+	if r.CacheSize <= 0 {
+		bad("resources.cache_size", "must be positive")
+	}
+	if r.Timeout <= 0 {
+		bad("resources.timeout", "must be positive")
+	}
+	for k, d := range r.KindTTL {
+		if !slices.Contains(resourceKinds, k) {
+			bad("resources.kind_ttl."+k, "unknown kind; want one of %s", strings.Join(resourceKinds, ", "))
+		} else if d <= 0 {
+			bad("resources.kind_ttl."+k, "must be positive")
+		}
+	}
+	for k, v := range r.Endpoints {
+		if !slices.Contains(resourceServices, k) {
+			bad("resources.endpoints."+k, "unknown service; want one of %s", strings.Join(resourceServices, ", "))
+			continue
+		}
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("resources.endpoints."+k, "%q is not an http(s) base URL", v)
+		}
+	}
 }

@@ -58,6 +58,9 @@ func (r *Recognizer) batch(host, contentType string, req Request) ([]Recognized,
 		if err != nil {
 			return nil, refusef("batch part %d: %s", len(parts)+1, refusalText(err))
 		}
+		if err := checkPartCredentials(inner); err != nil {
+			return nil, refusef("batch part %d %s", len(parts)+1, refusalText(err))
+		}
 		if _, ok := inner.Headers["range"]; ok {
 			// The gateway removes Range from requests it forwards; it cannot
 			// remove one inside a batch body.
@@ -142,4 +145,36 @@ func refusalText(err error) string {
 		return re.Msg
 	}
 	return err.Error()
+}
+
+// partCredentialHeaders are headers by which a batch part could carry its
+// own credential: Google acts on a part's Authorization instead of the
+// batch's, so a part could use a token the gateway never sees injected
+// (or leak the agent's own), and the gateway removes credentials only from
+// the outer request.
+var partCredentialHeaders = [...]string{"authorization", "proxy-authorization", "cookie", "x-goog-iap-jwt-assertion"}
+
+// checkPartCredentials refuses a batch part that carries a credential.
+func checkPartCredentials(inner Request) error {
+	for _, h := range partCredentialHeaders {
+		if _, ok := inner.Headers[h]; ok {
+			return refusef("carries its own %s header; the gateway injects the credential for the whole batch, so remove it from the part", h)
+		}
+	}
+	_, rawQuery, _ := strings.Cut(inner.Path, "?")
+	if rawQuery == "" {
+		return nil
+	}
+	q, err := ParseQuery(rawQuery)
+	if err != nil {
+		return nil // the part's recognition refuses it
+	}
+	for _, name := range credentialParams {
+		for _, k := range []string{name, "$" + name} {
+			if _, ok := q[k]; ok {
+				return refusef("carries a credential in its %s query parameter; the gateway injects the credential for the whole batch, so remove it from the part", k)
+			}
+		}
+	}
+	return nil
 }

@@ -137,3 +137,25 @@ func TestRecognizeReadsBodies(t *testing.T) {
 		t.Fatalf("duplicate in a part: err %v", err)
 	}
 }
+
+// A batch part may not bring its own credential: Google would act on it
+// instead of the injected one, and the gateway strips credentials only from
+// the outer request.
+func TestBatchPartCredentialsRefused(t *testing.T) {
+	r := NewRecognizer(DefaultCatalog(), nil)
+	for name, part := range map[string]string{
+		"authorization header": "GET /storage/v1/b/acme/o HTTP/1.1\r\nAuthorization: Bearer ya29.agent-token\r\n\r\n",
+		"cookie":               "GET /storage/v1/b/acme/o HTTP/1.1\r\nCookie: SID=x\r\n\r\n",
+		"access_token":         "GET /storage/v1/b/acme/o?access_token=ya29.x HTTP/1.1\r\n\r\n",
+		"escaped access_token": "GET /storage/v1/b/acme/o?%61ccess_token=ya29.x HTTP/1.1\r\n\r\n",
+		"oauth_token":          "GET /storage/v1/b/acme/o?oauth_token=ya29.x HTTP/1.1\r\n\r\n",
+	} {
+		body := "--b\r\nContent-Type: application/http\r\n\r\n" + part + "--b--\r\n"
+		_, err := r.Recognize(Request{Method: "POST", Host: "storage.googleapis.com", Path: "/batch/storage/v1",
+			Headers: map[string]string{"content-type": "multipart/mixed; boundary=b"}, Body: []byte(body)})
+		var re *RequestError
+		if !errors.As(err, &re) || !strings.Contains(re.Msg, "batch part 1") {
+			t.Errorf("%s: err = %v, want the part refused", name, err)
+		}
+	}
+}

@@ -769,3 +769,22 @@ func (l *loader) parseTestResources(p *policy, label string, n *yaml.Node) *Test
 	})
 	return out
 }
+
+// ParseResources reads a world of resources written as a test's
+// resources: block (projects, folders, buckets, targets), e.g. for
+// `airlock policy explain --resources FILE`.
+func ParseResources(name string, data []byte) (*TestResources, error) {
+	l := &loader{file: name, data: data}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, &LoadError{Problems: []Problem{{File: name, Msg: "not valid YAML: " + err.Error()}}}
+	}
+	if len(root.Content) == 0 {
+		return &TestResources{}, nil
+	}
+	w := l.parseTestResources(&policy{}, "resources", root.Content[0])
+	if len(l.problems) > 0 {
+		return nil, &LoadError{Problems: l.problems}
+	}
+	return w, nil
+}

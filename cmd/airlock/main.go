@@ -22,7 +22,8 @@ Usage:
   airlock check --method M --url URL [--token T]   ask a running server for one decision
   airlock dev-token --sub NAME [--groups a,b]      print a token from the dev issuer
   airlock policy test PATH...                run the tests: blocks of policy files
-  airlock policy lint PATH...                load and type-check policy files
+  airlock policy lint PATH...                load and type-check policy files, check method names
+  airlock policy explain --url URL PATH...   show every variable and rule for one request
   airlock approvals list|show|approve|deny   answer approval requests
   airlock sessions list|show|replay|verify|export|prune   audit recorded sessions
   airlock envoy config [--config FILE]       print the Envoy bootstrap for this config

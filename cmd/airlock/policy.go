@@ -14,10 +14,13 @@ import (
 
 func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: airlock policy test|lint PATH...")
+		fmt.Fprintln(stderr, "usage: airlock policy test|lint|explain PATH...")
 		return 2
 	}
 	sub, rest := args[0], args[1:]
+	if sub == "explain" {
+		return runPolicyExplain(ctx, rest, stdout, stderr)
+	}
 	fl := flag.NewFlagSet("policy "+sub, flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	verbose := fl.Bool("v", false, "list every test, not only failures")
