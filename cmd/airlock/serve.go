@@ -640,6 +640,6 @@ func warnResourcesUnavailable(log *slog.Logger, set *policies.Set, lookups resou
 	if lookups != nil || !set.UsesResources() {
 		return
 	}
-	log.Warn("policies read resource.* but resource lookups are not configured (resources.credential): reads not guarded by resource.available refuse with UNAVAILABLE",
+	log.Info("policies read resource.* but resource lookups are not configured (resources.credential): resource.available is false, and a read it does not guard refuses with UNAVAILABLE",
 		"first_use", set.ResourceUse())
 }
