@@ -223,7 +223,7 @@ func (e *Engine) decide(ctx context.Context, req Request) *Result {
 		// An expired deadline after evaluation fails closed.
 		return unavailable(res, "the decision did not finish in time; retry later")
 	}
-	if dec.Unavailable != "" && !deniedWithoutLookup(dec) {
+	if dec.Refused() {
 		// The outcome depended on a resource that could not be looked up.
 		e.log.Warn("resource lookup failed; refusing", "request_id", res.RequestID, "err", dec.Unavailable)
 		return unavailable(res, "a policy needs "+dec.Unavailable+"; retry later")
@@ -239,20 +239,6 @@ func (e *Engine) decide(ctx context.Context, req Request) *Result {
 		return e.approve(outer, res, req)
 	}
 	return denied(res)
-}
-
-// deniedWithoutLookup reports whether d is a deny by a rule that evaluated
-// without error: it stands even though another rule's lookup failed.
-func deniedWithoutLookup(d policies.Decision) bool {
-	if d.Action != policies.Deny || d.Rule == "" {
-		return false
-	}
-	for _, m := range d.Matches {
-		if m.Policy == d.Policy && m.Rule == d.Rule {
-			return m.Error == ""
-		}
-	}
-	return false
 }
 
 // evaluate decides a request, part by part for batches: the strongest

@@ -67,8 +67,12 @@ func TestInputBuilderFor(rec *gcp.Recognizer, mode Unrecognised) policies.InputB
 			return policies.Input{}, fmt.Errorf("the request is a batch of %d parts, which the gateway decides part by part; write one test per part", len(r.Parts))
 		}
 		in := buildInput(r, tc.Identity, req, tc.Session, req.Time)
-		// A test runs offline against the world it declares (empty if none).
-		in.Resources = resources.ForRequest(resources.NewStatic(tc.Resources), r.Operation)
+		// A test with resources: runs as a gateway with lookups, offline,
+		// against the world it declares; one without, as a gateway without
+		// lookups (resource.available is false).
+		if tc.Resources != nil {
+			in.Resources = resources.ForRequest(resources.NewStatic(tc.Resources), r.Operation)
+		}
 		return in, nil
 	}
 }

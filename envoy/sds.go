@@ -154,6 +154,14 @@ func NewSDSServer(ctx context.Context, creds []config.Credential, opts SDSOption
 
 // minter returns the function minting a fresh token for c.
 func (s *SDSServer) minter(c config.Credential) (func(context.Context) (*oauth2.Token, error), error) {
+	return Minter(c)
+}
+
+// Minter returns the function minting a fresh access token for a
+// credentials[] entry: a service-account key's JWT-bearer exchange, or
+// Application Default Credentials. An oauth2.HTTPClient in the context
+// carries the token endpoint calls.
+func Minter(c config.Credential) (func(context.Context) (*oauth2.Token, error), error) {
 	scopes := c.Scopes
 	if len(scopes) == 0 {
 		scopes = []string{DefaultScope}

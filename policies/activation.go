@@ -97,6 +97,8 @@ func slotOf(name string) int {
 		return varSessionID
 	case "now":
 		return varNow
+	case "resource.available":
+		return varResourceAvailable
 	case "resource.kind":
 		return varResourceKind
 	case "resource.exists":
@@ -217,6 +219,9 @@ func (a *activation) build(slot int) ref.Val {
 		return types.String(in.SessionID)
 	case varNow:
 		return types.Timestamp{Time: in.Now}
+	}
+	if slot == varResourceAvailable {
+		return types.Bool(in.Resources != nil)
 	}
 	if slot >= varResourceKind {
 		return a.buildResource(slot)

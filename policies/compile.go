@@ -50,6 +50,9 @@ func (l *loader) compile(n *yaml.Node, pol, rule, what string) *expr {
 		}
 	}
 	l.uses |= uses
+	if uses>>varResourceKind != 0 && l.resourceUse == "" {
+		l.resourceUse = strings.TrimSuffix(Problem{File: l.file, Line: n.Line, Column: n.Column, Policy: pol, Rule: rule}.String(), ": ")
+	}
 	l.collectMethodLiterals(checked.NativeRep(), n, pol, rule)
 	return &expr{src: src, prg: prg, loops: loops, methods: methodIndex(root), services: literalIndex(root, "gcp.service")}
 }

@@ -39,6 +39,7 @@ var Variables = []struct {
 	{"gcp.params", cel.MapType(cel.StringType, cel.StringType), "path parameters by their Discovery names"},
 	{"session.id", cel.StringType, "the session the request belongs to"},
 	{"now", cel.TimestampType, "the time of the request"},
+	{"resource.available", cel.BoolType, "true when airlock can look resources up (resources.credential); when false every other resource.* variable is an error, so guard reads with it where a policy must also work without lookups"},
 	{"resource.kind", cel.StringType, "what the request acts on: bucket, instance, disk, secret, sql_instance or project; empty for other targets"},
 	{"resource.exists", cel.BoolType, "false when Google says the target does not exist"},
 	{"resource.labels", cel.MapType(cel.StringType, cel.StringType), "the target's own labels (a bucket's, an instance's, a project's...)"},
@@ -78,6 +79,7 @@ const (
 	varGCPParams
 	varSessionID
 	varNow
+	varResourceAvailable
 	varResourceKind
 	varResourceExists
 	varResourceLabels

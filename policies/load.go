@@ -234,6 +234,7 @@ func LoadSources(opts LoadOptions, srcs ...Source) (*Set, error) {
 	set.detectors = l.detectors
 	set.uses = l.uses
 	set.methodLits = l.methodLits
+	set.resourceUse = l.resourceUse
 	for _, p := range l.policies {
 		set.tests = append(set.tests, p.tests...)
 	}

@@ -37,6 +37,8 @@ type loader struct {
 	uses uint64
 	// methodLits are the strings compared with gcp.method.
 	methodLits []MethodLiteral
+	// resourceUse locates the first read of a resource.* variable.
+	resourceUse string
 }
 
 // detectorRef is a name used at a place, checked once every file is read.

@@ -21,6 +21,8 @@ type Set struct {
 	uses uint64
 	// methodLits are the strings compared with gcp.method.
 	methodLits []MethodLiteral
+	// resourceUse locates the first read of a resource.* variable.
+	resourceUse string
 }
 
 // MethodLiterals lists every string an expression compares gcp.method with.
@@ -40,6 +42,10 @@ func (s *Set) Uses(name string) bool {
 func (s *Set) UsesResources() bool {
 	return s.uses>>varResourceKind != 0
 }
+
+// ResourceUse locates the first expression that reads a resource.*
+// variable ("file:line: policy P rule R"), or "" when none does.
+func (s *Set) ResourceUse() string { return s.resourceUse }
 
 // Files lists the files the set was loaded from, in load order.
 func (s *Set) Files() []string { return append([]string(nil), s.files...) }

@@ -143,6 +143,11 @@ func (s *Set) RunTests(ctx context.Context, build InputBuilder) []TestResult {
 			continue
 		}
 		res.Got = s.Evaluate(ctx, in)
+		if res.Got.Refused() {
+			res.Err = fmt.Errorf("expected %s, but the gateway answers UNAVAILABLE: a policy needs %s (declare resources: for the test, or guard the read with resource.available)", tc.want(), res.Got.Unavailable)
+			out = append(out, res)
+			continue
+		}
 		res.Passed = !tc.ExpectInvalid && res.Got.Action == tc.Expect && (tc.ExpectRule == "" || DecidedBy(res.Got, tc.ExpectRule))
 		out = append(out, res)
 	}

@@ -182,3 +182,21 @@ type Decision struct {
 	// as unavailable (the outcome depended on what could not be looked up).
 	Unavailable string
 }
+
+// Refused reports whether a resource lookup that failed during evaluation
+// refuses the request: the outcome depended on it, unless a rule that
+// evaluated without error denied.
+func (d Decision) Refused() bool {
+	if d.Unavailable == "" {
+		return false
+	}
+	if d.Action != Deny || d.Rule == "" {
+		return true
+	}
+	for _, m := range d.Matches {
+		if m.Policy == d.Policy && m.Rule == d.Rule {
+			return m.Error != ""
+		}
+	}
+	return true
+}

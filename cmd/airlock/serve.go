@@ -22,6 +22,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/oauth2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
@@ -40,6 +42,7 @@ import (
 	"github.com/airlockhq/airlock/policies"
 	"github.com/airlockhq/airlock/policies/examples"
 	"github.com/airlockhq/airlock/recorder"
+	"github.com/airlockhq/airlock/resources"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -134,6 +137,7 @@ func (s *server) approvalStore(ctx context.Context) (approvals.Store, error) {
 	// The approvals service closes the store; this closes it on a start-up
 	// error before the service exists (a second Close does nothing).
 	s.closer = append(s.closer, func() { store.Close() })
+	s.redis = rdb
 	fallback := recorder.NewFallbackTracker(recorder.NewRedisTracker(rdb), recorder.FallbackOptions{Logger: s.log.With("component", "sessions")})
 	s.sessions = fallback
 	s.sharedChecks = append(s.sharedChecks, healthCheck{"redis", func(ctx context.Context) error {
@@ -159,6 +163,9 @@ type server struct {
 	// sessions tracks sessions across replicas (Redis, with a fallback on
 	// the replica); nil keeps them in the recorder's memory.
 	sessions recorder.Tracker
+	// redis is the client built from approvals.store, shared by approvals,
+	// sessions and the resource cache; nil without Redis.
+	redis redis.UniversalClient
 }
 
 func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Logger) error {
@@ -241,6 +248,12 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 		s.checks = append(s.checks, healthCheck{"approvals", approvalSvc.Healthy})
 	}
 
+	lookups, err := s.resourceLookups(ctx)
+	if err != nil {
+		return err
+	}
+	warnResourcesUnavailable(log, set, lookups)
+
 	metrics := authz.NewMetrics(s.reg)
 	var sessions authz.Sessions
 	var decisions authz.Recorder
@@ -258,6 +271,7 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 		Timeout:      cfg.Authz.Timeout,
 		MaxBodyBytes: cfg.Authz.MaxBodyBytes,
 		Unrecognised: authz.Unrecognised(cfg.Authz.Unrecognised),
+		Resources:    lookups,
 		MaskBody: func(b []byte, specs []authz.MaskingSpec) []byte {
 			return maskRequestBody(maskEngine, b, specs)
 		},
@@ -314,6 +328,7 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 			if extprocSrv != nil {
 				extprocSrv.SetEngine(eng)
 			}
+			warnResourcesUnavailable(log, set, lookups)
 			engine.SetPolicies(set)
 			metrics.Reloads.WithLabelValues("ok").Inc()
 			log.Info("policies reloaded", "policies", set.Len())
@@ -566,4 +581,65 @@ func maskingEngine(set *policies.Set) (*masking.Engine, error) {
 		return nil, fmt.Errorf("masking: %w", err)
 	}
 	return eng, nil
+}
+
+// resourceLookups builds the lookups behind resource.* from
+// resources.credential (nil when it is empty): airlock's own read-only
+// credential, the configured cache, and the Redis client of
+// approvals.store for a cache shared across replicas.
+func (s *server) resourceLookups(ctx context.Context) (resources.Backend, error) {
+	rc := s.cfg.Resources
+	if rc.Credential == "" {
+		return nil, nil
+	}
+	var cred *config.Credential
+	for i := range s.cfg.Credentials {
+		if s.cfg.Credentials[i].Name == rc.Credential {
+			cred = &s.cfg.Credentials[i]
+		}
+	}
+	if cred == nil {
+		return nil, fmt.Errorf("config: resources.credential: %q is not the name of a credentials[] entry", rc.Credential)
+	}
+	mint, err := envoy.Minter(*cred)
+	if err != nil {
+		return nil, fmt.Errorf("config: resources.credential: %w", err)
+	}
+	ts := oauth2.ReuseTokenSource(nil, tokenSourceFunc(mint))
+	l, err := resources.New(resources.Options{
+		Client:      &http.Client{Transport: &oauth2.Transport{Source: ts}, Timeout: rc.Timeout + time.Second},
+		Endpoints:   rc.Endpoints,
+		TTL:         rc.TTL,
+		KindTTL:     rc.KindTTL,
+		NegativeTTL: rc.NegativeTTL,
+		CacheSize:   rc.CacheSize,
+		Timeout:     rc.Timeout,
+		Redis:       s.redis,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("config: resources: %w", err)
+	}
+	s.log.Info("resource lookups on", "credential", rc.Credential, "ttl", rc.TTL, "shared_cache", s.redis != nil)
+	return l, nil
+}
+
+// tokenSourceFunc adapts a minter to oauth2.TokenSource; each mint is
+// bounded so that a stuck token endpoint cannot hold a decision.
+type tokenSourceFunc func(context.Context) (*oauth2.Token, error)
+
+func (f tokenSourceFunc) Token() (*oauth2.Token, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return f(ctx)
+}
+
+// warnResourcesUnavailable says, at start and on reload, that policies read
+// resource.* while no lookups are configured: such reads fail closed
+// (UNAVAILABLE) unless guarded by resource.available.
+func warnResourcesUnavailable(log *slog.Logger, set *policies.Set, lookups resources.Backend) {
+	if lookups != nil || !set.UsesResources() {
+		return
+	}
+	log.Info("policies read resource.* but resource lookups are not configured (resources.credential): resource.available is false, and a read it does not guard refuses with UNAVAILABLE",
+		"first_use", set.ResourceUse())
 }
