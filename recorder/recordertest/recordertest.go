@@ -120,17 +120,22 @@ func (g *GCS) Objects(tb testing.TB, bucket, prefix string) []string {
 // call must return an empty sink.
 func TestSink(t *testing.T, newSink func(t *testing.T) recorder.Sink) {
 	ctx := context.Background()
-	t.Run("PutGetOverwrite", func(t *testing.T) {
+	t.Run("PutIsWriteOnce", func(t *testing.T) {
 		s := newSink(t)
 		if err := s.Put(ctx, "2026/01/02/s1/a.json", []byte("one")); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Put(ctx, "2026/01/02/s1/a.json", []byte("two")); err != nil {
-			t.Fatal(err)
+		// The same bytes again: a retried write succeeds.
+		if err := s.Put(ctx, "2026/01/02/s1/a.json", []byte("one")); err != nil {
+			t.Fatalf("repeating a write: %v", err)
+		}
+		// Other bytes never replace an object.
+		if err := s.Put(ctx, "2026/01/02/s1/a.json", []byte("two")); !errors.Is(err, recorder.ErrExists) {
+			t.Fatalf("overwriting = %v, want ErrExists", err)
 		}
 		got, err := s.Get(ctx, "2026/01/02/s1/a.json")
-		if err != nil || !bytes.Equal(got, []byte("two")) {
-			t.Fatalf("Get = %q, %v; want the overwritten content", got, err)
+		if err != nil || !bytes.Equal(got, []byte("one")) {
+			t.Fatalf("Get = %q, %v; want the first content", got, err)
 		}
 		big := bytes.Repeat([]byte("x"), 3<<20)
 		if err := s.Put(ctx, "2026/01/02/s1/big.gz", big); err != nil {
