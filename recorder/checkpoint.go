@@ -58,7 +58,7 @@ func (c *Checkpoint) unsigned() ([]byte, error) {
 }
 
 func (c *Checkpoint) setSignature(keyID, sig string) { c.KeyID, c.Signature = keyID, sig }
-func (c *Checkpoint) signature() (string, string)     { return c.KeyID, c.Signature }
+func (c *Checkpoint) signature() (string, string)    { return c.KeyID, c.Signature }
 
 // CheckpointName is the object name of a checkpoint.
 func CheckpointName(day string, at time.Time, writer string, seq int64) string {

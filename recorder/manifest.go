@@ -329,7 +329,7 @@ func (m *Manifest) unsigned() ([]byte, error) {
 }
 
 func (m *Manifest) setSignature(keyID, sig string) { m.KeyID, m.Signature = keyID, sig }
-func (m *Manifest) signature() (string, string)     { return m.KeyID, m.Signature }
+func (m *Manifest) signature() (string, string)    { return m.KeyID, m.Signature }
 
 // sign sets the document's key id and signature.
 func (s *Signer) sign(d document) error {
