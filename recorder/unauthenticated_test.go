@@ -66,7 +66,7 @@ func TestUnauthenticatedEventsAreCompactAndLimited(t *testing.T) {
 	clock := func() time.Time { return now }
 	sinkDir := t.TempDir()
 	r := newRecorder(t, recorder.Options{Sink: "file://" + sinkDir, Now: clock, MaxBodyBytes: 16 << 10,
-		Mask: func(b []byte) []byte { return []byte(strings.ReplaceAll(string(b), "SECRET", "[MASKED]")) },
+		Mask:            func(b []byte) []byte { return []byte(strings.ReplaceAll(string(b), "SECRET", "[MASKED]")) },
 		Unauthenticated: recorder.UnauthenticatedOptions{Rate: 1, Burst: 3}})
 	for i := 0; i < 10; i++ {
 		e := tokenless(i)
