@@ -25,6 +25,12 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"missing audience", "identity:\n  issuers: [{issuer: https://idp.example.com}]\n", "config: identity.issuers[0].audience: is required"},
 		{"bad store", "identity: {dev: true}\napprovals: {store: mysql://x}\n", `config: approvals.store: "mysql://x" is neither memory nor a redis://`},
 		{"bad sink", "identity: {dev: true}\nrecorder: {sink: s3://bucket}\n", `config: recorder.sink: "s3://bucket" must be gs://BUCKET/PREFIX or file://DIR`},
+		{"recorder checkpoint interval", "identity: {dev: true}\nrecorder: {checkpoint_interval: 10ms}\n", "config: recorder.checkpoint_interval: must be at least 1s"},
+		{"recorder unauthenticated share", "identity: {dev: true}\nrecorder: {unauthenticated: {spool_fraction: 0.9}}\n", "config: recorder.unauthenticated.spool_fraction: must be above 0 and at most 0.5"},
+		{"recorder unauthenticated rate", "identity: {dev: true}\nrecorder: {unauthenticated: {rate: -1}}\n", "config: recorder.unauthenticated.rate: must not be negative"},
+		{"recorder unauthenticated burst", "identity: {dev: true}\nrecorder: {unauthenticated: {burst: 0}}\n", "config: recorder.unauthenticated.burst: must be at least 1"},
+		{"recorder unauthenticated sources", "identity: {dev: true}\nrecorder: {unauthenticated: {max_sources: 0}}\n", "config: recorder.unauthenticated.max_sources: must be at least 1"},
+		{"recorder unauthenticated unknown key", "identity: {dev: true}\nrecorder: {unauthenticated: {rates: 1}}\n", "config: recorder.unauthenticated.rates (line 2): unknown key"},
 		{"missing policy path", "identity: {dev: true}\npolicies: {paths: [no/such/dir]}\n", `config: policies.paths[0]: "no/such/dir": no such file or directory`},
 		{"dev off loopback", "identity: {dev: true}\nlisten: {authz: 127.0.0.1:1, http: 0.0.0.0:8080}\n", "config: identity.dev: the dev token issuer serves on listen.http, which must then be a loopback address"},
 		{"credential without source", "identity: {dev: true}\ncredentials: [{name: gcp}]\n", "config: credentials[0]: set service_account_key or adc: true"},
@@ -97,6 +103,7 @@ func TestExampleFileIsValidAndComplete(t *testing.T) {
 		"approvals:", "store:", "hold:", "default_ttl:", "max_ttl:", "public_url:", "webhooks:",
 		"masking:", "body_mode:", "max_decompressed_bytes:",
 		"recorder:", "enabled:", "sink:", "spool:", "spool_max_bytes:", "on_full:", "idle_gap:", "signing_key:",
+		"checkpoint_interval:", "unauthenticated:", "spool_fraction:", "rate:", "burst:", "max_sources:",
 		"gateway:", "domains:", "credentials:", "name:", "service_account_key:", "adc:", "scopes:",
 		"envoy:", "airlock_host:", "tls_cert:", "tls_key:"} {
 		if !strings.Contains(text, key) {

@@ -152,6 +152,18 @@ func (r *Reader) sessionDirs(ctx context.Context, id string) (map[string][]strin
 
 // List returns the sessions matching f, newest first.
 func (r *Reader) List(ctx context.Context, f Filter, progress Progress) ([]*SessionInfo, error) {
+	return r.list(ctx, f, nil, progress)
+}
+
+// Resolve finds the sessions an auditor's name stands for: the session of
+// that id, or every NAME~TAG session of an agent-given name NAME (one per
+// subject that used it), newest first.
+func (r *Reader) Resolve(ctx context.Context, name string) ([]*SessionInfo, error) {
+	return r.list(ctx, Filter{}, func(id string) bool { return id == name || strings.HasPrefix(id, name+"~") }, nil)
+}
+
+// list reads the sessions whose id want accepts (nil: all) and that match f.
+func (r *Reader) list(ctx context.Context, f Filter, want func(id string) bool, progress Progress) ([]*SessionInfo, error) {
 	days, err := r.Days(ctx)
 	if err != nil {
 		return nil, err
@@ -167,7 +179,10 @@ func (r *Reader) List(ctx context.Context, f Filter, progress Progress) ([]*Sess
 			return nil, err
 		}
 		for _, s := range subs {
-			dirs = append(dirs, dirRef{d, strings.TrimSuffix(strings.TrimPrefix(s, d+"/"), "/")})
+			id := strings.TrimSuffix(strings.TrimPrefix(s, d+"/"), "/")
+			if want == nil || want(id) {
+				dirs = append(dirs, dirRef{d, id})
+			}
 		}
 	}
 	byID := map[string]*SessionInfo{}
@@ -220,6 +235,45 @@ func (r *Reader) List(ctx context.Context, f Filter, progress Progress) ([]*Sess
 		return out[i].ID < out[j].ID
 	})
 	return out, nil
+}
+
+// LoadVerified loads a session and verifies it from the same reads: each
+// object is fetched once.
+func (r *Reader) LoadVerified(ctx context.Context, id string, opts VerifyOptions, progress Progress) (*Session, *VerifyResult, error) {
+	memo := &Reader{sink: &memoSink{Sink: r.sink, got: map[string][]byte{}}}
+	s, err := memo.Load(ctx, id, progress)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := memo.Verify(ctx, id, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, v, nil
+}
+
+// memoSink keeps what it read, for one LoadVerified.
+type memoSink struct {
+	Sink
+	mu  sync.Mutex
+	got map[string][]byte
+}
+
+func (m *memoSink) Get(ctx context.Context, name string) ([]byte, error) {
+	m.mu.Lock()
+	b, ok := m.got[name]
+	m.mu.Unlock()
+	if ok {
+		return b, nil
+	}
+	b, err := m.Sink.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	m.got[name] = b
+	m.mu.Unlock()
+	return b, nil
 }
 
 func mergeSummary(dst, s *Summary) {

@@ -7,11 +7,13 @@ import (
 	"crypto/rand"
 	"fmt"
 	"path"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/airlockhq/airlock/recorder"
 	"github.com/airlockhq/airlock/recorder/recordertest"
@@ -228,5 +230,49 @@ func TestDeletedWholeSessionFails(t *testing.T) {
 				t.Fatalf("MissingSessions = %v, %v; want gone~x", problems, err)
 			}
 		})
+	}
+}
+
+// Under a locked retention policy (Bucket Lock) nothing in the bucket can
+// be deleted or replaced: the recorder must never need to, manifests
+// included, also across a restart that finds its own uploads.
+func TestRecorderWorksUnderBucketLock(t *testing.T) {
+	g := recordertest.StartGCS(t, "audit")
+	g.Lock("audit", 30*24*time.Hour)
+	client := g.Client(t)
+	ctx := context.Background()
+	spool := filepath.Join(t.TempDir(), "spool")
+	opts := recorder.Options{Sink: "gs://audit/locked", StorageClient: client, Spool: spool, ChunkMaxBytes: 2048}
+	r := newRecorder(t, opts)
+	for i := 0; i < 30; i++ {
+		if err := recordRequest(ctx, r, "locked~x", "alice", i); err != nil {
+			t.Fatal(err)
+		}
+		if i%10 == 9 {
+			if err := r.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	recorder.Abandon(r)
+	r = newRecorder(t, opts)
+	if err := recordRequest(ctx, r, "locked~x", "alice", 30); err != nil {
+		t.Fatal(err)
+	}
+	closeRecorder(t, r)
+	if n := g.Refused(); n != 0 || r.Stats().UploadErrors != 0 {
+		t.Fatalf("%d writes refused by the retention policy, %d upload errors", n, r.Stats().UploadErrors)
+	}
+	sink := recorder.NewGCSSink(client, "audit", "locked")
+	if counts := verifyAll(t, sink); counts["locked~x"] == 0 {
+		t.Fatalf("sessions %v", counts)
+	}
+	ret, ok, err := recorder.RetentionOf(ctx, sink)
+	if err != nil || !ok || !ret.Locked || ret.Period != 30*24*time.Hour {
+		t.Fatalf("RetentionOf = %+v %v %v", ret, ok, err)
+	}
+	// What the lock stops: an attacker's delete.
+	if err := sink.Delete(ctx, "x"); err == nil {
+		t.Fatal("the emulator's lock let a delete through")
 	}
 }

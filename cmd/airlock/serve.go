@@ -203,6 +203,7 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 		Hold:         cfg.Approvals.Hold,
 		Timeout:      cfg.Authz.Timeout,
 		MaxBodyBytes: cfg.Authz.MaxBodyBytes,
+		SinkGuard:    sinkGuard(cfg),
 		MaskBody: func(b []byte, specs []authz.MaskingSpec) []byte {
 			return maskRequestBody(maskEngine, b, specs)
 		},

@@ -167,6 +167,7 @@ func TestSessionsVerifyExitCodes(t *testing.T) {
 	zw := gzip.NewWriter(&buf)
 	zw.Write(raw)
 	zw.Close()
+	sink.Delete(context.Background(), chunk)
 	sink.Put(context.Background(), chunk, buf.Bytes())
 
 	code, out, _ = runSessionsT(t, "verify", "deploy~b", "--sink", url)
