@@ -111,10 +111,10 @@ func TestSinkGuard(t *testing.T) {
 		// Batches.
 		{name: "batch part deletes from the sink", method: "POST", host: "storage.googleapis.com", path: "/batch/storage/v1",
 			headers: h("content-type", "multipart/mixed; boundary=bb"),
-			body: string(batchOf("GET /storage/v1/b/other/o/x HTTP/1.1\r\n\r\n", "DELETE /storage/v1/b/audit-rec/o/airlock%2Fsessions%2Fx HTTP/1.1\r\n\r\n")), refused: true},
+			body:    string(batchOf("GET /storage/v1/b/other/o/x HTTP/1.1\r\n\r\n", "DELETE /storage/v1/b/audit-rec/o/airlock%2Fsessions%2Fx HTTP/1.1\r\n\r\n")), refused: true},
 		{name: "batch elsewhere", method: "POST", host: "storage.googleapis.com", path: "/batch/storage/v1",
 			headers: h("content-type", "multipart/mixed; boundary=bb"),
-			body: string(batchOf("DELETE /storage/v1/b/other/o/x HTTP/1.1\r\n\r\n"))},
+			body:    string(batchOf("DELETE /storage/v1/b/other/o/x HTTP/1.1\r\n\r\n"))},
 		// XML API.
 		{name: "xml read", method: "GET", host: "storage.googleapis.com", path: "/audit-rec/airlock/sessions/x.jsonl.gz", refused: true},
 		{name: "xml bucket as host", method: "DELETE", host: "audit-rec.storage.googleapis.com", path: "/airlock/sessions/x.jsonl.gz", refused: true},
