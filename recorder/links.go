@@ -28,11 +28,16 @@ type links struct {
 	mu     sync.Mutex
 	local  map[string]linkEntry
 	pruned time.Time
+	// down: after a Redis failure, Redis is left alone until then, so
+	// that an outage costs new segments one timeout, not one each.
+	down time.Time
 }
 
 type linkEntry struct {
-	ref SegmentRef
-	at  time.Time
+	ref     SegmentRef
+	at      time.Time // last touched here
+	started time.Time // when the segment started
+	shared  bool      // Redis was told of it
 }
 
 // linkTTL is how long a session's last segment is remembered: a session
@@ -41,8 +46,30 @@ type linkEntry struct {
 const linkTTL = 7 * 24 * time.Hour
 
 // linkRedisTimeout bounds one Redis round trip of links: a segment is
-// created on the request path.
-const linkRedisTimeout = 500 * time.Millisecond
+// created on the request path. After a failure Redis is not asked again
+// for linkRedisBackoff.
+const (
+	linkRedisTimeout = 500 * time.Millisecond
+	linkRedisBackoff = 5 * time.Second
+)
+
+// useRedis says whether Redis is to be asked now.
+func (l *links) useRedis() bool {
+	if l.redis == nil {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !l.now().Before(l.down)
+}
+
+// failed notes a Redis failure.
+func (l *links) failed(what string, err error) {
+	l.mu.Lock()
+	l.down = l.now().Add(linkRedisBackoff)
+	l.mu.Unlock()
+	l.log.Warn("recorder: "+what+"; using this writer's own record of segments for a while", "err", err)
+}
 
 func newLinks(client redis.UniversalClient, log *slog.Logger, now func() time.Time) *links {
 	return &links{redis: client, log: log, now: now, local: map[string]linkEntry{}}
@@ -54,21 +81,25 @@ func linkKey(session string) string {
 }
 
 // encodeRef and decodeRef give a SegmentRef's Redis form:
-// SEGMENT|DAY|EVENTS|HEAD.
-func encodeRef(r SegmentRef) string {
-	return r.Segment + "|" + r.Day + "|" + strconv.FormatInt(r.Events, 10) + "|" + r.Head
+// SEGMENT|DAY|EVENTS|HEAD|STARTED (Unix nanoseconds).
+func encodeRef(r SegmentRef, started time.Time) string {
+	return r.Segment + "|" + r.Day + "|" + strconv.FormatInt(r.Events, 10) + "|" + r.Head + "|" + strconv.FormatInt(started.UnixNano(), 10)
 }
 
-func decodeRef(v string) (SegmentRef, bool) {
+func decodeRef(v string) (SegmentRef, time.Time, bool) {
 	parts := strings.Split(v, "|")
-	if len(parts) != 4 || parts[0] == "" {
-		return SegmentRef{}, false
+	if len(parts) != 5 || parts[0] == "" {
+		return SegmentRef{}, time.Time{}, false
 	}
 	n, err := strconv.ParseInt(parts[2], 10, 64)
 	if err != nil || n < 0 {
-		return SegmentRef{}, false
+		return SegmentRef{}, time.Time{}, false
 	}
-	return SegmentRef{Segment: parts[0], Day: parts[1], Events: n, Head: parts[3]}, true
+	ns, err := strconv.ParseInt(parts[4], 10, 64)
+	if err != nil {
+		return SegmentRef{}, time.Time{}, false
+	}
+	return SegmentRef{Segment: parts[0], Day: parts[1], Events: n, Head: parts[3]}, time.Unix(0, ns), true
 }
 
 var linkStartScript = redis.NewScript(`
@@ -94,61 +125,71 @@ return 0
 `)
 
 // start records that next begins in session and returns the segment
-// started before it, or nil.
+// started before it, or nil: the one Redis names (any replica's) unless
+// this writer started a later one while Redis could not be told.
 func (l *links) start(session string, next SegmentRef) *SegmentRef {
 	now := l.now()
 	l.mu.Lock()
 	prev, known := l.local[session]
-	l.local[session] = linkEntry{ref: next, at: now}
+	l.local[session] = linkEntry{ref: next, at: now, started: now}
 	l.mu.Unlock()
 	var out *SegmentRef
 	if known {
 		p := prev.ref
 		out = &p
 	}
-	if l.redis == nil {
+	if !l.useRedis() {
 		return out
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), linkRedisTimeout)
 	defer cancel()
-	v, err := linkStartScript.Run(ctx, l.redis, []string{linkKey(session)}, encodeRef(next), linkTTL.Milliseconds()).Text()
-	if errors.Is(err, redis.Nil) {
+	v, err := linkStartScript.Run(ctx, l.redis, []string{linkKey(session)}, encodeRef(next, now), linkTTL.Milliseconds()).Text()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		l.failed("the previous segment of a session cannot be read from Redis", err)
 		return out
 	}
-	if err != nil {
-		l.log.Warn("recorder: the previous segment of a session cannot be read from Redis; using this writer's own record", "err", err)
-		return out
+	l.mu.Lock()
+	if e, ok := l.local[session]; ok && e.ref.Segment == next.Segment {
+		e.shared = true
+		l.local[session] = e
 	}
-	shared, ok := decodeRef(v)
-	if !ok {
-		return out
-	}
+	l.mu.Unlock()
+	shared, started, ok := decodeRef(v)
 	switch {
-	case out == nil, shared.Segment > out.Segment:
-		// Another replica started a segment after ours (ids begin with
-		// their start time).
+	case !ok:
+		return out
+	case out == nil:
 		return &shared
-	case shared.Segment == out.Segment && shared.Events > out.Events:
+	case shared.Segment == out.Segment:
+		if shared.Events > out.Events {
+			return &shared
+		}
+		return out
+	case prev.shared || started.After(prev.started):
+		// Redis knew ours and names another since: a later one.
 		return &shared
 	}
 	return out
 }
 
 // closed records how far a closed segment of session went, where it is
-// still the session's last one.
+// still the session's last one (or the session is unknown here: a segment
+// recovered after a restart).
 func (l *links) closed(ctx context.Context, session string, ref SegmentRef) {
 	l.mu.Lock()
-	if e, ok := l.local[session]; ok && e.ref.Segment == ref.Segment {
-		l.local[session] = linkEntry{ref: ref, at: l.now()}
+	e, ok := l.local[session]
+	if !ok || e.ref.Segment == ref.Segment {
+		e.ref, e.at = ref, l.now()
+		l.local[session] = e
 	}
 	l.mu.Unlock()
-	if l.redis == nil {
+	if !l.useRedis() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, linkRedisTimeout)
 	defer cancel()
-	if err := linkUpdateScript.Run(ctx, l.redis, []string{linkKey(session)}, ref.Segment+"|", encodeRef(ref), linkTTL.Milliseconds()).Err(); err != nil {
-		l.log.Warn("recorder: the end of a segment cannot be recorded in Redis", "segment", ref.Segment, "err", err)
+	if err := linkUpdateScript.Run(ctx, l.redis, []string{linkKey(session)}, ref.Segment+"|", encodeRef(ref, e.started), linkTTL.Milliseconds()).Err(); err != nil {
+		l.failed("the end of segment "+ref.Segment+" cannot be recorded in Redis", err)
 	}
 }
 
@@ -163,17 +204,17 @@ func (l *links) abort(session string, next SegmentRef, prev *SegmentRef) {
 		}
 	}
 	l.mu.Unlock()
-	if l.redis == nil {
+	if !l.useRedis() {
 		return
 	}
 	restore := ""
 	if prev != nil {
-		restore = encodeRef(*prev)
+		restore = encodeRef(*prev, time.Time{})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), linkRedisTimeout)
 	defer cancel()
 	if err := linkUpdateScript.Run(ctx, l.redis, []string{linkKey(session)}, next.Segment+"|", restore, linkTTL.Milliseconds()).Err(); err != nil {
-		l.log.Warn("recorder: an aborted segment cannot be removed from Redis", "segment", next.Segment, "err", err)
+		l.failed("an aborted segment cannot be removed from Redis", err)
 	}
 }
 

@@ -60,6 +60,9 @@ func TestSegmentNamesThePreviousOneAcrossReplicas(t *testing.T) {
 		t.Fatalf("%d segments, want 2", len(ms))
 	}
 	first, second := ms[0], ms[1]
+	if first.Writer != a.Writer() {
+		first, second = second, first
+	}
 	if second.Previous == nil || second.Previous.Segment != first.Segment || second.Previous.Events != first.Events || second.Previous.Head != first.Head {
 		t.Fatalf("replica B's segment names %+v, want A's %s with %d events and its head", second.Previous, first.Segment, first.Events)
 	}
@@ -89,12 +92,7 @@ func TestPreviousSegmentIsBoundByGenesis(t *testing.T) {
 		}
 	}
 	closeRecorder(t, r)
-	ms := manifestsOfSession(t, sink, "bound~x")
-	for i, m := range ms[1:] {
-		if m.Previous == nil || m.Previous.Segment != ms[i].Segment || m.Previous.Events != ms[i].Events {
-			t.Fatalf("segment %d names %+v, want %s", i+1, m.Previous, ms[i].Segment)
-		}
-	}
+	ms := chain(t, manifestsOfSession(t, sink, "bound~x"))
 	// Drop the link from the last manifest and delete the segment before.
 	objs, _, _ := sink.List(ctx, "", "")
 	var newest string
@@ -220,3 +218,65 @@ func TestSpoolIsLocked(t *testing.T) {
 }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// With Redis down, segments still start (named from this writer's memory)
+// and only the first pays Redis's timeout.
+func TestSegmentsStartWithRedisDown(t *testing.T) {
+	srv := redistest.Start(t)
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1})
+	t.Cleanup(func() { client.Close() })
+	srv.Kill()
+	r := newRecorder(t, recorder.Options{RedisClient: client, Tracker: recorder.NewMemoryTracker(nil), SegmentMaxEvents: 3})
+	ctx := context.Background()
+	start := time.Now()
+	for i := 0; i < 10; i++ {
+		if err := recordRequest(ctx, r, "down~x", "alice", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("10 segments took %s with Redis down", d)
+	}
+	sink := r.Sink()
+	closeRecorder(t, r)
+	chain(t, manifestsOfSession(t, sink, "down~x"))
+}
+
+// chain orders segments by the links between them and checks they form one
+// chain, each naming the one before with its length and head.
+func chain(t *testing.T, ms []*recorder.Manifest) []*recorder.Manifest {
+	t.Helper()
+	by := map[string]*recorder.Manifest{}
+	named := map[string]bool{}
+	for _, m := range ms {
+		by[m.Segment] = m
+		if m.Previous != nil {
+			named[m.Previous.Segment] = true
+		}
+	}
+	var last *recorder.Manifest
+	for _, m := range ms {
+		if !named[m.Segment] {
+			if last != nil {
+				t.Fatalf("two segments named by none: %s and %s", last.Segment, m.Segment)
+			}
+			last = m
+		}
+	}
+	var out []*recorder.Manifest
+	for m := last; m != nil; {
+		out = append([]*recorder.Manifest{m}, out...)
+		if m.Previous == nil {
+			break
+		}
+		p := by[m.Previous.Segment]
+		if p == nil || p.Events != m.Previous.Events || p.Head != m.Previous.Head {
+			t.Fatalf("segment %s names %+v, which does not match %+v", m.Segment, m.Previous, p)
+		}
+		m = p
+	}
+	if len(out) != len(ms) {
+		t.Fatalf("the links cover %d of %d segments", len(out), len(ms))
+	}
+	return out
+}
