@@ -34,7 +34,7 @@ func TestUnauthenticatedFloodLeavesRoomForAgents(t *testing.T) {
 	g := recordertest.StartGCS(t, "audit")
 	g.SetDown(true)
 	ctx := context.Background()
-	r := newRecorder(t, recorder.Options{Sink: "gs://audit/s", StorageClient: g.Client(t), SpoolMaxBytes: 256 << 10, MaxBodyBytes: 16 << 10})
+	r := newRecorder(t, recorder.Options{Sink: "gs://audit/s", StorageClient: g.Client(t), SpoolMaxBytes: 256 << 10, MaxBodyBytes: 16 << 10, UploadTimeout: time.Second})
 	for i := 0; i < 2000; i++ {
 		if err := r.Decision(ctx, tokenless(i)); err != nil {
 			t.Fatalf("tokenless request %d: %v", i, err)
@@ -131,7 +131,7 @@ func TestUnauthenticatedSpoolShareDrops(t *testing.T) {
 	g := recordertest.StartGCS(t, "audit")
 	g.SetDown(true)
 	ctx := context.Background()
-	r := newRecorder(t, recorder.Options{Sink: "gs://audit/s", StorageClient: g.Client(t), SpoolMaxBytes: 64 << 10,
+	r := newRecorder(t, recorder.Options{Sink: "gs://audit/s", StorageClient: g.Client(t), SpoolMaxBytes: 64 << 10, UploadTimeout: time.Second,
 		Unauthenticated: recorder.UnauthenticatedOptions{Rate: 1e6, Burst: 1e6}})
 	for i := 0; i < 2000; i++ {
 		e := tokenless(i)
