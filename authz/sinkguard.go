@@ -148,7 +148,7 @@ func (g *SinkGuard) check(rec gcp.Recognized, headers map[string]string, body []
 		}
 	}
 	if op.Method == "" && op.Params["bucket"] == "" {
-		return g.unknown(rec, body, partial)
+		return g.unknown(rec, body)
 	}
 	return ""
 }
@@ -206,19 +206,31 @@ func first(v []string) string {
 }
 
 // copySourceInSink reads an XML API copy source, "/BUCKET/OBJECT" with
-// the object percent-encoded (and for x-amz, "?versionId=..." after it).
+// the object percent-encoded (and for x-amz, "?versionId=..." after it),
+// as sent and wholly decoded: either reading in the sink is enough.
 func (g *SinkGuard) copySourceInSink(v string) bool {
-	s := strings.TrimPrefix(strings.TrimSpace(v), "/")
-	bucket, object, _ := strings.Cut(s, "/")
-	if b, err := url.PathUnescape(bucket); err == nil {
-		bucket = b
+	v = strings.TrimSpace(v)
+	readings := []string{v}
+	if d, err := url.PathUnescape(v); err != nil {
+		return strings.Contains(strings.ToLower(v), g.bucket)
+	} else if d != v {
+		readings = append(readings, d)
 	}
-	if !g.isSink(bucket) {
-		return false
+	for _, r := range readings {
+		bucket, object, _ := strings.Cut(strings.TrimPrefix(r, "/"), "/")
+		if b, err := url.PathUnescape(bucket); err == nil {
+			bucket = b
+		}
+		if !g.isSink(bucket) {
+			continue
+		}
+		object, _, _ = strings.Cut(object, "?")
+		decoded, err := url.PathUnescape(object)
+		if err != nil || g.inSink(object) || g.inSink(decoded) {
+			return true
+		}
 	}
-	object, _, _ = strings.Cut(object, "?")
-	decoded, err := url.PathUnescape(object)
-	return err != nil || g.inSink(object) || g.inSink(decoded)
+	return false
 }
 
 // composeSources reads the source object names of a compose request body.
@@ -289,7 +301,7 @@ func uploadNames(rec gcp.Recognized, headers map[string]string, body []byte, par
 // unknown judges a storage request airlock could not recognise: refused
 // when the bucket appears in its host, as a segment of its path, or in its
 // body (a gRPC message names "projects/_/buckets/BUCKET").
-func (g *SinkGuard) unknown(rec gcp.Recognized, body []byte, partial bool) string {
+func (g *SinkGuard) unknown(rec gcp.Recognized, body []byte) string {
 	why := "it is a Cloud Storage request airlock does not recognise that names the bucket holding " + g.where()
 	if strings.HasPrefix(rec.Host, g.bucket+".") {
 		return why
@@ -299,11 +311,10 @@ func (g *SinkGuard) unknown(rec gcp.Recognized, body []byte, partial bool) strin
 			return why
 		}
 	}
+	// A body Envoy cut is read as far as it goes: a gRPC request names its
+	// bucket in its first message.
 	if bytes.Contains(bytes.ToLower(body), []byte(g.bucket)) {
 		return why
-	}
-	if partial {
-		return "it is a Cloud Storage request airlock does not recognise, whose body it could not read whole"
 	}
 	return ""
 }

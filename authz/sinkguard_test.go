@@ -122,6 +122,8 @@ func TestSinkGuard(t *testing.T) {
 		{name: "xml write elsewhere in the bucket", method: "PUT", host: "storage.googleapis.com", path: "/audit-rec/public/x", body: "data"},
 		{name: "xml copy source header", method: "PUT", host: "storage.googleapis.com", path: "/other/x", headers: h("x-goog-copy-source", "/audit-rec/airlock/sessions/x.jsonl.gz"), refused: true},
 		{name: "xml amz copy source, encoded", method: "PUT", host: "storage.googleapis.com", path: "/other/x", headers: h("x-amz-copy-source", "audit-rec/airlock%2Fsessions%2Fx?versionId=3"), refused: true},
+		{name: "xml copy source wholly encoded", method: "PUT", host: "storage.googleapis.com", path: "/other/x", headers: h("x-goog-copy-source", "%2Faudit-rec%2Fairlock%2Fsessions%2Fx"), refused: true},
+		{name: "xml copy source badly encoded", method: "PUT", host: "storage.googleapis.com", path: "/other/x", headers: h("x-goog-copy-source", "/audit-rec/airlock%zz"), refused: true},
 		{name: "xml copy source elsewhere", method: "PUT", host: "storage.googleapis.com", path: "/other/x", headers: h("x-goog-copy-source", "/audit-rec/public/x")},
 		{name: "xml bucket delete", method: "DELETE", host: "storage.googleapis.com", path: "/audit-rec", refused: true},
 		{name: "xml bucket config", method: "PUT", host: "storage.googleapis.com", path: "/audit-rec?retentionPolicy", body: "<x/>", refused: true},
