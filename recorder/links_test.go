@@ -3,6 +3,7 @@ package recorder_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"errors"
 	"path/filepath"
 	"strings"
@@ -112,23 +113,71 @@ func TestPreviousSegmentIsBoundByGenesis(t *testing.T) {
 // crash right after it would.
 type lossySink struct {
 	recorder.Sink
+	suffix     string // of the objects concerned; default chunks
 	lose, down atomic.Bool
-	exists     atomic.Int64 // chunk writes refused: the object was there
+	exists     atomic.Int64 // writes refused: the object was there
 }
 
 func (s *lossySink) Put(ctx context.Context, name string, data []byte) error {
 	if s.down.Load() {
 		return errors.New("sink down")
 	}
+	suffix := s.suffix
+	if suffix == "" {
+		suffix = ".jsonl.gz"
+	}
 	err := s.Sink.Put(ctx, name, data)
-	if err == nil && strings.HasSuffix(name, ".jsonl.gz") && s.lose.CompareAndSwap(true, false) {
+	if err == nil && strings.HasSuffix(name, suffix) && s.lose.CompareAndSwap(true, false) {
 		s.down.Store(true) // the process is gone: nothing more reaches the sink
 		return errors.New("connection reset")
 	}
-	if errors.Is(err, recorder.ErrExists) && strings.HasSuffix(name, ".jsonl.gz") {
+	if errors.Is(err, recorder.ErrExists) && strings.HasSuffix(name, suffix) {
 		s.exists.Add(1)
 	}
 	return err
+}
+
+// A manifest written just before a crash, before the writer recorded its
+// sequence, is never overwritten: the next process skips to the next
+// sequence.
+func TestManifestWrittenBeforeCrashIsSkipped(t *testing.T) {
+	inner, err := recorder.NewFileSink(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &lossySink{Sink: inner, suffix: ".manifest.json"}
+	spool := filepath.Join(t.TempDir(), "spool")
+	ctx := context.Background()
+	r1 := newRecorder(t, recorder.Options{SinkImpl: sink, Spool: spool, FlushInterval: time.Hour})
+	for i := 0; i < 3; i++ {
+		if err := recordRequest(ctx, r1, "mcrash~x", "alice", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sink.lose.Store(true)
+	fctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	_ = r1.Flush(fctx)
+	cancel()
+	recorder.Abandon(r1)
+	if sink.lose.Load() {
+		t.Fatal("no manifest was written before the crash")
+	}
+	sink.down.Store(false)
+	r2 := newRecorder(t, recorder.Options{SinkImpl: sink, Spool: spool})
+	closeRecorder(t, r2)
+	if sink.exists.Load() == 0 {
+		t.Fatal("the restarted writer never met the manifest written before the crash")
+	}
+	ms := manifestsOf(t, inner)
+	for i, m := range ms {
+		if !strings.HasSuffix(m, fmt.Sprintf(".%06d.manifest.json", i+1)) {
+			t.Fatalf("manifests %v, want sequences 1, 2, ...", ms)
+		}
+	}
+	if len(ms) < 2 {
+		t.Fatalf("manifests %v: the restarted writer wrote none", ms)
+	}
+	verifyAll(t, inner)
 }
 
 // A chunk uploaded just before a crash, before the writer recorded it, is
