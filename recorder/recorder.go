@@ -1022,7 +1022,8 @@ func (r *Recorder) uploadSegment(ctx context.Context, seg *segment, force, chunk
 		}
 		err := r.uploadChunk(ctx, seg, take)
 		var tm errTakeMore
-		if errors.As(err, &tm) && len(take) < tm.n {
+		if errors.As(err, &tm) && atLeast < tm.n {
+			// Once: events not yet durable cannot be taken.
 			atLeast = tm.n
 			continue
 		}
