@@ -38,6 +38,8 @@ type Request struct {
 	BodyPartial bool
 	// Time is when the request started.
 	Time time.Time
+	// Source is the peer address Envoy saw (attributes.source.address).
+	Source string
 }
 
 // Approvals is the approval gate the engine consults for approve decisions.
@@ -85,6 +87,9 @@ type Options struct {
 	// Unrecognised says what happens to a request whose operation airlock
 	// cannot recognise; "" is RefuseUnrecognised.
 	Unrecognised Unrecognised
+	// SinkGuard refuses, before policy, requests that touch the
+	// recorder's sink; nil guards nothing.
+	SinkGuard *SinkGuard
 	// MaskBody masks a request body with the default profile and the
 	// request's selected masking rules before approvers (and their
 	// webhooks) see an excerpt of it. Nil shows no body at all.
@@ -193,6 +198,9 @@ func (e *Engine) decide(ctx context.Context, req Request) *Result {
 		return badRequest(res, err)
 	}
 	res.Recognized = rec
+	if why := e.opts.SinkGuard.Check(rec, req); why != "" {
+		return sinkRefused(res, why)
+	}
 	if err := refusedBeforePolicy(rec, e.opts.Unrecognised); err != nil {
 		return badRequest(res, err)
 	}

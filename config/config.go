@@ -166,6 +166,27 @@ type Recorder struct {
 	MaxBodyBytes int `yaml:"max_body_bytes"`
 	// SigningKey is a file holding an Ed25519 private key (PEM) that signs manifests.
 	SigningKey string `yaml:"signing_key"`
+	// CheckpointInterval is how often, at most, each writer writes a
+	// signed checkpoint of the manifests it wrote (rollback detection).
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	// Unauthenticated bounds the recording of requests refused before an
+	// identity is known.
+	Unauthenticated RecorderUnauthenticated `yaml:"unauthenticated"`
+}
+
+// RecorderUnauthenticated bounds what is recorded of requests refused
+// before an identity is known (no token, a bad one): compact events, a
+// rate per source address, and a share of the spool of their own.
+type RecorderUnauthenticated struct {
+	// SpoolFraction is their share of recorder.spool_max_bytes.
+	SpoolFraction float64 `yaml:"spool_fraction"`
+	// Rate is the events per second one source address may add; 0
+	// records none (all are counted as dropped).
+	Rate float64 `yaml:"rate"`
+	// Burst is how many a source may add at once.
+	Burst int `yaml:"burst"`
+	// MaxSources bounds the source addresses tracked at once.
+	MaxSources int `yaml:"max_sources"`
 }
 
 // Gateway maps endpoint-override hosts back to Google hosts.

@@ -76,6 +76,9 @@ func Default() *Config {
 			OnFull:        "refuse",
 			IdleGap:       30 * time.Minute,
 			MaxBodyBytes:  16 << 10,
+
+			CheckpointInterval: time.Minute,
+			Unauthenticated:    RecorderUnauthenticated{SpoolFraction: 0.05, Rate: 1, Burst: 10, MaxSources: 10000},
 		},
 		Envoy:     Envoy{Listen: "0.0.0.0:10000", AirlockHost: "127.0.0.1"},
 		HTTP:      DefaultHTTP(),
@@ -413,6 +416,21 @@ func (c *Config) Validate() error {
 		if _, err := os.Stat(c.Recorder.SigningKey); err != nil {
 			bad("recorder.signing_key", "%q: %v", c.Recorder.SigningKey, errors.Unwrap(err))
 		}
+	}
+	if c.Recorder.CheckpointInterval < time.Second {
+		bad("recorder.checkpoint_interval", "must be at least 1s, not %s", c.Recorder.CheckpointInterval)
+	}
+	if u := c.Recorder.Unauthenticated; !(u.SpoolFraction > 0 && u.SpoolFraction <= 0.5) {
+		bad("recorder.unauthenticated.spool_fraction", "must be above 0 and at most 0.5, not %v", u.SpoolFraction)
+	}
+	if u := c.Recorder.Unauthenticated; u.Rate < 0 || u.Rate != u.Rate {
+		bad("recorder.unauthenticated.rate", "must not be negative (0 records none)")
+	}
+	if c.Recorder.Unauthenticated.Burst < 1 {
+		bad("recorder.unauthenticated.burst", "must be at least 1")
+	}
+	if c.Recorder.Unauthenticated.MaxSources < 1 {
+		bad("recorder.unauthenticated.max_sources", "must be at least 1")
 	}
 
 	for i, d := range c.Gateway.Domains {

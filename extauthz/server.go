@@ -83,6 +83,7 @@ func requestFromCheck(req *authv3.CheckRequest) authz.Request {
 		Body:        body,
 		BodyPartial: headers[partialBodyHeader] == "true",
 		Time:        t,
+		Source:      req.GetAttributes().GetSource().GetAddress().GetSocketAddress().GetAddress(),
 	}
 }
 

@@ -92,6 +92,21 @@ func TestRequestTranslation(t *testing.T) {
 	}
 }
 
+// The peer address Envoy saw reaches the decision (the recorder limits
+// unauthenticated requests per source).
+func TestSourceAddress(t *testing.T) {
+	d := &recordingDecider{result: &authz.Result{Outcome: authz.Allowed}}
+	req := checkRequest(&authv3.AttributeContext_HttpRequest{Method: "GET", Host: "compute.googleapis.com", Path: "/"})
+	req.Attributes.Source = &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
+		SocketAddress: &corev3.SocketAddress{Address: "203.0.113.7", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 53211}}}}}
+	if _, err := New(d).Check(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	if d.got.Source != "203.0.113.7" {
+		t.Fatalf("Source = %q, want the peer address", d.got.Source)
+	}
+}
+
 func TestResponseMapping(t *testing.T) {
 	base := func(o authz.Outcome, status int, reason string) *authz.Result {
 		return &authz.Result{Outcome: o, RequestID: "req-9", Refusal: &authz.Refusal{

@@ -14,5 +14,18 @@ func OptionsFromConfig(c config.Recorder) Options {
 		IdleGap:       c.IdleGap,
 		MaxBodyBytes:  c.MaxBodyBytes,
 		SigningKey:    c.SigningKey,
+
+		CheckpointInterval: c.CheckpointInterval,
+		Unauthenticated:    unauthenticatedOptions(c.Unauthenticated),
 	}
+}
+
+// unauthenticatedOptions maps recorder.unauthenticated; a rate of 0 (record
+// none) is a negative Rate in Options, where 0 takes the default.
+func unauthenticatedOptions(u config.RecorderUnauthenticated) UnauthenticatedOptions {
+	rate := u.Rate
+	if rate == 0 {
+		rate = -1
+	}
+	return UnauthenticatedOptions{SpoolFraction: u.SpoolFraction, Rate: rate, Burst: u.Burst, MaxSources: u.MaxSources}
 }

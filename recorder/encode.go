@@ -92,6 +92,8 @@ func appendDecision(dst []byte, d *DecisionEvent) []byte {
 	}
 	dst = appendOpt(dst, `,"message":`, d.Message)
 	dst = appendOpt(dst, `,"approval_id":`, d.ApprovalID)
+	dst = appendOpt(dst, `,"source":`, d.Source)
+	dst = appendOpt(dst, `,"reason":`, d.Reason)
 	dst = appendHeaders(dst, d.Headers, d.headers)
 	dst = appendOpt(dst, `,"body":`, d.BodyExcerpt)
 	dst = appendOptInt(dst, `,"body_bytes":`, d.BodyBytes)

@@ -22,7 +22,7 @@ func sampleEvents() []*Event {
 			Decision: &DecisionEvent{RequestID: "r-1", Subject: "alice@example.com", Email: "alice@example.com", Actor: "bot", Issuer: "https://issuer",
 				Method: "GET", Host: "compute.googleapis.com", Path: "/compute/v1/projects/p/zones/z/instances", Query: "a=1&b=<2>",
 				GCPMethod: "compute.instances.list", Project: "p", Resource: "projects/p", Decision: DecisionPolicyDenied, Policy: "gcp", Rule: "r",
-				Rules: []string{"gcp/r", "other/x"}, Message: "denied: \"no\"\n\tplease", ApprovalID: "ap-1",
+				Rules: []string{"gcp/r", "other/x"}, Message: "denied: \"no\"\n\tplease", ApprovalID: "ap-1", Source: "10.0.0.7", Reason: "POLICY_DENIED",
 				Headers:     map[string]string{"user-agent": "curl", ":path": "/x?y", "authorization": Masked, "x-b": "\u2028\u2029", "x-a": "\x00\x1f\x7f"},
 				BodyExcerpt: `{"k":"v & w"}`, BodyBytes: 12}},
 		{Session: "s", Segment: "g", Seq: 1, Time: t, Kind: KindRequest, RequestID: "r",

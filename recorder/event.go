@@ -106,6 +106,11 @@ type DecisionEvent struct {
 	Message string `json:"message,omitempty"`
 	// ApprovalID is set for approval decisions.
 	ApprovalID string `json:"approval_id,omitempty"`
+	// Source is the peer address Envoy saw.
+	Source string `json:"source,omitempty"`
+	// Reason is the refusal's reason (ErrorInfo reason, and why for
+	// UNAUTHENTICATED, e.g. "UNAUTHENTICATED: expired").
+	Reason string `json:"reason,omitempty"`
 	// Headers are the request headers; credentials are masked on record.
 	Headers map[string]string `json:"headers,omitempty"`
 	// headers are Headers as recorded, when the recorder masked them.

@@ -12,16 +12,22 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"strconv"
+	"strings"
 	"time"
 )
 
-// ManifestVersion is the version of the manifest format written.
-const ManifestVersion = 1
+// ManifestVersion is the version of the manifest format written. Version
+// 1 manifests (one SEGMENT.manifest.json rewritten in place, no sequence)
+// are still read.
+const ManifestVersion = 2
 
 // Manifest describes one segment of a session: its chunks, their chain
-// heads and counts, and a summary for listings. It is stored next to the
-// chunks as SEGMENT.manifest.json and rewritten after every chunk; the set
-// of a session's segment manifests is the session's manifest.
+// heads and counts, and a summary for listings. Each version is a new
+// object next to the chunks, SEGMENT.SEQUENCE.manifest.json, written once
+// and never replaced; the one with the highest sequence is the segment's
+// manifest, and the set of a session's segment manifests is the session's
+// manifest.
 type Manifest struct {
 	Version int    `json:"version"`
 	Session string `json:"session"`
@@ -42,10 +48,33 @@ type Manifest struct {
 	Summary Summary `json:"summary"`
 	// Updated is when this manifest was written.
 	Updated time.Time `json:"updated"`
+	// Sequence numbers the manifests of a segment, from 1, increasing
+	// (a crash may skip one); it is part of the object name.
+	Sequence int64 `json:"sequence,omitempty"`
+	// Previous is the segment of the same session that was started before
+	// this one, as this writer or, with Redis, any replica knew it: a
+	// deleted segment is named by its successor. Genesis binds it.
+	Previous *SegmentRef `json:"previous,omitempty"`
+	// Writer names the process that started the segment; its checkpoints
+	// carry the same name.
+	Writer string `json:"writer,omitempty"`
+	// IdleGap is the writer's idle gap (a Go duration, "30m0s"): it
+	// closes the segment after this long without events.
+	IdleGap string `json:"idle_gap,omitempty"`
 	// KeyID and Signature are set when manifests are signed: Signature is
 	// Ed25519 over the manifest's JSON with Signature empty.
 	KeyID     string `json:"key_id,omitempty"`
 	Signature string `json:"signature,omitempty"`
+}
+
+// SegmentRef names a segment and how far it had come: its first Events
+// events, the last of which hashes to Head (empty when Events is 0).
+type SegmentRef struct {
+	Segment string `json:"segment"`
+	// Day is the YYYY/MM/DD folder of the segment.
+	Day    string `json:"day"`
+	Events int64  `json:"events"`
+	Head   string `json:"head,omitempty"`
 }
 
 // ChunkRecord is one uploaded chunk of a segment.
@@ -132,9 +161,15 @@ func summarize(e *Event) eventSummary {
 }
 
 // Genesis is the Prev of the first event of a segment: it binds the chain
-// to its session and segment, so a segment cannot be moved elsewhere.
-func Genesis(session, segment string) string {
-	sum := sha256.Sum256([]byte("airlock-segment\n" + session + "\n" + segment))
+// to its session and segment, so a segment cannot be moved elsewhere, and
+// to the previous segment of the session when there is one, so that its
+// successor's record of it cannot be edited away.
+func Genesis(session, segment string, previous *SegmentRef) string {
+	s := "airlock-segment\n" + session + "\n" + segment
+	if p := previous; p != nil {
+		s += fmt.Sprintf("\nafter\n%s\n%s\n%d\n%s", p.Segment, p.Day, p.Events, p.Head)
+	}
+	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
 }
 
@@ -151,8 +186,40 @@ func ChunkName(segment string, seq int) string {
 	return fmt.Sprintf("%s-%06d.jsonl.gz", segment, seq)
 }
 
-// ManifestName is the object name of a segment's manifest.
-func ManifestName(segment string) string { return segment + ".manifest.json" }
+// ManifestName is the object name of manifest sequence of a segment;
+// sequence 0 names the single manifest of version 1.
+func ManifestName(segment string, sequence int64) string {
+	if sequence == 0 {
+		return segment + manifestSuffix
+	}
+	return fmt.Sprintf("%s.%06d%s", segment, sequence, manifestSuffix)
+}
+
+const manifestSuffix = ".manifest.json"
+
+// parseManifestName reads a manifest object name (without its folder):
+// the segment and the sequence (0 for a version 1 manifest).
+func parseManifestName(base string) (segment string, sequence int64, ok bool) {
+	stem, ok := strings.CutSuffix(base, manifestSuffix)
+	if !ok || stem == "" {
+		return "", 0, false
+	}
+	if i := strings.LastIndexByte(stem, '.'); i > 0 && segmentIDPattern.MatchString(stem[:i]) {
+		if n, err := strconv.ParseInt(stem[i+1:], 10, 64); err == nil && n > 0 && allDigits(stem[i+1:]) {
+			return stem[:i], n, true
+		}
+	}
+	return stem, 0, true
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
 
 // segmentIDPattern is what a segment id looks like.
 var segmentIDPattern = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z\.[0-9a-f]{16}$`)
@@ -247,39 +314,51 @@ func LoadPublicKey(path string) (ed25519.PublicKey, error) {
 	return priv.Public().(ed25519.PublicKey), nil
 }
 
-func (m *Manifest) signingBytes() ([]byte, error) {
+// document is what a Signer signs: a manifest or a checkpoint, as its JSON
+// with Signature empty.
+type document interface {
+	unsigned() ([]byte, error)
+	setSignature(keyID, sig string)
+	signature() (keyID, sig string)
+}
+
+func (m *Manifest) unsigned() ([]byte, error) {
 	c := *m
 	c.Signature = ""
 	return json.Marshal(&c)
 }
 
-// sign sets KeyID and Signature.
-func (s *Signer) sign(m *Manifest) error {
-	m.KeyID = s.keyID
-	b, err := m.signingBytes()
+func (m *Manifest) setSignature(keyID, sig string) { m.KeyID, m.Signature = keyID, sig }
+func (m *Manifest) signature() (string, string)    { return m.KeyID, m.Signature }
+
+// sign sets the document's key id and signature.
+func (s *Signer) sign(d document) error {
+	d.setSignature(s.keyID, "")
+	b, err := d.unsigned()
 	if err != nil {
 		return err
 	}
-	m.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(s.key, b))
+	d.setSignature(s.keyID, base64.StdEncoding.EncodeToString(ed25519.Sign(s.key, b)))
 	return nil
 }
 
 // errBadSignature is wrapped by signature checks.
 var errBadSignature = errors.New("bad signature")
 
-// checkSignature verifies m against pub.
-func checkSignature(m *Manifest, pub ed25519.PublicKey) error {
-	if m.Signature == "" {
-		return fmt.Errorf("manifest is not signed")
+// checkSignature verifies d against pub.
+func checkSignature(d document, pub ed25519.PublicKey) error {
+	keyID, signature := d.signature()
+	if signature == "" {
+		return fmt.Errorf("not signed")
 	}
-	if m.KeyID != KeyID(pub) {
-		return fmt.Errorf("signed by key %s, not by %s", m.KeyID, KeyID(pub))
+	if keyID != KeyID(pub) {
+		return fmt.Errorf("signed by key %s, not by %s", keyID, KeyID(pub))
 	}
-	sig, err := base64.StdEncoding.DecodeString(m.Signature)
+	sig, err := base64.StdEncoding.DecodeString(signature)
 	if err != nil {
 		return errBadSignature
 	}
-	b, err := m.signingBytes()
+	b, err := d.unsigned()
 	if err != nil {
 		return err
 	}

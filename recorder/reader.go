@@ -5,26 +5,51 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/ed25519"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
 // Reader reads what recorders uploaded to a sink.
 type Reader struct {
 	sink Sink
+
+	mu          sync.Mutex
+	checkpoints map[string][]*checkpointObject // by day folder
 }
 
 // NewReader reads from sink.
 func NewReader(sink Sink) *Reader { return &Reader{sink: sink} }
+
+// newestManifests picks, from the object names of one session folder, the
+// newest manifest of each segment: segment -> object name.
+func newestManifests(objs []string) map[string]string {
+	type best struct {
+		seq  int64
+		name string
+	}
+	by := map[string]best{}
+	for _, o := range objs {
+		seg, seq, ok := parseManifestName(path.Base(o))
+		if !ok {
+			continue
+		}
+		if b, seen := by[seg]; !seen || seq > b.seq {
+			by[seg] = best{seq, o}
+		}
+	}
+	out := make(map[string]string, len(by))
+	for seg, b := range by {
+		out[seg] = b.name
+	}
+	return out
+}
 
 // Filter selects sessions in List. Empty fields match everything.
 type Filter struct {
@@ -127,6 +152,18 @@ func (r *Reader) sessionDirs(ctx context.Context, id string) (map[string][]strin
 
 // List returns the sessions matching f, newest first.
 func (r *Reader) List(ctx context.Context, f Filter, progress Progress) ([]*SessionInfo, error) {
+	return r.list(ctx, f, nil, progress)
+}
+
+// Resolve finds the sessions an auditor's name stands for: the session of
+// that id, or every NAME~TAG session of an agent-given name NAME (one per
+// subject that used it), newest first.
+func (r *Reader) Resolve(ctx context.Context, name string) ([]*SessionInfo, error) {
+	return r.list(ctx, Filter{}, func(id string) bool { return id == name || strings.HasPrefix(id, name+"~") }, nil)
+}
+
+// list reads the sessions whose id want accepts (nil: all) and that match f.
+func (r *Reader) list(ctx context.Context, f Filter, want func(id string) bool, progress Progress) ([]*SessionInfo, error) {
 	days, err := r.Days(ctx)
 	if err != nil {
 		return nil, err
@@ -142,7 +179,10 @@ func (r *Reader) List(ctx context.Context, f Filter, progress Progress) ([]*Sess
 			return nil, err
 		}
 		for _, s := range subs {
-			dirs = append(dirs, dirRef{d, strings.TrimSuffix(strings.TrimPrefix(s, d+"/"), "/")})
+			id := strings.TrimSuffix(strings.TrimPrefix(s, d+"/"), "/")
+			if want == nil || want(id) {
+				dirs = append(dirs, dirRef{d, id})
+			}
 		}
 	}
 	byID := map[string]*SessionInfo{}
@@ -159,10 +199,13 @@ func (r *Reader) List(ctx context.Context, f Filter, progress Progress) ([]*Sess
 			info = &SessionInfo{ID: dr.session}
 			byID[dr.session] = info
 		}
-		for _, o := range objs {
-			if !strings.HasSuffix(o, ".manifest.json") {
-				continue
-			}
+		newest := newestManifests(objs)
+		names := make([]string, 0, len(newest))
+		for _, o := range newest {
+			names = append(names, o)
+		}
+		sort.Strings(names)
+		for _, o := range names {
 			m, err := r.manifest(ctx, o)
 			if err != nil {
 				info.Broken = append(info.Broken, o)
@@ -192,6 +235,45 @@ func (r *Reader) List(ctx context.Context, f Filter, progress Progress) ([]*Sess
 		return out[i].ID < out[j].ID
 	})
 	return out, nil
+}
+
+// LoadVerified loads a session and verifies it from the same reads: each
+// object is fetched once.
+func (r *Reader) LoadVerified(ctx context.Context, id string, opts VerifyOptions, progress Progress) (*Session, *VerifyResult, error) {
+	memo := &Reader{sink: &memoSink{Sink: r.sink, got: map[string][]byte{}}}
+	s, err := memo.Load(ctx, id, progress)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := memo.Verify(ctx, id, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, v, nil
+}
+
+// memoSink keeps what it read, for one LoadVerified.
+type memoSink struct {
+	Sink
+	mu  sync.Mutex
+	got map[string][]byte
+}
+
+func (m *memoSink) Get(ctx context.Context, name string) ([]byte, error) {
+	m.mu.Lock()
+	b, ok := m.got[name]
+	m.mu.Unlock()
+	if ok {
+		return b, nil
+	}
+	b, err := m.Sink.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	m.got[name] = b
+	m.mu.Unlock()
+	return b, nil
 }
 
 func mergeSummary(dst, s *Summary) {
@@ -269,7 +351,9 @@ type Session struct {
 	ID string
 	// Events are every readable event of every segment.
 	Events []*Event
-	// Manifests of the segments found.
+	// Chunks names the chunk object each event was read from.
+	Chunks map[*Event]string
+	// Manifests of the segments found (the newest of each).
 	Manifests []*Manifest
 	// Warnings name chunks that could not be read.
 	Warnings []string
@@ -282,20 +366,24 @@ func (r *Reader) Load(ctx context.Context, id string, progress Progress) (*Sessi
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{ID: id}
-	var chunks []string
+	s := &Session{ID: id, Chunks: map[*Event]string{}}
+	var chunks, manifests []string
 	for _, objs := range dirs {
 		for _, o := range objs {
-			switch {
-			case strings.HasSuffix(o, ".jsonl.gz"):
+			if strings.HasSuffix(o, ".jsonl.gz") {
 				chunks = append(chunks, o)
-			case strings.HasSuffix(o, ".manifest.json"):
-				if m, err := r.manifest(ctx, o); err == nil {
-					s.Manifests = append(s.Manifests, m)
-				} else {
-					s.Warnings = append(s.Warnings, err.Error())
-				}
 			}
+		}
+		for _, o := range newestManifests(objs) {
+			manifests = append(manifests, o)
+		}
+	}
+	sort.Strings(manifests)
+	for _, o := range manifests {
+		if m, err := r.manifest(ctx, o); err == nil {
+			s.Manifests = append(s.Manifests, m)
+		} else {
+			s.Warnings = append(s.Warnings, err.Error())
 		}
 	}
 	sort.Strings(chunks)
@@ -311,6 +399,9 @@ func (r *Reader) Load(ctx context.Context, id string, progress Progress) (*Sessi
 		evs, _, err := decodeChunk(b)
 		if err != nil {
 			s.Warnings = append(s.Warnings, fmt.Sprintf("chunk %s: %v", c, err))
+		}
+		for _, e := range evs {
+			s.Chunks[e] = path.Base(c)
 		}
 		s.Events = append(s.Events, evs...)
 	}
@@ -360,290 +451,28 @@ func decodeChunk(b []byte) ([]*Event, [][]byte, error) {
 	return evs, lines, nil
 }
 
-// Problem is one integrity failure found by Verify.
-type Problem struct {
-	// Session and Segment locate the problem.
-	Session string
-	Segment string
-	// Chunk is the chunk object at fault, when one is.
-	Chunk string
-	// Seq is the first bad event, or -1.
-	Seq     int64
-	Message string
-}
-
-// String names the session, chunk and event at fault and what is wrong.
-func (p Problem) String() string {
-	var where []string
-	if p.Chunk != "" {
-		where = append(where, "chunk "+p.Chunk)
-	}
-	if p.Seq >= 0 {
-		where = append(where, fmt.Sprintf("event %s#%d", p.Segment, p.Seq))
-	} else if p.Chunk == "" && p.Segment != "" {
-		where = append(where, "segment "+p.Segment)
-	}
-	return fmt.Sprintf("session %s: %s: %s", p.Session, strings.Join(where, ", "), p.Message)
-}
-
-// VerifyResult is the outcome of verifying one session.
-type VerifyResult struct {
-	// Session is the session verified.
-	Session string
-	// Segments, Chunks and Events count what was checked.
-	Segments int
-	Chunks   int
-	Events   int64
-	// Signed counts manifests whose signature was checked.
-	Signed int
-	// Problems lists the first problem of each bad segment; empty is intact.
-	Problems []Problem
-	// Warnings are not failures (e.g. a segment still being written).
-	Warnings []string
-}
-
-// OK reports an intact session.
-func (v *VerifyResult) OK() bool { return len(v.Problems) == 0 }
-
-// VerifyOptions tune Verify.
-type VerifyOptions struct {
-	// PublicKey, when set, requires every manifest to carry a valid
-	// signature by it.
-	PublicKey ed25519.PublicKey
-}
-
-// Verify checks every segment of a session: manifests (and signatures),
-// chunks present and unaltered, and each event chained to the previous
-// one. It names the first bad chunk or event of each segment. An error is
-// returned only when the sink cannot be read.
-func (r *Reader) Verify(ctx context.Context, id string, opts VerifyOptions) (*VerifyResult, error) {
-	dirs, err := r.sessionDirs(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	res := &VerifyResult{Session: id}
-	days := make([]string, 0, len(dirs))
-	for d := range dirs {
-		days = append(days, d)
-	}
-	sort.Strings(days)
-	for _, day := range days {
-		objs := dirs[day]
-		present := map[string]bool{}
-		chunkSegs := map[string]bool{}
-		var manifests []string
-		for _, o := range objs {
-			base := strings.TrimPrefix(o, sessionPath(day, id))
-			present[base] = true
-			switch {
-			case strings.HasSuffix(base, ".manifest.json"):
-				manifests = append(manifests, base)
-			case strings.HasSuffix(base, ".jsonl.gz"):
-				if i := strings.LastIndex(base, "-"); i > 0 {
-					chunkSegs[base[:i]] = true
-				}
-			}
-		}
-		withManifest := map[string]bool{}
-		for _, mn := range manifests {
-			seg := strings.TrimSuffix(mn, ".manifest.json")
-			withManifest[seg] = true
-			res.Segments++
-			if err := r.verifySegment(ctx, res, day, id, seg, present, opts); err != nil {
-				return nil, err
-			}
-		}
-		var orphans []string
-		for seg := range chunkSegs {
-			if !withManifest[seg] {
-				orphans = append(orphans, seg)
-			}
-		}
-		sort.Strings(orphans)
-		for _, seg := range orphans {
-			res.Problems = append(res.Problems, Problem{Session: id, Segment: seg, Chunk: ChunkName(seg, 1), Seq: -1, Message: "chunks without a manifest: the manifest " + ManifestName(seg) + " is missing"})
-		}
-	}
-	return res, nil
-}
-
-func (r *Reader) verifySegment(ctx context.Context, res *VerifyResult, day, id, seg string, present map[string]bool, opts VerifyOptions) error {
-	dir := sessionPath(day, id)
-	fail := func(chunk string, seq int64, format string, args ...any) {
-		res.Problems = append(res.Problems, Problem{Session: id, Segment: seg, Chunk: chunk, Seq: seq, Message: fmt.Sprintf(format, args...)})
-	}
-	b, err := r.sink.Get(ctx, dir+ManifestName(seg))
-	if err != nil {
-		if errors.Is(err, ErrNotExist) {
-			fail("", -1, "manifest missing")
-			return nil
-		}
-		return err
-	}
-	var m Manifest
-	if err := json.Unmarshal(b, &m); err != nil {
-		fail("", -1, "manifest unreadable: %v", err)
-		return nil
-	}
-	if opts.PublicKey != nil {
-		if err := checkSignature(&m, opts.PublicKey); err != nil {
-			fail("", -1, "manifest signature: %v", err)
-			return nil
-		}
-		res.Signed++
-	} else if m.Signature != "" {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("segment %s: manifest signed by key %s, not checked (no public key given)", seg, m.KeyID))
-	}
-	if m.Session != id || m.Segment != seg || m.Day != day {
-		fail("", -1, "manifest names session %s segment %s day %s, but is stored as %s%s", m.Session, m.Segment, m.Day, dir, ManifestName(seg))
-		return nil
-	}
-	genesis := Genesis(id, seg)
-	if m.Genesis != genesis {
-		fail("", -1, "manifest genesis hash does not bind it to this session and segment")
-		return nil
-	}
-	prev := genesis
-	var seq int64
-	closed := false
-	for i, c := range m.Chunks {
-		want := ChunkName(seg, i+1)
-		if c.Name != want {
-			fail(c.Name, -1, "manifest lists chunk %d as %s, want %s", i+1, c.Name, want)
-			return nil
-		}
-		if c.FirstSeq != seq || c.Prev != prev {
-			fail(c.Name, -1, "manifest entry does not continue the previous chunk")
-			return nil
-		}
-		data, err := r.sink.Get(ctx, dir+c.Name)
-		if errors.Is(err, ErrNotExist) {
-			fail(c.Name, -1, "chunk missing (events %d to %d)", c.FirstSeq, c.FirstSeq+c.Count-1)
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		res.Chunks++
-		evs, lines, derr := decodeChunk(data)
-		next, head, isClosed, ok := checkEvents(id, seg, c.Name, evs, lines, seq, prev, closed, fail)
-		if !ok {
-			return nil
-		}
-		if derr != nil {
-			fail(c.Name, -1, "chunk corrupt after event %d: %v", next-1, derr)
-			return nil
-		}
-		sum := sha256.Sum256(data)
-		if int64(len(evs)) == c.Count && head != c.Head {
-			fail(c.Name, next-1, "event altered: its hash differs from the chain head in the manifest")
-			return nil
-		}
-		if int64(len(evs)) != c.Count {
-			fail(c.Name, -1, "chunk holds events %d to %d, the manifest lists %d to %d", c.FirstSeq, next-1, c.FirstSeq, c.FirstSeq+c.Count-1)
-			return nil
-		}
-		if hex.EncodeToString(sum[:]) != c.SHA256 {
-			fail(c.Name, -1, "chunk bytes differ from the manifest's SHA-256 (re-compressed or altered)")
-			return nil
-		}
-		seq, prev, closed = next, head, isClosed
-		res.Events += int64(len(evs))
-	}
-	if m.Events != seq || (len(m.Chunks) > 0 && m.Head != prev) {
-		fail("", -1, "manifest totals (%d events) do not match its chunks (%d events)", m.Events, seq)
-		return nil
-	}
-	if m.Closed != closed {
-		fail("", -1, "manifest closed=%v but the last event says closed=%v", m.Closed, closed)
-		return nil
-	}
-	// Chunks beyond the manifest.
-	for n := len(m.Chunks) + 1; present[ChunkName(seg, n)]; n++ {
-		name := ChunkName(seg, n)
-		if closed {
-			fail(name, -1, "chunk appended after the segment was closed")
-			return nil
-		}
-		data, err := r.sink.Get(ctx, dir+name)
-		if err != nil {
-			return err
-		}
-		evs, lines, derr := decodeChunk(data)
-		next, head, isClosed, ok := checkEvents(id, seg, name, evs, lines, seq, prev, closed, fail)
-		if !ok {
-			return nil
-		}
-		if derr != nil {
-			fail(name, -1, "chunk corrupt after event %d: %v", next-1, derr)
-			return nil
-		}
-		res.Warnings = append(res.Warnings, fmt.Sprintf("segment %s: chunk %s is not in the manifest yet (writer still running?); its events chain correctly", seg, name))
-		seq, prev, closed = next, head, isClosed
-		res.Chunks++
-		res.Events += int64(len(evs))
-	}
-	if !closed {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("segment %s is not closed: its writer is running or stopped without finishing", seg))
-	}
-	return nil
-}
-
-// checkEvents walks the events of one chunk from seq and prev. It reports
-// the first bad event through fail and returns ok false.
-func checkEvents(id, seg, chunk string, evs []*Event, lines [][]byte, seq int64, prev string, closed bool, fail func(string, int64, string, ...any)) (int64, string, bool, bool) {
-	for i, e := range evs {
-		if closed {
-			fail(chunk, e.Seq, "event appended after the segment was closed")
-			return 0, "", false, false
-		}
-		if e.Session != id || e.Segment != seg {
-			fail(chunk, e.Seq, "event belongs to session %s segment %s", e.Session, e.Segment)
-			return 0, "", false, false
-		}
-		if e.Seq != seq {
-			if e.Seq < seq {
-				fail(chunk, e.Seq, "event out of order: found after event %d (reordered or duplicated)", seq-1)
-				return 0, "", false, false
-			}
-			for _, later := range evs[i+1:] {
-				if later.Seq == seq {
-					fail(chunk, seq, "event out of order: found after event %d (reordered)", e.Seq)
-					return 0, "", false, false
-				}
-			}
-			fail(chunk, seq, "event missing (the next one found is %d)", e.Seq)
-			return 0, "", false, false
-		}
-		if e.Prev != prev {
-			if i > 0 {
-				fail(chunk, seq-1, "event altered: its hash does not match the next event's chain link")
-			} else {
-				fail(chunk, seq, "event does not chain to the previous chunk (altered, or the chunk was replaced)")
-			}
-			return 0, "", false, false
-		}
-		prev = lineHash(lines[i])
-		seq++
-		if e.Kind == KindClose {
-			closed = true
-		}
-	}
-	return seq, prev, closed, true
-}
-
-// Prune deletes every day folder whose day ended before cutoff and returns
-// the number of objects deleted. Use the bucket's lifecycle rule for GCS;
-// Prune is meant for file:// sinks.
+// Prune deletes every day folder whose day ended before cutoff, and the
+// checkpoints filed under those days, and returns the number of objects
+// deleted. Use the bucket's lifecycle rule for GCS; Prune is meant for
+// file:// sinks.
 func (r *Reader) Prune(ctx context.Context, cutoff time.Time, progress Progress) (int, error) {
 	days, err := r.Days(ctx)
+	if err != nil {
+		return 0, err
+	}
+	cpDays, err := r.checkpointDays(ctx)
 	if err != nil {
 		return 0, err
 	}
 	var old []string
 	for _, d := range days {
 		if t, ok := dayTime(d); ok && !t.Add(24*time.Hour).After(cutoff) {
-			old = append(old, d)
+			old = append(old, d+"/")
+		}
+	}
+	for _, d := range cpDays {
+		if t, ok := dayTime(d); ok && !t.Add(24*time.Hour).After(cutoff) {
+			old = append(old, CheckpointDir+d+"/")
 		}
 	}
 	n := 0
@@ -651,7 +480,7 @@ func (r *Reader) Prune(ctx context.Context, cutoff time.Time, progress Progress)
 		if progress != nil {
 			progress(i, len(old))
 		}
-		objs, _, err := r.sink.List(ctx, d+"/", "")
+		objs, _, err := r.sink.List(ctx, d, "")
 		if err != nil {
 			return n, err
 		}

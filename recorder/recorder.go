@@ -102,6 +102,31 @@ type Options struct {
 	// RetryMin and RetryMax bound the backoff between failed uploads of a
 	// segment; defaults 500ms and 30s.
 	RetryMin, RetryMax time.Duration
+	// CheckpointInterval is how often, at most, the writer writes a signed
+	// checkpoint of the manifests it wrote; default 1 minute.
+	CheckpointInterval time.Duration
+	// Unauthenticated bounds what is recorded of the requests refused
+	// before an identity is known.
+	Unauthenticated UnauthenticatedOptions
+}
+
+// UnauthenticatedOptions bound the recording of requests refused before an
+// identity is known (no token, a bad one): anyone who reaches Envoy can
+// send them, so they are recorded compactly (method, host, path without
+// query, source address, reason), limited per source address, in a spool
+// of their own that can never take the room authenticated agents need.
+type UnauthenticatedOptions struct {
+	// SpoolFraction is their share of SpoolMaxBytes; default 0.05. The
+	// rest is the spool of authenticated traffic.
+	SpoolFraction float64
+	// Rate is how many events per second one source address may add;
+	// Burst how many at once. Defaults 1 and 10. A negative Rate records
+	// none.
+	Rate  float64
+	Burst int
+	// MaxSources bounds the source addresses tracked at once; default
+	// 10,000. Beyond it, events of new sources are dropped.
+	MaxSources int
 }
 
 // Stats are the recorder's counters.
@@ -126,6 +151,14 @@ type Stats struct {
 	UploadErrors int64
 	// LastUploadError is the last upload failure, empty after a success.
 	LastUploadError string
+	// Checkpoints counts checkpoints written.
+	Checkpoints int64
+	// Unauthenticated counts events of requests refused before an
+	// identity was known that were recorded; UnauthenticatedDropped those
+	// dropped, by reason: rate_limited (their source's rate), spool_full
+	// (their share of the spool) and failed (the spool failed).
+	Unauthenticated        int64
+	UnauthenticatedDropped map[string]int64
 }
 
 // Recorder records sessions. It is safe for concurrent use.
@@ -133,11 +166,20 @@ type Recorder struct {
 	opts    Options
 	sink    Sink
 	spool   *spool
+	anon    *spool // requests refused before an identity was known
+	limiter *sourceLimiter
 	tracker Tracker
+	links   *links
 	signer  *Signer
 	log     *slog.Logger
 	now     func() time.Time
 	segDir  string
+	writer  string
+	lock    *spoolLock
+
+	// createMu serialises the start of segments (a Redis round trip and
+	// an fsync) without holding mu.
+	createMu sync.Mutex
 
 	mu       sync.Mutex
 	active   map[string]*segment // session -> open segment
@@ -157,6 +199,13 @@ type Recorder struct {
 	memPending   atomic.Int64
 	lastErr      atomic.Pointer[string]
 	ownsRedis    redis.UniversalClient
+	checkpoints  atomic.Int64
+
+	anonEvents, anonRateLimited, anonSpoolFull, anonFailed atomic.Int64
+
+	cpMu    sync.Mutex
+	cp      checkpointState
+	cpWrite sync.Mutex // one checkpoint pass at a time
 }
 
 // segment is one chain of events of a session written by this process.
@@ -255,7 +304,39 @@ func New(ctx context.Context, opts Options) (*Recorder, error) {
 	if opts.RetryMax < opts.RetryMin {
 		opts.RetryMax = max(30*time.Second, opts.RetryMin)
 	}
+	if opts.CheckpointInterval <= 0 {
+		opts.CheckpointInterval = time.Minute
+	}
+	u := &opts.Unauthenticated
+	if u.SpoolFraction <= 0 || u.SpoolFraction >= 1 {
+		u.SpoolFraction = 0.05
+	}
+	if u.Rate == 0 {
+		u.Rate = 1
+	}
+	if u.Burst <= 0 {
+		u.Burst = 10
+	}
+	if u.MaxSources <= 0 {
+		u.MaxSources = 10000
+	}
+	lock, err := lockSpool(opts.Spool)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			lock.release()
+		}
+	}()
+	var wb [8]byte
+	_, _ = rand.Read(wb[:])
 	r := &Recorder{
+		lock:     lock,
+		writer:   hex.EncodeToString(wb[:]),
+		limiter:  newSourceLimiter(u.Rate, u.Burst, u.MaxSources),
+		cp:       checkpointState{pending: map[string]pendingEntry{}},
 		opts:     opts,
 		log:      opts.Logger,
 		now:      opts.Now,
@@ -288,6 +369,7 @@ func New(ctx context.Context, opts Options) (*Recorder, error) {
 		}
 		r.sink = s
 	}
+	shared := opts.RedisClient
 	switch {
 	case opts.Tracker != nil:
 		r.tracker = opts.Tracker
@@ -300,27 +382,51 @@ func New(ctx context.Context, opts Options) (*Recorder, error) {
 		}
 		c := redis.NewClient(ro)
 		r.ownsRedis = c
+		shared = c
 		r.tracker = NewRedisTracker(c)
 	default:
 		r.tracker = NewMemoryTracker(r.now)
 	}
+	r.links = newLinks(shared, r.log, r.now)
 	if err := os.MkdirAll(r.segDir, 0o700); err != nil {
 		return nil, fmt.Errorf("recorder: spool: %w", err)
 	}
 	if err := r.loadStates(); err != nil {
 		return nil, err
 	}
-	sp, err := openSpool(opts.Spool, opts.SpoolMaxBytes, opts.SpoolFileBytes, r.replay)
+	// Requests refused before an identity is known have a spool of their
+	// own, a share of the bound: however many arrive, the rest stays for
+	// authenticated traffic.
+	anonMax := int64(float64(opts.SpoolMaxBytes) * u.SpoolFraction)
+	sp, err := openSpool(opts.Spool, opts.SpoolMaxBytes-anonMax, opts.SpoolFileBytes, r.replay)
 	if err != nil {
 		return nil, err
 	}
 	r.spool = sp
+	anon, err := openSpool(filepath.Join(opts.Spool, "unauthenticated"), anonMax, max(min(anonMax/8, 64<<20), 4096), r.replay)
+	if err != nil {
+		sp.close()
+		return nil, err
+	}
+	r.anon = anon
 	r.closeRecovered()
 	loopCtx, cancel := context.WithCancel(context.Background())
 	r.loopCancel = cancel
 	go r.loop(loopCtx)
+	ok = true
 	return r, nil
 }
+
+// spoolFor is the spool of a session's events.
+func (r *Recorder) spoolFor(session string) *spool {
+	if session == UnauthenticatedSession {
+		return r.anon
+	}
+	return r.spool
+}
+
+// Writer names this process in its manifests and checkpoints.
+func (r *Recorder) Writer() string { return r.writer }
 
 // loadStates reads the segments a previous process left unfinished.
 func (r *Recorder) loadStates() error {
@@ -391,8 +497,11 @@ func (r *Recorder) closeRecovered() {
 	n := 0
 	for _, seg := range r.segments {
 		if !seg.closed {
-			if err := r.appendClose(seg, "writer restarted"); err != nil {
+			ref, closed, err := r.appendClose(seg, "writer restarted")
+			if err != nil {
 				r.log.Error("recorder: closing a recovered segment failed; retried later", "segment", seg.id, "err", err)
+			} else if closed {
+				r.links.closed(context.Background(), seg.session, ref)
 			}
 		}
 		n += len(seg.pending)
@@ -476,6 +585,11 @@ func (r *Recorder) Session(ctx context.Context, subject, requested string) (stri
 // Decision records what ext_authz decided, refusals included. It returns
 // once the event is durable in the spool.
 func (r *Recorder) Decision(ctx context.Context, e DecisionEvent) error {
+	if e.Subject == "" && e.SessionID == "" {
+		// Refused before an identity was known.
+		r.unauthenticated(e)
+		return nil
+	}
 	d := e
 	// An API key travels in the query (?key=) as often as in a header.
 	d.headers, d.Path, d.Query = maskHeaders(e.Headers, r.opts.Mask, e.Path, e.Query)
@@ -589,38 +703,77 @@ var errSegmentClosed = errors.New("recorder: segment closed")
 // segmentFor returns the open segment of a session, starting one.
 func (r *Recorder) segmentFor(session string) (*segment, error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.closing {
+		r.mu.Unlock()
 		return nil, ErrClosed
 	}
 	seg := r.active[session]
+	r.mu.Unlock()
 	if seg != nil {
 		seg.mu.Lock()
 		closed := seg.closed
 		roll := seg.nextSeq >= r.opts.SegmentMaxEvents
 		seg.mu.Unlock()
+		if !closed && !roll {
+			return seg, nil
+		}
 		if roll && !closed {
-			if err := r.appendClose(seg, "rolled over"); err != nil {
+			ref, closed, err := r.appendClose(seg, "rolled over")
+			if err != nil {
 				return nil, err
 			}
-			closed = true
+			if closed {
+				r.links.closed(context.Background(), session, ref)
+			}
 		}
-		if !closed {
+	}
+	return r.newSegment(session)
+}
+
+// newSegment starts a segment of session, naming the segment that came
+// before it, unless another goroutine started one meanwhile.
+func (r *Recorder) newSegment(session string) (*segment, error) {
+	r.createMu.Lock()
+	defer r.createMu.Unlock()
+	r.mu.Lock()
+	if r.closing {
+		r.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if seg := r.active[session]; seg != nil {
+		seg.mu.Lock()
+		usable := !seg.closed && seg.nextSeq < r.opts.SegmentMaxEvents
+		seg.mu.Unlock()
+		if usable {
+			r.mu.Unlock()
 			return seg, nil
 		}
 		delete(r.active, session)
 	}
+	r.mu.Unlock()
 	now := r.now().UTC()
 	var rb [8]byte
 	_, _ = rand.Read(rb[:])
 	id := now.Format("20060102T150405Z") + "." + hex.EncodeToString(rb[:])
-	seg = &segment{id: id, session: session, lastAppend: now}
-	seg.man = Manifest{Version: ManifestVersion, Session: session, Segment: id, Day: now.Format("2006/01/02"), Genesis: Genesis(session, id), Chunks: []ChunkRecord{}}
+	day := now.Format("2006/01/02")
+	next := SegmentRef{Segment: id, Day: day}
+	prev := r.links.start(session, next)
+	seg := &segment{id: id, session: session, lastAppend: now}
+	seg.man = Manifest{Version: ManifestVersion, Session: session, Segment: id, Day: day, Genesis: Genesis(session, id, prev),
+		Chunks: []ChunkRecord{}, Previous: prev, Writer: r.writer, IdleGap: r.opts.IdleGap.String()}
 	seg.head = seg.man.Genesis
 	// The state file exists before any event of the segment is durable, so
 	// that a restart knows every segment it must finish.
 	if err := r.saveState(&seg.man); err != nil {
+		r.links.abort(session, next, prev)
 		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closing {
+		os.Remove(filepath.Join(r.segDir, id+".json"))
+		r.links.abort(session, next, prev)
+		return nil, ErrClosed
 	}
 	r.active[session] = seg
 	r.segments[id] = seg
@@ -644,7 +797,7 @@ func (r *Recorder) appendLocked(seg *segment, e *Event) (*commitBatch, error) {
 	if err != nil {
 		return nil, fmt.Errorf("recorder: encode event: %w", err)
 	}
-	b, fileNo, off, err := r.spool.enqueue(payload, closing)
+	b, fileNo, off, err := r.spoolFor(seg.session).enqueue(payload, closing)
 	if err != nil {
 		return nil, err
 	}
@@ -662,15 +815,18 @@ func (r *Recorder) appendLocked(seg *segment, e *Event) (*commitBatch, error) {
 }
 
 // appendClose queues a close event; it does not wait for durability (the
-// uploader only takes durable events).
-func (r *Recorder) appendClose(seg *segment, reason string) error {
+// uploader only takes durable events). When this call closed the segment
+// it returns how far the segment went, for links.closed.
+func (r *Recorder) appendClose(seg *segment, reason string) (ref SegmentRef, closed bool, err error) {
 	seg.mu.Lock()
 	defer seg.mu.Unlock()
 	if seg.closed {
-		return nil
+		return ref, false, nil
 	}
-	_, err := r.appendLocked(seg, &Event{Time: r.now().UTC(), Kind: KindClose, Reason: reason})
-	return err
+	if _, err := r.appendLocked(seg, &Event{Time: r.now().UTC(), Kind: KindClose, Reason: reason}); err != nil {
+		return ref, false, err
+	}
+	return SegmentRef{Segment: seg.id, Day: seg.man.Day, Events: seg.nextSeq, Head: seg.head}, true, nil
 }
 
 // keep holds line and its summary in memory within the budget.
@@ -732,6 +888,7 @@ func (r *Recorder) loop(ctx context.Context) {
 		}
 		r.closeIdle()
 		r.uploadPass(ctx, false)
+		_ = r.checkpoint(ctx, false)
 	}
 }
 
@@ -758,10 +915,14 @@ func (r *Recorder) closeIdle() {
 	}
 	r.mu.Unlock()
 	for _, seg := range append(idle, unclosed...) {
-		if err := r.appendClose(seg, "idle"); err != nil {
+		ref, closed, err := r.appendClose(seg, "idle")
+		if err != nil {
 			r.log.Warn("recorder: closing an idle segment failed; retried later", "segment", seg.id, "err", err)
+		} else if closed {
+			r.links.closed(context.Background(), seg.session, ref)
 		}
 	}
+	r.links.prune(max(24*time.Hour, 2*r.opts.IdleGap))
 }
 
 // uploadPass uploads every segment with durable pending events or a
@@ -831,6 +992,7 @@ func (r *Recorder) uploadSegment(ctx context.Context, seg *segment, force, chunk
 		seg.mu.Unlock()
 	}()
 	now := r.now()
+	atLeast := 0 // events the next chunk must take (one found in the sink)
 	for chunks {
 		seg.mu.Lock()
 		var take []pendingEvent
@@ -839,7 +1001,7 @@ func (r *Recorder) uploadSegment(ctx context.Context, seg *segment, force, chunk
 			if !isDone(p.batch) {
 				break
 			}
-			if len(take) > 0 && size+p.n > r.opts.ChunkMaxBytes {
+			if len(take) >= atLeast && len(take) > 0 && size+p.n > r.opts.ChunkMaxBytes {
 				full = true
 				break
 			}
@@ -853,7 +1015,7 @@ func (r *Recorder) uploadSegment(ctx context.Context, seg *segment, force, chunk
 		// queued while a chunk uploads, or the durable few of a batch still
 		// syncing) would upload a stream of tiny chunks.
 		aged := len(take) > 0 && now.Sub(take[0].time) >= r.opts.ChunkMaxAge
-		small := !force && !seg.closed && !full && !aged && size < r.opts.ChunkMinBytes
+		small := atLeast == 0 && !force && !seg.closed && !full && !aged && size < r.opts.ChunkMinBytes
 		seg.mu.Unlock()
 		if len(take) == 0 || small {
 			if small {
@@ -861,7 +1023,15 @@ func (r *Recorder) uploadSegment(ctx context.Context, seg *segment, force, chunk
 			}
 			break
 		}
-		if err := r.uploadChunk(ctx, seg, take); err != nil {
+		err := r.uploadChunk(ctx, seg, take)
+		var tm errTakeMore
+		if errors.As(err, &tm) && atLeast < tm.n {
+			// Once: events not yet durable cannot be taken.
+			atLeast = tm.n
+			continue
+		}
+		atLeast = 0
+		if err != nil {
 			r.uploadFailed(seg, err)
 			return true
 		}
@@ -925,16 +1095,12 @@ func (r *Recorder) uploadFailed(seg *segment, err error) {
 }
 
 // uploadChunk writes one chunk, records it in the local state (after which
-// the spooled records are released) and marks the manifest dirty.
+// the spooled records are released) and marks the manifest dirty. A chunk
+// object that already exists (a previous process uploaded it and crashed
+// before recording it) is never replaced: when it holds the next pending
+// events it is taken as it is.
 func (r *Recorder) uploadChunk(ctx context.Context, seg *segment, take []pendingEvent) error {
-	size := 0
-	for _, p := range take {
-		size += p.n + 1
-	}
-	var gz bytes.Buffer
-	gz.Grow(size/4 + 512)
-	zw := getGzip(&gz)
-	defer putGzip(zw)
+	sp := r.spoolFor(seg.session)
 	files := map[uint64]*os.File{}
 	defer func() {
 		for _, f := range files {
@@ -943,25 +1109,24 @@ func (r *Recorder) uploadChunk(ctx context.Context, seg *segment, take []pending
 	}()
 	lines := make([][]byte, len(take))
 	sums := make([]eventSummary, len(take))
+	size := 0
 	for i, p := range take {
-		line, sum := p.line, p.sum
-		if line == nil {
-			var err error
-			if line, err = r.spool.readAt(files, p.fileNo, p.off, p.n); err != nil {
-				return err
-			}
-			var ev Event
-			if err := json.Unmarshal(line, &ev); err != nil {
-				return fmt.Errorf("recorder: spooled event %s#%d: %w", seg.id, p.seq, err)
-			}
-			sum = summarize(&ev)
+		line, sum, err := r.pendingLine(sp, files, seg, p)
+		if err != nil {
+			return err
 		}
 		lines[i], sums[i] = line, sum
+		size += p.n + 1
+	}
+	var gz bytes.Buffer
+	gz.Grow(size/4 + 512)
+	zw := getGzip(&gz)
+	defer putGzip(zw)
+	for _, line := range lines {
 		zw.Write(line)
 		zw.Write(newline)
 	}
-	err := zw.Close()
-	if err != nil {
+	if err := zw.Close(); err != nil {
 		return fmt.Errorf("recorder: compress: %w", err)
 	}
 	m := seg.man
@@ -976,19 +1141,26 @@ func (r *Recorder) uploadChunk(ctx context.Context, seg *segment, take []pending
 		}
 	}
 	name := ChunkName(seg.id, len(m.Chunks)+1)
-	sum := sha256.Sum256(gz.Bytes())
-	first := take[0]
+	object := sessionPath(m.Day, m.Session) + name
+	data := gz.Bytes()
+	cctx, cancel := context.WithTimeout(ctx, r.opts.UploadTimeout)
+	err := r.sink.Put(cctx, object, data)
+	cancel()
+	if errors.Is(err, ErrExists) {
+		var n int
+		if data, n, err = r.adoptChunk(ctx, sp, files, seg, object, lines); err == nil {
+			take, lines, sums = take[:n], lines[:n], sums[:n]
+		}
+	}
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(data)
 	prev := m.Head
 	if prev == "" {
 		prev = m.Genesis
 	}
-	rec := ChunkRecord{Name: name, FirstSeq: first.seq, Count: int64(len(take)), Prev: prev, Head: lineHash(lines[len(lines)-1]), SHA256: hex.EncodeToString(sum[:]), Bytes: int64(gz.Len())}
-	cctx, cancel := context.WithTimeout(ctx, r.opts.UploadTimeout)
-	err = r.sink.Put(cctx, sessionPath(m.Day, m.Session)+name, gz.Bytes())
-	cancel()
-	if err != nil {
-		return err
-	}
+	rec := ChunkRecord{Name: name, FirstSeq: take[0].seq, Count: int64(len(take)), Prev: prev, Head: lineHash(lines[len(lines)-1]), SHA256: hex.EncodeToString(sum[:]), Bytes: int64(len(data))}
 	m.Chunks = append(m.Chunks, rec)
 	m.Events += rec.Count
 	m.Head = rec.Head
@@ -1023,32 +1195,107 @@ func (r *Recorder) uploadChunk(ctx context.Context, seg *segment, take []pending
 		counts[p.fileNo]++
 	}
 	for n, c := range counts {
-		r.spool.release(n, c)
+		sp.release(n, c)
 	}
 	return nil
 }
 
-// putManifest signs and uploads the segment's manifest.
+// pendingLine returns a pending event's line and summary, read back from
+// the spool when it was spilled.
+func (r *Recorder) pendingLine(sp *spool, files map[uint64]*os.File, seg *segment, p pendingEvent) ([]byte, eventSummary, error) {
+	if p.line != nil {
+		return p.line, p.sum, nil
+	}
+	line, err := sp.readAt(files, p.fileNo, p.off, p.n)
+	if err != nil {
+		return nil, eventSummary{}, err
+	}
+	var ev Event
+	if err := json.Unmarshal(line, &ev); err != nil {
+		return nil, eventSummary{}, fmt.Errorf("recorder: spooled event %s#%d: %w", seg.id, p.seq, err)
+	}
+	return line, summarize(&ev), nil
+}
+
+// adoptChunk reads a chunk object that exists under the name of the next
+// chunk and checks that it holds exactly the next pending events (a
+// previous process uploaded it before it crashed). It returns the
+// object's bytes and how many events it holds. lines are the events about
+// to be uploaded; the object may hold more of the pending ones.
+func (r *Recorder) adoptChunk(ctx context.Context, sp *spool, files map[uint64]*os.File, seg *segment, object string, lines [][]byte) ([]byte, int, error) {
+	data, err := r.sink.Get(ctx, object)
+	if err != nil {
+		return nil, 0, err
+	}
+	_, have, derr := decodeChunk(data)
+	if derr != nil || len(have) == 0 {
+		return nil, 0, fmt.Errorf("recorder: %s exists in the sink and is not a chunk this writer can take over (%v); it is never replaced", object, derr)
+	}
+	seg.mu.Lock()
+	pending := append([]pendingEvent(nil), seg.pending...)
+	seg.mu.Unlock()
+	if len(have) > len(pending) {
+		return nil, 0, fmt.Errorf("recorder: %s exists in the sink with %d events, more than the %d pending; it is never replaced", object, len(have), len(pending))
+	}
+	for i, line := range have {
+		want := []byte(nil)
+		if i < len(lines) {
+			want = lines[i]
+		} else if want, _, err = r.pendingLine(sp, files, seg, pending[i]); err != nil {
+			return nil, 0, err
+		}
+		if !bytes.Equal(line, want) {
+			return nil, 0, fmt.Errorf("recorder: %s exists in the sink and differs from the events it should hold (at event %d); it is never replaced", object, pending[i].seq)
+		}
+	}
+	if len(have) > len(lines) {
+		return nil, 0, errTakeMore{len(have)}
+	}
+	r.log.Info("recorder: a chunk uploaded before a restart was found in the sink and taken as it is", "object", object, "events", len(have))
+	return data, len(have), nil
+}
+
+// errTakeMore says that a chunk found in the sink holds more events than
+// were taken for it: the upload is retried taking that many.
+type errTakeMore struct{ n int }
+
+func (e errTakeMore) Error() string {
+	return fmt.Sprintf("recorder: the chunk in the sink holds %d events; taking them", e.n)
+}
+
+// putManifest signs and uploads the segment's next manifest, a new object
+// with the next sequence. A sequence already taken (a previous process
+// wrote it and crashed before recording it) is skipped.
 func (r *Recorder) putManifest(ctx context.Context, seg *segment) error {
 	m := seg.man
 	m.Updated = r.now().UTC()
-	if r.signer != nil {
-		if err := r.signer.sign(&m); err != nil {
-			return fmt.Errorf("recorder: sign manifest: %w", err)
+	for attempt := 0; ; attempt++ {
+		m.Sequence++
+		if r.signer != nil {
+			if err := r.signer.sign(&m); err != nil {
+				return fmt.Errorf("recorder: sign manifest: %w", err)
+			}
 		}
-	}
-	b, err := json.MarshalIndent(&m, "", "  ")
-	if err != nil {
-		return fmt.Errorf("recorder: manifest: %w", err)
-	}
-	cctx, cancel := context.WithTimeout(ctx, r.opts.UploadTimeout)
-	defer cancel()
-	if err := r.sink.Put(cctx, sessionPath(m.Day, m.Session)+ManifestName(seg.id), b); err != nil {
-		return err
+		b, err := json.MarshalIndent(&m, "", "  ")
+		if err != nil {
+			return fmt.Errorf("recorder: manifest: %w", err)
+		}
+		cctx, cancel := context.WithTimeout(ctx, r.opts.UploadTimeout)
+		err = r.sink.Put(cctx, sessionPath(m.Day, m.Session)+ManifestName(seg.id, m.Sequence), b)
+		cancel()
+		if errors.Is(err, ErrExists) && attempt < 16 {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		break
 	}
 	seg.mu.Lock()
+	seg.man.Sequence = m.Sequence
 	seg.manifestDirty, seg.manifestAt = false, r.now()
 	seg.mu.Unlock()
+	r.noteManifest(&m)
 	r.lastErr.Store(nil)
 	return nil
 }
@@ -1072,13 +1319,20 @@ func (r *Recorder) Flush(ctx context.Context) error {
 // Stats returns the counters.
 func (r *Recorder) Stats() Stats {
 	s := Stats{
-		SpoolBytes:   r.spool.usedBytes(),
-		Dropped:      r.dropped.Load(),
-		Events:       r.events.Load(),
-		Syncs:        r.spool.syncs.Load(),
-		Chunks:       r.chunks.Load(),
-		UploadErrors: r.uploadErrors.Load(),
-		Failed:       r.failures.Load(),
+		SpoolBytes:      r.spool.usedBytes() + r.anon.usedBytes(),
+		Dropped:         r.dropped.Load(),
+		Events:          r.events.Load(),
+		Syncs:           r.spool.syncs.Load() + r.anon.syncs.Load(),
+		Chunks:          r.chunks.Load(),
+		UploadErrors:    r.uploadErrors.Load(),
+		Failed:          r.failures.Load(),
+		Checkpoints:     r.checkpoints.Load(),
+		Unauthenticated: r.anonEvents.Load(),
+		UnauthenticatedDropped: map[string]int64{
+			"rate_limited": r.anonRateLimited.Load(),
+			"spool_full":   r.anonSpoolFull.Load(),
+			"failed":       r.anonFailed.Load(),
+		},
 	}
 	if p := r.lastErr.Load(); p != nil {
 		s.LastUploadError = *p
@@ -1131,17 +1385,25 @@ func (r *Recorder) Close(ctx context.Context) error {
 	sort.Slice(open, func(i, j int) bool { return open[i].id < open[j].id })
 	var errs []error
 	for _, seg := range open {
-		if err := r.appendClose(seg, "shutdown"); err != nil {
+		ref, closed, err := r.appendClose(seg, "shutdown")
+		if err != nil {
 			errs = append(errs, err)
+		} else if closed {
+			r.links.closed(ctx, seg.session, ref)
 		}
 	}
 	if err := r.Flush(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	if err := r.checkpoint(ctx, true); err != nil {
+		errs = append(errs, err)
+	}
 	r.spool.close()
+	r.anon.close()
 	if r.ownsRedis != nil {
 		r.ownsRedis.Close()
 	}
+	r.lock.release()
 	return errors.Join(errs...)
 }
 
@@ -1155,4 +1417,6 @@ func (r *Recorder) abandon() {
 	r.loopCancel()
 	<-r.loopDone
 	r.spool.close()
+	r.anon.close()
+	r.lock.release()
 }

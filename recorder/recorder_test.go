@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -301,17 +302,22 @@ func TestGCSEndToEnd(t *testing.T) {
 	wg.Wait()
 	closeRecorder(t, r)
 	objs := g.Objects(t, "audit", "airlock/sessions/")
-	var manifests int
+	segments := map[string]bool{}
+	checkpoints := 0
 	for _, o := range objs {
-		if strings.HasSuffix(o, ".manifest.json") {
-			manifests++
-		}
-		if !strings.HasSuffix(o, ".manifest.json") && !strings.HasSuffix(o, ".jsonl.gz") {
+		switch {
+		case strings.HasPrefix(o, "airlock/sessions/"+recorder.CheckpointDir):
+			checkpoints++
+		case strings.HasSuffix(o, ".manifest.json"):
+			// SEGMENT.SEQUENCE.manifest.json, one object per version.
+			base := path.Base(o)
+			segments[base[:strings.Index(base, ".")+17]] = true
+		case !strings.HasSuffix(o, ".jsonl.gz"):
 			t.Errorf("unexpected object %s", o)
 		}
 	}
-	if manifests != 4 {
-		t.Fatalf("%d manifests in %v", manifests, objs)
+	if len(segments) != 4 || checkpoints == 0 {
+		t.Fatalf("%d segments with manifests, %d checkpoints in %v", len(segments), checkpoints, objs)
 	}
 	sink := recorder.NewGCSSink(client, "audit", "airlock/sessions")
 	counts := verifyAll(t, sink)
@@ -572,7 +578,7 @@ func (c *countingSink) Put(ctx context.Context, name string, data []byte) error 
 	c.mu.Lock()
 	if strings.HasSuffix(name, ".manifest.json") {
 		c.manifests++
-	} else {
+	} else if strings.HasSuffix(name, ".jsonl.gz") {
 		c.chunks++
 		if zr, err := gzip.NewReader(bytes.NewReader(data)); err == nil {
 			if b, err := io.ReadAll(zr); err == nil && (c.smallest == 0 || len(b) < c.smallest) {

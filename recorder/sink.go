@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"strings"
 
 	"cloud.google.com/go/storage"
+	"google.golang.org/api/googleapi"
 	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
 )
@@ -21,10 +23,18 @@ import (
 // ErrNotExist is returned (wrapped) by Sink.Get for a missing object.
 var ErrNotExist = errors.New("recorder: object does not exist")
 
+// ErrExists is returned (wrapped) by Sink.Put when an object of that name
+// already holds other bytes: a sink never replaces an object.
+var ErrExists = errors.New("recorder: object already exists with other content")
+
 // Sink stores recorded objects under slash-separated names relative to
-// the sink's root (gs://BUCKET/PREFIX or file://DIR).
+// the sink's root (gs://BUCKET/PREFIX or file://DIR). Objects are written
+// once and never replaced, so that a bucket retention policy (Bucket
+// Lock) can hold them.
 type Sink interface {
-	// Put writes the whole object, replacing any previous one of that name.
+	// Put creates the whole object. An object of that name that already
+	// holds exactly data is a success (a retried write); one that holds
+	// other bytes is an error wrapping ErrExists.
 	Put(ctx context.Context, name string, data []byte) error
 	// Get reads a whole object; a missing object is ErrNotExist.
 	Get(ctx context.Context, name string) ([]byte, error)
@@ -119,7 +129,8 @@ func (s *FileSink) path(name string) (string, error) {
 	return filepath.Join(s.dir, filepath.FromSlash(name)), nil
 }
 
-// Put implements Sink.
+// Put implements Sink: the file is written and synced under a temporary
+// name, then linked to its name, which fails when that name exists.
 func (s *FileSink) Put(ctx context.Context, name string, data []byte) error {
 	p, err := s.path(name)
 	if err != nil {
@@ -136,6 +147,7 @@ func (s *FileSink) Put(ctx context.Context, name string, data []byte) error {
 		return fmt.Errorf("recorder: put %s: %w", name, err)
 	}
 	tmp := f.Name()
+	defer os.Remove(tmp)
 	_, werr := f.Write(data)
 	if werr == nil {
 		werr = f.Sync()
@@ -144,11 +156,26 @@ func (s *FileSink) Put(ctx context.Context, name string, data []byte) error {
 		werr = cerr
 	}
 	if werr == nil {
-		werr = os.Rename(tmp, p)
+		werr = os.Link(tmp, p)
+		if errors.Is(werr, fs.ErrExist) {
+			return sameContent(name, data, func() ([]byte, error) { return os.ReadFile(p) })
+		}
 	}
 	if werr != nil {
-		os.Remove(tmp)
 		return fmt.Errorf("recorder: put %s: %w", name, werr)
+	}
+	return nil
+}
+
+// sameContent is Put's answer when the object exists: success when it
+// holds data, else ErrExists.
+func sameContent(name string, data []byte, read func() ([]byte, error)) error {
+	have, err := read()
+	if err != nil {
+		return fmt.Errorf("recorder: put %s: it exists and cannot be read: %w", name, err)
+	}
+	if !bytes.Equal(have, data) {
+		return fmt.Errorf("recorder: put %s: %w", name, ErrExists)
 	}
 	return nil
 }
@@ -268,9 +295,11 @@ func NewGCSSink(client *storage.Client, bucket, prefix string) *GCSSink {
 }
 
 // Put implements Sink. Uploads are single requests (no resumable session)
-// and retried by the client on transient errors.
+// that create the object only if it does not exist (ifGenerationMatch=0),
+// retried by the client on transient errors; an object that exists is
+// compared with data.
 func (s *GCSSink) Put(ctx context.Context, name string, data []byte) error {
-	obj := s.client.Bucket(s.bucket).Object(s.prefix + name).Retryer(storage.WithPolicy(storage.RetryAlways))
+	obj := s.client.Bucket(s.bucket).Object(s.prefix + name).If(storage.Conditions{DoesNotExist: true}).Retryer(storage.WithPolicy(storage.RetryAlways))
 	w := obj.NewWriter(ctx)
 	w.ChunkSize = 0
 	switch {
@@ -279,11 +308,15 @@ func (s *GCSSink) Put(ctx context.Context, name string, data []byte) error {
 	case strings.HasSuffix(name, ".json"):
 		w.ContentType = "application/json"
 	}
-	if _, err := io.Copy(w, bytes.NewReader(data)); err != nil {
-		w.Close()
-		return fmt.Errorf("recorder: put gs://%s/%s%s: %w", s.bucket, s.prefix, name, err)
+	_, err := io.Copy(w, bytes.NewReader(data))
+	if cerr := w.Close(); err == nil {
+		err = cerr
 	}
-	if err := w.Close(); err != nil {
+	var ge *googleapi.Error
+	if errors.As(err, &ge) && ge.Code == http.StatusPreconditionFailed {
+		return sameContent(fmt.Sprintf("gs://%s/%s%s", s.bucket, s.prefix, name), data, func() ([]byte, error) { return s.Get(ctx, name) })
+	}
+	if err != nil {
 		return fmt.Errorf("recorder: put gs://%s/%s%s: %w", s.bucket, s.prefix, name, err)
 	}
 	return nil
@@ -340,6 +373,18 @@ func (s *GCSSink) Delete(ctx context.Context, name string) error {
 		return fmt.Errorf("recorder: delete gs://%s/%s%s: %w", s.bucket, s.prefix, name, err)
 	}
 	return nil
+}
+
+// Retention reads the bucket's retention policy (storage.buckets.get).
+func (s *GCSSink) Retention(ctx context.Context) (Retention, error) {
+	a, err := s.client.Bucket(s.bucket).Attrs(ctx)
+	if err != nil {
+		return Retention{}, fmt.Errorf("recorder: bucket gs://%s: %w", s.bucket, err)
+	}
+	if a.RetentionPolicy == nil {
+		return Retention{}, nil
+	}
+	return Retention{Period: a.RetentionPolicy.RetentionPeriod, Locked: a.RetentionPolicy.IsLocked}, nil
 }
 
 // String implements Sink.

@@ -30,6 +30,12 @@ func recordedSession(t *testing.T, n int, signer *recorder.Signer) (*recorder.Fi
 		if err := recordRequest(context.Background(), r, "audit~x", "alice", i); err != nil {
 			t.Fatal(err)
 		}
+		if i == n/2 {
+			// A manifest now and one at the end: a rollback can be tried.
+			if err := r.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	closeRecorder(t, r)
 	objs, _, err := sink.List(context.Background(), "", "")
@@ -39,16 +45,33 @@ func recordedSession(t *testing.T, n int, signer *recorder.Signer) (*recorder.Fi
 	var chunks []string
 	var manifest string
 	for _, o := range objs {
-		if strings.HasSuffix(o, ".jsonl.gz") {
+		switch {
+		case strings.HasSuffix(o, ".jsonl.gz"):
 			chunks = append(chunks, o)
-		} else {
-			manifest = o
+		case strings.HasSuffix(o, ".manifest.json"):
+			manifest = o // the newest: names sort by sequence
 		}
 	}
 	if len(chunks) < 3 {
 		t.Fatalf("want several chunks, got %v", chunks)
 	}
 	return sink, chunks, manifest
+}
+
+// manifestsOf lists the manifest objects of a sink, oldest first.
+func manifestsOf(t *testing.T, sink recorder.Sink) []string {
+	t.Helper()
+	objs, _, err := sink.List(context.Background(), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, o := range objs {
+		if strings.HasSuffix(o, ".manifest.json") {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 func readLines(t *testing.T, sink recorder.Sink, name string) [][]byte {
@@ -74,7 +97,17 @@ func writeLines(t *testing.T, sink recorder.Sink, name string, lines [][]byte) {
 	zw := gzip.NewWriter(&buf)
 	zw.Write(append(bytes.Join(lines, []byte("\n")), '\n'))
 	zw.Close()
-	if err := sink.Put(context.Background(), name, buf.Bytes()); err != nil {
+	replace(t, sink, name, buf.Bytes())
+}
+
+// replace overwrites an object as someone with delete rights on the sink
+// can: the recorder itself never does.
+func replace(t *testing.T, sink recorder.Sink, name string, data []byte) {
+	t.Helper()
+	if err := sink.Delete(context.Background(), name); err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Put(context.Background(), name, data); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -115,7 +148,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		{"corrupted chunk", func(t *testing.T, s recorder.Sink, c []string, _ string) {
 			b, _ := s.Get(context.Background(), c[2])
 			b[len(b)/2] ^= 0xff
-			s.Put(context.Background(), c[2], b)
+			replace(t, s, c[2], b)
 		}, []string{"-000003.jsonl.gz"}},
 		{"event appended after close", func(t *testing.T, s recorder.Sink, c []string, _ string) {
 			last := c[len(c)-1]
@@ -132,9 +165,22 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			seg := base[:strings.LastIndex(base, "-")]
 			writeLines(t, s, dir+recorder.ChunkName(seg, len(c)+1), readLines(t, s, c[0]))
 		}, []string{"appended after the segment was closed"}},
-		{"missing manifest", func(t *testing.T, s recorder.Sink, _ []string, m string) {
+		{"every manifest deleted", func(t *testing.T, s recorder.Sink, _ []string, _ string) {
+			for _, m := range manifestsOf(t, s) {
+				s.Delete(context.Background(), m)
+			}
+		}, []string{"without a manifest"}},
+		{"newest manifest deleted", func(t *testing.T, s recorder.Sink, _ []string, m string) {
 			s.Delete(context.Background(), m)
-		}, []string{"manifest", "missing"}},
+		}, []string{"rolled back", "checkpoint"}},
+		{"last chunk and the manifests listing it deleted", func(t *testing.T, s recorder.Sink, c []string, _ string) {
+			last := c[len(c)-1]
+			ms := manifestsOf(t, s)
+			for _, m := range ms[len(ms)-1:] {
+				s.Delete(context.Background(), m)
+			}
+			s.Delete(context.Background(), last)
+		}, []string{"rolled back"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -218,7 +264,7 @@ func TestSignedManifests(t *testing.T) {
 	json.Unmarshal(b, &m)
 	m.Events--
 	b, _ = json.Marshal(&m)
-	sink.Put(ctx, manifest, b)
+	replace(t, sink, manifest, b)
 	res, _ = rd.Verify(ctx, "audit~x", recorder.VerifyOptions{PublicKey: pub})
 	if res.OK() || !strings.Contains(res.Problems[0].Message, "signature") {
 		t.Fatalf("problems %v, want a signature failure", res.Problems)

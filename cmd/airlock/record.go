@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/airlockhq/airlock/approvals"
 	"github.com/airlockhq/airlock/authz"
+	"github.com/airlockhq/airlock/config"
 	"github.com/airlockhq/airlock/extproc"
 	"github.com/airlockhq/airlock/masking"
 	"github.com/airlockhq/airlock/recorder"
@@ -23,18 +25,18 @@ func (s *server) recorder(ctx context.Context, eng *masking.Engine) (*recorder.R
 		s.log.Warn("session recording is off (recorder.enabled: false)")
 		return nil, nil
 	}
-	rec, err := recorder.New(ctx, recorder.Options{
-		Sink:          cfg.Recorder.Sink,
-		Spool:         cfg.Recorder.Spool,
-		SpoolMaxBytes: cfg.Recorder.SpoolMaxBytes,
-		OnFull:        cfg.Recorder.OnFull,
-		IdleGap:       cfg.Recorder.IdleGap,
-		MaxBodyBytes:  cfg.Recorder.MaxBodyBytes,
-		SigningKey:    cfg.Recorder.SigningKey,
-		Tracker:       s.sessions, // shared through approvals.store's Redis; nil: this replica's memory
-		Mask:          requestMasker(eng),
-		Logger:        s.log.With("component", "recorder"),
-	})
+	opts := recorder.OptionsFromConfig(cfg.Recorder)
+	// Sessions and segment links are shared through approvals.store's Redis
+	// (the tracker falls back to this replica while Redis is down); without
+	// Redis they stay in this replica's memory.
+	opts.Tracker = s.sessions
+	opts.RedisClient = s.redis
+	opts.Mask = requestMasker(eng)
+	opts.Logger = s.log.With("component", "recorder")
+	rec, err := recorder.New(ctx, opts)
+	if errors.Is(err, recorder.ErrSpoolInUse) {
+		return nil, fmt.Errorf("config: recorder.spool: %w", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("config: recorder: %w", err)
 	}
@@ -48,6 +50,15 @@ func (s *server) recorder(ctx context.Context, eng *masking.Engine) (*recorder.R
 	s.checks = append(s.checks, healthCheck{"recorder", func(context.Context) error { return rec.Healthy() }})
 	s.reg.MustRegister(recorderCollector{rec})
 	return rec, nil
+}
+
+// sinkGuard refuses agent requests that touch the recorder's own sink
+// (nil when recording is off or the sink is a local directory).
+func sinkGuard(cfg *config.Config) *authz.SinkGuard {
+	if !cfg.Recorder.Enabled {
+		return nil
+	}
+	return authz.NewSinkGuard(cfg.Recorder.Sink)
 }
 
 // recorderCollector exports the recorder's counters to Prometheus, read
@@ -76,7 +87,17 @@ var recorderMetrics = []struct {
 		prometheus.GaugeValue, func(s recorder.Stats) int64 { return s.SpoolBytes }},
 	{recorderDesc("pending_events", "Events in the spool not yet uploaded to the sink."),
 		prometheus.GaugeValue, func(s recorder.Stats) int64 { return s.PendingEvents }},
+	{recorderDesc("checkpoints_total", "Signed checkpoints written to the sink."),
+		prometheus.CounterValue, func(s recorder.Stats) int64 { return s.Checkpoints }},
+	{recorderDesc("unauthenticated_events_total", "Events recorded of requests refused before an identity was known."),
+		prometheus.CounterValue, func(s recorder.Stats) int64 { return s.Unauthenticated }},
 }
+
+// unauthenticatedDropped counts the events of requests refused before an
+// identity was known that were not recorded, by reason.
+var unauthenticatedDropped = prometheus.NewDesc("airlock_recorder_unauthenticated_dropped_total",
+	"Events of requests refused before an identity was known that were not recorded: rate_limited (recorder.unauthenticated.rate of their source), spool_full (their share of the spool), failed.",
+	[]string{"reason"}, nil)
 
 func recorderDesc(name, help string) *prometheus.Desc {
 	return prometheus.NewDesc("airlock_recorder_"+name, help, nil, nil)
@@ -86,12 +107,16 @@ func (recorderCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, m := range recorderMetrics {
 		ch <- m.desc
 	}
+	ch <- unauthenticatedDropped
 }
 
 func (c recorderCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.rec.Stats()
 	for _, m := range recorderMetrics {
 		ch <- prometheus.MustNewConstMetric(m.desc, m.kind, float64(m.value(st)))
+	}
+	for _, reason := range []string{"rate_limited", "spool_full", "failed"} {
+		ch <- prometheus.MustNewConstMetric(unauthenticatedDropped, prometheus.CounterValue, float64(st.UnauthenticatedDropped[reason]), reason)
 	}
 }
 
@@ -160,6 +185,12 @@ var (
 )
 
 func (d decisionRecorder) RecordDecision(ctx context.Context, r *authz.Result) error {
+	if r.Identity.Subject == "" && r.SessionID == "" {
+		// Refused before an identity was known: anyone can send these, so
+		// nothing is masked or copied here; the recorder keeps a compact
+		// event within its source's rate.
+		return d.rec.Decision(ctx, unauthenticatedEvent(r))
+	}
 	e := recorder.DecisionEvent{
 		RequestID: r.RequestID,
 		SessionID: r.SessionID,
@@ -181,12 +212,14 @@ func (d decisionRecorder) RecordDecision(ctx context.Context, r *authz.Result) e
 	if r.Refusal != nil {
 		e.Message = r.Refusal.Message
 		e.ApprovalID = r.Refusal.Metadata["approval_id"]
+		e.Reason = refusalReason(r.Refusal)
 	}
 	if r.Approval != nil {
 		e.ApprovalID = r.Approval.ID
 	}
 	if req := r.Request; req != nil {
 		e.Time = req.Time
+		e.Source = req.Source
 		if e.Method == "" {
 			e.Method, e.Host = req.Method, req.Host
 			e.Path, _, _ = strings.Cut(req.Path, "?")
@@ -201,6 +234,30 @@ func (d decisionRecorder) RecordDecision(ctx context.Context, r *authz.Result) e
 		e.BodyMasked, e.BodyBytes = true, int64(len(req.Body))
 	}
 	return d.rec.Decision(ctx, e)
+}
+
+// unauthenticatedEvent is what is recorded of a request refused before an
+// identity was known: method, host, path (the recorder drops its query and
+// masks it), source, outcome and reason.
+func unauthenticatedEvent(r *authz.Result) recorder.DecisionEvent {
+	e := recorder.DecisionEvent{RequestID: r.RequestID, Decision: r.Outcome.String()}
+	if r.Refusal != nil {
+		e.Reason = refusalReason(r.Refusal)
+	}
+	if req := r.Request; req != nil {
+		e.Time, e.Source = req.Time, req.Source
+		e.Method, e.Host, e.Path = req.Method, req.Host, req.Path
+	}
+	return e
+}
+
+// refusalReason is the refusal's ErrorInfo reason, with why for
+// UNAUTHENTICATED ("UNAUTHENTICATED: expired").
+func refusalReason(f *authz.Refusal) string {
+	if why := f.Metadata["why"]; why != "" {
+		return f.Reason + ": " + why
+	}
+	return f.Reason
 }
 
 // voteRecorder records approval votes in the requester's session.

@@ -114,3 +114,51 @@ func TestLooksJSON(t *testing.T) {
 		}
 	}
 }
+
+// A decision records the peer address and the refusal's reason; a request
+// refused before an identity was known is recorded compactly, its query
+// (an API key, say) masked away with the rest.
+func TestDecisionRecorderSourceAndUnauthenticated(t *testing.T) {
+	eng, err := masking.NewEngine(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ctx := context.Background()
+	rec, err := recorder.New(ctx, recorder.Options{Sink: "file://" + filepath.Join(dir, "sink"), Spool: filepath.Join(dir, "spool"), Mask: requestMasker(eng), MaxBodyBytes: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := decisionRecorder{rec: rec, eng: eng}
+	r := benchResult("agent-1", "named~x")
+	r.Request.Source = "198.51.100.4"
+	r.Outcome = authz.PolicyDenied
+	r.Refusal = &authz.Refusal{Reason: authz.ReasonPolicyDenied, Message: "denied"}
+	if err := d.RecordDecision(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	anon := &authz.Result{Outcome: authz.Unauthenticated, RequestID: "anon-1",
+		Refusal: &authz.Refusal{Reason: authz.ReasonUnauthenticated, Message: "no token", Metadata: map[string]string{"why": "no_token"}},
+		Request: &authz.Request{Method: "POST", Host: "compute.googleapis.com", Path: "/compute/v1/x?key=AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUvW", Source: "203.0.113.5",
+			Headers: map[string]string{"user-agent": "curl", "cookie": "a=b"}, Body: []byte(`{"secret":"x"}`)}}
+	if err := d.RecordDecision(ctx, anon); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rd := recorder.NewReader(rec.Sink())
+	s, err := rd.Load(ctx, "named~x", nil)
+	if err != nil || s.Events[0].Decision.Source != "198.51.100.4" || s.Events[0].Decision.Reason != authz.ReasonPolicyDenied {
+		t.Fatalf("authenticated decision: %v %+v", err, s.Events[0].Decision)
+	}
+	s, err = rd.Load(ctx, recorder.UnauthenticatedSession, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := s.Events[0].Decision
+	if got.Source != "203.0.113.5" || got.Reason != "UNAUTHENTICATED: no_token" || got.Path != "/compute/v1/x" || got.Query != "" ||
+		len(got.Headers) != 0 || got.BodyExcerpt != "" || got.Message != "" || got.Decision != "unauthenticated" {
+		t.Fatalf("unauthenticated decision %+v", got)
+	}
+}

@@ -272,6 +272,7 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 		MaxBodyBytes: cfg.Authz.MaxBodyBytes,
 		Unrecognised: authz.Unrecognised(cfg.Authz.Unrecognised),
 		Resources:    lookups,
+		SinkGuard:    sinkGuard(cfg),
 		MaskBody: func(b []byte, specs []authz.MaskingSpec) []byte {
 			return maskRequestBody(maskEngine, b, specs)
 		},

@@ -28,9 +28,15 @@ commands:
   list                 list sessions (--since, --until, --subject, --actor, --method, --decision, --json)
   show ID              a readable timeline of one session
   replay ID            play a session back at its own pace (--speed, --max-gap)
-  verify ID|--all      check hash chains, chunks and manifests (--key PUBLIC.pem); exits 1 when altered
+  verify ID|--all      check hash chains, chunks, manifests, checkpoints and the links between
+                       segments (--key PUBLIC.pem); exits 1 when altered or cut short
   export ID            write the session as --format jsonl or html (-o FILE)
   prune                delete file:// recordings older than --older-than (e.g. 90d)
+
+ID is a session id, or the name an agent gave in x-airlock-session (NAME
+finds NAME~TAG when one subject used it, and lists the candidates when
+several did). show, replay and export verify what they read: a banner says
+what failed, altered events are marked, and they exit 1.
 
 common flags:
   --sink gs://BUCKET/PREFIX | file://DIR   (default: recorder.sink of --config, else the embedded default)
@@ -69,19 +75,22 @@ func runSessions(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		run = c.list
 	case "show":
 		fs.IntVar(&c.bodyChars, "body", 160, "characters of masked bodies to show (0: none)")
+		c.keyFlag(fs)
 		run = c.show
 	case "replay":
 		fs.Float64Var(&c.speed, "speed", 1, "playback speed: 2 is twice as fast; 0 plays without pauses")
 		fs.DurationVar(&c.maxGap, "max-gap", 3*time.Second, "longest pause between two events")
 		fs.IntVar(&c.bodyChars, "body", 160, "characters of masked bodies to show (0: none)")
+		c.keyFlag(fs)
 		run = c.replay
 	case "verify":
 		fs.BoolVar(&c.all, "all", false, "verify every session")
-		fs.StringVar(&c.key, "key", "", "PEM Ed25519 key (public, or the signing key) that must have signed every manifest")
+		c.keyFlag(fs)
 		run = c.verify
 	case "export":
 		fs.StringVar(&c.format, "format", "jsonl", "jsonl or html")
 		fs.StringVar(&c.out, "o", "", "output file (default: standard output)")
+		c.keyFlag(fs)
 		run = c.export
 	case "prune":
 		fs.StringVar(&c.olderThan, "older-than", "", "delete days older than this (e.g. 90d, 2160h); required")
@@ -158,20 +167,81 @@ func (c *sessionsCmd) usage(format string, args ...any) int {
 	return 2
 }
 
+func (c *sessionsCmd) keyFlag(fs *flag.FlagSet) {
+	fs.StringVar(&c.key, "key", "", "PEM Ed25519 key (public, or the signing key) that must have signed every manifest and checkpoint")
+}
+
 // sinkURL is --sink, or the recorder.sink of --config, or the embedded
 // default.
 func (c *sessionsCmd) sinkURL() (string, error) {
+	cfg, err := c.configFile()
+	if err != nil {
+		return "", err
+	}
 	if c.sink != "" {
 		return c.sink, nil
 	}
-	cfg := config.Dev()
-	if c.config != "" {
-		var err error
-		if cfg, err = config.Load(c.config); err != nil {
-			return "", err
+	return cfg.Recorder.Sink, nil
+}
+
+// configFile is --config, or the embedded defaults.
+func (c *sessionsCmd) configFile() (*config.Config, error) {
+	if c.config == "" {
+		return config.Dev(), nil
+	}
+	return config.Load(c.config)
+}
+
+// verifyOptions are --key and the idle gap of --config (for manifests
+// that do not carry their writer's).
+func (c *sessionsCmd) verifyOptions() (recorder.VerifyOptions, int) {
+	var opts recorder.VerifyOptions
+	if c.key != "" {
+		pub, err := recorder.LoadPublicKey(c.key)
+		if err != nil {
+			return opts, c.usage("--key: %v", err)
+		}
+		opts.PublicKey = ed25519.PublicKey(pub)
+	}
+	if cfg, err := c.configFile(); err == nil {
+		opts.IdleGap = cfg.Recorder.IdleGap
+	}
+	return opts, 0
+}
+
+// resolve turns the session argument into a session id: itself when such
+// a session exists, else the one NAME~TAG session of an agent-given name.
+// Several candidates are listed (with their subjects and times) and the
+// auditor is asked for one: ok is false and code is the exit code.
+func (c *sessionsCmd) resolve(ctx context.Context, rd *recorder.Reader, name string) (id string, code int, ok bool) {
+	if !recorder.ValidSessionID(name) {
+		return "", c.usage("%q is not a session id (see airlock sessions list)", termSafe(name)), false
+	}
+	list, err := rd.Resolve(ctx, name)
+	if err != nil {
+		return "", c.fail("%v", err), false
+	}
+	for _, s := range list {
+		if s.ID == name {
+			return name, 0, true
 		}
 	}
-	return cfg.Recorder.Sink, nil
+	switch len(list) {
+	case 0:
+		return name, 0, true
+	case 1:
+		fmt.Fprintf(c.stderr, "airlock sessions: %s is session %s\n", termSafe(name), termSafe(list[0].ID))
+		return list[0].ID, 0, true
+	}
+	fmt.Fprintf(c.stderr, "airlock sessions: %d sessions are named %s, one per subject that used the name; give one of these ids:\n", len(list), termSafe(name))
+	tw := tabwriter.NewWriter(c.stderr, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  SESSION\tSTARTED\tLAST\tREQUESTS\tSUBJECT\tACTOR")
+	for _, s := range list {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\t%s\n", termSafe(s.ID), s.Summary.First.UTC().Format("2006-01-02 15:04:05"),
+			s.Summary.Last.UTC().Format("2006-01-02 15:04:05"), s.Summary.Requests, sessionsJoin(s.Summary.Subjects), sessionsJoin(s.Summary.Actors))
+	}
+	tw.Flush()
+	return "", 2, false
 }
 
 // reader opens the sink named by --sink, --config or the embedded default.
@@ -327,38 +397,107 @@ func sessionsDecisions(m map[string]int64) string {
 	return sessionsJoin(parts)
 }
 
-// load reads one session named by the single argument.
-func (c *sessionsCmd) load(ctx context.Context, fs *flag.FlagSet) (*recorder.Session, int) {
-	id, ok := c.oneID(fs)
+// load reads one session named by the single argument and verifies it
+// from the same reads.
+func (c *sessionsCmd) load(ctx context.Context, fs *flag.FlagSet) (*recorder.Session, *recorder.VerifyResult, int) {
+	name, ok := c.oneID(fs)
 	if !ok {
-		return nil, c.usage("give one session id (see airlock sessions list)")
+		return nil, nil, c.usage("give one session id (see airlock sessions list)")
+	}
+	opts, code := c.verifyOptions()
+	if code != 0 {
+		return nil, nil, code
 	}
 	rd, _, err := c.reader(ctx)
 	if err != nil {
-		return nil, c.fail("%v", err)
+		return nil, nil, c.fail("%v", err)
+	}
+	id, code, ok := c.resolve(ctx, rd, name)
+	if !ok {
+		return nil, nil, code
 	}
 	progress, done := sessionsProgress(c.stderr, "reading")
-	s, err := rd.Load(ctx, id, progress)
+	s, v, err := rd.LoadVerified(ctx, id, opts, progress)
 	done()
 	if err != nil {
-		return nil, c.fail("%v", err)
+		return nil, nil, c.fail("%v", err)
 	}
 	for _, w := range s.Warnings {
-		fmt.Fprintf(c.stderr, "warning: %s (run airlock sessions verify %s)\n", termSafe(w), termSafe(id))
+		fmt.Fprintf(c.stderr, "warning: %s\n", termSafe(w))
 	}
-	return s, 0
+	return s, v, 0
+}
+
+// banner says, above what is shown, that verification failed and why.
+func (c *sessionsCmd) banner(w io.Writer, v *recorder.VerifyResult) {
+	if v.OK() {
+		return
+	}
+	fmt.Fprintln(w, "!! VERIFICATION FAILED: this session was altered or cut short; events marked ALTERED or UNVERIFIED cannot be trusted.")
+	for _, p := range v.Problems {
+		fmt.Fprintf(w, "!!   %s\n", termSafe(p.String()))
+	}
+	fmt.Fprintln(w)
+}
+
+// failed ends show, replay and export: exit 1 when verification failed.
+func (c *sessionsCmd) failed(v *recorder.VerifyResult) int {
+	if v.OK() {
+		return 0
+	}
+	fmt.Fprintf(c.stderr, "airlock sessions: session %s failed verification (%d problems); run airlock sessions verify %s\n", termSafe(v.Session), len(v.Problems), termSafe(v.Session))
+	return 1
+}
+
+// eventMarks says which events verification puts in doubt: ALTERED for
+// the event or chunk a problem names, UNVERIFIED for the rest of a failed
+// segment.
+func eventMarks(s *recorder.Session, v *recorder.VerifyResult) map[*recorder.Event]string {
+	if v.OK() {
+		return nil
+	}
+	marks := map[*recorder.Event]string{}
+	badSeg := map[string]bool{}
+	for _, p := range v.Problems {
+		badSeg[p.Segment] = true
+	}
+	for _, e := range s.Events {
+		for _, p := range v.Problems {
+			if p.Segment == e.Segment && (p.Seq >= 0 && p.Seq == e.Seq || p.Chunk != "" && p.Chunk == s.Chunks[e]) {
+				marks[e] = "ALTERED"
+			}
+		}
+		if marks[e] == "" && badSeg[e.Segment] {
+			marks[e] = "UNVERIFIED"
+		}
+	}
+	return marks
 }
 
 func (c *sessionsCmd) show(ctx context.Context, fs *flag.FlagSet) int {
-	s, code := c.load(ctx, fs)
+	s, v, code := c.load(ctx, fs)
 	if s == nil {
 		return code
 	}
+	c.banner(c.stdout, v)
 	c.header(s)
+	marks := eventMarks(s, v)
 	for _, e := range s.Events {
-		fmt.Fprint(c.stdout, sessionsLine(e, c.bodyChars))
+		fmt.Fprint(c.stdout, markLine(marks[e], sessionsLine(e, c.bodyChars)))
 	}
-	return 0
+	if !v.OK() {
+		fmt.Fprintln(c.stdout)
+		c.banner(c.stdout, v)
+	}
+	return c.failed(v)
+}
+
+// markLine puts an event's mark before its first line.
+func markLine(mark, line string) string {
+	if mark == "" {
+		return line
+	}
+	return "!! " + mark + "  " + line
 }
 
 func (c *sessionsCmd) header(s *recorder.Session) {
@@ -487,11 +626,13 @@ func (c *sessionsCmd) replay(ctx context.Context, fs *flag.FlagSet) int {
 	if c.speed < 0 {
 		return c.usage("--speed must not be negative")
 	}
-	s, code := c.load(ctx, fs)
+	s, v, code := c.load(ctx, fs)
 	if s == nil {
 		return code
 	}
+	c.banner(c.stdout, v)
 	c.header(s)
+	marks := eventMarks(s, v)
 	for i, e := range s.Events {
 		if i > 0 && c.speed > 0 {
 			gap := time.Duration(float64(e.Time.Sub(s.Events[i-1].Time)) / c.speed)
@@ -502,9 +643,13 @@ func (c *sessionsCmd) replay(ctx context.Context, fs *flag.FlagSet) int {
 			case <-time.After(gap):
 			}
 		}
-		fmt.Fprint(c.stdout, sessionsLine(e, c.bodyChars))
+		fmt.Fprint(c.stdout, markLine(marks[e], sessionsLine(e, c.bodyChars)))
 	}
-	return 0
+	if !v.OK() {
+		fmt.Fprintln(c.stdout)
+		c.banner(c.stdout, v)
+	}
+	return c.failed(v)
 }
 
 func (c *sessionsCmd) verify(ctx context.Context, fs *flag.FlagSet) int {
@@ -516,18 +661,15 @@ func (c *sessionsCmd) verify(ctx context.Context, fs *flag.FlagSet) int {
 	default:
 		return c.usage("give one session id or --all")
 	}
-	var opts recorder.VerifyOptions
-	if c.key != "" {
-		pub, err := recorder.LoadPublicKey(c.key)
-		if err != nil {
-			return c.usage("--key: %v", err)
-		}
-		opts.PublicKey = ed25519.PublicKey(pub)
+	opts, code := c.verifyOptions()
+	if code != 0 {
+		return code
 	}
-	rd, _, err := c.reader(ctx)
+	rd, sink, err := c.reader(ctx)
 	if err != nil {
 		return c.fail("%v", err)
 	}
+	c.retention(ctx, sink)
 	if c.all {
 		list, err := rd.List(ctx, recorder.Filter{}, nil)
 		if err != nil {
@@ -537,6 +679,12 @@ func (c *sessionsCmd) verify(ctx context.Context, fs *flag.FlagSet) int {
 			ids = append(ids, s.ID)
 		}
 		sort.Strings(ids)
+	} else {
+		id, code, ok := c.resolve(ctx, rd, ids[0])
+		if !ok {
+			return code
+		}
+		ids[0] = id
 	}
 	progress, done := sessionsProgress(c.stderr, "verifying")
 	bad := 0
@@ -567,8 +715,30 @@ func (c *sessionsCmd) verify(ctx context.Context, fs *flag.FlagSet) int {
 		}
 	}
 	done()
+	total := len(ids)
+	if c.all {
+		// Sessions of which nothing is left, but that a checkpoint lists.
+		present := map[string]bool{}
+		for _, id := range ids {
+			present[id] = true
+		}
+		problems, err := rd.MissingSessions(ctx, func(id string) bool { return present[id] }, opts)
+		if err != nil {
+			return c.fail("%v", err)
+		}
+		seen := map[string]bool{}
+		for _, p := range problems {
+			if !seen[p.Session] {
+				seen[p.Session] = true
+				bad++
+				total++
+				fmt.Fprintf(c.stdout, "FAIL  %s\n", termSafe(cmpOr(p.Session, "(checkpoints)")))
+			}
+			fmt.Fprintf(c.stdout, "      %s\n", termSafe(p.String()))
+		}
+	}
 	if bad > 0 {
-		fmt.Fprintf(c.stderr, "airlock sessions: %d of %d sessions failed verification\n", bad, len(ids))
+		fmt.Fprintf(c.stderr, "airlock sessions: %d of %d sessions failed verification\n", bad, total)
 		return 1
 	}
 	if len(ids) == 0 {
@@ -577,14 +747,38 @@ func (c *sessionsCmd) verify(ctx context.Context, fs *flag.FlagSet) int {
 	return 0
 }
 
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// retention warns when a Cloud Storage sink's bucket has no locked
+// retention policy: without one, whoever may delete objects can also
+// delete the newest checkpoints, and a rollback is then not evident.
+func (c *sessionsCmd) retention(ctx context.Context, sink recorder.Sink) {
+	ret, ok, err := recorder.RetentionOf(ctx, sink)
+	switch {
+	case !ok:
+	case err != nil:
+		fmt.Fprintf(c.stderr, "warning: the retention policy of %s cannot be read (%v); without a locked one (Bucket Lock), deleted recordings may leave no trace\n", termSafe(sink.String()), err)
+	case ret.Period == 0:
+		fmt.Fprintf(c.stderr, "warning: the bucket of %s has no retention policy: anyone allowed to delete its objects can remove recordings and checkpoints; lock one (Bucket Lock, see the recorder documentation)\n", termSafe(sink.String()))
+	case !ret.Locked:
+		fmt.Fprintf(c.stderr, "warning: the retention policy of %s (%s) is not locked: it can still be removed\n", termSafe(sink.String()), ret.Period)
+	}
+}
+
 func (c *sessionsCmd) export(ctx context.Context, fs *flag.FlagSet) int {
 	if c.format != "jsonl" && c.format != "html" {
 		return c.usage("--format must be jsonl or html, not %q", c.format)
 	}
-	s, code := c.load(ctx, fs)
+	s, v, code := c.load(ctx, fs)
 	if s == nil {
 		return code
 	}
+	c.banner(c.stderr, v)
 	w := c.stdout
 	if c.out != "" {
 		f, err := os.Create(c.out)
@@ -603,20 +797,12 @@ func (c *sessionsCmd) export(ctx context.Context, fs *flag.FlagSet) int {
 			}
 		}
 	} else {
-		var res *recorder.VerifyResult
-		rd, _, rerr := c.reader(ctx)
-		if rerr == nil {
-			res, rerr = rd.Verify(ctx, s.ID, recorder.VerifyOptions{})
-		}
-		if rerr != nil {
-			return c.fail("%v", rerr)
-		}
-		err = sessionsHTML(w, s, res)
+		err = sessionsHTML(w, s, v)
 	}
 	if err != nil {
 		return c.fail("export: %v", err)
 	}
-	return 0
+	return c.failed(v)
 }
 
 var sessionsHTMLTemplate = template.Must(template.New("session").Funcs(template.FuncMap{
@@ -632,14 +818,16 @@ h1{font-size:1.3em} table{border-collapse:collapse;width:100%}
 td,th{border-bottom:1px solid #ddd;padding:4px 8px;vertical-align:top;text-align:left}
 th{background:#f4f4f4} .k{font-weight:600} code,pre{font:12px ui-monospace,monospace;white-space:pre-wrap;word-break:break-all;margin:0}
 .allow{color:#176b2c}.deny,.unauthenticated,.unavailable{color:#a4161a}.approve,.approval_required{color:#9a6700}
-.ok{background:#e6f4ea;padding:6px}.bad{background:#fde7e9;padding:6px}
+.ok{background:#e6f4ea;padding:6px}.bad{background:#fde7e9;padding:6px;border:3px solid #a4161a}
+tr.altered td{background:#fde7e9;border-left:4px solid #a4161a}tr.unverified td{background:#fff4e5;border-left:4px dashed #9a6700}
+.mark{font-weight:700;white-space:nowrap}
 </style></head><body>
 <h1>airlock session <code>{{.S.ID}}</code></h1>
 <p>{{len .S.Events}} events{{if .S.Events}}, {{ts (index .S.Events 0).Time}} to {{ts .Last}} UTC{{end}}.</p>
 {{if .V}}{{if .V.OK}}<p class="ok">Verified: {{.V.Events}} events in {{.V.Chunks}} chunks, hash chains intact.</p>
-{{else}}<div class="bad"><p>Verification FAILED:</p><ul>{{range .V.Problems}}<li>{{.String}}</li>{{end}}</ul></div>{{end}}{{end}}
+{{else}}<div class="bad"><p><strong>⚠ VERIFICATION FAILED:</strong> this session was altered or cut short. Rows marked ⚠ ALTERED or UNVERIFIED cannot be trusted.</p><ul>{{range .V.Problems}}<li>{{.String}}</li>{{end}}</ul></div>{{end}}{{end}}
 <table><thead><tr><th>time (UTC)</th><th>event</th><th>details</th></tr></thead><tbody>
-{{range .S.Events}}<tr><td>{{ts .Time}}</td><td class="k">{{upper .Kind}}</td><td>
+{{range .Rows}}{{$m := .Mark}}{{with .E}}<tr{{if eq $m "ALTERED"}} class="altered"{{else if $m}} class="unverified"{{end}}><td>{{if eq $m "ALTERED"}}<span class="mark">⚠ ALTERED</span><br>{{else if $m}}<span class="mark">UNVERIFIED</span><br>{{end}}{{ts .Time}}</td><td class="k">{{upper .Kind}}</td><td>
 {{with .Decision}}<span class="{{.Decision}} k">{{upper .Decision}}</span> <code>{{.Method}} {{.Host}}{{.Path}}{{if .Query}}?{{.Query}}{{end}}</code>{{if .GCPMethod}} [{{.GCPMethod}}]{{end}}<br>
 who: {{who .Subject .Email .Actor}}{{if .Rules}} · rules: {{range $i, $r := .Rules}}{{if $i}}, {{end}}{{$r}}{{end}}{{else if .Rule}} · rule: {{.Policy}}/{{.Rule}}{{end}}{{if .ApprovalID}} · approval {{.ApprovalID}}{{end}}
 {{if .Message}}<br>{{.Message}}{{end}}{{if .BodyExcerpt}}<pre>{{.BodyExcerpt}}</pre>{{end}}{{end}}
@@ -648,7 +836,7 @@ who: {{who .Subject .Email .Actor}}{{if .Rules}} · rules: {{range $i, $r := .Ru
 {{with .Vote}}<span class="k">{{upper .Vote}}</span> by {{.Approver}} on approval {{.ApprovalID}}{{if .Reason}}: “{{.Reason}}”{{end}}{{if .State}} (now {{.State}}){{end}}{{end}}
 {{if eq .Kind "close"}}segment {{.Segment}} closed: {{.Reason}}{{end}}
 {{if .RequestID}}<br><small>request {{.RequestID}}</small>{{end}}
-</td></tr>
+</td></tr>{{end}}
 {{end}}</tbody></table>
 </body></html>
 `))
@@ -656,11 +844,21 @@ who: {{who .Subject .Email .Actor}}{{if .Rules}} · rules: {{range $i, $r := .Ru
 // sessionsHTML writes a self-contained report: no script, no external
 // resource.
 func sessionsHTML(w io.Writer, s *recorder.Session, v *recorder.VerifyResult) error {
+	type row struct {
+		E    *recorder.Event
+		Mark string
+	}
+	marks := eventMarks(s, v)
+	rows := make([]row, len(s.Events))
+	for i, e := range s.Events {
+		rows[i] = row{e, marks[e]}
+	}
 	data := struct {
 		S    *recorder.Session
 		V    *recorder.VerifyResult
+		Rows []row
 		Last time.Time
-	}{S: s, V: v}
+	}{S: s, V: v, Rows: rows}
 	if len(s.Events) > 0 {
 		data.Last = s.Events[len(s.Events)-1].Time
 	}

@@ -167,6 +167,7 @@ func TestSessionsVerifyExitCodes(t *testing.T) {
 	zw := gzip.NewWriter(&buf)
 	zw.Write(raw)
 	zw.Close()
+	sink.Delete(context.Background(), chunk)
 	sink.Put(context.Background(), chunk, buf.Bytes())
 
 	code, out, _ = runSessionsT(t, "verify", "deploy~b", "--sink", url)
@@ -306,5 +307,148 @@ func TestSessionsShowIsTerminalSafe(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// tamperVote rewrites the approver of deploy~b's vote event in its chunk.
+func tamperVote(t *testing.T, sink recorder.Sink) {
+	t.Helper()
+	ctx := context.Background()
+	objs, _, _ := sink.List(ctx, "", "")
+	for _, o := range objs {
+		if !strings.Contains(o, "/deploy~b/") || !strings.HasSuffix(o, ".jsonl.gz") {
+			continue
+		}
+		b, _ := sink.Get(ctx, o)
+		zr, _ := gzip.NewReader(bytes.NewReader(b))
+		raw, _ := io.ReadAll(zr)
+		if !bytes.Contains(raw, []byte("sre-1")) {
+			continue
+		}
+		raw = bytes.Replace(raw, []byte("sre-1"), []byte("sre-9"), 1)
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		zw.Write(raw)
+		zw.Close()
+		sink.Delete(ctx, o)
+		if err := sink.Put(ctx, o, buf.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatal("no vote to tamper with")
+}
+
+// show, replay and export verify what they read: a banner, the altered
+// event marked (in HTML with words, not only colour), exit 1.
+func TestSessionsReadersVerify(t *testing.T) {
+	url, sink := sessionsFixture(t, nil)
+	// Intact: no banner, exit 0.
+	if code, out, errOut := runSessionsT(t, "show", "deploy~b", "--sink", url); code != 0 || strings.Contains(out, "VERIFICATION FAILED") {
+		t.Fatalf("intact show: exit %d\n%s%s", code, out, errOut)
+	}
+	tamperVote(t, sink)
+	for _, args := range [][]string{{"show", "deploy~b"}, {"replay", "--speed", "0", "deploy~b"}} {
+		code, out, errOut := runSessionsT(t, append(args, "--sink", url)...)
+		if code != 1 || !strings.HasPrefix(out, "!! VERIFICATION FAILED") || !strings.Contains(errOut, "failed verification") {
+			t.Fatalf("%v: exit %d\n%s%s", args, code, out, errOut)
+		}
+		var altered string
+		for _, line := range strings.Split(out, "\n") {
+			if strings.HasPrefix(line, "!! ALTERED") {
+				altered = line
+			}
+		}
+		if !strings.Contains(altered, "APPROVE by sre-9") {
+			t.Fatalf("%v: the altered vote is not marked:\n%s", args, out)
+		}
+	}
+	html := filepath.Join(t.TempDir(), "r.html")
+	code, _, errOut := runSessionsT(t, "export", "deploy~b", "--format", "html", "-o", html, "--sink", url)
+	if code != 1 || !strings.Contains(errOut, "VERIFICATION FAILED") {
+		t.Fatalf("html export: exit %d %s", code, errOut)
+	}
+	b, _ := os.ReadFile(html)
+	page := string(b)
+	row := page[strings.LastIndex(page[:strings.Index(page, "sre-9")], "<tr"):]
+	row = row[:strings.Index(row, "</tr>")]
+	if !strings.Contains(row, `class="altered"`) || !strings.Contains(row, "ALTERED") || !strings.Contains(page, "VERIFICATION FAILED") {
+		t.Fatalf("the altered row is not marked in words:\n%s", row)
+	}
+	if code, out, _ := runSessionsT(t, "export", "deploy~b", "--sink", url); code != 1 || strings.Count(out, "\n") != 3 {
+		t.Fatalf("jsonl export of a tampered session: exit %d\n%s", code, out)
+	}
+}
+
+// An agent-given name finds its NAME~TAG session when one subject used it
+// and lists the candidates when several did, in show, replay, verify and
+// export.
+func TestSessionsResolveAgentNames(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sink")
+	sink, err := recorder.NewFileSink(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	r, err := recorder.New(ctx, recorder.Options{SinkImpl: sink, Spool: filepath.Join(t.TempDir(), "spool")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []struct{ subject, name string }{{"alice", "fix-bug"}, {"bob", "fix-bug"}, {"carol", "solo"}} {
+		id, err := r.Session(ctx, q.subject, q.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Decision(ctx, recorder.DecisionEvent{SessionID: id, Subject: q.subject, Method: "GET", Decision: "allowed"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	url := "file://" + dir
+	solo, _ := recorder.NamedSession("carol", "solo")
+	for _, args := range [][]string{{"show", "solo"}, {"replay", "--speed", "0", "solo"}, {"verify", "solo"}, {"export", "solo"}} {
+		code, out, errOut := runSessionsT(t, append(args, "--sink", url)...)
+		if code != 0 || !strings.Contains(out+errOut, solo) {
+			t.Fatalf("%v: exit %d, want %s\n%s%s", args, code, solo, out, errOut)
+		}
+	}
+	for _, args := range [][]string{{"show", "fix-bug"}, {"verify", "fix-bug"}, {"export", "fix-bug"}, {"replay", "fix-bug"}} {
+		code, out, errOut := runSessionsT(t, append(args, "--sink", url)...)
+		if code != 2 || out != "" || !strings.Contains(errOut, "2 sessions are named fix-bug") || !strings.Contains(errOut, "alice") || !strings.Contains(errOut, "bob") {
+			t.Fatalf("%v: exit %d\n%s%s", args, code, out, errOut)
+		}
+	}
+	// A full id still works.
+	alice, _ := recorder.NamedSession("alice", "fix-bug")
+	if code, out, errOut := runSessionsT(t, "show", alice, "--sink", url); code != 0 || !strings.Contains(out, alice) {
+		t.Fatalf("full id: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// On Cloud Storage, verify says when the bucket has no locked retention
+// policy, and is quiet when it has one.
+func TestSessionsVerifyWarnsWithoutBucketLock(t *testing.T) {
+	g := recordertest.StartGCS(t, "audit")
+	ctx := context.Background()
+	r, err := recorder.New(ctx, recorder.Options{Sink: "gs://audit/rec", StorageClient: g.Client(t), Spool: filepath.Join(t.TempDir(), "spool")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Decision(ctx, recorder.DecisionEvent{SessionID: "gcs~a", Subject: "alice", Decision: "allowed"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runSessionsT(t, "verify", "gcs~a", "--sink", "gs://audit/rec", "--endpoint", g.URL)
+	if code != 0 || !strings.Contains(errOut, "has no retention policy") {
+		t.Fatalf("unlocked bucket: exit %d %s", code, errOut)
+	}
+	g.Lock("audit", 90*24*time.Hour)
+	code, _, errOut = runSessionsT(t, "verify", "gcs~a", "--sink", "gs://audit/rec", "--endpoint", g.URL)
+	if code != 0 || strings.Contains(errOut, "retention") {
+		t.Fatalf("locked bucket: exit %d %s", code, errOut)
 	}
 }

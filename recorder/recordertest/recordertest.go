@@ -6,11 +6,13 @@ package recordertest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -35,6 +37,10 @@ type GCS struct {
 	latency  atomic.Int64
 	requests atomic.Int64
 	failed   atomic.Int64
+
+	mu      sync.Mutex
+	locked  map[string]time.Duration // bucket -> retention period
+	refused atomic.Int64
 }
 
 // StartGCS starts the emulator with the given buckets and stops it when the
@@ -51,6 +57,9 @@ func StartGCS(tb testing.TB, buckets ...string) *GCS {
 		if g.down.Load() {
 			g.failed.Add(1)
 			http.Error(w, `{"error":{"code":503,"message":"backend unavailable"}}`, http.StatusServiceUnavailable)
+			return
+		}
+		if g.retention(w, r, *inner.Load()) {
 			return
 		}
 		(*inner.Load()).ServeHTTP(w, r)
@@ -89,6 +98,78 @@ func (g *GCS) Client(tb testing.TB) *storage.Client {
 	return c
 }
 
+// Lock gives bucket a locked retention policy of period, as Bucket Lock
+// does: from then on the emulator refuses to delete or replace any object
+// of the bucket (403, as Cloud Storage does) and reports the policy in the
+// bucket's metadata. fake-gcs-server itself has no retention policies.
+func (g *GCS) Lock(bucket string, period time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.locked == nil {
+		g.locked = map[string]time.Duration{}
+	}
+	g.locked[bucket] = period
+}
+
+// Refused counts the requests refused by a retention policy.
+func (g *GCS) Refused() int64 { return g.refused.Load() }
+
+// retention serves what a locked retention policy changes and reports
+// whether it answered the request.
+func (g *GCS) retention(w http.ResponseWriter, r *http.Request, inner http.Handler) bool {
+	g.mu.Lock()
+	locked := g.locked
+	g.mu.Unlock()
+	if len(locked) == 0 {
+		return false
+	}
+	path := strings.TrimPrefix(r.URL.Path, "/upload")
+	rest, ok := strings.CutPrefix(path, "/storage/v1/b/")
+	if !ok {
+		return false
+	}
+	bucket, objPath, _ := strings.Cut(rest, "/")
+	period, ok := locked[bucket]
+	if !ok {
+		return false
+	}
+	refuse := func(why string) bool {
+		g.refused.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprintf(w, `{"error":{"code":403,"message":%q,"errors":[{"reason":"retentionPolicyNotMet","message":%q}]}}`, why, why)
+		return true
+	}
+	switch {
+	case r.Method == http.MethodGet && objPath == "":
+		// The bucket's metadata, with its policy.
+		rec := httptest.NewRecorder()
+		inner.ServeHTTP(rec, r)
+		var attrs map[string]any
+		if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &attrs) != nil {
+			return false
+		}
+		attrs["retentionPolicy"] = map[string]any{"retentionPeriod": fmt.Sprint(int64(period.Seconds())), "isLocked": true,
+			"effectiveTime": time.Now().UTC().Format(time.RFC3339)}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(attrs)
+		return true
+	case r.Method == http.MethodDelete && strings.HasPrefix(objPath, "o/"):
+		return refuse("Object '" + bucket + "/" + strings.TrimPrefix(objPath, "o/") + "' is subject to bucket's retention policy or object retention and cannot be deleted or overwritten")
+	case r.Method == http.MethodDelete && objPath == "":
+		return refuse("Bucket '" + bucket + "' has a locked retention policy and is not empty")
+	case r.Method == http.MethodPost && objPath == "o" && strings.HasPrefix(r.URL.Path, "/upload/"):
+		name := r.URL.Query().Get("name")
+		if name == "" || r.URL.Query().Get("ifGenerationMatch") == "0" {
+			return false
+		}
+		if _, err := g.Server.GetObject(bucket, name); err == nil {
+			return refuse("Object '" + bucket + "/" + name + "' is subject to bucket's retention policy or object retention and cannot be deleted or overwritten")
+		}
+	}
+	return false
+}
+
 // SetDown makes every request fail with 503 (true) or pass again (false).
 func (g *GCS) SetDown(down bool) { g.down.Store(down) }
 
@@ -120,17 +201,22 @@ func (g *GCS) Objects(tb testing.TB, bucket, prefix string) []string {
 // call must return an empty sink.
 func TestSink(t *testing.T, newSink func(t *testing.T) recorder.Sink) {
 	ctx := context.Background()
-	t.Run("PutGetOverwrite", func(t *testing.T) {
+	t.Run("PutIsWriteOnce", func(t *testing.T) {
 		s := newSink(t)
 		if err := s.Put(ctx, "2026/01/02/s1/a.json", []byte("one")); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Put(ctx, "2026/01/02/s1/a.json", []byte("two")); err != nil {
-			t.Fatal(err)
+		// The same bytes again: a retried write succeeds.
+		if err := s.Put(ctx, "2026/01/02/s1/a.json", []byte("one")); err != nil {
+			t.Fatalf("repeating a write: %v", err)
+		}
+		// Other bytes never replace an object.
+		if err := s.Put(ctx, "2026/01/02/s1/a.json", []byte("two")); !errors.Is(err, recorder.ErrExists) {
+			t.Fatalf("overwriting = %v, want ErrExists", err)
 		}
 		got, err := s.Get(ctx, "2026/01/02/s1/a.json")
-		if err != nil || !bytes.Equal(got, []byte("two")) {
-			t.Fatalf("Get = %q, %v; want the overwritten content", got, err)
+		if err != nil || !bytes.Equal(got, []byte("one")) {
+			t.Fatalf("Get = %q, %v; want the first content", got, err)
 		}
 		big := bytes.Repeat([]byte("x"), 3<<20)
 		if err := s.Put(ctx, "2026/01/02/s1/big.gz", big); err != nil {
