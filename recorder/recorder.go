@@ -1082,9 +1082,14 @@ func isDone(b *commitBatch) bool {
 }
 
 func (r *Recorder) uploadFailed(seg *segment, err error) {
-	r.uploadErrors.Add(1)
-	msg := err.Error()
-	r.lastErr.Store(&msg)
+	// A chunk found already uploaded (before a crash) with more events than
+	// are durable here yet is not a failure: it is taken once they are.
+	var tm errTakeMore
+	if !errors.As(err, &tm) {
+		r.uploadErrors.Add(1)
+		msg := err.Error()
+		r.lastErr.Store(&msg)
+	}
 	if seg.backoff == 0 {
 		seg.backoff = r.opts.RetryMin
 	} else {
