@@ -52,8 +52,9 @@ func (m *headerMasking) changed() bool { return m.masked > 0 }
 
 // maskHeaders masks the values of a header block (response headers or
 // trailers) with tm. A secret in a value is replaced by its label; a
-// secret in a header's name (an x-goog-meta-* key chosen by an uploader)
-// removes the header. scratch is reused for the names. Entries are read
+// secret in a header's name (an x-goog-meta-* key chosen by an uploader,
+// which arrives lower-cased: a detector keyword next to a long run of
+// letters and digits is enough) removes the header. scratch is reused for the names. Entries are read
 // as Envoy sends them, one per value, in raw_value; every value of a name
 // that changes is set again, in order (the first replaces, the others
 // append), since Envoy's set replaces all the values of a name.
@@ -64,9 +65,9 @@ func maskHeaders(tm *masking.TextMasker, hs []*corev3.HeaderValue, scratch *[]by
 		if untouched(k) {
 			continue
 		}
-		if len(k) >= 6 {
+		if alnumRun(k) >= minNameSecret {
 			*scratch = append((*scratch)[:0], k...)
-			if tm.Found(*scratch) {
+			if tm.Found(*scratch) || tm.KeywordFound(*scratch) {
 				if m.gone == nil {
 					m.gone = map[string]bool{}
 				}
@@ -118,7 +119,7 @@ func maskHeaders(tm *masking.TextMasker, hs []*corev3.HeaderValue, scratch *[]by
 		}
 		done[k] = true
 		first := true
-		for j := i; j < len(hs); j++ {
+		for j := range hs {
 			if !strings.EqualFold(hs[j].GetKey(), k) {
 				continue
 			}
@@ -138,6 +139,28 @@ func maskHeaders(tm *masking.TextMasker, hs []*corev3.HeaderValue, scratch *[]by
 		}
 	}
 	return m, nil
+}
+
+// minNameSecret is the shortest run of letters and digits in a header
+// name that is checked for a secret. Names reach ext_proc in lower case,
+// where case-sensitive detectors no longer match a key, so a long run
+// next to a detector's keyword is enough to remove the header.
+const minNameSecret = 16
+
+// alnumRun is the length of the longest run of ASCII letters, digits and
+// '_' in s.
+func alnumRun(s string) int {
+	best, n := 0, 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' {
+			n++
+			best = max(best, n)
+		} else {
+			n = 0
+		}
+	}
+	return best
 }
 
 // rewritable fails for the headers Envoy's default mutation rules ignore

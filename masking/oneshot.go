@@ -95,3 +95,17 @@ func (e *Engine) MaskText(p Profile, dst, text []byte) ([]byte, int, error) {
 	out, n := m.Mask(dst, text)
 	return out, n, nil
 }
+
+// KeywordFound reports whether text holds the keyword of one of the
+// profile's detectors, in any letter case: the prefilter alone, for text
+// whose letter case was lost (HTTP/2 header names are lower case), where
+// the detectors themselves may no longer match.
+func (m *TextMasker) KeywordFound(text []byte) bool {
+	found := false
+	m.e.ac.scan(text, func(id int32, _ int) {
+		if m.cp.set.enabled[m.e.keywords[id].det] {
+			found = true
+		}
+	})
+	return found
+}
