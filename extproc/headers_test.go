@@ -187,4 +187,3 @@ func (r *headerRecorder) RecordResponse(_ context.Context, _ authz.Metadata, _ i
 	r.headers = h
 	return nil
 }
-
