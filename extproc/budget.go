@@ -70,7 +70,10 @@ type lease struct {
 	held int64
 	used int64
 	keep int64
-	open bool
+	// state is the part of used that is the stream's own state (masker,
+	// decompressor), given back by close.
+	state int64
+	open  bool
 }
 
 // newLease reserves keep bytes; false when the budget cannot spare them.
@@ -79,6 +82,17 @@ func newLease(b *Budget, keep int64) (*lease, bool) {
 		return nil, false
 	}
 	return &lease{b: b, held: keep, keep: keep, open: true}, true
+}
+
+// chargeState accounts the stream's own state, held until close.
+func (l *lease) chargeState(n int64) error {
+	if err := l.charge(n); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.state += n
+	l.mu.Unlock()
+	return nil
 }
 
 // charge accounts n more bytes to the stream.
@@ -125,6 +139,8 @@ func (l *lease) close() {
 		return
 	}
 	l.open = false
+	l.used -= l.state
+	l.state = 0
 	l.b.release(l.held - l.used)
 	l.held = l.used
 }

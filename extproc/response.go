@@ -150,7 +150,7 @@ func (st *stream) responseHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processin
 	st.out.l = l
 	// The masker's and decompressor's state, held until the stream ends
 	// (within keep: cannot fail).
-	_ = l.charge(keep - (streamKeep - maskerCost))
+	_ = l.chargeState(keep - (streamKeep - maskerCost))
 	if enc != "" && enc != "identity" {
 		st.inflate = newInflater(enc, st.s.opts.MaxDecompressedBytes)
 		st.blockSize = inflateBlock
