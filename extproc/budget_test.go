@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"runtime"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/airlockhq/airlock/extproc"
 	"github.com/airlockhq/airlock/test/standin"
@@ -202,8 +204,9 @@ func TestBudgetExhaustion(t *testing.T) {
 }
 
 // Memory comes back however a stream ends: client cancellation with a
-// chunk half inflated or a gRPC message half read, a masking error, and a
-// connection that dies with masked output queued for Envoy.
+// chunk half inflated, a gRPC message half read or masked output unread,
+// a masking error, and a connection that dies with masked output queued
+// for Envoy.
 func TestBudgetReleasedOnEveryExit(t *testing.T) {
 	bomb := gzipped(t, bytes.Repeat([]byte("A"), 8<<20))
 	msg := grpcFrame(0, secretMessage(t, 0))
@@ -249,7 +252,21 @@ func TestBudgetReleasedOnEveryExit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		conn := serve(t, srv.Register, extproc.GRPCServerOptions()...)
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := grpc.NewServer(extproc.GRPCServerOptions()...)
+		srv.Register(g)
+		go func() { _ = g.Serve(lis) }()
+		t.Cleanup(g.Stop)
+		// Fixed flow-control windows: Envoy reads nothing, so the masked
+		// output stays queued in the server's transport.
+		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+		if err != nil {
+			t.Fatal(err)
+		}
 		r := openRaw(t, conn)
 		r.start("content-type", "text/plain", "content-encoding", "gzip")
 		r.send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{Body: bomb}}})
