@@ -30,6 +30,8 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"credential without source", "identity: {dev: true}\ncredentials: [{name: gcp}]\n", "config: credentials[0]: set service_account_key or adc: true"},
 		{"credential key missing", "identity: {dev: true}\ncredentials: [{name: gcp, service_account_key: /nonexistent/sa.json}]\n", `config: credentials[0].service_account_key: "/nonexistent/sa.json"`},
 		{"ttl order", "identity: {dev: true}\napprovals: {default_ttl: 2h, max_ttl: 1h}\n", "config: approvals.max_ttl: must be at least approvals.default_ttl (2h0m0s)"},
+		{"tiny memory budget", "identity: {dev: true}\nmasking: {memory_budget_bytes: 1000}\n", "config: masking.memory_budget_bytes: must be at least 1048576"},
+		{"memory budget not a number", "identity: {dev: true}\nmasking:\n  memory_budget_bytes: lots\n", "config: masking.memory_budget_bytes (line 3): wrong type"},
 		{"not yaml", "listen: [\n", "config: (file): not valid YAML"},
 		{"scalar for mapping", "listen: 5\n", "config: listen (line 1): must be a mapping"},
 	}
@@ -56,6 +58,9 @@ func TestParseKeepsDefaults(t *testing.T) {
 	}
 	if c.Listen.Authz != "127.0.0.1:9001" || c.Approvals.Store != "memory" || c.Recorder.OnFull != "refuse" {
 		t.Errorf("defaults lost: %+v", c)
+	}
+	if c.Masking.MemoryBudgetBytes != 256<<20 {
+		t.Errorf("masking.memory_budget_bytes = %d, want 256 MiB", c.Masking.MemoryBudgetBytes)
 	}
 	if c.Identity.Issuers[0].Audience != "airlock" {
 		t.Errorf("issuer not read: %+v", c.Identity.Issuers)
@@ -95,7 +100,7 @@ func TestExampleFileIsValidAndComplete(t *testing.T) {
 		"identity:", "issuers:", "audience:", "groups_claim:", "jwks_url:", "dev:", "leeway:", "key_refresh_interval:", "cache_size:",
 		"policies:", "paths:", "reload_interval:", "max_body_bytes:", "timeout:",
 		"approvals:", "store:", "hold:", "default_ttl:", "max_ttl:", "public_url:", "webhooks:",
-		"masking:", "body_mode:", "max_decompressed_bytes:",
+		"masking:", "body_mode:", "max_decompressed_bytes:", "memory_budget_bytes:",
 		"recorder:", "enabled:", "sink:", "spool:", "spool_max_bytes:", "on_full:", "idle_gap:", "signing_key:",
 		"gateway:", "domains:", "credentials:", "name:", "service_account_key:", "adc:", "scopes:",
 		"envoy:", "airlock_host:", "tls_cert:", "tls_key:"} {
