@@ -6,6 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 TEST_TIMEOUT ?= 30m
 BENCH_TIME ?= 1s
+FUZZ_TIME ?= 10m
 
 .PHONY: all build run test test-deps bench bench-go bench-compare bench-load fuzz generate demo clean
 
@@ -60,6 +61,11 @@ bench-load: build
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzNormalizePath -fuzztime 30s ./gcp
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s ./policies
+	$(GO) test -run '^$$' -fuzz FuzzMasker -fuzztime $(FUZZ_TIME) ./masking
+	$(GO) test -run '^$$' -fuzz FuzzTokenizer -fuzztime $(FUZZ_TIME) ./masking
+	$(GO) test -run '^$$' -fuzz FuzzProtobuf -fuzztime $(FUZZ_TIME) ./masking
+	$(GO) test -run '^$$' -fuzz FuzzGRPCFrames -fuzztime $(FUZZ_TIME) ./extproc
+	$(GO) test -run '^$$' -fuzz FuzzResponseHeaders -fuzztime $(FUZZ_TIME) ./extproc
 
 # One agent session end to end (Envoy stand-in, airlock, fake Google Cloud),
 # told as a story; the same run is a test in `make test`.

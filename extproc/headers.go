@@ -180,16 +180,16 @@ func headerValue(hv *corev3.HeaderValue) []byte {
 }
 
 // maskBinary masks a binary header (name ending in -bin, base64 per the
-// gRPC protocol): grpc-status-details-bin holds a google.rpc.Status
-// message, any other one bytes. A value that is not base64 is masked as
-// text.
+// gRPC protocol): its text is masked like any value, and the bytes it
+// decodes to are masked too (grpc-status-details-bin holds a
+// google.rpc.Status message, any other one bytes) and encoded again.
 func maskBinary(tm *masking.TextMasker, k string, v []byte) ([]byte, int) {
+	if out, n := tm.MaskFound(nil, v); n > 0 {
+		return out, n
+	}
 	enc := base64.RawStdEncoding
 	raw, err := enc.DecodeString(strings.TrimRight(string(v), "="))
-	if err != nil {
-		return tm.MaskFound(nil, v)
-	}
-	if !tm.Found(raw) {
+	if err != nil || !tm.Found(raw) {
 		return nil, 0
 	}
 	var out []byte

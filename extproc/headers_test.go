@@ -2,12 +2,15 @@ package extproc_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 
 	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	statuspb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/airlockhq/airlock/authz"
 	"github.com/airlockhq/airlock/extproc"
@@ -186,4 +189,27 @@ func (r *headerRecorder) RecordRequestHeaders(context.Context, authz.Metadata, m
 func (r *headerRecorder) RecordResponse(_ context.Context, _ authz.Metadata, _ int, h map[string]string, _ []byte, _ int64) error {
 	r.headers = h
 	return nil
+}
+
+// Binary headers (-bin, base64) are masked in their text and in the bytes
+// they decode to: a google.rpc.Status in grpc-status-details-bin keeps
+// parsing with its message masked.
+func TestBinaryHeadersMasked(t *testing.T) {
+	conn := startServer(t, extproc.Options{})
+	details, err := proto.Marshal(&statuspb.Status{Code: 3, Message: "bad key " + testAPIKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{"Content-Type": {"application/grpc"}}
+	h.Set("Grpc-Status-Details-Bin", base64.RawStdEncoding.EncodeToString(details))
+	h.Set("X-Trace-Bin", testAPIKey)
+	res := standin.NewExtProcFilter(conn, config(0)).Do(context.Background(), get(t, "HEAD"), nil, headerUpstream{status: 200, header: h})
+	if got := res.Header.Get("X-Trace-Bin"); got != "[MASKED:gcp_api_key]" {
+		t.Fatalf("x-trace-bin %q", got)
+	}
+	raw, err := base64.RawStdEncoding.DecodeString(res.Header.Get("Grpc-Status-Details-Bin"))
+	var st statuspb.Status
+	if err != nil || proto.Unmarshal(raw, &st) != nil || st.Message != "bad key [MASKED:gcp_api_key]" || st.Code != 3 {
+		t.Fatalf("grpc-status-details-bin: %v %v", err, &st)
+	}
 }
