@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc/mem"
 )
@@ -26,6 +27,11 @@ var errBudget = errors.New("extproc: the memory budget for masking (masking.memo
 type Budget struct {
 	limit int64
 	used  atomic.Int64
+	// wake is closed and replaced whenever memory is given back while a
+	// stream waits to grow.
+	mu      sync.Mutex
+	wake    chan struct{}
+	waiting int
 }
 
 // NewBudget returns a budget of limit bytes.
@@ -50,8 +56,57 @@ func (b *Budget) reserve(n int64) bool {
 }
 
 func (b *Budget) release(n int64) {
-	if n != 0 {
-		b.used.Add(-n)
+	if n == 0 {
+		return
+	}
+	b.used.Add(-n)
+	b.mu.Lock()
+	if b.waiting > 0 {
+		close(b.wake)
+		b.wake = make(chan struct{})
+	}
+	b.mu.Unlock()
+}
+
+// growWait is how long a stream waits for memory other streams give back
+// before it gives up growing: long enough for a reply to reach Envoy, short
+// against Envoy's message timeout. Streams that start waiting first give
+// up first, and what they held lets the others go on.
+const growWait = 100 * time.Millisecond
+
+// reserveWait reserves n bytes, waiting up to growWait for them.
+func (b *Budget) reserveWait(n int64) bool {
+	if b.reserve(n) {
+		return true
+	}
+	if n > b.limit {
+		return false
+	}
+	timer := time.NewTimer(growWait)
+	defer timer.Stop()
+	for {
+		b.mu.Lock()
+		if b.wake == nil {
+			b.wake = make(chan struct{})
+		}
+		wake := b.wake
+		b.waiting++
+		b.mu.Unlock()
+		ok, expired := b.reserve(n), false
+		if !ok {
+			select {
+			case <-wake:
+				ok = b.reserve(n)
+			case <-timer.C:
+				expired = true
+			}
+		}
+		b.mu.Lock()
+		b.waiting--
+		b.mu.Unlock()
+		if ok || expired {
+			return ok
+		}
 	}
 }
 
@@ -95,21 +150,30 @@ func (l *lease) chargeState(n int64) error {
 	return nil
 }
 
-// charge accounts n more bytes to the stream.
+// charge accounts n more bytes to the stream, growing the lease when it
+// must (waiting a little for memory other streams give back).
 func (l *lease) charge(n int64) error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if more := l.used + n - l.held; more > 0 {
-		if !l.open {
-			return errBudget
-		}
-		more = (more + leaseGrain - 1) / leaseGrain * leaseGrain
-		if !l.b.reserve(more) {
-			return fmt.Errorf("%w (%d bytes in use of %d)", errBudget, l.b.InUse(), l.b.limit)
-		}
-		l.held += more
+	more := l.used + n - l.held
+	if more <= 0 {
+		l.used += n
+		l.mu.Unlock()
+		return nil
 	}
+	if !l.open {
+		l.mu.Unlock()
+		return errBudget
+	}
+	l.mu.Unlock()
+	// Not under l.mu: gRPC gives this stream's buffers back meanwhile.
+	more = (more + leaseGrain - 1) / leaseGrain * leaseGrain
+	if !l.b.reserveWait(more) {
+		return fmt.Errorf("%w (%d bytes in use of %d)", errBudget, l.b.InUse(), l.b.limit)
+	}
+	l.mu.Lock()
+	l.held += more
 	l.used += n
+	l.mu.Unlock()
 	return nil
 }
 
