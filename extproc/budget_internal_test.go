@@ -90,3 +90,25 @@ func TestHandoff(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// A stream that cannot grow waits for memory another gives back, and
+// gives up once growWait has passed without any.
+func TestReserveWait(t *testing.T) {
+	b := NewBudget(1 << 20)
+	if !b.reserve(1 << 20) {
+		t.Fatal("reserve")
+	}
+	done := make(chan bool)
+	go func() { done <- b.reserveWait(512 << 10) }()
+	b.release(512 << 10)
+	if !<-done {
+		t.Fatal("the waiter did not get the memory given back")
+	}
+	start := time.Now()
+	if b.reserveWait(64 << 10) {
+		t.Fatal("reserved past the budget")
+	}
+	if d := time.Since(start); d < growWait {
+		t.Fatalf("gave up after %v, before growWait", d)
+	}
+}
