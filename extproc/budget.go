@@ -128,7 +128,10 @@ type lease struct {
 	// state is the part of used that is the stream's own state (masker,
 	// decompressor), given back by close.
 	state int64
-	open  bool
+	// growing counts charges waiting for the budget: the lease does not
+	// shrink under them.
+	growing int
+	open    bool
 }
 
 // newLease reserves keep bytes; false when the budget cannot spare them.
@@ -164,16 +167,25 @@ func (l *lease) charge(n int64) error {
 		l.mu.Unlock()
 		return errBudget
 	}
+	l.growing++
 	l.mu.Unlock()
 	// Not under l.mu: gRPC gives this stream's buffers back meanwhile.
 	more = (more + leaseGrain - 1) / leaseGrain * leaseGrain
-	if !l.b.reserveWait(more) {
+	ok := l.b.reserveWait(more)
+	l.mu.Lock()
+	l.growing--
+	if ok && !l.open {
+		l.b.release(more)
+		ok = false
+	}
+	if ok {
+		l.held += more
+		l.used += n
+	}
+	l.mu.Unlock()
+	if !ok {
 		return fmt.Errorf("%w (%d bytes in use of %d)", errBudget, l.b.InUse(), l.b.limit)
 	}
-	l.mu.Lock()
-	l.held += more
-	l.used += n
-	l.mu.Unlock()
 	return nil
 }
 
@@ -188,7 +200,7 @@ func (l *lease) uncharge(n int64) {
 		return
 	}
 	// After a burst, shrink back towards keep.
-	if target := max(l.keep, l.used); l.held-target >= leaseGrain {
+	if target := max(l.keep, l.used); l.growing == 0 && l.held-target >= leaseGrain {
 		l.b.release(l.held - target)
 		l.held = target
 	}
