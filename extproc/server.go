@@ -72,7 +72,8 @@
 //     leases its share when its response headers arrive; one that cannot
 //     is refused with a 503 in Google's error shape before any byte is
 //     sent, and one that cannot grow later (a body inflating to more than
-//     the budget spares) ends with a gRPC error, a reset. Everything
+//     the budget spares), after waiting up to 100 ms for memory other
+//     streams give back, ends with a gRPC error, a reset. Everything
 //     returns to the budget when the stream ends, however it ends; masked
 //     output handed to gRPC returns as gRPC writes it.
 //   - Failing closed: before the response headers are sent (errors at
