@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 
@@ -71,5 +72,18 @@ func TestObjectMetadataHeadersMasked(t *testing.T) {
 		if method == "GET" && (strings.Contains(string(body), secretAPIKey) || !strings.Contains(string(body), "[MASKED:")) {
 			t.Fatalf("GET: body %q", body)
 		}
+	}
+	// The memory budget and its use are on /metrics; once the streams have
+	// ended nothing is held.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, m := g.a.Get(t, "/metrics")
+		if strings.Contains(m, "airlock_extproc_memory_budget_bytes 2.68435456e+08") && strings.Contains(m, "airlock_extproc_memory_in_use_bytes 0") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("memory budget metrics:\n%s", m)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
