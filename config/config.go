@@ -144,8 +144,13 @@ type Approvals struct {
 type Masking struct {
 	// BodyMode is "streamed" or "buffered": how Envoy is told to send bodies.
 	BodyMode string `yaml:"body_mode"`
-	// MaxDecompressedBytes bounds a decompressed response body (gzip bombs).
+	// MaxDecompressedBytes bounds a decompressed response body, and each
+	// gRPC message (gzip bombs).
 	MaxDecompressedBytes int64 `yaml:"max_decompressed_bytes"`
+	// MemoryBudgetBytes bounds the memory all responses together hold for
+	// masking and inflation; a response that cannot get its share is
+	// refused (503) or cut off.
+	MemoryBudgetBytes int64 `yaml:"memory_budget_bytes"`
 }
 
 // Recorder configures session recording.

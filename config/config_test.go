@@ -45,6 +45,8 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"resources endpoint service", "identity: {dev: true}\nresources: {endpoints: {crm: http://127.0.0.1:1}}\n", "config: resources.endpoints.crm: unknown service"},
 		{"resources endpoint url", "identity: {dev: true}\nresources: {endpoints: {storage: 127.0.0.1:1}}\n", `config: resources.endpoints.storage: "127.0.0.1:1" is not an http(s) base URL`},
 		{"resources ttl type", "identity: {dev: true}\nresources:\n  ttl: forever\n", "config: resources.ttl (line 3): wrong type"},
+		{"tiny memory budget", "identity: {dev: true}\nmasking: {memory_budget_bytes: 1000}\n", "config: masking.memory_budget_bytes: must be at least 1048576"},
+		{"memory budget not a number", "identity: {dev: true}\nmasking:\n  memory_budget_bytes: lots\n", "config: masking.memory_budget_bytes (line 3): wrong type"},
 		{"not yaml", "listen: [\n", "config: (file): not valid YAML"},
 		{"scalar for mapping", "listen: 5\n", "config: listen (line 1): must be a mapping"},
 	}
@@ -72,6 +74,9 @@ func TestParseKeepsDefaults(t *testing.T) {
 	if c.Listen.Authz != "127.0.0.1:9001" || c.Approvals.Store != "memory" || c.Recorder.OnFull != "refuse" ||
 		c.Approvals.MaxPendingPerSubject != 20 || c.Approvals.AllowDelegatedVotes {
 		t.Errorf("defaults lost: %+v", c)
+	}
+	if c.Masking.MemoryBudgetBytes != 256<<20 {
+		t.Errorf("masking.memory_budget_bytes = %d, want 256 MiB", c.Masking.MemoryBudgetBytes)
 	}
 	if c.Identity.Issuers[0].Audience != "airlock" {
 		t.Errorf("issuer not read: %+v", c.Identity.Issuers)

@@ -67,7 +67,7 @@ func Default() *Config {
 			MaxTTL:               24 * time.Hour,
 			MaxPendingPerSubject: 20,
 		},
-		Masking: Masking{BodyMode: "streamed", MaxDecompressedBytes: 64 << 20},
+		Masking: Masking{BodyMode: "streamed", MaxDecompressedBytes: 64 << 20, MemoryBudgetBytes: 256 << 20},
 		Recorder: Recorder{
 			Enabled:       true,
 			Sink:          "file:///var/lib/airlock/sessions",
@@ -389,6 +389,9 @@ func (c *Config) Validate() error {
 	if c.Masking.MaxDecompressedBytes <= 0 {
 		bad("masking.max_decompressed_bytes", "must be positive")
 	}
+	if c.Masking.MemoryBudgetBytes < minMemoryBudget {
+		bad("masking.memory_budget_bytes", "must be at least %d (1 MiB): a smaller budget refuses every masked response", minMemoryBudget)
+	}
 
 	if c.Recorder.Enabled {
 		if err := validSink(c.Recorder.Sink); err != nil {
@@ -622,3 +625,7 @@ func (c *Config) validateResources(credentials map[string]bool, bad func(key, fo
 		}
 	}
 }
+
+// minMemoryBudget is the smallest masking.memory_budget_bytes accepted: a
+// few streams' share.
+const minMemoryBudget = 1 << 20

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // protoCodec is gRPC's protobuf codec with buffers from dirtyPool (see
@@ -34,6 +35,9 @@ func protoMessage(v any) proto.Message {
 // Marshal encodes v into a buffer of dirtyPool (gRPC's codec uses its
 // default pool, which clears the buffer first).
 func (protoCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if r, ok := v.(*bodyReply); ok {
+		return r.marshal()
+	}
 	m := protoMessage(v)
 	if m == nil {
 		return nil, fmt.Errorf("extproc: cannot marshal %T: not a proto message", v)
@@ -219,4 +223,88 @@ func (r *request) split(b []byte) (body []byte, eos, ok bool) {
 		body = nil
 	}
 	return body, eos, true
+}
+
+// bodyReply is the reply to a response body chunk whose body mutation is
+// the masked output in out. protoCodec encodes it around the output
+// buffers without copying them and hands the buffers to gRPC, which gives
+// them back to the stream's lease as it writes them; any other codec
+// marshals the equivalent ProcessingResponse, and the stream gives the
+// buffers back after the send.
+type bodyReply struct {
+	out *output
+	msg *extprocv3.ProcessingResponse
+}
+
+// ProtoReflect makes a bodyReply a proto message for codecs other than
+// protoCodec.
+func (r *bodyReply) ProtoReflect() protoreflect.Message {
+	if r.msg == nil {
+		var body []byte
+		if r.out != nil {
+			if len(r.out.bufs) == 1 {
+				body = *r.out.bufs[0]
+			} else {
+				body = r.out.appendTo(make([]byte, 0, r.out.n), r.out.n)
+			}
+		}
+		r.msg = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{
+			Response: &extprocv3.CommonResponse{BodyMutation: &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: body}}},
+		}}}
+	}
+	return r.msg.ProtoReflect()
+}
+
+func (r *bodyReply) reset() {
+	r.out = nil
+	r.msg = nil
+}
+
+// Field numbers of a body reply: ProcessingResponse.response_body >
+// BodyResponse.response > CommonResponse.body_mutation > BodyMutation.body.
+const (
+	fieldProcessingResponseBody = 4
+	fieldBodyResponseResponse   = 1
+	fieldCommonBodyMutation     = 3
+	fieldBodyMutationBody       = 1
+)
+
+// copyReplyBelow is the output size under which a reply is copied whole
+// rather than handed over buffer by buffer.
+const copyReplyBelow = 4 << 10
+
+// marshal encodes the reply: a small header of tags and lengths, then the
+// output buffers themselves, which gRPC now owns.
+func (r *bodyReply) marshal() (mem.BufferSlice, error) {
+	o := r.out
+	n := o.n
+	bm := protowire.SizeTag(fieldBodyMutationBody) + protowire.SizeBytes(n)
+	cr := protowire.SizeTag(fieldCommonBodyMutation) + protowire.SizeBytes(bm)
+	br := protowire.SizeTag(fieldBodyResponseResponse) + protowire.SizeBytes(cr)
+	hdr := make([]byte, 0, 24)
+	hdr = protowire.AppendTag(hdr, fieldProcessingResponseBody, protowire.BytesType)
+	hdr = protowire.AppendVarint(hdr, uint64(br))
+	hdr = protowire.AppendTag(hdr, fieldBodyResponseResponse, protowire.BytesType)
+	hdr = protowire.AppendVarint(hdr, uint64(cr))
+	hdr = protowire.AppendTag(hdr, fieldCommonBodyMutation, protowire.BytesType)
+	hdr = protowire.AppendVarint(hdr, uint64(bm))
+	hdr = protowire.AppendTag(hdr, fieldBodyMutationBody, protowire.BytesType)
+	hdr = protowire.AppendVarint(hdr, uint64(n))
+	if n < copyReplyBelow {
+		b := o.appendTo(hdr, n)
+		o.free()
+		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+	}
+	out := make(mem.BufferSlice, 0, 1+len(o.bufs))
+	out = append(out, mem.SliceBuffer(hdr))
+	for _, b := range o.bufs {
+		if len(*b) == 0 {
+			o.l.put(b)
+			continue
+		}
+		out = append(out, o.l.handoff(b))
+	}
+	o.bufs = o.bufs[:0]
+	o.n = 0
+	return out, nil
 }

@@ -8,69 +8,72 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 )
 
 // errTooLarge is returned when a compressed body inflates past the bound.
-var errTooLarge = errors.New("extproc: decompressed body exceeds the limit")
+var errTooLarge = errors.New("extproc: the decompressed body exceeds masking.max_decompressed_bytes")
 
-// maxInflatePerChunk bounds what one compressed chunk may inflate to.
-const maxInflatePerChunk = 16 << 20
+// inflatePiece is the most an inflater hands over at once.
+const inflatePiece = 32 << 10
 
-// inflater decompresses a gzip or deflate body that arrives in chunks. A
-// goroutine runs the decompressor; chunks are handed to it one at a time and
-// each Write returns everything the chunks so far decompress to.
+// inflaterCost is what an inflater holds while it runs (decompressor
+// window and tables, input buffer, output piece), charged to the lease.
+const inflaterCost = 128 << 10
+
+// inflater decompresses a gzip or deflate stream that arrives in chunks.
+// Output is handed over in pieces of at most inflatePiece bytes as it is
+// produced, so what a chunk inflates to is never held whole: the caller
+// masks each piece before the next is made. The decompressor runs as a
+// coroutine (iter.Pull) that pulls input chunk by chunk.
 type inflater struct {
 	encoding string
 	limit    int64
+	total    int64
 
-	in      chan []byte
-	req     chan struct{}
-	done    chan struct{}
-	started bool
-	idle    bool
-	closed  bool
+	next     func() ([]byte, bool)
+	stop     func()
+	started  bool
+	finished bool
 
-	// Owned by the goroutine while it runs; read by the caller only while
-	// the goroutine waits for input or after done.
-	out   []byte
-	total int64
-	err   error
+	// in is the chunk being consumed; eof is set by Close.
+	in  []byte
+	eof bool
+	// wantInput is set by the coroutine when it yields for more input.
+	wantInput bool
+	err       error
 }
 
 func newInflater(encoding string, limit int64) *inflater {
-	return &inflater{encoding: encoding, limit: limit,
-		in: make(chan []byte), req: make(chan struct{}), done: make(chan struct{})}
+	return &inflater{encoding: encoding, limit: limit}
 }
 
-type chanReader struct {
-	f   *inflater
-	cur []byte
-	eof bool
+// inputReader feeds the decompressor the current chunk and yields to the
+// caller when it is used up.
+type inputReader struct {
+	f     *inflater
+	yield func([]byte) bool
 }
 
-// Read hands over the current chunk, asking the caller for the next one when
-// it is used up.
-func (r *chanReader) Read(p []byte) (int, error) {
-	for len(r.cur) == 0 {
-		if r.eof {
+func (r *inputReader) Read(p []byte) (int, error) {
+	for len(r.f.in) == 0 {
+		if r.f.eof {
 			return 0, io.EOF
 		}
-		r.f.req <- struct{}{}
-		c, ok := <-r.f.in
-		if !ok {
-			r.eof = true
-			return 0, io.EOF
+		r.f.wantInput = true
+		if !r.yield(nil) {
+			return 0, errAborted
 		}
-		r.cur = c
 	}
-	n := copy(p, r.cur)
-	r.cur = r.cur[n:]
+	n := copy(p, r.f.in)
+	r.f.in = r.f.in[n:]
 	return n, nil
 }
 
-func (f *inflater) run() {
-	defer close(f.done)
-	br := bufio.NewReaderSize(&chanReader{f: f}, 4096)
+var errAborted = errors.New("extproc: inflation aborted")
+
+func (f *inflater) run(yield func([]byte) bool) {
+	br := bufio.NewReaderSize(&inputReader{f: f, yield: yield}, 4096)
 	var zr io.Reader
 	switch f.encoding {
 	case "gzip", "x-gzip":
@@ -83,146 +86,113 @@ func (f *inflater) run() {
 	default:
 		// "deflate" is zlib-wrapped per RFC 9110; some servers send raw deflate.
 		head, err := br.Peek(2)
-		if err == nil && len(head) == 2 && head[0]&0x0f == 8 && (uint16(head[0])<<8|uint16(head[1]))%31 == 0 {
+		switch {
+		case err == nil && head[0]&0x0f == 8 && (uint16(head[0])<<8|uint16(head[1]))%31 == 0:
 			z, err := zlib.NewReader(br)
 			if err != nil {
 				f.err = fmt.Errorf("extproc: deflate body: %w", err)
 				return
 			}
 			zr = z
-		} else if err != nil && !errors.Is(err, io.EOF) {
+		case err != nil && !errors.Is(err, io.EOF):
 			f.err = fmt.Errorf("extproc: deflate body: %w", err)
 			return
-		} else {
+		default:
 			zr = flate.NewReader(br)
 		}
 	}
-	buf := make([]byte, 32<<10)
+	buf := make([]byte, inflatePiece)
 	for {
 		n, err := zr.Read(buf)
-		f.total += int64(n)
-		if f.total > f.limit {
-			f.err = fmt.Errorf("%w (%d bytes)", errTooLarge, f.limit)
-			f.drain()
-			return
-		}
-		f.out = append(f.out, buf[:n]...)
-		if len(f.out) > maxInflatePerChunk {
-			f.err = fmt.Errorf("%w: one chunk inflates to more than %d bytes", errTooLarge, maxInflatePerChunk)
-			f.drain()
-			return
+		if n > 0 {
+			f.total += int64(n)
+			if f.total > f.limit {
+				f.err = fmt.Errorf("%w (%d bytes)", errTooLarge, f.limit)
+				return
+			}
+			if !yield(buf[:n]) {
+				return
+			}
 		}
 		if err == io.EOF {
 			// Anything after the end of the compressed stream is an error.
 			if _, err := br.ReadByte(); err == nil {
 				f.err = errors.New("extproc: data after the end of the compressed body")
-				f.drain()
+			} else if !errors.Is(err, io.EOF) && f.err == nil {
+				f.err = fmt.Errorf("extproc: %s body: %w", f.encoding, err)
 			}
 			return
 		}
 		if err != nil {
-			f.err = fmt.Errorf("extproc: %s body: %w", f.encoding, err)
-			f.drain()
+			if !errors.Is(err, errAborted) {
+				f.err = fmt.Errorf("extproc: %s body: %w", f.encoding, err)
+			}
 			return
 		}
 	}
 }
 
-// drain consumes input until the caller closes it, so the caller never blocks.
-func (f *inflater) drain() {
-	go func() {
-		for range f.in {
-		}
-	}()
-}
-
-// wait blocks until the goroutine wants input or has ended.
-func (f *inflater) wait() {
-	if f.idle {
-		return
-	}
-	select {
-	case <-f.req:
-		f.idle = true
-	case <-f.done:
-	}
-}
-
-func (f *inflater) finished() bool {
-	select {
-	case <-f.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// Write hands a compressed chunk over and returns what it inflated to.
-func (f *inflater) Write(chunk []byte) ([]byte, error) {
+// pump runs the decompressor until it wants input or ends, handing each
+// piece to emit; the piece is valid only during the call.
+func (f *inflater) pump(emit func([]byte) error) error {
 	if !f.started {
 		f.started = true
-		go f.run()
+		f.next, f.stop = iter.Pull(iter.Seq[[]byte](f.run))
 	}
-	f.wait()
-	if f.finished() {
-		if f.err != nil {
-			return nil, f.err
+	for !f.finished {
+		f.wantInput = false
+		piece, ok := f.next()
+		if !ok {
+			f.finished = true
+			break
 		}
-		if len(chunk) > 0 {
-			return nil, errors.New("extproc: data after the end of the compressed body")
+		if f.wantInput {
+			return nil
 		}
-		return f.take(), nil
-	}
-	if len(chunk) > 0 {
-		f.idle = false
-		f.in <- chunk
-		f.wait()
-	}
-	if f.finished() && f.err != nil {
-		return nil, f.err
-	}
-	return f.take(), nil
-}
-
-// Close ends the input and returns the rest of the output.
-func (f *inflater) Close() ([]byte, error) {
-	if !f.started {
-		f.started = true
-		go f.run()
-	}
-	if !f.closed {
-		f.closed = true
-		f.wait()
-		close(f.in)
-	}
-	<-f.done
-	if f.err != nil {
-		return nil, f.err
-	}
-	return f.take(), nil
-}
-
-// Abort stops the goroutine when the stream ends early.
-func (f *inflater) Abort() {
-	if !f.started || f.closed {
-		return
-	}
-	f.closed = true
-	close(f.in)
-	go func() {
-		// Let a goroutine blocked on req finish.
-		for {
-			select {
-			case <-f.req:
-			case <-f.done:
-				return
+		if err := emit(piece); err != nil {
+			f.stop()
+			f.finished = true
+			if f.err == nil {
+				f.err = err
 			}
+			return err
 		}
-	}()
+	}
+	if f.err != nil {
+		return f.err
+	}
+	if len(f.in) > 0 {
+		f.err = errors.New("extproc: data after the end of the compressed body")
+	}
+	return f.err
 }
 
-func (f *inflater) take() []byte {
-	out := f.out
-	f.out = nil
-	return out
+// Write hands a compressed chunk over; emit receives what it inflates to,
+// piece by piece.
+func (f *inflater) Write(chunk []byte, emit func([]byte) error) error {
+	if f.err != nil {
+		return f.err
+	}
+	f.in = chunk
+	err := f.pump(emit)
+	f.in = nil
+	return err
+}
+
+// Close ends the input, hands over the rest of the output and checks that
+// the compressed stream ended where the body did.
+func (f *inflater) Close(emit func([]byte) error) error {
+	if f.err != nil {
+		return f.err
+	}
+	f.eof = true
+	return f.pump(emit)
+}
+
+// Abort stops the decompressor when the stream ends early.
+func (f *inflater) Abort() {
+	if f.started && !f.finished {
+		f.stop()
+		f.finished = true
+	}
 }

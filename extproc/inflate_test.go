@@ -31,17 +31,21 @@ func compress(t *testing.T, enc string, b []byte) []byte {
 
 func inflateAll(f *inflater, in []byte, chunk int) ([]byte, error) {
 	var out []byte
+	emit := func(p []byte) error {
+		if len(p) > inflatePiece {
+			return errors.New("piece larger than inflatePiece")
+		}
+		out = append(out, p...)
+		return nil
+	}
 	for len(in) > 0 {
 		n := min(chunk, len(in))
-		o, err := f.Write(in[:n])
-		if err != nil {
+		if err := f.Write(in[:n], emit); err != nil {
 			return out, err
 		}
-		out = append(out, o...)
 		in = in[n:]
 	}
-	o, err := f.Close()
-	return append(out, o...), err
+	return out, f.Close(emit)
 }
 
 func TestInflater(t *testing.T) {
@@ -73,7 +77,7 @@ func TestInflater(t *testing.T) {
 	}
 	// Abort never blocks.
 	f := newInflater("gzip", 1<<20)
-	if _, err := f.Write(gz[:10]); err != nil {
+	if err := f.Write(gz[:10], func([]byte) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	f.Abort()

@@ -28,7 +28,7 @@ func GRPCServerOptions() []grpc.ServerOption {
 	}
 }
 
-var dirtyPool mem.BufferPool = newTieredPool(256, 4<<10, 16<<10, 32<<10, 64<<10, 128<<10, 256<<10, 1<<20)
+var dirtyPool = newTieredPool(256, 4<<10, 16<<10, 32<<10, 64<<10, 128<<10, 256<<10, 1<<20)
 
 // tieredPool hands out buffers from size classes without clearing them.
 type tieredPool struct {
@@ -49,6 +49,14 @@ func (p *tieredPool) class(n int) int {
 		}
 	}
 	return -1
+}
+
+// Size is the capacity of the buffer Get(n) returns.
+func (p *tieredPool) Size(n int) int {
+	if i := p.class(n); i >= 0 {
+		return p.sizes[i]
+	}
+	return 1 << bits.Len(uint(n))
 }
 
 // Get returns a buffer of length n; its contents are whatever it last held.

@@ -24,38 +24,77 @@
 //
 // Behaviour per response:
 //   - The request gets accept-encoding: identity, so the upstream sends an
-//     uncompressed body. A gzip or deflate body is still inflated (bounded
-//     by Options.MaxDecompressedBytes) and content-encoding is removed; any
-//     other encoding is refused with a 502 before a byte is sent.
+//     uncompressed body (and a gRPC request grpc-accept-encoding: identity).
+//     A gzip or deflate body is still inflated, streaming: each piece is
+//     masked as it is produced, never a whole chunk's worth at once; a body
+//     that inflates past Options.MaxDecompressedBytes ends in an error, and
+//     content-encoding is removed. Any other encoding is refused with a
+//     502 before a byte is sent.
+//   - Response headers are masked on every response that has them (HEAD,
+//     204, 304, errors and uninspected media types included), with the
+//     same profile as the body, through a header mutation (raw_value). A
+//     value keeps the label in place of the secret ("[MASKED:gcp_api_key]");
+//     a secret in a header's name (an x-goog-meta-* key) removes the
+//     header. Never touched: pseudo-headers and the headers HTTP or Google
+//     define (content-length, transfer-encoding, connection, date,
+//     last-modified, expires, age, etag, vary, accept-ranges,
+//     content-range, x-goog-generation, x-goog-metageneration, x-goog-hash,
+//     x-goog-stored-content-length, x-goog-storage-class, grpc-status,
+//     grpc-encoding, grpc-accept-encoding; see untouchedHeaders).
+//     content-type is masked like the rest: Cloud Storage lets an uploader
+//     choose it, and no real media type looks like a secret. A secret in a
+//     header Envoy will not let ext_proc rewrite (host, x-envoy-*) refuses
+//     the response. Binary headers (-bin) are decoded and their bytes
+//     masked. Trailers, when Envoy sends them, are masked the same way.
 //   - content-length is removed whenever the body is processed, since
 //     masking changes its length.
 //   - Bodies that cannot exist (HEAD, 1xx, 204, 304, content-length 0) are
 //     skipped with a mode_override; every other body is scanned, whatever its
 //     content type (an object's type is chosen by whoever uploaded it),
 //     unless Options.PassContentTypes lists it. JSON content types are
-//     tokenized (field rules and detectors); everything else is scanned as
-//     text by detectors.
+//     tokenized (field rules and detectors); gRPC bodies are split into
+//     messages; everything else is scanned as text by detectors.
+//   - gRPC (application/grpc, application/grpc-web): each message is read
+//     whole (at most Options.MaxDecompressedBytes), inflated when its
+//     compressed flag is set (grpc-encoding gzip or deflate; any other
+//     grpc-encoding, and the base64 application/grpc-web-text, are refused
+//     with a 502), and masked without its schema by the detectors
+//     (masking.TextMasker.MaskProtobuf): secrets in strings and bytes at any
+//     depth are replaced and the lengths around them rewritten, a message
+//     that does not parse or whose secret cannot be cut out fails the
+//     stream. Messages go out uncompressed and grpc-encoding is removed.
+//     airlock asks for the trailers (mode_override, response_trailer_mode
+//     SEND) to mask grpc-message; without allow_mode_override Envoy does not
+//     send them.
+//   - Memory: every buffer that holds response bytes (masked output waiting
+//     for Envoy, a gRPC message, decompressor and masker state) is charged
+//     to one process-wide Budget (Options.MemoryBudgetBytes). A stream
+//     leases its share when its response headers arrive; one that cannot
+//     is refused with a 503 in Google's error shape before any byte is
+//     sent, and one that cannot grow later (a body inflating to more than
+//     the budget spares), after waiting up to 100 ms for memory other
+//     streams give back, ends with a gRPC error, a reset. Everything
+//     returns to the budget when the stream ends, however it ends; masked
+//     output handed to gRPC returns as gRPC writes it.
 //   - Failing closed: before the response headers are sent (errors at
 //     response headers, or any error in BUFFERED mode) the agent gets a 502
-//     with a Google-style JSON error; once a STREAMED body is under way the
-//     stream ends with a gRPC error, which Envoy turns into a reset. The
-//     agent never receives unmasked bytes.
+//     (503 for the memory budget) with a Google-style JSON error; once a
+//     STREAMED body is under way the stream ends with a gRPC error, which
+//     Envoy turns into a reset. The agent never receives unmasked bytes.
 //   - With response trailers present and response_trailer_mode SKIP, Envoy
 //     never marks the last body chunk end_of_stream, so the bytes the masker
 //     holds back (at most one carried tail) cannot be flushed; with SEND the
-//     stream then fails closed. REST responses from Google carry no trailers.
+//     stream then fails closed. REST responses from Google carry no
+//     trailers; a gRPC body holds nothing back between messages.
 package extproc
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"mime"
-	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -85,10 +124,11 @@ type Recorder interface {
 	// An error refuses the request (503) before it reaches the upstream.
 	RecordRequestHeaders(ctx context.Context, meta authz.Metadata, headers map[string]string) error
 	// RecordResponse is called once per response that had headers, before
-	// its last bytes are released: maskedBody holds the first bytes of the
-	// masked body (at most Options.RecordBodyBytes) and totalBytes the
-	// length of the whole masked body. An error fails the response closed:
-	// a 503 when no byte went out yet, else a reset.
+	// its last bytes are released: headers are as the agent receives them
+	// (masked), maskedBody holds the first bytes of the masked body (at
+	// most Options.RecordBodyBytes) and totalBytes the length of the whole
+	// masked body. An error fails the response closed: a 503 when no byte
+	// went out yet, else a reset.
 	RecordResponse(ctx context.Context, meta authz.Metadata, status int, headers map[string]string, maskedBody []byte, totalBytes int64) error
 }
 
@@ -97,15 +137,20 @@ type Options struct {
 	// BodyMode is the response body mode Envoy is configured with when its
 	// first message does not say: "streamed" (default) or "buffered".
 	BodyMode string
-	// MaxDecompressedBytes bounds a compressed response once inflated
-	// (gzip bombs); default 64 MiB. A larger body ends in an error.
+	// MaxDecompressedBytes bounds a compressed response body once inflated,
+	// and each gRPC message (gzip bombs); default 64 MiB. A larger body
+	// ends in an error.
 	MaxDecompressedBytes int64
+	// MemoryBudgetBytes bounds the memory all streams together hold for
+	// masking and inflation (see Budget); default 256 MiB.
+	MemoryBudgetBytes int64
 	// RecordBodyBytes bounds the masked body handed to the Recorder;
 	// default 64 KiB.
 	RecordBodyBytes int
 	// PassContentTypes lists media-type prefixes (e.g. "video/") whose
-	// bodies are not inspected. Empty by default: every body is scanned,
-	// since an object's content type is chosen by whoever uploaded it.
+	// bodies are not inspected (their headers still are). Empty by
+	// default: every body is scanned, since an object's content type is
+	// chosen by whoever uploaded it.
 	PassContentTypes []string
 	// Engine holds the detectors; nil means built-in detectors only.
 	// Replace it at run time with Server.SetEngine.
@@ -121,7 +166,15 @@ type Server struct {
 	extprocv3.UnimplementedExternalProcessorServer
 	opts   Options
 	log    *slog.Logger
-	engine atomic.Pointer[masking.Engine]
+	budget *Budget
+	engine atomic.Pointer[engineState]
+}
+
+// engineState is an engine with the masker of the default profile, which
+// most responses' headers are masked with.
+type engineState struct {
+	e   *masking.Engine
+	def *masking.TextMasker
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
@@ -138,13 +191,16 @@ func NewServer(opts Options) (*Server, error) {
 	if opts.MaxDecompressedBytes <= 0 {
 		opts.MaxDecompressedBytes = 64 << 20
 	}
+	if opts.MemoryBudgetBytes <= 0 {
+		opts.MemoryBudgetBytes = DefaultMemoryBudget
+	}
 	if opts.RecordBodyBytes <= 0 {
 		opts.RecordBodyBytes = 64 << 10
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Server{opts: opts, log: opts.Logger.With("component", "extproc")}
+	s := &Server{opts: opts, log: opts.Logger.With("component", "extproc"), budget: NewBudget(opts.MemoryBudgetBytes)}
 	e := opts.Engine
 	if e == nil {
 		var err error
@@ -152,17 +208,33 @@ func NewServer(opts Options) (*Server, error) {
 			return nil, fmt.Errorf("extproc: %w", err)
 		}
 	}
-	s.engine.Store(e)
+	if err := s.setEngine(e); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+func (s *Server) setEngine(e *masking.Engine) error {
+	def, err := e.TextMasker(masking.DefaultProfile())
+	if err != nil {
+		return fmt.Errorf("extproc: default profile: %w", err)
+	}
+	s.engine.Store(&engineState{e: e, def: def})
+	return nil
 }
 
 // SetEngine swaps the detectors (policy reload); streams already running
 // keep the engine they started with.
 func (s *Server) SetEngine(e *masking.Engine) {
 	if e != nil {
-		s.engine.Store(e)
+		if err := s.setEngine(e); err != nil {
+			s.log.Error("keeping the previous detectors", "error", err)
+		}
 	}
 }
+
+// Budget is the server's memory budget, for metrics.
+func (s *Server) Budget() *Budget { return s.budget }
 
 // Register adds the service to a gRPC server.
 func (s *Server) Register(r grpc.ServiceRegistrar) {
@@ -172,7 +244,8 @@ func (s *Server) Register(r grpc.ServiceRegistrar) {
 // Process serves one HTTP stream.
 func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 	ctx := srv.Context()
-	st := &stream{s: s, ctx: ctx, engine: s.engine.Load(), bodyMode: s.opts.BodyMode}
+	es := s.engine.Load()
+	st := &stream{s: s, ctx: ctx, engine: es.e, def: es.def, bodyMode: s.opts.BodyMode}
 	defer st.end()
 	// One request value for the whole stream: with protoCodec a body chunk
 	// stays in gRPC's receive buffer until release.
@@ -197,16 +270,15 @@ func (s *Server) Process(srv extprocv3.ExternalProcessor_ProcessServer) error {
 			// Fail closed: Envoy answers 500 or resets the stream; the agent
 			// never gets the unmasked bytes.
 			st.log().Warn("masking failed; ending the stream", "error", err)
-			return status.Error(codes.Internal, "airlock: "+err.Error())
+			return status.Error(codes.Internal, "airlock: "+strings.TrimPrefix(err.Error(), "extproc: "))
 		}
 		if resp == nil {
 			continue
 		}
-		// Send has marshalled resp when it returns (stats handlers may not
-		// keep the message either): st.out, which resp may hold, is free
-		// from then on.
-		err = srv.Send(resp)
-		st.releaseOut()
+		// SendMsg has marshalled resp when it returns; a bodyReply's
+		// buffers now belong to gRPC, or come back here.
+		err = srv.SendMsg(resp)
+		st.sent()
 		if err != nil {
 			return err
 		}
@@ -218,6 +290,7 @@ type stream struct {
 	s        *Server
 	ctx      context.Context
 	engine   *masking.Engine
+	def      *masking.TextMasker
 	meta     authz.Metadata
 	metaSeen bool
 	bodyMode string
@@ -225,17 +298,37 @@ type stream struct {
 
 	status      int
 	respHeaders map[string]string
-	masker      *masking.Stream
-	// out holds the masked chunk of the reply being built: a buffer of
-	// dirtyPool, given back once the reply is sent (releaseOut).
-	out         *[]byte
-	inflate     *inflater
-	passBody    bool
-	noBody      bool
-	record      []byte
-	total       int64
-	recorded    bool
-	sawRespHdrs bool
+	// tm masks headers and gRPC messages with the response's profile.
+	tm *masking.TextMasker
+	// lease is the stream's share of the memory budget, from the response
+	// headers on when a body is masked.
+	lease *lease
+	// feed takes the body's bytes (inflated when content-encoded): the
+	// masker's or the gRPC framer's.
+	feed func([]byte) error
+	// masker masks a text or JSON body; grpc splits a gRPC one.
+	masker       *masking.Stream
+	grpc         *grpcFramer
+	grpcEncoding string
+	grpcMasked   int
+	inflate      *inflater
+	// out collects the masked bytes of the chunk being answered, and reply
+	// carries them to Envoy.
+	out      output
+	reply    bodyReply
+	replying bool
+	// blockSize is the size of the output buffers taken for inflated
+	// pieces, which are many per chunk.
+	blockSize int
+
+	headerMasked int
+	scratch      []byte
+	passBody     bool
+	noBody       bool
+	record       []byte
+	total        int64
+	recorded     bool
+	sawRespHdrs  bool
 }
 
 func (st *stream) log() *slog.Logger {
@@ -246,20 +339,28 @@ func (st *stream) log() *slog.Logger {
 	return l
 }
 
-// releaseOut gives the reply buffer back once the reply is sent: a stream
-// waiting for its upstream holds none, and the next chunk, of this stream
-// or another, is masked into a buffer still in this core's cache.
-func (st *stream) releaseOut() {
-	if st.out != nil {
-		dirtyPool.Put(st.out)
-		st.out = nil
+// sent runs after each reply went to gRPC: output gRPC did not take is
+// given back.
+func (st *stream) sent() {
+	if st.replying {
+		st.replying = false
+		st.out.free()
+		st.reply.reset()
 	}
 }
 
+// end gives everything back to the budget, however the stream ended.
 func (st *stream) end() {
-	st.releaseOut()
+	st.sent()
+	st.out.free()
 	if st.inflate != nil {
 		st.inflate.Abort()
+	}
+	if st.grpc != nil {
+		st.grpc.free()
+	}
+	if st.lease != nil {
+		st.lease.close()
 	}
 }
 
@@ -273,7 +374,7 @@ func (st *stream) readMetadata(req *extprocv3.ProcessingRequest) {
 	}
 }
 
-func (st *stream) handle(req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, error) {
+func (st *stream) handle(req *extprocv3.ProcessingRequest) (any, error) {
 	st.readMetadata(req)
 	if pc := req.GetProtocolConfig(); pc != nil {
 		switch pc.GetResponseBodyMode() {
@@ -284,7 +385,7 @@ func (st *stream) handle(req *extprocv3.ProcessingRequest) (*extprocv3.Processin
 		}
 	}
 	observe := req.GetObservabilityMode()
-	var resp *extprocv3.ProcessingResponse
+	var resp any
 	var err error
 	switch r := req.Request.(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
@@ -298,14 +399,13 @@ func (st *stream) handle(req *extprocv3.ProcessingRequest) (*extprocv3.Processin
 	case *extprocv3.ProcessingRequest_ResponseBody:
 		resp, err = st.responseBody(r.ResponseBody)
 	case *extprocv3.ProcessingRequest_ResponseTrailers:
-		if err = st.finishBody(); err == nil {
-			resp = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseTrailers{ResponseTrailers: &extprocv3.TrailersResponse{}}}
-		}
+		resp, err = st.responseTrailers(r.ResponseTrailers)
 	default:
 		err = fmt.Errorf("extproc: unexpected processing request %T", req.Request)
 	}
 	if observe {
 		// Envoy ignores replies in observability mode.
+		st.sent()
 		return nil, nil
 	}
 	return resp, err
@@ -356,10 +456,12 @@ func (st *stream) requestHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processing
 	}
 	// Ask the upstream for an uncompressed body so that it can be masked
 	// without inflating it.
+	set := []*corev3.HeaderValueOption{setHeader("accept-encoding", "identity")}
+	if grpcKind(hm["content-type"]) != 0 {
+		set = append(set, setHeader("grpc-accept-encoding", "identity"))
+	}
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestHeaders{RequestHeaders: &extprocv3.HeadersResponse{
-		Response: &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{
-			SetHeaders: []*corev3.HeaderValueOption{setHeader("accept-encoding", "identity")},
-		}},
+		Response: &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{SetHeaders: set}},
 	}}}
 }
 
@@ -379,92 +481,39 @@ func Profile(specs []authz.MaskingSpec) masking.Profile {
 	return p
 }
 
-// bodyKind says how a content type is read.
-func bodyKind(contentType string) masking.Kind {
-	mt, _, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		mt = strings.ToLower(strings.TrimSpace(strings.SplitN(contentType, ";", 2)[0]))
-	}
-	if mt == "application/json" || strings.HasSuffix(mt, "+json") || strings.HasSuffix(mt, "/json") {
-		return masking.JSON
-	}
-	return masking.Text
-}
-
-func (st *stream) responseHeaders(h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
-	st.sawRespHdrs = true
-	hm := headerMap(h.GetHeaders())
-	st.respHeaders = redacted(hm)
-	st.status, _ = strconv.Atoi(hm[":status"])
-	noBody := h.GetEndOfStream() || st.method == "HEAD" || st.status == 204 || st.status == 304 ||
-		(st.status >= 100 && st.status < 200) || hm["content-length"] == "0"
-	st.noBody = noBody
-	ct := hm["content-type"]
-	for _, p := range st.s.opts.PassContentTypes {
-		if p != "" && strings.HasPrefix(strings.ToLower(ct), strings.ToLower(p)) && !noBody {
-			// The operator chose not to inspect this media type.
-			st.passBody = true
-			resp := &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{}}}
-			resp.ModeOverride = &filterv3.ProcessingMode{ResponseBodyMode: filterv3.ProcessingMode_NONE}
-			return resp
-		}
-	}
-	hr := &extprocv3.HeadersResponse{Response: &extprocv3.CommonResponse{}}
-	resp := &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: hr}}
-	if noBody {
-		st.passBody = true
-		// Nothing to mask: let Envoy skip the body (honoured only with
-		// allow_mode_override; otherwise body messages pass untouched).
-		resp.ModeOverride = &filterv3.ProcessingMode{ResponseBodyMode: filterv3.ProcessingMode_NONE}
-		if h.GetEndOfStream() {
-			if err := st.recordResponse(); err != nil {
-				return st.unavailable("airlock: unavailable: the session recorder cannot store this response, so it is withheld; retry later.")
-			}
-		}
-		return resp
-	}
-	enc := strings.ToLower(strings.TrimSpace(hm["content-encoding"]))
-	mut := &extprocv3.HeaderMutation{RemoveHeaders: []string{"content-length"}}
-	switch enc {
-	case "", "identity":
-	case "gzip", "x-gzip", "deflate":
-		st.inflate = newInflater(enc, st.s.opts.MaxDecompressedBytes)
-		mut.RemoveHeaders = append(mut.RemoveHeaders, "content-encoding")
-		delete(st.respHeaders, "content-encoding")
-	default:
-		st.log().Warn("refusing a response whose encoding cannot be inspected", "content_encoding", enc)
-		return st.refuse(fmt.Sprintf("airlock: the response is encoded with %q, which airlock cannot inspect for secrets; it was not passed on", enc))
-	}
-	masker, err := st.engine.NewStream(Profile(st.meta.Masking), bodyKind(ct))
-	if err != nil {
-		st.log().Error("masking profile does not compile", "error", err)
-		return st.refuse("airlock: the masking rules for this request are invalid: " + err.Error())
-	}
-	st.masker = masker
-	delete(st.respHeaders, "content-length")
-	hr.Response.HeaderMutation = mut
-	return resp
-}
-
 // unavailable answers 503 with a local reply (before any response byte
 // went out), in Google's error shape.
 func (st *stream) unavailable(msg string) *extprocv3.ProcessingResponse {
-	return st.localReply(typev3.StatusCode_ServiceUnavailable, "UNAVAILABLE", "UNAVAILABLE", "airlock_recording_failed", msg)
+	return st.localReply(typev3.StatusCode_ServiceUnavailable, "UNAVAILABLE", "UNAVAILABLE", "airlock_recording_failed", msg, nil)
+}
+
+// overBudget answers 503 when the memory budget cannot spare what the
+// response needs.
+func (st *stream) overBudget() *extprocv3.ProcessingResponse {
+	st.passBody = true
+	b := st.s.budget
+	msg := fmt.Sprintf("airlock: unavailable: the gateway's memory for masking responses (masking.memory_budget_bytes, %d bytes) is in use by other responses, so this response was withheld; retry later.", b.Limit())
+	return st.localReply(typev3.StatusCode_ServiceUnavailable, "UNAVAILABLE", "UNAVAILABLE", "airlock_memory_budget_exhausted", msg,
+		map[string]string{"cause": "masking.memory_budget_bytes"})
 }
 
 // refuse answers with a local reply before any response byte went out.
 func (st *stream) refuse(msg string) *extprocv3.ProcessingResponse {
 	st.passBody = true
-	return st.localReply(typev3.StatusCode_BadGateway, "INTERNAL", "MASKING_FAILED", "airlock_masking_failed", msg)
+	return st.localReply(typev3.StatusCode_BadGateway, "INTERNAL", "MASKING_FAILED", "airlock_masking_failed", msg, nil)
 }
 
 // localReply is an ImmediateResponse carrying a Google-style JSON error.
-func (st *stream) localReply(code typev3.StatusCode, status, reason, details, msg string) *extprocv3.ProcessingResponse {
+func (st *stream) localReply(code typev3.StatusCode, status, reason, details, msg string, meta map[string]string) *extprocv3.ProcessingResponse {
+	md := map[string]string{"request_id": st.meta.RequestID}
+	for k, v := range meta {
+		md[k] = v
+	}
 	body, _ := json.Marshal(map[string]any{"error": map[string]any{
 		"code": int(code), "status": status, "message": msg,
 		"details": []any{map[string]any{
 			"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason, "domain": "airlock",
-			"metadata": map[string]string{"request_id": st.meta.RequestID},
+			"metadata": md,
 		}},
 	}})
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{ImmediateResponse: &extprocv3.ImmediateResponse{
@@ -476,134 +525,4 @@ func (st *stream) localReply(code typev3.StatusCode, status, reason, details, ms
 		Body:    body,
 		Details: details,
 	}}}
-}
-
-func (st *stream) responseBody(b *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
-	cr := &extprocv3.CommonResponse{}
-	resp := &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{Response: cr}}}
-	if st.passBody || st.masker == nil {
-		if !st.sawRespHdrs {
-			return nil, errors.New("extproc: response body before response headers")
-		}
-		if st.noBody && len(b.GetBody()) > 0 {
-			// A response announced without a body carries one: refuse
-			// rather than pass unmasked bytes.
-			return nil, errors.New("extproc: body data on a response without a body")
-		}
-		if b.GetEndOfStream() {
-			if err := st.recordResponse(); err != nil {
-				return nil, err
-			}
-		}
-		return resp, nil
-	}
-	out, err := st.maskChunk(b.GetBody(), b.GetEndOfStream())
-	if err != nil {
-		if st.bodyMode == BodyModeBuffered {
-			// Envoy still holds the response headers: answer with an error.
-			st.log().Warn("masking failed; refusing the response", "error", err)
-			return st.refuse("airlock: the response could not be masked: " + err.Error()), nil
-		}
-		return nil, err
-	}
-	if bytes.Equal(out, b.GetBody()) {
-		// The chunk goes out as Envoy holds it (nothing masked, and the
-		// bytes held back, if any, are the same as those released): a
-		// reply without a mutation says so without sending it back.
-		return resp, nil
-	}
-	if len(out) == 0 {
-		cr.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_ClearBody{ClearBody: true}}
-	} else {
-		cr.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: out}}
-	}
-	return resp, nil
-}
-
-// maskChunk masks one chunk; with eos it flushes the masker.
-func (st *stream) maskChunk(chunk []byte, eos bool) ([]byte, error) {
-	in := chunk
-	var err error
-	if st.inflate != nil {
-		if in, err = st.inflate.Write(chunk); err != nil {
-			return nil, err
-		}
-		if eos {
-			rest, err := st.inflate.Close()
-			if err != nil {
-				return nil, err
-			}
-			in = append(in, rest...)
-		}
-	}
-	want := len(in) + len(in)/16 + 64
-	if st.out == nil || cap(*st.out) < want {
-		st.releaseOut()
-		st.out = dirtyPool.Get(want)
-	}
-	out := (*st.out)[:0]
-	if out, err = st.masker.Write(out, in); err != nil {
-		return nil, err
-	}
-	if eos {
-		if out, err = st.masker.Close(out); err != nil {
-			return nil, err
-		}
-	}
-	if len(out) > 0 && &out[0] != &(*st.out)[:1][0] {
-		// Grown past the pooled buffer.
-		st.releaseOut()
-	}
-	st.total += int64(len(out))
-	if room := st.s.opts.RecordBodyBytes - len(st.record); room > 0 && st.s.opts.Recorder != nil {
-		n := min(room, len(out))
-		st.record = append(st.record, out[:n]...)
-	}
-	if eos {
-		st.logMasked()
-		if err := st.recordResponse(); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// finishBody runs when trailers arrive: in STREAMED mode with trailers the
-// last body chunk was not marked end_of_stream.
-func (st *stream) finishBody() error {
-	if st.masker == nil || st.passBody || st.recorded {
-		return st.recordResponse()
-	}
-	// Bytes still held by the masker cannot be sent with trailers; a body
-	// that ends this way is refused rather than truncated silently.
-	out, err := st.maskChunk(nil, true)
-	if err != nil {
-		return err
-	}
-	if len(out) > 0 {
-		return errors.New("extproc: masked body bytes pending when trailers arrived")
-	}
-	return nil
-}
-
-func (st *stream) logMasked() {
-	if n := st.masker.Masked(); n > 0 {
-		st.log().Info("masked response", "masked", n, "gcp_method", st.meta.GCPMethod, "status", st.status)
-	}
-}
-
-// recordResponse records the response once; an error means it could not be
-// made durable and the response must not complete.
-func (st *stream) recordResponse() error {
-	if st.recorded || !st.sawRespHdrs {
-		return nil
-	}
-	st.recorded = true
-	if rec := st.s.opts.Recorder; rec != nil {
-		if err := rec.RecordResponse(st.ctx, st.meta, st.status, st.respHeaders, st.record, st.total); err != nil {
-			st.log().Error("recording the response failed; failing it closed", "err", err)
-			return fmt.Errorf("extproc: recording the response: %w", err)
-		}
-	}
-	return nil
 }

@@ -45,7 +45,9 @@ func (f *fakeStream) Recv() (*extprocv3.ProcessingRequest, error) {
 	return m, f.RecvMsg(m)
 }
 
-func (f *fakeStream) Send(m *extprocv3.ProcessingResponse) error {
+func (f *fakeStream) Send(m *extprocv3.ProcessingResponse) error { return f.SendMsg(m) }
+
+func (f *fakeStream) SendMsg(m any) error {
 	data, err := f.codec.Marshal(m)
 	if err != nil {
 		return err

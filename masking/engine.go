@@ -9,7 +9,9 @@
 // `"[MASKED:private_key]"`. Bodies are processed in chunks with bounded memory:
 // a JSON body is read by a streaming tokenizer and a text body by a scanner
 // that carries over a tail as long as the longest possible match, so a secret
-// split across chunks is still found.
+// split across chunks is still found. TextMasker masks short texts whole
+// (header values) and serialized protocol buffer messages (gRPC), where
+// detectors apply.
 package masking
 
 import (

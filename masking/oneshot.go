@@ -28,6 +28,24 @@ func (e *Engine) TextMasker(p Profile) (*TextMasker, error) {
 // Mask appends text, its secrets replaced by their labels, to dst and
 // returns how many spans were masked.
 func (m *TextMasker) Mask(dst, text []byte) ([]byte, int) {
+	return m.mask(dst, text, true)
+}
+
+// MaskFound is Mask for the common case of a clean text: when text holds
+// nothing to mask it returns dst unchanged and 0, without copying text.
+func (m *TextMasker) MaskFound(dst, text []byte) ([]byte, int) {
+	return m.mask(dst, text, false)
+}
+
+// Found reports whether text holds anything the detectors mask.
+func (m *TextMasker) Found(text []byte) bool {
+	sc := m.scanner()
+	found := len(sc.find(text)) > 0
+	m.done(sc)
+	return found
+}
+
+func (m *TextMasker) scanner() *scanner {
 	sc := scannerPool.Get().(*scanner)
 	if len(sc.last) != len(m.e.dets) {
 		sc.last = make([]int32, len(m.e.dets))
@@ -36,7 +54,25 @@ func (m *TextMasker) Mask(dst, text []byte) ([]byte, int) {
 		}
 	}
 	sc.set = m.cp.set
+	return sc
+}
+
+func (m *TextMasker) done(sc *scanner) {
+	sc.set = nil
+	scannerPool.Put(sc)
+}
+
+func (m *TextMasker) mask(dst, text []byte, copyClean bool) ([]byte, int) {
+	sc := m.scanner()
 	spans := sc.find(text)
+	n := len(spans)
+	if n == 0 {
+		m.done(sc)
+		if copyClean {
+			dst = append(dst, text...)
+		}
+		return dst, 0
+	}
 	pos := 0
 	for _, s := range spans {
 		if s.start > pos {
@@ -45,9 +81,7 @@ func (m *TextMasker) Mask(dst, text []byte) ([]byte, int) {
 		dst = append(dst, m.e.dets[s.det].label...)
 		pos = s.end
 	}
-	n := len(spans)
-	sc.set = nil
-	scannerPool.Put(sc)
+	m.done(sc)
 	return append(dst, text[pos:]...), n
 }
 
@@ -60,4 +94,18 @@ func (e *Engine) MaskText(p Profile, dst, text []byte) ([]byte, int, error) {
 	}
 	out, n := m.Mask(dst, text)
 	return out, n, nil
+}
+
+// KeywordFound reports whether text holds the keyword of one of the
+// profile's detectors, in any letter case: the prefilter alone, for text
+// whose letter case was lost (HTTP/2 header names are lower case), where
+// the detectors themselves may no longer match.
+func (m *TextMasker) KeywordFound(text []byte) bool {
+	found := false
+	m.e.ac.scan(text, func(id int32, _ int) {
+		if m.cp.set.enabled[m.e.keywords[id].det] {
+			found = true
+		}
+	})
+	return found
 }

@@ -292,6 +292,7 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 		extprocSrv, err = extproc.NewServer(extproc.Options{
 			BodyMode:             cfg.Masking.BodyMode,
 			MaxDecompressedBytes: cfg.Masking.MaxDecompressedBytes,
+			MemoryBudgetBytes:    cfg.Masking.MemoryBudgetBytes,
 			RecordBodyBytes:      cfg.Recorder.MaxBodyBytes,
 			Engine:               maskEngine,
 			Logger:               log.With("component", "extproc"),
@@ -300,6 +301,14 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 		if err != nil {
 			return fmt.Errorf("extproc: %w", err)
 		}
+		budget := extprocSrv.Budget()
+		s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "airlock_extproc_memory_in_use_bytes",
+			Help: "Memory responses hold for masking and inflation, charged to masking.memory_budget_bytes.",
+		}, func() float64 { return float64(budget.InUse()) }), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "airlock_extproc_memory_budget_bytes",
+			Help: "masking.memory_budget_bytes: the memory responses may hold for masking and inflation.",
+		}, func() float64 { return float64(budget.Limit()) }))
 		g := s.newGRPC(extproc.GRPCServerOptions()...)
 		extprocSrv.Register(g)
 		s.serveGRPC(g, l, "extproc", "envoy.service.ext_proc.v3.ExternalProcessor")
