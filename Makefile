@@ -62,6 +62,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzNormalizePath -fuzztime 30s ./gcp
 	$(GO) test -run '^$$' -fuzz FuzzRecognize -fuzztime $(FUZZ_TIME) ./gcp
 	$(GO) test -run '^$$' -fuzz FuzzBatch -fuzztime $(FUZZ_TIME) ./gcp
+	$(GO) test -run '^$$' -fuzz FuzzParseStrictJSON -fuzztime $(FUZZ_TIME) ./gcp
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s ./policies
 <<<<<<< HEAD
 	$(GO) test -run '^$$' -fuzz FuzzFingerprint -fuzztime $(FUZZ_TIME) ./authz

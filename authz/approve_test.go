@@ -74,6 +74,11 @@ func approvalEngine(t *testing.T, policy string, opts approvals.Options, eo Opti
 	}
 	eo.Recognizer = gcp.NewRecognizer(gcp.DefaultCatalog(), nil)
 	eo.Approvals = svc
+	if eo.Timeout == 0 {
+		// These tests are not about the decision's deadline: give a slow,
+		// loaded machine (the race detector) room.
+		eo.Timeout = 30 * time.Second
+	}
 	e, err := New(eo)
 	if err != nil {
 		t.Fatal(err)

@@ -90,6 +90,9 @@ func newTestEngine(t *testing.T, opts Options) *Engine {
 		opts.Verifier = fakeVerifier{"good": {Subject: "agent-1", Email: "agent@example.com", Groups: []string{"ai-agents"}, Actor: "claude"}}
 	}
 	opts.Recognizer = gcp.NewRecognizer(gcp.DefaultCatalog(), nil)
+	if opts.Timeout == 0 {
+		opts.Timeout = 30 * time.Second // not about the deadline: room for -race on a loaded machine
+	}
 	e, err := New(opts)
 	if err != nil {
 		t.Fatal(err)

@@ -45,18 +45,23 @@ var schemaData []byte
 // not describe, a free-form value), keys are left as sent, and an object
 // naming one field in two spellings is refused.
 
-// schemaTable indexes the embedded schemas, decoding each document on its
-// first use.
+// schemaTable indexes the embedded schemas. Only the index is decoded up
+// front; a document's schemas are split (not decoded) on its first use and
+// each schema is decoded on its first use.
 type schemaTable struct {
-	lines   [][]byte
-	methods map[string]int // version + " " + method id -> line
-	docs    []docOnce
+	lines   [][]byte // document lines; lines[0] is the first document
+	methods map[string]schemagen.IndexEntry
+	docs    []docSchemas
 }
 
-type docOnce struct {
+// docSchemas is one document's schemas, decoded lazily.
+type docSchemas struct {
 	once sync.Once
-	doc  schemagen.Doc
+	raw  map[string]json.RawMessage
 	err  error
+
+	mu      sync.Mutex
+	decoded map[string]*schemagen.Schema
 }
 
 var (
@@ -70,6 +75,23 @@ func requestSchemas() (*schemaTable, error) {
 	return schemas, schemasErr
 }
 
+// WarmSchemas decompresses the embedded request schemas and splits every
+// document (decoding no schema yet), so that no request pays for it;
+// servers call it at start. Otherwise the first request with a body reads
+// the index (tens of milliseconds) and the first of each API its document.
+func WarmSchemas() error {
+	t, err := requestSchemas()
+	if err != nil {
+		return err
+	}
+	for i := range t.docs {
+		if err := t.split(i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func parseSchemaTable(data []byte) (*schemaTable, error) {
 	zr, err := gzip.NewReader(bytes.NewReader(data))
 	if err != nil {
@@ -79,45 +101,82 @@ func parseSchemaTable(data []byte) (*schemaTable, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gcp: request schemas: %w", err)
 	}
-	t := &schemaTable{methods: map[string]int{}}
-	for _, line := range bytes.Split(raw, []byte{'\n'}) {
-		if len(line) == 0 {
-			continue
-		}
-		var head struct {
-			Version string            `json:"version"`
-			Methods map[string]string `json:"methods"`
-		}
-		if err := json.Unmarshal(line, &head); err != nil {
-			return nil, fmt.Errorf("gcp: request schemas line %d: %w", len(t.lines)+1, err)
-		}
-		for id := range head.Methods {
-			t.methods[head.Version+" "+id] = len(t.lines)
-		}
-		t.lines = append(t.lines, line)
+	head, rest, _ := bytes.Cut(raw, []byte{'\n'})
+	var idx schemagen.Index
+	if err := json.Unmarshal(head, &idx); err != nil {
+		return nil, fmt.Errorf("gcp: request schemas index: %w", err)
 	}
-	t.docs = make([]docOnce, len(t.lines))
+	t := &schemaTable{methods: idx.Methods}
+	for _, line := range bytes.Split(rest, []byte{'\n'}) {
+		if len(line) > 0 {
+			t.lines = append(t.lines, line)
+		}
+	}
+	for key, e := range t.methods {
+		if e.Doc < 1 || e.Doc > len(t.lines) {
+			return nil, fmt.Errorf("gcp: request schemas index: %s names document %d of %d", key, e.Doc, len(t.lines))
+		}
+	}
+	t.docs = make([]docSchemas, len(t.lines))
 	return t, nil
 }
 
-// schemaFor returns the request schema of method in version and the
-// document it belongs to, or nil when the method takes no body or is
-// unknown.
-func (t *schemaTable) schemaFor(version, method string) (*schemagen.Schema, *schemagen.Doc, error) {
-	i, ok := t.methods[version+" "+method]
-	if !ok {
-		return nil, nil, nil
+// schemaView resolves the schemas of one document.
+type schemaView struct{ d *docSchemas }
+
+// get decodes (once) and returns the named schema, or nil.
+func (v schemaView) get(name string) *schemagen.Schema {
+	if v.d == nil {
+		return nil
 	}
+	v.d.mu.Lock()
+	defer v.d.mu.Unlock()
+	if s, ok := v.d.decoded[name]; ok {
+		return s
+	}
+	var s *schemagen.Schema
+	if raw, ok := v.d.raw[name]; ok {
+		s = new(schemagen.Schema)
+		if json.Unmarshal(raw, s) != nil {
+			s = nil
+		}
+	}
+	if v.d.decoded == nil {
+		v.d.decoded = map[string]*schemagen.Schema{}
+	}
+	v.d.decoded[name] = s
+	return s
+}
+
+// schemaFor returns the request schema of method in version and a view of
+// its document, or nil when the method takes no body or is unknown.
+func (t *schemaTable) schemaFor(version, method string) (*schemagen.Schema, schemaView, error) {
+	e, ok := t.methods[version+" "+method]
+	if !ok {
+		return nil, schemaView{}, nil
+	}
+	if err := t.split(e.Doc - 1); err != nil {
+		return nil, schemaView{}, err
+	}
+	v := schemaView{d: &t.docs[e.Doc-1]}
+	return v.get(e.Schema), v, nil
+}
+
+// split separates document i's schemas, once.
+func (t *schemaTable) split(i int) error {
 	d := &t.docs[i]
 	d.once.Do(func() {
-		if err := json.Unmarshal(t.lines[i], &d.doc); err != nil {
-			d.err = fmt.Errorf("gcp: request schemas of %s: %w", method, err)
+		var doc struct {
+			API     string                     `json:"api"`
+			Version string                     `json:"version"`
+			Schemas map[string]json.RawMessage `json:"schemas"`
 		}
+		if err := json.Unmarshal(t.lines[i], &doc); err != nil {
+			d.err = fmt.Errorf("gcp: request schemas of document %d: %w", i+1, err)
+		}
+		d.raw = doc.Schemas
 	})
-	if d.err != nil {
-		return nil, nil, d.err
-	}
-	return d.doc.Schemas[d.doc.Methods[method]], &d.doc, nil
+	return d.err
 }
 
 // normalizeBody rewrites v, a body as parseStrictJSON returns it, into the
@@ -128,22 +187,22 @@ func normalizeBody(op Operation, v any) (any, error) {
 		return nil, nil
 	}
 	var s *schemagen.Schema
-	var doc *schemagen.Doc
+	var view schemaView
 	if op.Method != "" {
 		t, err := requestSchemas()
 		if err != nil {
 			return nil, err
 		}
-		if s, doc, err = t.schemaFor(op.Version, op.Method); err != nil {
+		if s, view, err = t.schemaFor(op.Version, op.Method); err != nil {
 			return nil, err
 		}
 	}
-	n := normalizer{doc: doc}
+	n := normalizer{schemas: view}
 	return n.value(v, s, "", 0)
 }
 
 type normalizer struct {
-	doc *schemagen.Doc
+	schemas schemaView
 }
 
 // maxSafeInt is the largest integer a float64 holds exactly.
@@ -151,10 +210,7 @@ const maxSafeInt = 1 << 53
 
 func (n *normalizer) resolve(s *schemagen.Schema) *schemagen.Schema {
 	for i := 0; s != nil && s.Ref != "" && i < 32; i++ {
-		if n.doc == nil {
-			return nil
-		}
-		s = n.doc.Schemas[s.Ref]
+		s = n.schemas.get(s.Ref)
 	}
 	if s != nil && s.Ref != "" {
 		return nil

@@ -97,15 +97,38 @@ func TestRequestSchemasResolve(t *testing.T) {
 	if len(tab.methods) < 5000 {
 		t.Fatalf("only %d methods with request schemas", len(tab.methods))
 	}
+	checked := map[*docSchemas]bool{}
 	for key := range tab.methods {
 		version, id, _ := strings.Cut(key, " ")
-		s, doc, err := tab.schemaFor(version, id)
+		s, view, err := tab.schemaFor(version, id)
 		if err != nil || s == nil {
 			t.Fatalf("%s: schema %v, err %v", key, s, err)
 		}
-		for name, sc := range doc.Schemas {
-			if sc.Ref != "" && doc.Schemas[sc.Ref] == nil {
-				t.Fatalf("%s: schema %s refers to missing %s", key, name, sc.Ref)
+		if checked[view.d] {
+			continue
+		}
+		checked[view.d] = true
+		for name := range view.d.raw {
+			var refs []string
+			var walk func(*schemagen.Schema)
+			walk = func(x *schemagen.Schema) {
+				if x == nil {
+					return
+				}
+				if x.Ref != "" {
+					refs = append(refs, x.Ref)
+				}
+				for _, p := range x.Props {
+					walk(p)
+				}
+				walk(x.Items)
+				walk(x.Map)
+			}
+			walk(view.get(name))
+			for _, r := range refs {
+				if view.get(r) == nil {
+					t.Fatalf("%s: schema %s refers to missing %s", key, name, r)
+				}
 			}
 		}
 	}

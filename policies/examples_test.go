@@ -112,3 +112,45 @@ func TestExamplesMaskSecrets(t *testing.T) {
 		t.Errorf("detectors = %+v", dets)
 	}
 }
+
+// A policy author adds acme-guardrails.yaml (default deny) beside the
+// baseline. Every baseline test whose outcome the guardrail does not
+// change still passes with its rule: a rule that decided is reported over
+// another policy's default.
+func TestBaselineBesideAGuardrail(t *testing.T) {
+	var srcs []policies.Source
+	for _, name := range []string{"gcp-baseline.yaml"} {
+		data, err := examples.FS.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srcs = append(srcs, policies.Source{Name: name, Data: data})
+	}
+	guardrails := policies.Source{Name: "acme-guardrails.yaml", Data: []byte(`name: acme-guardrails
+match: request.host.endsWith(".googleapis.com")
+default: deny
+rules:
+  - name: break-glass
+    when: identity.subject == "break-glass"
+    action: allow
+`)}
+	// The guardrail first: file order must not let its default hide the
+	// baseline's rules.
+	set, err := policies.LoadSources(policies.LoadOptions{}, append([]policies.Source{guardrails}, srcs...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := set.RunTests(context.Background(), build)
+	denies := 0
+	for _, r := range results {
+		if r.Case.Expect == policies.Deny && r.Case.ExpectRule != "" {
+			denies++
+			if !r.Passed {
+				t.Errorf("%s: %s", r.Case, r.Failure())
+			}
+		}
+	}
+	if denies < 10 {
+		t.Fatalf("only %d deny tests with a rule", denies)
+	}
+}

@@ -203,6 +203,14 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 		return err
 	}
 
+	// The request schemas read bodies as Google does; load them off the
+	// request path.
+	go func() {
+		if err := gcp.WarmSchemas(); err != nil {
+			log.Error("request schemas cannot be read; bodies will be refused as unreadable", "err", err)
+		}
+	}()
+
 	paths, err := s.policyPaths(embedded)
 	if err != nil {
 		return err

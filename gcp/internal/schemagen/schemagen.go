@@ -176,8 +176,30 @@ func reduce(r *rawSchema) (*Schema, []string, error) {
 	return s, refs, nil
 }
 
-// EncodeLines writes docs as JSON lines, sorted by API and version so
-// that the output is stable.
+// Index is the first line of the table: where each method's request
+// schema is, so that a reader decodes only the document it needs.
+type Index struct {
+	// Methods maps "VERSION METHOD-ID" (a method id may appear in several
+	// versions of an API) to its document line (1 is the first document)
+	// and schema name.
+	Methods map[string]IndexEntry `json:"methods"`
+}
+
+// IndexEntry locates one method's request schema.
+type IndexEntry struct {
+	Doc    int    `json:"d"`
+	Schema string `json:"s"`
+}
+
+// tableDoc is a document line of the table: its schemas only.
+type tableDoc struct {
+	API     string             `json:"api"`
+	Version string             `json:"version"`
+	Schemas map[string]*Schema `json:"schemas"`
+}
+
+// EncodeLines writes the table as JSON lines: the Index, then one line per
+// document, sorted by API and version so that the output is stable.
 func EncodeLines(w io.Writer, docs []Doc) error {
 	sort.SliceStable(docs, func(i, j int) bool {
 		if docs[i].API != docs[j].API {
@@ -185,12 +207,23 @@ func EncodeLines(w io.Writer, docs []Doc) error {
 		}
 		return docs[i].Version < docs[j].Version
 	})
-	enc := json.NewEncoder(w)
+	idx := Index{Methods: map[string]IndexEntry{}}
+	var lines []tableDoc
 	for _, d := range docs {
 		if len(d.Methods) == 0 {
 			continue
 		}
-		if err := enc.Encode(d); err != nil {
+		lines = append(lines, tableDoc{API: d.API, Version: d.Version, Schemas: d.Schemas})
+		for id, schema := range d.Methods {
+			idx.Methods[d.Version+" "+id] = IndexEntry{Doc: len(lines), Schema: schema}
+		}
+	}
+	enc := json.NewEncoder(w)
+	if err := enc.Encode(idx); err != nil {
+		return err
+	}
+	for _, l := range lines {
+		if err := enc.Encode(l); err != nil {
 			return err
 		}
 	}
