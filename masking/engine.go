@@ -127,7 +127,9 @@ type Engine struct {
 var builtinNames = func() []string {
 	var out []string
 	for _, d := range builtinDetectors() {
-		out = append(out, d.name)
+		if d.partOf == "" {
+			out = append(out, d.name)
+		}
 	}
 	out = append(out, secretFieldName)
 	sort.Strings(out)
@@ -201,6 +203,9 @@ func NewEngine(custom []DetectorSpec) (*Engine, error) {
 		}
 		e.byName[d.name] = int32(i)
 		d.label = label(d.name)
+		if d.partOf != "" {
+			d.label = label(d.partOf)
+		}
 		for _, k := range d.keywords {
 			kws = append(kws, k)
 			e.keywords = append(e.keywords, kwRef{det: int32(i), n: len(k)})
@@ -214,7 +219,9 @@ func NewEngine(custom []DetectorSpec) (*Engine, error) {
 func (e *Engine) Detectors() []string {
 	out := []string{secretFieldName}
 	for _, d := range e.dets {
-		out = append(out, d.name)
+		if d.partOf == "" {
+			out = append(out, d.name)
+		}
 	}
 	sort.Strings(out)
 	return out
@@ -276,10 +283,15 @@ func (e *Engine) compile(p Profile) (*compiledProfile, error) {
 			continue
 		}
 		i, ok := e.byName[name]
-		if !ok {
+		if !ok || e.dets[i].partOf != "" {
 			return nil, fmt.Errorf("masking: unknown detector %q", name)
 		}
 		set.enabled[i] = true
+	}
+	for i, d := range e.dets {
+		if d.partOf != "" && set.enabled[e.byName[d.partOf]] {
+			set.enabled[i] = true
+		}
 	}
 	for i, on := range set.enabled {
 		if !on {
