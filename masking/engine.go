@@ -363,8 +363,13 @@ const (
 type Stream struct {
 	json *jsonMasker
 	text *textMasker
-	err  error
-	in   int64
+	// u16 masks a text found to be UTF-16; sniff holds a text's first bytes
+	// until it is known whether it is.
+	u16     *utf16Masker
+	sniff   []byte
+	sniffed bool
+	err     error
+	in      int64
 }
 
 // NewStream starts masking one body of the given kind with profile p.
@@ -391,7 +396,7 @@ func (s *Stream) Write(dst, p []byte) ([]byte, error) {
 	}
 	s.in += int64(len(p))
 	if s.text != nil {
-		return s.text.write(dst, p, false, emitRaw), nil
+		return s.writeText(dst, p, false)
 	}
 	out, err := s.json.write(dst, p)
 	if err != nil {
@@ -408,10 +413,37 @@ func (s *Stream) Close(dst []byte) ([]byte, error) {
 		return dst, s.err
 	}
 	if s.text != nil {
-		return s.text.write(dst, nil, true, emitRaw), nil
+		return s.writeText(dst, nil, true)
 	}
 	out, err := s.json.close(dst)
 	if err != nil {
+		s.err = err
+		return dst, err
+	}
+	return out, nil
+}
+
+// writeText masks text, UTF-16 text through its UTF-8 reading.
+func (s *Stream) writeText(dst, p []byte, final bool) ([]byte, error) {
+	if !s.sniffed {
+		s.sniff = append(s.sniff, p...)
+		is16, be, decided := detectUTF16(s.sniff, final)
+		if !decided {
+			return dst, nil
+		}
+		s.sniffed = true
+		if is16 {
+			s.u16 = &utf16Masker{inner: s.text, be: be}
+		}
+		p, s.sniff = s.sniff, nil
+	}
+	var out []byte
+	if s.u16 != nil {
+		out = s.u16.write(dst, p, final)
+	} else {
+		out = s.text.write(dst, p, final, emitRaw)
+	}
+	if err := s.text.err; err != nil {
 		s.err = err
 		return dst, err
 	}
