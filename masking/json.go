@@ -158,11 +158,11 @@ type jsonMasker struct {
 	lit    string
 	litPos int
 
-	b64    []byte
+	b64 []byte
 	// bst and b64spans serve base64 runs inside string values.
 	bst      b64State
 	b64spans []span
-	masked int
+	masked   int
 	// clean remembers values found clean (keyed hash and length).
 	clean    [128][2]cleanEntry
 	cleanMRU [128]uint8
