@@ -158,8 +158,11 @@ type jsonMasker struct {
 	lit    string
 	litPos int
 
-	b64    []byte
-	masked int
+	b64 []byte
+	// bst and b64spans serve base64 runs inside string values.
+	bst      b64State
+	b64spans []span
+	masked   int
 	// clean remembers values found clean (keyed hash and length).
 	clean    [128][2]cleanEntry
 	cleanMRU [128]uint8
@@ -972,7 +975,11 @@ func (j *jsonMasker) longWrite(dst, piece []byte, final bool) ([]byte, error) {
 	if err := j.lb.feed(j.sc, piece, final); err != nil {
 		return dst, err
 	}
-	return j.lt.write(dst, piece, final, emitJSONString), nil
+	out := j.lt.write(dst, piece, final, emitJSONString)
+	if err := j.lt.err; err != nil {
+		return dst, err
+	}
+	return out, nil
 }
 
 // endString completes a key or a string value.
@@ -1103,6 +1110,15 @@ func (j *jsonMasker) scanString(d, escRaw []byte) ([]byte, []span, int32, bool) 
 	if det, ok := j.base64Secret(d); ok {
 		return d, nil, det, true
 	}
+	if len(d) > minB64Run && j.cp.set.any && hasB64Run(d) {
+		// Base64 inside text (a manifest or an .env file in a string).
+		var spans []span
+		spans, _ = j.bst.spans(j.cp.set, d, 0, j.b64spans[:0])
+		j.b64spans = spans
+		if len(spans) > 0 {
+			return d, mergeSpans(spans), -1, true
+		}
+	}
 	if slot != nil {
 		*slot = ce
 		j.cleanMRU[cset] ^= 1
@@ -1195,6 +1211,11 @@ func (j *jsonMasker) base64Secret(d []byte) (int32, bool) {
 	}
 	spans := j.sc.find(j.b64[:m])
 	if len(spans) == 0 {
+		// Base64 inside what it decodes to: a manifest's values in a
+		// Secret Manager payload.
+		if det := j.bst.check(j.cp.set, j.b64[:m], 1); det >= 0 {
+			return det, true
+		}
 		return 0, false
 	}
 	return spans[0].det, true
