@@ -463,7 +463,9 @@ func eventMarks(s *recorder.Session, v *recorder.VerifyResult) map[*recorder.Eve
 	}
 	for _, e := range s.Events {
 		for _, p := range v.Problems {
-			if p.Segment == e.Segment && (p.Seq >= 0 && p.Seq == e.Seq || p.Chunk != "" && p.Chunk == s.Chunks[e]) {
+			// A problem that names an event marks that event; one that
+			// names only a chunk marks every event of the chunk.
+			if p.Segment == e.Segment && (p.Seq >= 0 && p.Seq == e.Seq || p.Seq < 0 && p.Chunk != "" && p.Chunk == s.Chunks[e]) {
 				marks[e] = "ALTERED"
 			}
 		}
