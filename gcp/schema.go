@@ -16,7 +16,6 @@ import (
 	"github.com/airlockhq/airlock/gcp/internal/schemagen"
 )
 
-
 // schemaData holds the request-body schemas of every GA Discovery document,
 // one document per gzipped JSON line (see schemagen.Doc).
 //
