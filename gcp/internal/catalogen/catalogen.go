@@ -389,63 +389,6 @@ func longRunning(d *discoDoc, ref string) bool {
 	return done
 }
 
-// readPrefixes are method names that read on POST; each must be followed by
-// an upper-case letter or end the name (camel-case word boundary).
-var readPrefixes = []string{
-	"get", "list", "search", "batchGet", "lookup", "query", "testIamPermissions",
-	"runQuery", "runAggregationQuery", "aggregated",
-}
-
-// writeWords in a method name deny readonly on POST: minting or revealing
-// credentials is never a plain read.
-var writeWords = []string{"token", "credential", "secret", "password", "sign", "cert", "generate", "key", "create", "delete", "update", "set", "insert", "patch", "write", "execute", "run"}
-
-// notReadOnly are POST methods that look like reads but may change state.
-var notReadOnly = map[string]bool{
-	"bigquery.jobs.query": true, // SQL may be DML or DDL
-}
-
-// ReadOnly is the readonly rule of the catalog: GET and HEAD methods read;
-// a POST method reads when its name (the last part of the id) starts with a
-// read word (get, list, search, batchGet, lookup, query, testIamPermissions,
-// runQuery, runAggregationQuery, aggregated) at a camel-case boundary and
-// names nothing that mints, reveals or changes (token, credential, secret,
-// password, sign, cert, generate, key, create, delete, update, set, insert,
-// patch, write, execute, run), and is not bigquery.jobs.query (SQL may be
-// DML). Every other method writes.
-func ReadOnly(httpMethod, id string) bool {
-	switch httpMethod {
-	case "GET", "HEAD":
-		return true
-	case "POST":
-	default:
-		return false
-	}
-	if notReadOnly[id] {
-		return false
-	}
-	name := id[strings.LastIndexByte(id, '.')+1:]
-	for _, p := range readPrefixes {
-		if !strings.HasPrefix(name, p) {
-			continue
-		}
-		if len(name) > len(p) && !(name[len(p)] >= 'A' && name[len(p)] <= 'Z') {
-			continue
-		}
-		rest := strings.ToLower(name[len(p):])
-		if p == "runQuery" || p == "runAggregationQuery" || p == "testIamPermissions" {
-			rest = "" // the whole name is the read word
-		}
-		for _, w := range writeWords {
-			if strings.Contains(rest, w) {
-				return false
-			}
-		}
-		return true
-	}
-	return false
-}
-
 // Encode writes apis as gzipped JSON lines. The gzip header carries no name
 // or time, so the bytes depend only on the content and the compressor.
 func Encode(apis []API) ([]byte, error) {
