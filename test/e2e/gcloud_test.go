@@ -296,6 +296,18 @@ var approvalIDRe = regexp.MustCompile(`approve request (\S+) at (\S+) before`)
 // trusted through the private CA).
 func TestGcloudThroughTheGateway(t *testing.T) {
 	gcloudPath(t)
+	start := time.Now()
+	out := io.Writer(io.Discard)
+	if os.Getenv("AIRLOCK_DEMO") != "" {
+		out = os.Stdout
+	}
+	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+	show := func(cmd []string, stdout, stderr string) {
+		say("   $ gcloud %s", strings.Join(cmd, " "))
+		if s := strings.TrimSpace(stdout + stderr); s != "" {
+			say("      %s", strings.ReplaceAll(s, "\n", "\n      "))
+		}
+	}
 	g := startTLSGateway(t)
 	alice := g.iss.Mint(map[string]any{"sub": "alice", "email": "alice@acme.example", "email_verified": true,
 		"groups": []string{"ai-agents"}, "act": map[string]any{"sub": "claude-code"}})
@@ -304,21 +316,32 @@ func TestGcloudThroughTheGateway(t *testing.T) {
 		"CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE": "https://compute." + gatewayDomain + "/compute/v1/",
 	})
 	zone := []string{"--zone", "us-east1-b", "--project", "acme-prod"}
+	say("airlock with gcloud: alice's coding agent runs the real gcloud CLI through Envoy (the test stand-in) and airlock,")
+	say("under the shipped baseline policies, against a fake Google Cloud. Compute goes through endpoint overrides")
+	say("(https://compute.%s/, rewritten by the bootstrap's Lua filter); Cloud Storage and Resource Manager go in", gatewayDomain)
+	say("transparent mode (the real Google hosts, the gateway's certificate from a private CA gcloud trusts).")
+	say("gcloud reads alice's OIDC token from auth/access_token_file.\n")
 
 	t.Run("an allowed list succeeds", func(t *testing.T) {
-		code, out, errOut := gc.run("compute", "instances", "list", "--zones", "us-east1-b", "--project", "acme-prod", "--format", "value(name,status)")
+		cmd := []string{"compute", "instances", "list", "--zones", "us-east1-b", "--project", "acme-prod", "--format", "value(name,status)"}
+		code, out, errOut := gc.run(cmd...)
 		if code != 0 || !strings.Contains(out, "web-1") || !strings.Contains(out, "RUNNING") {
 			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 		}
+		say("1. An allowed list (rule agents-may-read):")
+		show(cmd, out, errOut)
 	})
 
 	t.Run("a refused delete prints airlock's message with the rule", func(t *testing.T) {
 		before := g.cloud.count("DELETE ")
-		code, out, errOut := gc.run(append([]string{"compute", "instances", "delete", "web-1", "--quiet"}, zone...)...)
+		cmd := append([]string{"compute", "instances", "delete", "web-1", "--quiet"}, zone...)
+		code, out, errOut := gc.run(cmd...)
 		if code == 0 || !strings.Contains(errOut, "airlock: denied by rule no-prod-instance-delete") ||
 			!strings.Contains(errOut, "Deleting production VM instances is not allowed for agents") {
 			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 		}
+		say("\n2. A refused delete: gcloud prints airlock's message and the rule; nothing reaches Google.")
+		show(cmd, out, errOut)
 		if g.cloud.count("DELETE ") != before {
 			t.Fatalf("the refused delete reached Google: %v", g.cloud.Seen())
 		}
@@ -331,6 +354,8 @@ func TestGcloudThroughTheGateway(t *testing.T) {
 		if code == 0 || m == nil || !strings.Contains(errOut, "approval required by rule prod-writes-need-sre") {
 			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 		}
+		say("\n3. A production stop needs an SRE's approval: gcloud prints the approval id and URL.")
+		show(stop, out, errOut)
 		id, approveURL := m[1], strings.TrimSuffix(m[2], ".")
 		if !strings.HasPrefix(approveURL, g.apiBase+"/") || !strings.Contains(approveURL, id) {
 			t.Fatalf("approve URL %q does not lead to approval %s on %s", approveURL, id, g.apiBase)
@@ -342,12 +367,18 @@ func TestGcloudThroughTheGateway(t *testing.T) {
 		if rc != 0 {
 			t.Fatalf("approve: %d %s %s", rc, stdout, stderr)
 		}
+		say("   bob (group sre) approves it:")
+		say("   $ airlock approvals approve %s --reason \"maintenance window CHG-42\"", id)
+		say("      %s", strings.ReplaceAll(strings.TrimSpace(stdout), "\n", "\n      "))
 		// gcloud's default behaviour: send the stop, then follow the
 		// operation with zoneOperations.wait until it is DONE.
 		code, out, errOut = gc.run(stop...)
 		if code != 0 || !strings.Contains(errOut, "Updated [") || !strings.Contains(errOut, "web-1") {
 			t.Fatalf("retry: exit %d\nstdout: %s\nstderr: %s\nGoogle saw: %v", code, out, errOut, g.cloud.Seen())
 		}
+		say("   the agent retries the same command; gcloud sends the stop and follows its operation (zoneOperations.wait,")
+		say("   read-only, so no second approval) until it is DONE:")
+		show(stop, out, errOut)
 		if n := g.cloud.count("POST compute.googleapis.com/compute/v1/projects/acme-prod/zones/us-east1-b/instances/web-1/stop"); n != 1 {
 			t.Fatalf("Google saw %d stops, want 1: %v", n, g.cloud.Seen())
 		}
@@ -362,25 +393,33 @@ func TestGcloudThroughTheGateway(t *testing.T) {
 	})
 
 	t.Run("a secret read comes back masked", func(t *testing.T) {
-		code, out, errOut := gc.run(append([]string{"compute", "instances", "describe", "web-1", "--format", "json"}, zone...)...)
+		cmd := append([]string{"compute", "instances", "describe", "web-1", "--format", "json(name,metadata.items)"}, zone...)
+		code, out, errOut := gc.run(cmd...)
 		if code != 0 || !strings.Contains(out, "startup-script") || !strings.Contains(out, "[MASKED") || strings.Contains(out, secretAPIKey) {
 			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 		}
+		say("\n4. A secret read comes back masked: the API key in web-1's startup script never reaches the agent.")
+		show(cmd, out, errOut)
 	})
 
 	t.Run("Cloud Storage in transparent mode", func(t *testing.T) {
-		code, out, errOut := gc.run("storage", "ls", "gs://acme-dev-builds/release/")
+		cmd := []string{"storage", "ls", "gs://acme-dev-builds/release/"}
+		code, out, errOut := gc.run(cmd...)
 		if code != 0 || !strings.Contains(out, "gs://acme-dev-builds/release/notes.txt") {
 			t.Fatalf("ls: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 		}
+		say("\n5. Cloud Storage, transparent mode: reads pass, a delete waits for a human.")
+		show(cmd, out, errOut)
 		code, out, errOut = gc.run("storage", "cat", "gs://acme-dev-builds/release/notes.txt")
 		if code != 0 || !strings.Contains(out, "v1.2.3: faster builds") {
 			t.Fatalf("cat: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 		}
-		code, out, errOut = gc.run("storage", "rm", "gs://acme-dev-builds/release/notes.txt")
+		cmd = []string{"storage", "rm", "gs://acme-dev-builds/release/notes.txt"}
+		code, out, errOut = gc.run(cmd...)
 		if code == 0 || !strings.Contains(out+errOut, "approval required by rule prod-writes-need-sre") {
 			t.Fatalf("rm: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 		}
+		show(cmd, out, errOut)
 	})
 
 	t.Run("Resource Manager reads, POST included", func(t *testing.T) {
@@ -388,12 +427,16 @@ func TestGcloudThroughTheGateway(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "acme-prod") {
 			t.Fatalf("describe: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 		}
-		code, out, errOut = gc.run("projects", "get-iam-policy", "acme-prod", "--format", "json")
+		cmd := []string{"projects", "get-iam-policy", "acme-prod", "--format", "value(bindings.role)"}
+		code, out, errOut = gc.run(cmd...)
 		if code != 0 || !strings.Contains(out, "roles/viewer") {
 			t.Fatalf("get-iam-policy: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 		}
+		say("\n6. Resource Manager: getIamPolicy is a POST that reads (gcp.readonly), so agents may read it.")
+		show(cmd, out, errOut)
 	})
 
+	say("\nDone in %s (after build).", time.Since(start).Round(time.Second))
 	// Every name gcloud looked up reached the gateway as configured.
 	for _, n := range g.net.Names() {
 		if n != "compute."+gatewayDomain+":443" && n != "storage.googleapis.com:443" && n != "cloudresourcemanager.googleapis.com:443" {
