@@ -72,6 +72,13 @@ func (rt routeTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 
 func newShaped(t testing.TB, issuerPath, jwksPath string, discovery func(issuer, jwks string) map[string]any) *ShapedIssuer {
 	t.Helper()
+	s, _ := newShapedMux(t, issuerPath, jwksPath, discovery)
+	return s
+}
+
+// newShapedMux is newShaped returning the server's mux, for more endpoints.
+func newShapedMux(t testing.TB, issuerPath, jwksPath string, discovery func(issuer, jwks string) map[string]any) (*ShapedIssuer, *http.ServeMux) {
+	t.Helper()
 	s := &ShapedIssuer{Issuer: NewIssuer(t)}
 	mux := http.NewServeMux()
 	s.srv = httptest.NewServer(mux)
@@ -79,7 +86,7 @@ func newShaped(t testing.TB, issuerPath, jwksPath string, discovery func(issuer,
 	s.issuer = s.srv.URL + issuerPath
 	jwks := s.srv.URL + jwksPath
 	s.serve(mux, issuerPath, jwksPath, func() map[string]any { return discovery(s.issuer, jwks) })
-	return s
+	return s, mux
 }
 
 func (s *ShapedIssuer) serve(mux *http.ServeMux, issuerPath, jwksPath string, discovery func() map[string]any) {
