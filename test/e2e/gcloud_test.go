@@ -152,7 +152,7 @@ type tlsGateway struct {
 	net     *network
 	ca      *privateCA
 	cloud   *cloud
-	iss     *identitytest.Issuer
+	iss     *identitytest.DeviceIssuer
 	apiBase string
 }
 
@@ -161,13 +161,15 @@ type tlsGateway struct {
 // HTTP listener, in front of a fake Google Cloud.
 func startTLSGateway(t *testing.T) *tlsGateway {
 	t.Helper()
-	g := &tlsGateway{iss: identitytest.NewIssuer(t), cloud: newCloud(t), ca: newPrivateCA(t)}
+	g := &tlsGateway{iss: identitytest.NewDeviceIssuer(t, "airlock"), cloud: newCloud(t), ca: newPrivateCA(t)}
 	upstream := httptest.NewServer(g.cloud)
 	t.Cleanup(upstream.Close)
 	tokens := envoytest.NewTokenServer(t, time.Hour)
 	g.a = startAirlock(t, func(p Ports, dir string) string {
 		return fmt.Sprintf(`listen: {authz: %q, extproc: %q, sds: %q, http: %q}
-%s
+identity:
+  issuers:
+    - {issuer: %s, audience: airlock, groups_claim: groups}
 policies: {paths: [%q]}
 approvals: {public_url: "http://%s"}
 recorder: {enabled: true, sink: "file://%s/sessions", spool: "%s/spool"}
@@ -176,7 +178,7 @@ credentials:
   - name: gcp
     service_account_key: %s
     scopes: [https://www.googleapis.com/auth/cloud-platform]
-`, p.Authz, p.ExtProc, p.SDS, p.HTTP, issuerConfig(g.iss), filepath.Join(repoRoot, "policies", "examples"), p.HTTP, dir, dir, gatewayDomain, tokens.KeyFile)
+`, p.Authz, p.ExtProc, p.SDS, p.HTTP, g.iss.URL(), filepath.Join(repoRoot, "policies", "examples"), p.HTTP, dir, dir, gatewayDomain, tokens.KeyFile)
 	})
 	g.apiBase = "http://" + g.a.HTTPAddr
 	cfg, err := config.Load(g.a.ConfigPath)
@@ -276,14 +278,38 @@ func (c *gcloud) run(args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
-// writeToken writes a token file as `airlock login` does.
-func writeToken(t *testing.T, token string) string {
+// login runs `airlock login --once` against the gateway's issuer, approves
+// its device code with claims as the person would in the browser, and
+// returns the token file it wrote.
+func (g *tlsGateway) login(t *testing.T, claims map[string]any) string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(p, []byte(token+"\n"), 0o600); err != nil {
+	file := filepath.Join(t.TempDir(), "airlock", "token")
+	cmd := exec.Command(airlockBin, "login", "--issuer", g.iss.URL(), "--client-id", "airlock", "--token-file", file, "--once")
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	return p
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	code, err := g.iss.NextUserCode(30 * time.Second)
+	if err != nil {
+		_ = cmd.Process.Kill()
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if err := g.iss.Approve(code, claims); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("airlock login: %v\n%s", err, out.String())
+		}
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("airlock login did not finish:\n%s", out.String())
+	}
+	return file
 }
 
 var approvalIDRe = regexp.MustCompile(`approve request (\S+) at (\S+) before`)
@@ -309,10 +335,12 @@ func TestGcloudThroughTheGateway(t *testing.T) {
 		}
 	}
 	g := startTLSGateway(t)
-	alice := g.iss.Mint(map[string]any{"sub": "alice", "email": "alice@acme.example", "email_verified": true,
+	// alice signs in with `airlock login`; her coding agent's gcloud reads
+	// the token file it keeps.
+	aliceToken := g.login(t, map[string]any{"sub": "alice", "email": "alice@acme.example", "email_verified": true,
 		"groups": []string{"ai-agents"}, "act": map[string]any{"sub": "claude-code"}})
 	bob := g.iss.Mint(map[string]any{"sub": "bob", "email": "bob@acme.example", "email_verified": true, "groups": []string{"sre"}})
-	gc := newGcloud(t, g, writeToken(t, alice), map[string]string{
+	gc := newGcloud(t, g, aliceToken, map[string]string{
 		"CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE": "https://compute." + gatewayDomain + "/compute/v1/",
 	})
 	zone := []string{"--zone", "us-east1-b", "--project", "acme-prod"}
@@ -320,7 +348,7 @@ func TestGcloudThroughTheGateway(t *testing.T) {
 	say("under the shipped baseline policies, against a fake Google Cloud. Compute goes through endpoint overrides")
 	say("(https://compute.%s/, rewritten by the bootstrap's Lua filter); Cloud Storage and Resource Manager go in", gatewayDomain)
 	say("transparent mode (the real Google hosts, the gateway's certificate from a private CA gcloud trusts).")
-	say("gcloud reads alice's OIDC token from auth/access_token_file.\n")
+	say("alice signed in with `airlock login` (device flow); gcloud reads her token from auth/access_token_file.\n")
 
 	t.Run("an allowed list succeeds", func(t *testing.T) {
 		cmd := []string{"compute", "instances", "list", "--zones", "us-east1-b", "--project", "acme-prod", "--format", "value(name,status)"}
