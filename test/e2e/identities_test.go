@@ -3,10 +3,12 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/airlockhq/airlock/identity/identitytest"
 )
@@ -138,5 +140,26 @@ recorder: {enabled: true, sink: "file://%s/sessions", spool: "%s/spool"}
 	}
 	if withActor != 1 || without != 1 {
 		t.Fatalf("recorded decisions of alice: %d with the actor claude-code, %d without; want 1 and 1", withActor, without)
+	}
+}
+
+// TestUnrestrictedPublicIssuerRefusesToStart: trusting accounts.google.com
+// (any Google account on earth) without a restriction stops airlock at
+// start, naming the entry and the keys that would fix it.
+func TestUnrestrictedPublicIssuerRefusesToStart(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "airlock.yaml")
+	if err := os.WriteFile(cfg, []byte(`listen: {authz: "127.0.0.1:0", extproc: "", sds: "", http: ""}
+identity:
+  issuers:
+    - {issuer: https://idp.acme.example, audience: airlock}
+    - {issuer: https://accounts.google.com, audience: airlock}
+recorder: {enabled: false}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out := runBounded(t, 20*time.Second, "serve", "--config", cfg)
+	if code <= 0 || !strings.Contains(out, "identity.issuers[1]") || !strings.Contains(out, "allowed_emails") ||
+		!strings.Contains(out, "allow_unrestricted") {
+		t.Fatalf("exit %d:\n%s", code, out)
 	}
 }
