@@ -19,7 +19,7 @@ type ShapedIssuer struct {
 	*Issuer
 	issuer string // the "iss" of its tokens
 	srv    *httptest.Server
-	routes map[string]string // published host -> test server host, for Client
+	routes map[string]bool // published hosts Client sends to the test server
 }
 
 // URL is the issuer URL, the "iss" of its tokens.
@@ -58,12 +58,12 @@ func (s *ShapedIssuer) Client() *http.Client {
 }
 
 type routeTransport struct {
-	routes map[string]string
+	routes map[string]bool
 	to     string
 }
 
 func (rt routeTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if _, ok := rt.routes[r.URL.Host]; ok {
+	if rt.routes[r.URL.Host] {
 		r = r.Clone(r.Context())
 		r.URL.Scheme, r.URL.Host = "http", rt.to
 	}
@@ -206,7 +206,7 @@ func NewGoogleIssuer(t testing.TB) *ShapedIssuer {
 	mux := http.NewServeMux()
 	s.srv = httptest.NewServer(mux)
 	t.Cleanup(s.srv.Close)
-	s.routes = map[string]string{"accounts.google.com": "", "www.googleapis.com": ""}
+	s.routes = map[string]bool{"accounts.google.com": true, "www.googleapis.com": true}
 	s.serve(mux, "", "/oauth2/v3/certs", func() map[string]any {
 		return map[string]any{
 			"issuer":                                GoogleIssuer,
