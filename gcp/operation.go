@@ -6,7 +6,9 @@
 //
 // catalog.jsonl.gz is generated (go generate ./gcp) from every Discovery
 // document (*-api.json) of the google.golang.org/api module pinned in
-// go.mod, skipping versions that name alpha or beta. Where two documents
+// go.mod, skipping versions that name alpha or beta, except Cloud SQL
+// Admin v1beta4, the version gcloud sql and Terraform call (its method ids
+// are those of v1: sql.instances.delete). Where two documents
 // serve the same path (compute "preview" is served below compute/v1/), the
 // one with a plain version (v1, v2.1, directory_v1) wins. Each method is
 // reachable at every host of its document (rootUrl, mtlsRootUrl, the

@@ -613,3 +613,22 @@ func TestStorageObjectNameEndingInSlash(t *testing.T) {
 	_, err = r.Recognize(Request{Method: "GET", Host: "secretmanager.googleapis.com", Path: "/v1/projects/p/secrets/s%2F"})
 	assertRefused(t, err, "dot or empty segment")
 }
+
+// Cloud SQL Admin v1beta4 is the version gcloud sql and Terraform call: it
+// is recognised like v1, with the same method ids.
+func TestCloudSQLv1beta4(t *testing.T) {
+	r := newTestRecognizer()
+	for _, tc := range []struct{ method, path, id string }{
+		{"GET", "/sql/v1beta4/projects/acme-dev/instances", "sql.instances.list"},
+		{"DELETE", "/sql/v1beta4/projects/acme-dev/instances/orders", "sql.instances.delete"},
+		{"DELETE", "/v1/projects/acme-dev/instances/orders", "sql.instances.delete"},
+	} {
+		got, err := r.Recognize(Request{Method: tc.method, Host: "sqladmin.googleapis.com", Path: tc.path})
+		if err != nil {
+			t.Fatalf("%s %s: %v", tc.method, tc.path, err)
+		}
+		if got.Operation.Method != tc.id || got.Operation.Project != "acme-dev" {
+			t.Errorf("%s %s = %+v, want %s", tc.method, tc.path, got.Operation, tc.id)
+		}
+	}
+}

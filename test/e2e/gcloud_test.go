@@ -92,6 +92,8 @@ func (c *cloud) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Host == "compute.googleapis.com" && len(seg) >= 6 && seg[4] == "zones":
 		c.compute(w, r, seg[3], seg[5], seg[6:])
+	case r.Host == "sqladmin.googleapis.com" && r.Method == "GET" && strings.HasSuffix(p, "/instances"):
+		fmt.Fprintf(w, `{"kind":"sql#instancesList","items":[{"kind":"sql#instance","name":"orders","project":%q,"state":"RUNNABLE","databaseVersion":"POSTGRES_15","region":"us-east1","backendType":"SECOND_GEN","instanceType":"CLOUD_SQL_INSTANCE"}]}`, seg[3])
 	case r.Host == "cloudresourcemanager.googleapis.com" && strings.HasSuffix(p, ":getIamPolicy"):
 		fmt.Fprint(w, `{"version":1,"etag":"BwYsZ2bJ9n0=","bindings":[{"role":"roles/owner","members":["group:sre@acme.example"]},{"role":"roles/viewer","members":["group:ai-agents@acme.example"]}]}`)
 	case r.Host == "cloudresourcemanager.googleapis.com" && len(seg) == 3 && seg[1] == "projects" && r.Method == "GET":
@@ -464,10 +466,26 @@ func TestGcloudThroughTheGateway(t *testing.T) {
 		show(cmd, out, errOut)
 	})
 
+	t.Run("Cloud SQL (Admin API v1beta4, as gcloud sends it)", func(t *testing.T) {
+		cmd := []string{"sql", "instances", "list", "--project", "acme-dev", "--format", "value(name,state)"}
+		code, out, errOut := gc.run(cmd...)
+		if code != 0 || !strings.Contains(out, "orders") {
+			t.Fatalf("list: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+		}
+		say("\n7. Cloud SQL: gcloud sql speaks the Admin API's v1beta4; a list passes, a delete is denied.")
+		show(cmd, out, errOut)
+		cmd = []string{"sql", "instances", "delete", "orders", "--project", "acme-dev", "--quiet"}
+		code, out, errOut = gc.run(cmd...)
+		if code == 0 || !strings.Contains(errOut, "airlock: denied by rule no-sql-instance-delete") {
+			t.Fatalf("delete: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+		}
+		show(cmd, out, errOut)
+	})
+
 	say("\nDone in %s (after build).", time.Since(start).Round(time.Second))
 	// Every name gcloud looked up reached the gateway as configured.
 	for _, n := range g.net.Names() {
-		if n != "compute."+gatewayDomain+":443" && n != "storage.googleapis.com:443" && n != "cloudresourcemanager.googleapis.com:443" {
+		if n != "compute."+gatewayDomain+":443" && n != "storage.googleapis.com:443" && n != "cloudresourcemanager.googleapis.com:443" && n != "sqladmin.googleapis.com:443" {
 			t.Errorf("gcloud connected to %s", n)
 		}
 	}

@@ -157,6 +157,18 @@ func IsGA(version string) bool {
 	return !strings.Contains(v, "alpha") && !strings.Contains(v, "beta")
 }
 
+// servedBeta are documents whose version names beta but that Google serves
+// as generally available and that the standard clients call by default:
+// Cloud SQL Admin v1beta4 is the version of gcloud sql and of Terraform's
+// google provider (sql_custom_endpoint .../sql/v1beta4/).
+var servedBeta = map[string]bool{"sqladmin v1beta4": true}
+
+// Included reports whether the document name, version is compiled: a GA
+// version, or one of servedBeta.
+func Included(name, version string) bool {
+	return name != "" && (IsGA(version) || servedBeta[name+" "+version])
+}
+
 // Generate compiles the GA documents among files into APIs.
 func Generate(files []string) ([]API, Stats, error) {
 	var apis []API
@@ -170,7 +182,7 @@ func Generate(files []string) ([]API, Stats, error) {
 		if err := json.Unmarshal(raw, &d); err != nil {
 			return nil, st, fmt.Errorf("catalogen: parse %s: %w", f, err)
 		}
-		if d.Name == "" || !IsGA(d.Version) {
+		if !Included(d.Name, d.Version) {
 			st.Skipped++
 			continue
 		}
