@@ -432,6 +432,8 @@ func TestGcloudThroughTheGateway(t *testing.T) {
 		show(cmd, out, errOut)
 	})
 
+	say("\nThe four outcomes took %s after build, airlock's start and alice's login included.", time.Since(start).Round(time.Second))
+
 	t.Run("Cloud Storage in transparent mode", func(t *testing.T) {
 		cmd := []string{"storage", "ls", "gs://acme-dev-builds/release/"}
 		code, out, errOut := gc.run(cmd...)
