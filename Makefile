@@ -8,7 +8,7 @@ TEST_TIMEOUT ?= 30m
 BENCH_TIME ?= 1s
 FUZZ_TIME ?= 10m
 
-.PHONY: all build run test test-deps bench bench-go bench-compare bench-load fuzz generate demo clean
+.PHONY: all build run test test-deps bench bench-go bench-compare bench-load fuzz generate demo demo-gcloud clean
 
 all: build
 
@@ -75,6 +75,12 @@ fuzz:
 # told as a story; the same run is a test in `make test`.
 demo:
 	set -o pipefail; AIRLOCK_DEMO=1 $(GO) test -count=1 -run '^TestDemo$$' -v ./test/e2e | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS' -e '^ok '
+
+# The real gcloud CLI through the Envoy stand-in and airlock (shipped
+# baseline policies) to a fake Google Cloud: an allowed list, a refused
+# delete, an approval and its retry, a masked secret. Needs gcloud.
+demo-gcloud:
+	set -o pipefail; AIRLOCK_DEMO=1 $(GO) test -count=1 -run '^TestGcloudThroughTheGateway$$' -v ./test/e2e | grep -v -e '^=== RUN' -e '^--- PASS' -e '^    --- PASS' -e '^PASS' -e '^ok '
 
 generate:
 	$(GO) generate ./...

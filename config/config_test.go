@@ -64,7 +64,7 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 }
 
 func TestParseKeepsDefaults(t *testing.T) {
-	c, err := Parse([]byte("identity:\n  issuers:\n    - issuer: https://accounts.google.com\n      audience: airlock\napprovals:\n  hold: 30s\n"))
+	c, err := Parse([]byte("identity:\n  issuers:\n    - issuer: https://accounts.google.com\n      audience: airlock\n      allowed_email_domains: [acme-prod.iam.gserviceaccount.com]\napprovals:\n  hold: 30s\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -502,7 +502,9 @@ func (s *server) identity(ctx context.Context, httpLis net.Listener, mux *http.S
 	issuers := make([]identity.IssuerConfig, len(cfg.Identity.Issuers))
 	for i, is := range cfg.Identity.Issuers {
 		issuers[i] = identity.IssuerConfig{Issuer: is.Issuer, Audience: is.Audience, GroupsClaim: is.GroupsClaim, JWKSURL: is.JWKSURL, TrustEmail: is.TrustEmail,
-			AllowedSubjects: is.AllowedSubjects, AllowedEmailDomains: is.AllowedEmailDomains, AllowedHD: is.AllowedHD}
+			AllowedSubjects: is.AllowedSubjects, AllowedEmailDomains: is.AllowedEmailDomains, AllowedHD: is.AllowedHD,
+			AllowedEmails: is.AllowedEmails, AllowUnrestricted: is.AllowUnrestricted,
+			SubjectClaim: is.SubjectClaim, EmailClaim: is.EmailClaim, Claims: is.Claims}
 	}
 	warnPublicIssuers(s.log, issuers)
 	v, err := identity.NewOIDCVerifier(ctx, issuers, identity.Options{
@@ -540,7 +542,7 @@ func (s *server) identity(ctx context.Context, httpLis net.Listener, mux *http.S
 func warnPublicIssuers(log *slog.Logger, issuers []identity.IssuerConfig) {
 	for i, is := range issuers {
 		if err := is.CheckPublic(); err != nil {
-			log.Warn("a public token issuer is trusted without restriction: "+err.Error(),
+			log.Warn("a public token issuer is trusted without restriction (allow_unrestricted): "+err.Error(),
 				"key", fmt.Sprintf("identity.issuers[%d]", i), "issuer", is.Issuer,
 				"restrict_with", []string{"allowed_subjects", "allowed_email_domains", "allowed_hd"})
 		}
