@@ -130,6 +130,10 @@ func (l *LoginServer) Authorize(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unknown client_id or unregistered redirect_uri", http.StatusBadRequest)
 		return
 	}
+	// A browser holds the form's redirect to the client to form-action too.
+	if u, err := url.Parse(redirect); err == nil && u.Host != "" {
+		w.Header().Set("Content-Security-Policy", "default-src 'none'; form-action 'self' "+u.Scheme+"://"+u.Host+"; frame-ancestors 'none'; base-uri 'none'")
+	}
 	back := func(q url.Values) {
 		if s := p.Get("state"); s != "" {
 			q.Set("state", s)

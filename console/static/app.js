@@ -71,7 +71,7 @@
 
   // ---- Time --------------------------------------------------------------
 
-  const absFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium', timeZoneName: 'short' });
+  const absFmt = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit', timeZoneName: 'short' });
   const relFmt = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
 
   function relative(d) {
@@ -130,8 +130,8 @@
     let v = VERBS[verb] || spaced(verb);
     v = v.charAt(0).toUpperCase() + v.slice(1);
     if (!coll) return v + ' (' + service + ')';
-    const article = /^[aeiou]/.test(coll) ? 'an' : 'a';
-    const joiner = VERBS[verb] ? ' ' : ' of ';
+    const article = /^[aeiouAEIOU]/.test(service) ? 'an' : 'a';
+    const joiner = v.includes(' ') ? ' of ' : ' ';
     return v + joiner + article + ' ' + service + ' ' + coll;
   }
 
@@ -186,7 +186,7 @@
     const title = approve ? 'Approve this request?' : 'Deny this request?';
     const reasonId = 'reason-' + a.id;
     const hintId = 'reason-hint-' + a.id;
-    const reason = h('textarea', { id: reasonId, name: 'reason', maxlength: 1024, 'aria-describedby': hintId, required: !approve });
+    const reason = h('textarea', { id: reasonId, name: 'reason', maxlength: 1024, 'aria-describedby': hintId, 'aria-required': approve ? 'false' : 'true' });
     const err = h('p', { class: 'error', role: 'alert' });
     const confirm = h('button', { type: 'submit', class: approve ? 'approve' : 'deny confirm', id: 'confirm-vote' }, approve ? 'Confirm approval' : 'Confirm denial');
     const cancel = h('button', { type: 'button', id: 'cancel-vote' }, 'Cancel');
@@ -495,7 +495,7 @@
       field('f-since', 'Active after', since), field('f-until', 'Active before', until),
       field('f-subject', 'Subject', subject), field('f-actor', 'Actor (agent)', actor),
       field('f-method', 'GCP method', method), field('f-decision', 'Decision', decision),
-      field('f-text', 'Text', text), h('div', {}, h('button', { type: 'submit', class: 'primary' }, 'Search')));
+      field('f-text', 'Text', text), h('div', {}, h('button', { type: 'submit', class: 'primary', id: 'search' }, 'Search')));
     const status = h('p', { class: 'muted', role: 'status' });
     const table = h('table', { id: 'sessions' });
     const prev = h('button', { type: 'button', disabled: true }, '← Previous');
