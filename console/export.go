@@ -19,8 +19,9 @@ const (
 )
 
 // Marks says which events verification puts in doubt: MarkAltered for the
-// event or chunk a problem names, MarkUnverified for the rest of a failed
-// segment; an event without a mark is verified.
+// event a problem names (or every event of the chunk it names, when it
+// names no event), MarkUnverified for the rest of a failed segment; an
+// event without a mark is verified.
 func Marks(s *recorder.Session, v *recorder.VerifyResult) map[*recorder.Event]string {
 	if v == nil || v.OK() {
 		return nil
@@ -32,7 +33,10 @@ func Marks(s *recorder.Session, v *recorder.VerifyResult) map[*recorder.Event]st
 	}
 	for _, e := range s.Events {
 		for _, p := range v.Problems {
-			if p.Segment == e.Segment && (p.Seq >= 0 && p.Seq == e.Seq || p.Chunk != "" && p.Chunk == s.Chunks[e]) {
+			if p.Segment != e.Segment {
+				continue
+			}
+			if p.Seq >= 0 && p.Seq == e.Seq || p.Seq < 0 && p.Chunk != "" && p.Chunk == s.Chunks[e] {
 				marks[e] = MarkAltered
 			}
 		}

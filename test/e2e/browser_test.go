@@ -59,7 +59,12 @@ func newBrowser(t *testing.T) *browser {
 		t.Fatalf("starting chromium: %v", err)
 	}
 	t.Cleanup(func() { cancelRoot(); cancelAlloc() })
+	// Screenshots go under the test's temporary directory, or under
+	// $AIRLOCK_SCREENSHOTS (kept, for a CI artifact) when it is set.
 	dir := filepath.Join(t.TempDir(), "screenshots")
+	if keep := os.Getenv("AIRLOCK_SCREENSHOTS"); keep != "" {
+		dir = filepath.Join(keep, t.Name())
+	}
 	_ = os.MkdirAll(dir, 0o755)
 	return &browser{t: t, alloc: alloc, root: root, dir: dir}
 }
@@ -201,6 +206,24 @@ func (p *person) text(sel string) string {
 func (p *person) exists(sel string) bool {
 	p.b.t.Helper()
 	return eval[int](p, "count "+sel, fmt.Sprintf(`document.querySelectorAll(%q).length`, sel)) > 0
+}
+
+// waitPath waits, across navigations, until the page's path is path.
+func (p *person) waitPath(path string) {
+	p.b.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(p.ctx, 2*time.Second)
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.pathname + (document.readyState === 'complete' ? '' : '#loading')`))
+		cancel()
+		if err == nil && got == path {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.fail("wait for "+path, fmt.Errorf("the page is at %q (%v)", got, err))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // poll waits until the JavaScript expression holds.

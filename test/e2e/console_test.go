@@ -285,8 +285,9 @@ func TestConsoleSessions(t *testing.T) {
 	if sessionCookie == nil || !sessionCookie.HTTPOnly || sessionCookie.SameSite != network.CookieSameSiteLax {
 		t.Fatalf("session cookie = %+v, want HttpOnly SameSite=Lax", sessionCookie)
 	}
-	auditor.run("sign out", chromedp.Navigate(base+"/sessions"), chromedp.WaitVisible(chromedp.ID("sign-out")),
-		chromedp.Click(chromedp.ID("sign-out")), poll(`location.pathname === '/auth/logout'`))
+	auditor.run("sign out from the keyboard", chromedp.Navigate(base+"/sessions"), chromedp.WaitVisible(chromedp.ID("sign-out")),
+		chromedp.Focus(chromedp.ID("sign-out")), chromedp.KeyEvent("\r"))
+	auditor.waitPath("/auth/logout")
 	if h1 := auditor.text("h1"); h1 != "You are signed out" {
 		t.Errorf("after sign-out the page says %q", h1)
 	}
