@@ -142,7 +142,7 @@
   }
 
   const STATE_WORDS = { pending: 'Pending', approved: 'Approved', denied: 'Denied', expired: 'Expired' };
-  const STATE_ICONS = { pending: '⏳', approved: '✓', denied: '✕', expired: '⌛' };
+  const STATE_ICONS = { pending: '○', approved: '✓', denied: '✕', expired: '–' };
 
   function stateBadge(state) {
     return h('span', { class: 'state ' + state }, (STATE_ICONS[state] || '') + ' ' + (STATE_WORDS[state] || state));
@@ -234,10 +234,10 @@
     return 'Your approval is recorded. ' + need + ' more approval' + (need === 1 ? ' is' : 's are') + ' needed.';
   }
 
-  function voteButtons(a, onVoted) {
+  function voteButtons(a, onVoted, onDetail) {
     const v = a.viewer || {};
     if (a.state !== 'pending') return null;
-    if (v.is_requester) return h('p', { class: 'waiting' }, '⏳ Your request — waiting for others to decide. You cannot vote on your own request.');
+    if (v.is_requester) return onDetail ? null : h('p', { class: 'waiting' }, 'Your request — waiting for others to decide. You cannot vote on your own request.');
     if (v.voted) return h('p', { class: 'waiting' }, '✓ You voted. Waiting for others.');
     if (!v.can_vote) return h('p', { class: 'waiting' }, 'You cannot vote: ', v.why_not || 'not an approver');
     const label = operationWords(a.operation, a.method, a.url);
@@ -383,7 +383,7 @@
         h('p', {}, stateBadge(a.state), ' ', a.state === 'pending' ? votesLine(a) : ''),
       ];
       if (v.is_requester && a.state === 'pending') {
-        nodes.push(h('p', { class: 'banner info', id: 'requester-note' }, '⏳ This is your request. It is waiting for others: you cannot vote on your own request.'));
+        nodes.push(h('p', { class: 'banner info', id: 'requester-note' }, 'This is your request. It is waiting for others: you cannot vote on your own request.'));
       }
       nodes.push(
         h('div', { class: 'why' }, h('strong', { text: 'Why it needs approval: ' }), a.message || ('rule ' + a.rule + ' asks for approval'),
@@ -404,7 +404,7 @@
           banner.replaceChildren(h('p', { class: 'banner ok', role: 'status', id: 'vote-result' }, msg));
           announce(msg);
           refresh();
-        }) || '');
+        }, true) || '');
       if (/\.setIamPolicy$/.test(a.operation || '')) nodes.push(diffHolder);
       nodes.push(body
         ? h('details', { open: true, id: 'body' }, h('summary', { text: 'Request body (masked)' }), h('pre', { tabindex: 0, 'aria-label': 'Request body', text: body }))

@@ -150,11 +150,11 @@ func (p *person) shot(name string) {
 	p.b.shots++
 	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
 	defer cancel()
-	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(80))
+	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		return
 	}
-	path := filepath.Join(p.b.dir, fmt.Sprintf("%02d-%s-%s.jpg", p.b.shots, p.name, name))
+	path := filepath.Join(p.b.dir, fmt.Sprintf("%02d-%s-%s.png", p.b.shots, p.name, name))
 	if err := os.WriteFile(path, buf, 0o644); err == nil {
 		p.b.t.Logf("screenshot: %s", path)
 	}
