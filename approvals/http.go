@@ -128,6 +128,10 @@ func (h *handler) fail(w http.ResponseWriter, err error) {
 func (h *handler) authenticate(w http.ResponseWriter, r *http.Request) (identity.Identity, bool) {
 	if r.Header.Get("Authorization") == "" && h.o.Session != nil {
 		id, ok, err := h.o.Session(r)
+		if errors.Is(err, ErrUnavailable) {
+			writeError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "approvals: "+err.Error())
+			return identity.Identity{}, false
+		}
 		if err != nil {
 			writeError(w, http.StatusForbidden, "PERMISSION_DENIED", "approvals: "+err.Error())
 			return identity.Identity{}, false

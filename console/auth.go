@@ -18,6 +18,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/airlockhq/airlock/approvals"
 	"github.com/airlockhq/airlock/identity"
 )
 
@@ -335,7 +336,7 @@ func (c *Console) Authenticate(r *http.Request) (identity.Identity, bool, error)
 	s, _, err := c.current(r)
 	if err != nil {
 		c.log.Warn("console: session store unavailable", "err", err)
-		return identity.Identity{}, false, errors.New("the console's session store is unavailable; retry shortly")
+		return identity.Identity{}, false, fmt.Errorf("the console's session store is unavailable; retry shortly (%w)", approvals.ErrUnavailable)
 	}
 	if s == nil {
 		return identity.Identity{}, false, nil
@@ -436,6 +437,9 @@ func (c *Console) caller(w http.ResponseWriter, r *http.Request) (identity.Ident
 	}
 	id, ok, err := c.Authenticate(r)
 	switch {
+	case errors.Is(err, approvals.ErrUnavailable):
+		writeError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "console: "+err.Error())
+		return identity.Identity{}, false
 	case err != nil:
 		writeError(w, http.StatusForbidden, "PERMISSION_DENIED", "console: "+err.Error())
 		return identity.Identity{}, false
