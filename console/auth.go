@@ -153,6 +153,11 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.errorPage(w, http.StatusServiceUnavailable, "Sign-in is not configured", "Set console.issuer and console.client_id in airlock.yaml (see README, \"The console\"). The approvals API still takes bearer tokens: airlock approvals list.")
 		return
 	}
+	if !c.logins.allow(r, c.now()) {
+		w.Header().Set("Retry-After", "60")
+		c.errorPage(w, http.StatusTooManyRequests, "Too many sign-ins from this address", "Wait a minute and sign in again.")
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
 	cfg, err := c.oauthConfig(ctx)

@@ -114,6 +114,7 @@ type Console struct {
 	origin string
 	secure bool
 
+	logins   *loginLimiter
 	mu       sync.Mutex
 	endpoint *oauth2.Endpoint
 }
@@ -153,7 +154,7 @@ func New(o Options) (*Console, error) {
 	}
 	c := &Console{
 		o: o, log: o.Logger.With("component", "console"), now: o.Now, base: u,
-		origin: u.Scheme + "://" + u.Host, endpoint: o.Endpoint,
+		origin: u.Scheme + "://" + u.Host, endpoint: o.Endpoint, logins: newLoginLimiter(),
 		secure: !(u.Scheme == "http" && loopback(u.Hostname())),
 	}
 	return c, nil

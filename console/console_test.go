@@ -670,3 +670,29 @@ func regzip(t *testing.T, s string) []byte {
 	}
 	return buf.Bytes()
 }
+
+// TestLoginFlood: one address cannot begin sign-ins without bound (each
+// keeps state for ten minutes before anyone signed in).
+func TestLoginFlood(t *testing.T) {
+	f := newFixture(t, func(o *console.Options) { o.Endpoint = &oauth2Endpoint })
+	b := newBrowser(t)
+	b.c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	refused := 0
+	for i := 0; i < 100; i++ {
+		resp, _ := b.get(f.base + "/auth/login")
+		switch resp.StatusCode {
+		case 303:
+		case 429:
+			refused++
+		default:
+			t.Fatalf("login %d = %d", i, resp.StatusCode)
+		}
+	}
+	if refused < 30 {
+		t.Fatalf("%d of 100 sign-ins from one address refused, want the burst of 60 at most to pass", refused)
+	}
+	f.advance(time.Minute)
+	if resp, _ := b.get(f.base + "/auth/login"); resp.StatusCode != 303 {
+		t.Fatalf("after a minute, login = %d", resp.StatusCode)
+	}
+}
