@@ -254,6 +254,7 @@ func startConsole(t *testing.T, iss *identitytest.Issuer, hold string) *Airlock 
 		return fmt.Sprintf(`listen: {authz: %q, extproc: "", sds: "", http: %q}
 %s
 policies: {paths: [%q]}
+authz: {timeout: 5s}
 approvals: {store: memory, hold: %s, public_url: "http://%s", max_pending_per_subject: 10000}
 recorder: {sink: "file://%s/sink", spool: "%s/spool"}
 console:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -75,7 +76,18 @@ func TestConsoleApprovals(t *testing.T) {
 	sre.checkLabels("queue")
 
 	held := holdCheck(a, t, agentToken(iss), stopURL, `{"discardLocalSsd":false}`)
-	sre.run("the held request appears without a reload", chromedp.WaitVisible(chromedp.CSS("#queue li.card")))
+	deadline := time.Now().Add(30 * time.Second)
+	for !sre.exists("#queue li.card") {
+		select {
+		case h := <-held:
+			t.Fatalf("the agent's request was answered instead of held: %+v %v", h.res, h.err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			sre.fail("the held request appears without a reload", errors.New("no card after 30s"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	id := eval[string](sre, "read the approval id", `document.querySelector('#queue li.card').dataset.id`)
 	card := sre.text("#queue li.card")
 	for _, want := range []string{"Stop a Compute Engine instance", "claude-agent", "alice@example.com", "Changes to production need an SRE.", "0 of 1 approval"} {
