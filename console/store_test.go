@@ -3,6 +3,9 @@ package console_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -107,5 +110,50 @@ func TestRedisStore(t *testing.T) {
 	srv.Stop()
 	if _, err := console.NewRedisStore(rdb).Get(ctx, "session:x"); err == nil || errors.Is(err, console.ErrNotFound) {
 		t.Fatalf("a stopped Redis answers %v, want an error (not \"not found\")", err)
+	}
+}
+
+// TestSignInsSurviveReplicasAndFailClosed: with Redis, a sign-in made on
+// one replica works on another; with Redis down, pages and API calls made
+// with the cookie answer 503, never as someone else or signed out.
+func TestSignInsSurviveReplicasAndFailClosed(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb, err := approvals.NewRedisClient(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	f := newFixture(t, func(o *console.Options) { o.Store = console.NewRedisStore(rdb) })
+	b := newBrowser(t)
+	f.signIn(b, "/", "sre")
+
+	// A second replica: another console over the same Redis and issuer.
+	other, err := approvals.NewRedisClient(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	g, err := console.New(console.Options{BaseURL: f.base, Issuer: f.iss.URL(), ClientID: clientID, IDTokens: fakeVerifier{}, Bearer: fakeVerifier{},
+		Approvals: f.svc, Store: console.NewRedisStore(other), Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	g.Register(mux)
+	req := httptest.NewRequest("GET", "/auth/me", nil)
+	req.AddCookie(f.sessionCookie(b))
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, req)
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"subject": "sre-1"`) {
+		t.Fatalf("the other replica does not know the sign-in: %d %s", rec.Code, rec.Body)
+	}
+
+	srv.Stop()
+	if resp, body := b.get(f.base+"/v1/approvals", "Sec-Fetch-Site", "same-origin"); resp.StatusCode != 503 {
+		t.Errorf("API with Redis down = %d %s", resp.StatusCode, body)
+	}
+	b.c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	if resp, _ := b.get(f.base + "/"); resp.StatusCode != 503 {
+		t.Errorf("page with Redis down = %d", resp.StatusCode)
 	}
 }
