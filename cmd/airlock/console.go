@@ -100,9 +100,7 @@ func accessEvent(host string, a console.Access) recorder.DecisionEvent {
 	rule := "auditors"
 	if a.Approval != "" {
 		query = strings.TrimPrefix(query+"&approval="+a.Approval, "&")
-		if !strings.Contains(msg, "approval") {
-			msg += " through approval " + a.Approval
-		}
+		msg += " through approval " + a.Approval
 		rule = "approvers"
 	}
 	v := a.Viewer
