@@ -158,6 +158,7 @@ func TestConsoleKeys(t *testing.T) {
 		{"session ttl", issuers + "console: {session_ttl: 1m}\n", "config: console.session_ttl: must be between 5m and 168h"},
 		{"plain http off loopback", issuers + "console: {issuer: https://login.example.com}\napprovals: {public_url: http://airlock.example.com}\n", "config: approvals.public_url: the console signs people in with a Secure cookie"},
 		{"unknown key", issuers + "console: {auditor: [group:a]}\n", "config: console.auditor (line 3): unknown key"},
+		{"no base URL off loopback", issuers + "console: {issuer: https://login.example.com}\nlisten: {authz: 127.0.0.1:1, http: 0.0.0.0:8080}\n", "config: approvals.public_url: is required with console.issuer"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -112,6 +112,9 @@ func (c *Config) validateConsole() Errors {
 	if k.SessionTTL < 5*time.Minute || k.SessionTTL > 7*24*time.Hour {
 		bad("console.session_ttl", "must be between 5m and 168h, not %s", k.SessionTTL)
 	}
+	if k.Issuer != "" && c.Approvals.PublicURL == "" && !loopbackAddr(c.Listen.HTTP) {
+		bad("approvals.public_url", "is required with console.issuer: it is the console's base URL, and <public_url>/auth/callback the redirect URI registered at the issuer")
+	}
 	if c.ConsoleEnabled() && c.Approvals.PublicURL != "" {
 		if u, err := url.Parse(c.Approvals.PublicURL); err == nil && u.Scheme == "http" && !loopbackHost(u.Hostname()) {
 			bad("approvals.public_url", "the console signs people in with a Secure cookie, so its base URL must be https (http only on loopback), not %q", c.Approvals.PublicURL)
