@@ -20,7 +20,8 @@ build:
 run: build
 	./$(BIN) serve
 
-# Tests need a real redis-server; install it when missing (root) or say how.
+# Tests need a real redis-server and, for the console's browser tests, a
+# headless Chromium; install them when missing (root) or say how.
 test-deps:
 	@if ! command -v redis-server >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -30,9 +31,17 @@ test-deps:
 			echo "redis-server is missing: run 'sudo apt-get install -y redis-server'"; exit 1; \
 		fi; \
 	fi
+	@if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing chromium (apt-get)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "chromium is missing: run 'sudo apt-get install -y chromium'"; exit 1; \
+		fi; \
+	fi
 
 # The packages with concurrent state run again under the race detector.
-RACE_PKGS := ./authz/... ./extauthz/... ./approvals/... ./recorder/... ./extproc/... ./policies/... ./identity/... ./envoy/... ./test/standin/...
+RACE_PKGS := ./authz/... ./extauthz/... ./approvals/... ./recorder/... ./extproc/... ./policies/... ./identity/... ./envoy/... ./console/... ./test/standin/...
 
 test: test-deps
 	@unformatted=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); \

@@ -24,6 +24,7 @@ type Config struct {
 	HTTP        HTTP         `yaml:"http"`
 	GRPC        GRPC         `yaml:"grpc"`
 	SDS         SDS          `yaml:"sds"`
+	Console     Console      `yaml:"console"`
 }
 
 // Listen holds the addresses airlock serves on. An empty address disables

@@ -84,6 +84,7 @@ func Default() *Config {
 		HTTP:      DefaultHTTP(),
 		GRPC:      DefaultGRPC(),
 		Resources: Resources{TTL: 5 * time.Minute, NegativeTTL: 30 * time.Second, CacheSize: 10000, Timeout: 2 * time.Second},
+		Console:   DefaultConsole(),
 	}
 }
 
@@ -495,6 +496,7 @@ func (c *Config) Validate() error {
 
 	errs = append(errs, c.validateServing()...)
 	errs = append(errs, c.validateIssuers()...)
+	errs = append(errs, c.validateConsole()...)
 
 	if len(errs) > 0 {
 		return errs
