@@ -184,7 +184,7 @@ func checkObject(o doc) error {
 	}
 	kind := str(o, "kind")
 	name := kind + " " + str(o, "metadata", "name")
-	if str(o, "metadata", "namespace") == "" {
+	if str(o, "metadata", "namespace") == "" && kind != "Namespace" {
 		return fmt.Errorf("%s: no namespace", name)
 	}
 	js, err := jsonOf(o)

@@ -685,7 +685,8 @@ func TestChartPublicIssuerMatchesIdentity(t *testing.T) {
 		"https://accounts.google.com", "https://ACCOUNTS.google.com", "https://accounts.google.com:443",
 		"https://token.actions.githubusercontent.com", "https://gitlab.com", "https://gitlab.acme.com",
 		"https://login.microsoftonline.com/common/v2.0", "https://login.microsoftonline.com/8f0e1a2b/v2.0",
-		"https://login.microsoftonline.com/organizations/v2.0", "https://idp.example/multitenant", "https://issuer.acme.com",
+		"https://login.microsoftonline.com/organizations/v2.0", "https://login.microsoftonline.com/consumers/v2.0",
+		"https://idp.example/multitenant", "https://idp.example/Multi-Tenant/x", "https://issuer.acme.com",
 		"https://accounts.google.com.acme.com", "https://dex.acme.com/consumers-of-apis",
 	} {
 		_, err := renderChart(t, testKubeMinor, example(t, "sidecar"), fmt.Sprintf("config: {identity: {issuers: [{issuer: %q, audience: airlock}]}}\n", iss))
