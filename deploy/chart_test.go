@@ -969,3 +969,62 @@ func TestChartSchemaKnowsConfig(t *testing.T) {
 		t.Errorf("values.schema.json config sections %v, airlock.yaml has %v", inSchema, inConfig)
 	}
 }
+
+// TestChartValuesDocumented: every value of values.yaml has a row in the
+// chart's README table (a row may name a whole subtree, `a.*`, or list
+// siblings as `a.b`, `.c`).
+func TestChartValuesDocumented(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(chartDir, "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values doc
+	if err := yaml.Unmarshal(data, &values); err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(chartDir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var documented []string
+	name := regexp.MustCompile("`([^`]+)`")
+	for _, line := range strings.Split(string(readme), "\n") {
+		if !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		cell := strings.Split(line, "|")[1]
+		parent := ""
+		for _, m := range name.FindAllStringSubmatch(cell, -1) {
+			n := m[1]
+			if strings.HasPrefix(n, ".") {
+				n = parent + n
+			} else if i := strings.LastIndex(strings.TrimSuffix(n, ".*"), "."); i >= 0 {
+				parent = n[:i]
+			} else {
+				parent = ""
+			}
+			documented = append(documented, n)
+		}
+	}
+	covered := func(path string) bool {
+		for _, n := range documented {
+			if n == path || strings.HasPrefix(path, n+".") || (strings.HasSuffix(n, ".*") && strings.HasPrefix(path, strings.TrimSuffix(n, "*"))) {
+				return true
+			}
+		}
+		return false
+	}
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		if m, ok := v.(doc); ok && len(m) > 0 {
+			for k, e := range m {
+				walk(strings.TrimPrefix(prefix+"."+k, "."), e)
+			}
+			return
+		}
+		if !covered(prefix) {
+			t.Errorf("value %s has no row in %s/README.md", prefix, chartDir)
+		}
+	}
+	walk("", values)
+}
