@@ -207,3 +207,41 @@ func TestMakeImage(t *testing.T) {
 		t.Errorf("Makefile IMAGE %v is not the chart's default image.repository", m)
 	}
 }
+
+// TestReadmeVersions: the READMEs state the Kubernetes version the chart
+// requires (Chart.yaml kubeVersion), the Istio version its objects need,
+// and the Envoy the chart and the manifests run.
+func TestReadmeVersions(t *testing.T) {
+	chart := loadChartYAML(t)
+	m := regexp.MustCompile(`^>=(\d+\.\d+)\.0-0$`).FindStringSubmatch(chart.KubeVersion)
+	if m == nil {
+		t.Fatalf("Chart.yaml kubeVersion %q", chart.KubeVersion)
+	}
+	values, err := os.ReadFile(chartDir + "/values.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	envoyTag := regexp.MustCompile(`(?m)^    repository: envoyproxy/envoy\n    tag: (v(\d+\.\d+)\.\d+)$`).FindStringSubmatch(string(values))
+	if envoyTag == nil {
+		t.Fatal("no Envoy image in values.yaml")
+	}
+	kust, err := os.ReadFile("kubernetes/deployment.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(kust), "image: envoyproxy/envoy:"+envoyTag[1]+"\n") {
+		t.Errorf("deploy/kubernetes runs another Envoy than the chart (%s)", envoyTag[1])
+	}
+	for _, f := range []string{"../README.md", "README.md", chartDir + "/README.md"} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.Join(strings.Fields(string(data)), " ")
+		for _, want := range []string{"Kubernetes " + m[1] + " and later", "Istio 1.22 and later", "Envoy " + envoyTag[2]} {
+			if !strings.Contains(text, want) {
+				t.Errorf("%s does not say %q", f, want)
+			}
+		}
+	}
+}
