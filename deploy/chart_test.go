@@ -387,6 +387,23 @@ func TestChartModes(t *testing.T) {
 	}
 }
 
+// TestChartPlaintextListener: envoy.tls.enabled false renders a listener
+// without TLS and mounts no certificate; it must be asked for.
+func TestChartPlaintextListener(t *testing.T) {
+	r := mustRender(t, example(t, "sidecar"), "envoy: {tls: {enabled: false, secretName: \"\"}}\n")
+	c := checkRelease(t, r)
+	if strings.Contains(string(c.bootstrap), "DownstreamTlsContext") || c.cfg.Envoy.TLSCert != "" {
+		t.Error("the listener still terminates TLS")
+	}
+	if str(r.must(t, "Service", releaseName+"-envoy"), "spec", "ports", 0, "name") != "http" {
+		t.Error("the agents' Service port is not named http")
+	}
+	c = checkRelease(t, mustRender(t, example(t, "sidecar")))
+	if !strings.Contains(string(c.bootstrap), "DownstreamTlsContext") {
+		t.Error("the default listener does not terminate TLS")
+	}
+}
+
 // TestChartGatewayMTLS: in gateway mode the SDS listener requires mTLS
 // with certificates cert-manager issues for the names Envoy checks.
 func TestChartGatewayMTLS(t *testing.T) {
@@ -412,6 +429,14 @@ func TestChartGatewayMTLS(t *testing.T) {
 	}
 	if mountsSecret(envoyPod, "envoy-config", releaseName+"-config") || mountsSecret(envoyPod, "envoy", releaseName+"-config") {
 		t.Error("the Envoy pods mount airlock.yaml, which may carry credentials")
+	}
+	// Secrets of the operator's instead of cert-manager's.
+	own := mustRender(t, example(t, "gateway"), "sds: {mtls: {certManager: {enabled: false}, serverSecretName: airlock-sds-server-tls, clientSecretName: envoy-sds-client-tls}}\n")
+	checkRelease(t, own)
+	if own.get("Certificate", releaseName+"-sds-server") != nil ||
+		!mountsSecret(podSpec(own.must(t, "Deployment", releaseName)), "airlock", "airlock-sds-server-tls") ||
+		!mountsSecret(podSpec(own.must(t, "Deployment", releaseName+"-envoy")), "envoy", "envoy-sds-client-tls") {
+		t.Error("the operator's SDS certificates are not the ones mounted")
 	}
 	if get(r.must(t, "HorizontalPodAutoscaler", releaseName+"-envoy"), "spec", "scaleTargetRef", "name") != releaseName+"-envoy" {
 		t.Error("Envoy's autoscaler")
