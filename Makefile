@@ -96,7 +96,7 @@ image-multiarch:
 # library, as the kustomize and Istio manifests are; chart-package needs the
 # helm CLI and writes bin/airlock-CHART_VERSION.tgz for `helm push`.
 chart-test:
-	$(GO) test -count=1 -run 'Chart|Kustomize|Dockerfile|MakeImage' ./deploy
+	$(GO) test -count=1 -run 'Chart|Kustomize|Kubernetes|Istio|Dockerfile|MakeImage|Readme' ./deploy
 
 chart-package:
 	helm package deploy/helm/airlock --app-version $(IMAGE_TAG) --destination bin
