@@ -8,7 +8,14 @@ TEST_TIMEOUT ?= 30m
 BENCH_TIME ?= 1s
 FUZZ_TIME ?= 10m
 
-.PHONY: all build run test test-deps bench bench-go bench-compare bench-load fuzz generate demo demo-gcloud clean
+# The container image (deploy/Dockerfile), and where it is pushed: the
+# chart's image.repository and image.tag name the same (README, Install).
+IMAGE ?= ghcr.io/airlockhq/airlock
+IMAGE_TAG ?= $(VERSION)
+DOCKER ?= docker
+PLATFORMS ?= linux/amd64,linux/arm64
+
+.PHONY: all build run test test-deps bench bench-go bench-compare bench-load fuzz generate demo demo-gcloud clean image image-push image-multiarch chart-test chart-package
 
 all: build
 
@@ -93,6 +100,27 @@ demo-gcloud:
 
 generate:
 	$(GO) generate ./...
+
+# The image, built with the local Docker engine (BuildKit) from the
+# repository root; image-push pushes it, image-multiarch builds and pushes
+# linux/amd64 and linux/arm64 at once with buildx.
+image:
+	$(DOCKER) build -f deploy/Dockerfile --build-arg VERSION=$(VERSION) -t $(IMAGE):$(IMAGE_TAG) .
+
+image-push: image
+	$(DOCKER) push $(IMAGE):$(IMAGE_TAG)
+
+image-multiarch:
+	$(DOCKER) buildx build --platform $(PLATFORMS) -f deploy/Dockerfile --build-arg VERSION=$(VERSION) -t $(IMAGE):$(IMAGE_TAG) --push .
+
+# The Helm chart (deploy/helm/airlock): rendered and checked with Helm's own
+# library, as the kustomize and Istio manifests are; chart-package needs the
+# helm CLI and writes bin/airlock-CHART_VERSION.tgz for `helm push`.
+chart-test:
+	$(GO) test -count=1 -run 'Chart|Kustomize|Kubernetes|Istio|Dockerfile|MakeImage|Readme' ./deploy
+
+chart-package:
+	helm package deploy/helm/airlock --app-version $(IMAGE_TAG) --destination bin
 
 clean:
 	rm -rf bin .airlock
