@@ -105,7 +105,7 @@ func TestEncodedSecretsInText(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !strings.Contains(string(out), "[MASKED:") {
+			if !hasLabel(out) {
 				t.Fatalf("nothing masked:\n%.400s", out)
 			}
 			for _, l := range c.leaks {
@@ -250,4 +250,41 @@ func decodeUTF16(t *testing.T, b []byte, be bool) string {
 		units = units[1:]
 	}
 	return string(utf16.Decode(units))
+}
+
+// A masked bytes member (base64 in JSON) keeps a base64 label, so that a
+// client that decodes it (gcloud secrets versions access, the client
+// libraries) reads "[MASKED:...]" instead of failing on the field.
+func TestMaskedBytesMembersStayBase64(t *testing.T) {
+	e := testEngine(t)
+	secret := `{"name":"projects/1/secrets/db/versions/3","payload":{"data":"` + b64s("hunter2-is-the-db-password") + `","dataCrc32c":"1"}}`
+	p := DefaultProfile()
+	p.Fields = append(p.Fields, Field{Path: "payload.data", Label: "secret-payloads"})
+	out, err := e.Mask(p, JSON, []byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Payload struct{ Data []byte } `json:"payload"`
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("the masked field no longer decodes as bytes: %v\n%s", err, out)
+	}
+	if string(got.Payload.Data) != "[MASKED:secret-payloads]" {
+		t.Fatalf("data decodes to %q", got.Payload.Data)
+	}
+	key := `{"name":"k","privateKeyData":"` + b64s(`{"type":"service_account","private_key":"`+strings.ReplaceAll(pemKey(t), "\n", `\n`)+`"}`) + `"}`
+	out, err = e.Mask(DefaultProfile(), JSON, []byte(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k struct{ PrivateKeyData []byte }
+	if err := json.Unmarshal(out, &k); err != nil || !strings.HasPrefix(string(k.PrivateKeyData), "[MASKED:") {
+		t.Fatalf("privateKeyData: %v %s", err, out)
+	}
+	// Text members keep the readable label.
+	out, _ = e.Mask(DefaultProfile(), JSON, []byte(`{"password":"correcthorsebatterystaple12=="}`))
+	if !strings.Contains(string(out), `"[MASKED:`) {
+		t.Fatalf("a password got a base64 label: %s", out)
+	}
 }
