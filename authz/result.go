@@ -266,6 +266,7 @@ func approvalRequired(r *Result) *Result {
 	return refuse(r, ApprovalRequired, 403, "PERMISSION_DENIED", ReasonApprovalRequired, msg, map[string]string{
 		"policy":      d.Policy,
 		"rule":        ruleOrDefault(d.Rule),
+		"operation":   r.Recognized.Operation.Method,
 		"approval_id": a.ID,
 		"approve_url": r.ApproveURL,
 		"expires_at":  a.ExpiresAt.UTC().Format(time.RFC3339),

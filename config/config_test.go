@@ -47,7 +47,8 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"resources ttl type", "identity: {dev: true}\nresources:\n  ttl: forever\n", "config: resources.ttl (line 3): wrong type"},
 		{"tiny memory budget", "identity: {dev: true}\nmasking: {memory_budget_bytes: 1000}\n", "config: masking.memory_budget_bytes: must be at least 1048576"},
 		{"memory budget not a number", "identity: {dev: true}\nmasking:\n  memory_budget_bytes: lots\n", "config: masking.memory_budget_bytes (line 3): wrong type"},
-		{"not yaml", "listen: [\n", "config: (file): not valid YAML"},
+		{"not yaml", "listen: [\n", "config: (file) (line 1): not valid YAML"},
+		{"yaml wrong on a later line", "listen:\n  authz: \":9001\"\n approvals:\n  store: memory\n", "config: (file) (line 3): not valid YAML"},
 		{"scalar for mapping", "listen: 5\n", "config: listen (line 1): must be a mapping"},
 	}
 	for _, tt := range tests {

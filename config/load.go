@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/airlockhq/airlock/internal/yamlpos"
 	"gopkg.in/yaml.v3"
 )
 
@@ -119,7 +120,8 @@ func Parse(data []byte) (*Config, error) {
 	c := Default()
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, Errors{{Key: "(file)", Msg: "not valid YAML: " + err.Error()}}
+		line, msg := yamlpos.Locate(data, err)
+		return nil, Errors{{Key: "(file)", Line: line, Msg: "not valid YAML: " + msg}}
 	}
 	if len(root.Content) == 0 {
 		return c, c.Validate()

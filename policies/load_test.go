@@ -119,7 +119,7 @@ func TestLoadErrors(t *testing.T) {
 			"policies: p.yaml:3:1: key \"default\" repeated in policy"},
 		{"invalid YAML", "name: p\ndefault: [deny\n",
 			LoadOptions{},
-			"policies: p.yaml:1:1: invalid YAML: did not find expected ',' or ']'"},
+			"policies: p.yaml:2:1: invalid YAML: did not find expected ',' or ']'"},
 		{"not a mapping", "- a\n- b\n",
 			LoadOptions{},
 			"policies: p.yaml:1:1: policy must be a mapping"},

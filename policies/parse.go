@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/airlockhq/airlock/identity"
+	"github.com/airlockhq/airlock/internal/yamlpos"
 )
 
 // loader collects the problems of one load.
@@ -84,15 +85,11 @@ func (l *loader) parseFile() {
 	}
 }
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
 func (l *loader) yamlProblem(err error) {
-	msg := err.Error()
-	p := Problem{File: l.file, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		p.Line, _ = strconv.Atoi(m[1])
+	line, msg := yamlpos.Locate(l.data, err)
+	p := Problem{File: l.file, Line: line, Msg: "invalid YAML: " + msg}
+	if line > 0 {
 		p.Column = 1
-		p.Msg = "invalid YAML: " + m[2]
 	}
 	l.problems = append(l.problems, p)
 }
@@ -779,7 +776,8 @@ func ParseResources(name string, data []byte) (*TestResources, error) {
 	l := &loader{file: name, data: data}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, &LoadError{Problems: []Problem{{File: name, Msg: "not valid YAML: " + err.Error()}}}
+		l.yamlProblem(err)
+		return nil, &LoadError{Problems: l.problems}
 	}
 	if len(root.Content) == 0 {
 		return &TestResources{}, nil

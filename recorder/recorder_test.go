@@ -1,6 +1,7 @@
 package recorder_test
 
 import (
+	"runtime/pprof"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -52,9 +53,12 @@ func newRecorder(t *testing.T, opts recorder.Options) *recorder.Recorder {
 
 func closeRecorder(t *testing.T, r *recorder.Recorder) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	// Generous: the race detector on a loaded 2-core machine is slow.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := r.Close(ctx); err != nil {
+		// Where it was stuck, for the next reader of a CI log.
+		pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
 		t.Fatalf("Close: %v", err)
 	}
 }

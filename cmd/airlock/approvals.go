@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -33,21 +32,18 @@ Flags (every command):
   --server URL   airlock HTTP API (default http://127.0.0.1:8080)
   --token TOKEN  your OIDC token (default $AIRLOCK_TOKEN)
   --json         print the API's JSON
+
+Exit status: 0 done, 1 the server refused or failed (the message says why),
+2 usage error.
 `
 
 // runApprovals is `airlock approvals ...`: the approver's CLI over the HTTP API.
 func runApprovals(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(stderr, approvalsUsage)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
+	if code, done := groupUsage(args, approvalsUsage, stdout, stderr); done {
+		return code
 	}
 	cmd := args[0]
-	fs := flag.NewFlagSet("airlock approvals "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, approvalsUsage) }
+	fs := newFlagSet("approvals "+cmd, approvalsUsage, stderr)
 	server := fs.String("server", "http://127.0.0.1:8080", "airlock HTTP API")
 	token := fs.String("token", "", "OIDC token (default $AIRLOCK_TOKEN)")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -55,9 +51,9 @@ func runApprovals(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	reason := fs.String("reason", "", "approve/deny: the reason")
 	pageSize := fs.Int("page-size", 0, "list: approvals per page (1-500; default: the server's)")
 	pageToken := fs.String("page-token", "", "list: fetch the page this token names, only")
-	pos, err := approvalsParse(fs, args[1:])
-	if err != nil {
-		return 2
+	pos, code, ok := parseFlags(fs, args[1:], stdout)
+	if !ok {
+		return code
 	}
 	if *token == "" {
 		*token = os.Getenv("AIRLOCK_TOKEN")
@@ -183,21 +179,6 @@ func runApprovals(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 }
 
-// approvalsParse parses flags placed before or after positional arguments.
-func approvalsParse(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-}
-
 // approvalsPage is one page of the list API.
 type approvalsPage struct {
 	Approvals []approvals.Approval `json:"approvals"`
@@ -274,10 +255,10 @@ func (c approvalsClient) do(ctx context.Context, method, path string, body []byt
 func approvalsFail(stderr io.Writer, err error) int {
 	var apiErr *approvalsAPIError
 	if errors.As(err, &apiErr) {
-		fmt.Fprintf(stderr, "airlock approvals: %s (%d %s)\n", apiErr.Message, apiErr.Code, apiErr.Status)
+		errorf(stderr, "approvals", "%s (%d %s)", apiErr.Message, apiErr.Code, apiErr.Status)
 		return 1
 	}
-	fmt.Fprintf(stderr, "airlock approvals: %v\n", err)
+	errorf(stderr, "approvals", "%v", err)
 	return 1
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -23,9 +22,8 @@ import (
 )
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: airlock bench authz|noop-authz [flags]")
-		return 2
+	if code, done := groupUsage(args, benchUsage, stdout, stderr); done {
+		return code
 	}
 	switch args[0] {
 	case "authz":
@@ -33,9 +31,21 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	case "noop-authz":
 		return runNoopAuthz(ctx, args[1:], stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "airlock bench: unknown subcommand %q\n", args[0])
-	return 2
+	fmt.Fprintf(stderr, "airlock bench: unknown command %q\n\n%s", args[0], benchUsage)
+	return exitUsage
 }
+
+const benchUsage = `usage: airlock bench <command> [flags]
+
+Commands:
+  authz        load-test an ext_authz server with Check requests and print
+               throughput and latency percentiles
+  noop-authz   serve an ext_authz server that allows everything at once: the
+               baseline the figures are ratios against
+
+Run "airlock bench COMMAND -h" for the flags of a command.
+Exit status: 0 done, 1 failed, 2 usage error.
+`
 
 // loadResult is one measured run.
 type loadResult struct {
@@ -49,8 +59,7 @@ type loadResult struct {
 }
 
 func runBenchAuthz(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fl := flag.NewFlagSet("bench authz", flag.ContinueOnError)
-	fl.SetOutput(stderr)
+	fl := newFlagSet("bench authz", "usage: airlock bench authz [--target ADDR] [--baseline ADDR] [flags]\n"+exitCodes, stderr)
 	target := fl.String("target", "127.0.0.1:9001", "ext_authz server to load")
 	baseline := fl.String("baseline", "", "a second ext_authz server (e.g. `airlock bench noop-authz`) measured in the same run for a ratio")
 	streams := fl.Int("streams", 16, "concurrent in-flight Checks")
@@ -63,8 +72,8 @@ func runBenchAuthz(ctx context.Context, args []string, stdout, stderr io.Writer)
 	baseMethod := fl.String("baseline-method", "", "request method sent to --baseline (default: --method)")
 	baseToken := fl.String("baseline-token", "", "token sent to --baseline (default: --token)")
 	asJSON := fl.Bool("json", false, "print JSON")
-	if err := fl.Parse(args); err != nil {
-		return 2
+	if _, code, ok := parseFlags(fl, args, stdout); !ok {
+		return code
 	}
 	if *token == "" {
 		*token = os.Getenv("AIRLOCK_TOKEN")
@@ -256,15 +265,14 @@ func (noopAuthz) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResp
 }
 
 func runNoopAuthz(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fl := flag.NewFlagSet("bench noop-authz", flag.ContinueOnError)
-	fl.SetOutput(stderr)
+	fl := newFlagSet("bench noop-authz", "usage: airlock bench noop-authz [--listen ADDR]\n"+exitCodes, stderr)
 	listen := fl.String("listen", "127.0.0.1:9101", "address to serve on")
-	if err := fl.Parse(args); err != nil {
-		return 2
+	if _, code, ok := parseFlags(fl, args, stdout); !ok {
+		return code
 	}
 	l, err := net.Listen("tcp", *listen)
 	if err != nil {
-		fmt.Fprintln(stderr, "airlock bench noop-authz:", err)
+		errorf(stderr, "bench noop-authz", "%v", err)
 		return 1
 	}
 	g := grpc.NewServer()
@@ -272,7 +280,7 @@ func runNoopAuthz(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fmt.Fprintf(stdout, "noop ext_authz serving on %s\n", l.Addr())
 	go func() { <-ctx.Done(); g.Stop() }()
 	if err := g.Serve(l); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-		fmt.Fprintln(stderr, "airlock bench noop-authz:", err)
+		errorf(stderr, "bench noop-authz", "%v", err)
 		return 1
 	}
 	return 0

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -26,9 +25,18 @@ type headerFlags []string
 func (h *headerFlags) String() string     { return strings.Join(*h, ", ") }
 func (h *headerFlags) Set(v string) error { *h = append(*h, v); return nil }
 
+const checkUsage = `usage: airlock check --url URL [--method M] [--token T] [flags]
+
+Asks a running airlock for the decision on one request, as Envoy would, and
+prints the decision, the operation recognised, the rules that decided and,
+for a held request, the approval to ask for. Nothing is sent to Google.
+
+Exit status: 0 allowed, 1 no answer (or another error), 2 usage error,
+3 denied, held for approval or refused.
+`
+
 func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fl := flag.NewFlagSet("check", flag.ContinueOnError)
-	fl.SetOutput(stderr)
+	fl := newFlagSet("check", checkUsage, stderr)
 	server := fl.String("server", "", "address of airlock's ext_authz gRPC listener (default: listen.authz of --config, else 127.0.0.1:9001)")
 	cfgPath := fl.String("config", "", "read the server address from this airlock.yaml")
 	method := fl.String("method", "GET", "HTTP method of the request")
@@ -40,8 +48,13 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	timeout := fl.Duration("timeout", 5*time.Second, "how long to wait for the answer")
 	var headers headerFlags
 	fl.Var(&headers, "header", `extra request header "name: value" (repeatable)`)
-	if err := fl.Parse(args); err != nil {
-		return 2
+	pos, code, ok := parseFlags(fl, args, stdout)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "airlock check: unexpected argument %q (the URL goes in --url)\n", pos[0])
+		return exitUsage
 	}
 	if *rawURL == "" {
 		fmt.Fprintln(stderr, "airlock check: --url is required")
@@ -65,7 +78,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if strings.HasPrefix(*body, "@") {
 		bodyBytes, err = os.ReadFile(strings.TrimPrefix(*body, "@"))
 		if err != nil {
-			fmt.Fprintln(stderr, "airlock check:", err)
+			errorf(stderr, "check", "%v", err)
 			return 2
 		}
 	} else {
@@ -121,7 +134,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	defer cancel()
 	conn, err := grpc.NewClient(*server, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		fmt.Fprintln(stderr, "airlock check:", err)
+		errorf(stderr, "check", "%v", err)
 		return 1
 	}
 	defer conn.Close()
@@ -139,9 +152,9 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		printDecision(stdout, out)
 	}
 	if out.Decision == "ALLOW" {
-		return 0
+		return exitOK
 	}
-	return 3
+	return exitNo
 }
 
 // checkOutput is what `airlock check` prints.
@@ -189,7 +202,7 @@ func describe(resp *authv3.CheckResponse) checkOutput {
 			out.Reason = body.Error.Details[0].Reason
 			out.Metadata = body.Error.Details[0].Metadata
 			md := out.Metadata
-			if md["rule"] != "" {
+			if md["policy"] != "" && md["rule"] != "" {
 				out.Rules = []string{md["policy"] + "/" + md["rule"]}
 			}
 			out.Operation = md["operation"]
@@ -209,8 +222,11 @@ func printDecision(w io.Writer, o checkOutput) {
 	if o.Operation != "" {
 		fmt.Fprintf(w, "operation: %s\n", o.Operation)
 	}
-	if len(o.Rules) > 0 {
+	switch {
+	case len(o.Rules) > 0:
 		fmt.Fprintf(w, "rules:     %s\n", strings.Join(o.Rules, ", "))
+	case o.Decision == "ALLOW" || o.Reason == "POLICY_DENIED":
+		fmt.Fprintln(w, "rules:     none: no policy covers this request")
 	}
 	if o.Reason != "" {
 		fmt.Fprintf(w, "reason:    %s (HTTP %d)\n", o.Reason, o.HTTP)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,9 +13,16 @@ import (
 	"github.com/airlockhq/airlock/config"
 )
 
+const devTokenUsage = `usage: airlock dev-token [--sub NAME] [--groups a,b] [--actor A] [flags]
+
+Prints a token from the dev issuer of a running "airlock serve" in local-trial
+mode (the issuer answers on loopback only).
+
+Exit status: 0 printed, 1 the server did not give one, 2 usage error.
+`
+
 func runDevToken(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fl := flag.NewFlagSet("dev-token", flag.ContinueOnError)
-	fl.SetOutput(stderr)
+	fl := newFlagSet("dev-token", devTokenUsage, stderr)
 	server := fl.String("server", "", "URL of a running `airlock serve` in dev mode (default: listen.http of --config, else http://127.0.0.1:8080)")
 	cfgPath := fl.String("config", "", "read the server address from this airlock.yaml")
 	sub := fl.String("sub", "alice", "subject of the token")
@@ -24,8 +30,13 @@ func runDevToken(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	groups := fl.String("groups", "", "comma-separated groups")
 	actor := fl.String("actor", "", "RFC 8693 act.sub: the agent acting for the subject")
 	ttl := fl.Duration("ttl", time.Hour, "lifetime of the token")
-	if err := fl.Parse(args); err != nil {
-		return 2
+	pos, code, ok := parseFlags(fl, args, stdout)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "airlock dev-token: unexpected argument %q\n", pos[0])
+		return exitUsage
 	}
 	addr, err := serverAddr(*server, *cfgPath, "127.0.0.1:8080", func(c *config.Config) string { return c.Listen.HTTP })
 	if err != nil {
@@ -50,7 +61,7 @@ func runDevToken(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(*server, "/")+"/dev/token?"+q.Encode(), nil)
 	if err != nil {
-		fmt.Fprintln(stderr, "airlock dev-token:", err)
+		errorf(stderr, "dev-token", "%v", err)
 		return 2
 	}
 	resp, err := http.DefaultClient.Do(req)

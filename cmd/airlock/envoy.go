@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,26 +13,40 @@ import (
 	"github.com/airlockhq/airlock/envoy"
 )
 
-const envoyUsage = `Usage:
-  airlock envoy config [--config FILE] [--output FILE]
-                                         print (or write) the Envoy bootstrap (YAML) for this configuration
-  airlock envoy validate FILE...         check Envoy bootstrap files against Envoy's protos
+const envoyUsage = `usage: airlock envoy <command>
+
+Commands:
+  config [--config FILE] [--output FILE]
+                      print (or write) the Envoy bootstrap (YAML) for this configuration
+  validate FILE...    check Envoy bootstrap files against Envoy's protos
+
+Run "airlock envoy COMMAND -h" for the flags of a command.
+`
+
+const envoyConfigUsage = `usage: airlock envoy config [--config FILE] [--output FILE]
+
+Renders the Envoy bootstrap for this airlock configuration, validates it
+against Envoy's protos and prints it (or writes it to --output).
+` + exitCodes
+
+const envoyValidateUsage = `usage: airlock envoy validate FILE...
+
+Loads each Envoy bootstrap file (YAML or JSON) into Envoy's protos and runs
+their validation.
+
+Exit status: 0 every file is valid, 1 a file is not, 2 usage error.
 `
 
 // runEnvoy is `airlock envoy config|validate`.
 func runEnvoy(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, envoyUsage)
-		return 2
+	if code, done := groupUsage(args, envoyUsage, stdout, stderr); done {
+		return code
 	}
 	switch args[0] {
 	case "config":
 		return envoyConfig(args[1:], stdout, stderr)
 	case "validate":
 		return envoyValidate(args[1:], stdout, stderr)
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, envoyUsage)
-		return 0
 	}
 	fmt.Fprintf(stderr, "airlock envoy: unknown command %q\n\n%s", args[0], envoyUsage)
 	return 2
@@ -41,29 +54,29 @@ func runEnvoy(_ context.Context, args []string, stdout, stderr io.Writer) int {
 
 // envoyConfig renders the bootstrap, validates it and prints it.
 func envoyConfig(args []string, stdout, stderr io.Writer) int {
-	fl := flag.NewFlagSet("envoy config", flag.ContinueOnError)
-	fl.SetOutput(stderr)
+	fl := newFlagSet("envoy config", envoyConfigUsage, stderr)
 	path := fl.String("config", "", "airlock.yaml (default: the embedded defaults)")
 	output := fl.String("output", "", "write the bootstrap to this file (replaced whole) instead of stdout,\n"+
 		"as an init container does for an Envoy beside it")
-	if err := fl.Parse(args); err != nil {
-		return 2
+	pos, code, ok := parseFlags(fl, args, stdout)
+	if !ok {
+		return code
 	}
-	if fl.NArg() > 0 {
-		fmt.Fprintf(stderr, "airlock envoy config: unexpected argument %q\n", fl.Arg(0))
-		return 2
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "airlock envoy config: unexpected argument %q\n", pos[0])
+		return exitUsage
 	}
 	cfg := config.Default()
 	if *path != "" {
 		var err error
 		if cfg, err = envoyLoadConfig(*path, stderr); err != nil {
-			fmt.Fprintln(stderr, "airlock envoy config:", err)
+			errorf(stderr, "envoy config", "%v", err)
 			return 1
 		}
 	}
 	out, err := envoy.Bootstrap(cfg)
 	if err != nil {
-		fmt.Fprintln(stderr, "airlock envoy config:", err)
+		errorf(stderr, "envoy config", "%v", err)
 		return 1
 	}
 	// The rendered file must load in Envoy: check it before printing.
@@ -76,13 +89,13 @@ func envoyConfig(args []string, stdout, stderr io.Writer) int {
 	}
 	if *output != "" {
 		if err := writeFileAtomic(*output, out); err != nil {
-			fmt.Fprintln(stderr, "airlock envoy config:", err)
+			errorf(stderr, "envoy config", "%v", err)
 			return 1
 		}
 		return 0
 	}
 	if _, err := stdout.Write(out); err != nil {
-		fmt.Fprintln(stderr, "airlock envoy config:", err)
+		errorf(stderr, "envoy config", "%v", err)
 		return 1
 	}
 	return 0
@@ -112,11 +125,15 @@ func writeFileAtomic(path string, data []byte) error {
 
 // envoyValidate checks bootstrap files.
 func envoyValidate(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, envoyUsage)
-		return 2
+	fl := newFlagSet("envoy validate", envoyValidateUsage, stderr)
+	args, code, ok := parseFlags(fl, args, stdout)
+	if !ok {
+		return code
 	}
-	code := 0
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "airlock envoy validate: no FILE: name the bootstrap files to check")
+		return exitUsage
+	}
 	for _, p := range args {
 		data, err := os.ReadFile(p)
 		if err == nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -34,9 +33,7 @@ before policy, 1 on an error, 2 on a usage error.
 
 // runPolicyExplain implements `airlock policy explain`.
 func runPolicyExplain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fl := flag.NewFlagSet("policy explain", flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	fl.Usage = func() { fmt.Fprint(stderr, explainUsage); fl.PrintDefaults() }
+	fl := newFlagSet("policy explain", explainUsage, stderr)
 	method := fl.String("method", "GET", "HTTP method of the request")
 	rawURL := fl.String("url", "", "full URL of the request, e.g. https://compute.googleapis.com/compute/v1/projects/p/zones/z/instances")
 	body := fl.String("body", "", "request body; @FILE reads a file")
@@ -51,16 +48,14 @@ func runPolicyExplain(ctx context.Context, args []string, stdout, stderr io.Writ
 	unrecognised := fl.String("unrecognised", "refuse", "refuse | policy, as in authz.unrecognised")
 	var headers headerFlags
 	fl.Var(&headers, "header", `request header "name: value" (repeatable)`)
-	if err := fl.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	paths, code, ok := parseFlags(fl, args, stdout)
+	if !ok {
+		return code
 	}
-	paths := fl.Args()
 	if *rawURL == "" || len(paths) == 0 {
-		fmt.Fprint(stderr, explainUsage)
-		return 2
+		fmt.Fprintln(stderr, "airlock policy explain: --url and at least one PATH are required")
+		fmt.Fprintln(stderr, "Run 'airlock policy explain -h' for usage.")
+		return exitUsage
 	}
 	mode, err := authz.ParseUnrecognised(*unrecognised)
 	if err != nil {
@@ -122,7 +117,7 @@ func runPolicyExplain(ctx context.Context, args []string, stdout, stderr io.Writ
 				strings.TrimPrefix(err.Error(), policies.ErrRefusedBeforePolicy.Error()+": "))
 			return 3
 		}
-		fmt.Fprintln(stderr, "airlock policy explain:", err)
+		errorf(stderr, "policy explain", "%v", err)
 		return 1
 	}
 	fmt.Fprintf(stdout, "identity: %s\n\nvariables:\n", verified)

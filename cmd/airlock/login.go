@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -25,6 +24,8 @@ read it. The login keeps running and refreshes the token before it expires;
 with --once it writes the token and exits (a later run refreshes it without
 asking again while the issuer's refresh token is valid).
 
+Exit status: 0 token written (with --once) or stopped by a signal, 1 the
+sign-in failed, 2 usage error.
 `
 
 // defaultTokenFile is $XDG_CONFIG_HOME/airlock/token, else
@@ -42,27 +43,30 @@ func defaultTokenFile() string {
 }
 
 func runLogin(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fl := flag.NewFlagSet("login", flag.ContinueOnError)
-	fl.SetOutput(stderr)
-	fl.Usage = func() { fmt.Fprint(stderr, loginUsage); fl.PrintDefaults() }
+	fl := newFlagSet("login", loginUsage, stderr)
 	issuer := fl.String("issuer", os.Getenv("AIRLOCK_LOGIN_ISSUER"), "the OIDC issuer URL (default $AIRLOCK_LOGIN_ISSUER)")
 	clientID := fl.String("client-id", envOr("AIRLOCK_LOGIN_CLIENT_ID", "airlock"), "the command-line client registered at the issuer; the ID token's audience (default $AIRLOCK_LOGIN_CLIENT_ID, else airlock)")
 	secretFile := fl.String("client-secret-file", "", "a file holding the client secret, for issuers that give command-line clients one")
 	scopes := fl.String("scopes", "openid,email,profile,offline_access", "comma-separated scopes; offline_access asks for the refresh token")
 	tokenFile := fl.String("token-file", defaultTokenFile(), "where the token is written (mode 0600)")
 	once := fl.Bool("once", false, "write the token and exit instead of keeping it fresh")
-	if err := fl.Parse(args); err != nil {
-		return 2
+	pos, code, ok := parseFlags(fl, args, stdout)
+	if !ok {
+		return code
 	}
-	if *issuer == "" || fl.NArg() > 0 {
-		fl.Usage()
-		return 2
+	switch {
+	case len(pos) > 0:
+		fmt.Fprintf(stderr, "airlock login: unexpected argument %q\n", pos[0])
+		return exitUsage
+	case *issuer == "":
+		fmt.Fprintln(stderr, "airlock login: no issuer: pass --issuer or set AIRLOCK_LOGIN_ISSUER")
+		return exitUsage
 	}
 	l := &identity.DeviceLogin{Issuer: *issuer, ClientID: *clientID, Scopes: splitList(*scopes)}
 	if *secretFile != "" {
 		b, err := os.ReadFile(*secretFile)
 		if err != nil {
-			fmt.Fprintln(stderr, "airlock login:", err)
+			errorf(stderr, "login", "%v", err)
 			return 2
 		}
 		l.ClientSecret = strings.TrimSpace(string(b))

@@ -191,7 +191,7 @@ func TestLoginRefusals(t *testing.T) {
 		{[]string{"--issuer", "http://idp.acme.example"}, 1, "must be https"},
 		{[]string{"--issuer", d.URL(), "--client-id", "stranger", "--once"}, 1, "invalid_client"},
 		{[]string{"--issuer", d.URL() + "/other"}, 1, "discovery"},
-		{[]string{}, 2, "usage: airlock login"},
+		{[]string{}, 2, "no issuer"},
 	} {
 		var stderr lockedBuffer
 		args := append([]string{"login", "--token-file", filepath.Join(t.TempDir(), "t")}, tc.args...)

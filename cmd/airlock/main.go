@@ -32,7 +32,11 @@ Usage:
   airlock bench authz|noop-authz             load-test an ext_authz server
   airlock version                            print the version
 
-Run "airlock COMMAND -h" for the flags of a command.
+Flags may come before or after arguments. Run "airlock COMMAND -h" for the
+flags of a command; -h and --help print usage and exit 0.
+
+Exit status: 0 done, 1 failed, 2 usage error; check also exits 3 when the
+request is denied, held for approval or refused.
 `
 
 func main() {
@@ -43,9 +47,8 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
+	if code, done := groupUsage(args, usage, stdout, stderr); done {
+		return code
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
@@ -69,9 +72,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runBench(ctx, rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionString())
-		return 0
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
 		return 0
 	}
 	fmt.Fprintf(stderr, "airlock: unknown command %q\n\n%s", cmd, usage)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 
@@ -12,27 +11,62 @@ import (
 	"github.com/airlockhq/airlock/policies"
 )
 
+const policyUsage = `usage: airlock policy <command> [flags] PATH...
+
+Commands:
+  test PATH...                 run the tests: blocks of the policy files
+  lint PATH...                 load and type-check the policy files; check method names
+  explain --url URL PATH...    decide one request offline and show every variable and rule
+
+PATH is a policy file or a directory of them. Run "airlock policy COMMAND -h"
+for the flags of a command.
+`
+
+const policyTestUsage = `usage: airlock policy test [-v] [flags] PATH...
+
+Loads the policy files and runs their tests: blocks.
+
+Exit status: 0 every test passed, 1 a test failed, a file does not load or
+there are no tests, 2 usage error.
+`
+
+const policyLintUsage = `usage: airlock policy lint [flags] PATH...
+
+Loads and type-checks the policy files and checks every method name they
+compare gcp.method with against the operations airlock knows.
+
+Exit status: 0 no problem, 1 problems found (each printed as file:line:column),
+2 usage error.
+`
+
 func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: airlock policy test|lint|explain PATH...")
-		return 2
+	if code, done := groupUsage(args, policyUsage, stdout, stderr); done {
+		return code
 	}
 	sub, rest := args[0], args[1:]
-	if sub == "explain" {
+	var usage string
+	switch sub {
+	case "explain":
 		return runPolicyExplain(ctx, rest, stdout, stderr)
+	case "test":
+		usage = policyTestUsage
+	case "lint":
+		usage = policyLintUsage
+	default:
+		fmt.Fprintf(stderr, "airlock policy: unknown command %q\n\n%s", sub, policyUsage)
+		return exitUsage
 	}
-	fl := flag.NewFlagSet("policy "+sub, flag.ContinueOnError)
-	fl.SetOutput(stderr)
+	fl := newFlagSet("policy "+sub, usage, stderr)
 	verbose := fl.Bool("v", false, "list every test, not only failures")
 	domains := fl.String("gateway-domain", "", "a gateway domain to recognise, as in gateway.domains")
 	unrecognised := fl.String("unrecognised", "refuse", "what the gateway does with an operation it cannot recognise, as in authz.unrecognised: refuse | policy")
-	if err := fl.Parse(rest); err != nil {
-		return 2
+	paths, code, ok := parseFlags(fl, rest, stdout)
+	if !ok {
+		return code
 	}
-	paths := fl.Args()
 	if len(paths) == 0 {
-		fmt.Fprintf(stderr, "usage: airlock policy %s PATH...\n", sub)
-		return 2
+		fmt.Fprintf(stderr, "airlock policy %s: no PATH: name policy files or directories\n", sub)
+		return exitUsage
 	}
 	set, err := policies.LoadWith(policyLoadOptions(), paths...)
 	if err != nil {
@@ -88,8 +122,7 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		return 0
 	}
-	fmt.Fprintf(stderr, "airlock policy: unknown subcommand %q (test or lint)\n", sub)
-	return 2
+	return exitUsage // not reached: sub is test or lint
 }
 
 // lintMethods checks every string a policy compares gcp.method with against

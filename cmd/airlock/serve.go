@@ -46,13 +46,24 @@ import (
 	"github.com/airlockhq/airlock/resources"
 )
 
+const serveUsage = `usage: airlock serve [--config FILE]
+
+Runs airlock's servers: ext_authz and ext_proc for Envoy, the HTTP API and
+console, and the SDS server. Without --config it serves the local trial:
+example policies, in-memory approvals, recordings on local disk and a
+loopback-only dev token issuer.
+
+Exit status: 0 stopped by a signal, 1 failed to start or failed while
+serving (the configuration error names the key), 2 usage error.
+`
+
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fl := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fl.SetOutput(stderr)
+	fl := newFlagSet("serve", serveUsage, stderr)
 	cfgPath := fl.String("config", "", "configuration file (default: embedded local-trial defaults)")
 	cpuProfile := fl.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
-	if err := fl.Parse(args); err != nil {
-		return 2
+	pos, code, ok := parseFlags(fl, args, stdout)
+	if !ok {
+		return code
 	}
 	configGiven := false
 	fl.Visit(func(f *flag.Flag) { configGiven = configGiven || f.Name == "config" })
@@ -62,9 +73,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "airlock serve: --config is empty: name a configuration file, or leave the flag out for the local trial")
 		return 2
 	}
-	if fl.NArg() > 0 {
-		fmt.Fprintf(stderr, "airlock serve: unexpected argument %q\n", fl.Arg(0))
-		return 2
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "airlock serve: unexpected argument %q\n", pos[0])
+		return exitUsage
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -42,22 +41,20 @@ common flags:
   --sink gs://BUCKET/PREFIX | file://DIR   (default: recorder.sink of --config, else the embedded default)
   --config FILE                             airlock.yaml to read recorder.sink from
   --endpoint URL                            a Cloud Storage emulator (STORAGE_EMULATOR_HOST is honoured too)
+
+Exit status: 0 done, 1 a failed check, an altered or missing session, or
+another error, 2 usage error.
 `
 
 // runSessions is `airlock sessions ...`: the auditor's tools. It returns
 // the process exit code: 0 success, 1 a failed check or missing session,
 // 2 a usage error.
 func runSessions(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stderr, sessionsUsage)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
+	if code, done := groupUsage(args, sessionsUsage, stdout, stderr); done {
+		return code
 	}
 	cmd, rest := args[0], args[1:]
-	fs := flag.NewFlagSet("airlock sessions "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("sessions "+cmd, sessionsUsage, stderr)
 	c := &sessionsCmd{stdout: stdout, stderr: stderr}
 	fs.StringVar(&c.sink, "sink", "", "gs://BUCKET/PREFIX or file://DIR")
 	fs.StringVar(&c.config, "config", "", "airlock.yaml whose recorder.sink is the default")
@@ -100,47 +97,10 @@ func runSessions(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "airlock sessions: unknown command %q\n\n%s", cmd, sessionsUsage)
 		return 2
 	}
-	if err := fs.Parse(sessionsInterleave(fs, rest)); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if _, code, ok := parseFlags(fs, rest, stdout); !ok {
+		return code
 	}
 	return run(ctx, fs)
-}
-
-// sessionsInterleave moves flags after positional arguments to the front,
-// so that "show ID --sink X" works like "show --sink X ID".
-func sessionsInterleave(fs *flag.FlagSet, args []string) []string {
-	var flags, pos []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			pos = append(pos, args[i+1:]...)
-			break
-		}
-		if !strings.HasPrefix(a, "-") || a == "-" {
-			pos = append(pos, a)
-			continue
-		}
-		flags = append(flags, a)
-		name := strings.TrimLeft(a, "-")
-		if strings.Contains(name, "=") {
-			continue
-		}
-		f := fs.Lookup(name)
-		if f == nil {
-			continue
-		}
-		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
-			continue
-		}
-		if i+1 < len(args) {
-			flags = append(flags, args[i+1])
-			i++
-		}
-	}
-	return append(flags, pos...)
 }
 
 type sessionsCmd struct {
@@ -158,13 +118,13 @@ type sessionsCmd struct {
 }
 
 func (c *sessionsCmd) fail(format string, args ...any) int {
-	fmt.Fprintf(c.stderr, "airlock sessions: "+format+"\n", args...)
-	return 1
+	errorf(c.stderr, "sessions", format, args...)
+	return exitFail
 }
 
 func (c *sessionsCmd) usage(format string, args ...any) int {
-	fmt.Fprintf(c.stderr, "airlock sessions: "+format+"\n", args...)
-	return 2
+	errorf(c.stderr, "sessions", format, args...)
+	return exitUsage
 }
 
 func (c *sessionsCmd) keyFlag(fs *flag.FlagSet) {

@@ -43,6 +43,14 @@ recorder: {enabled: false}
 		t.Fatalf("denied delete: exit %d\n%s%s", code, out, stderr)
 	}
 
+	// A held request names its operation and the approval to ask for.
+	code, out, stderr = runCLI(t, nil, "check", "--config", a.ConfigPath, "--token", tok, "--method", "POST",
+		"--url", "https://compute.googleapis.com/compute/v1/projects/acme-prod/zones/us-east1-b/instances/web-1/stop")
+	if code != 3 || !strings.Contains(out, "decision:  APPROVAL REQUIRED") || !strings.Contains(out, "operation: compute.instances.stop") ||
+		!strings.Contains(out, "approval:  ") || !strings.Contains(out, "gcp-baseline/prod-writes-need-sre") {
+		t.Fatalf("held stop: exit %d\n%s%s", code, out, stderr)
+	}
+
 	if !strings.Contains(a.Logs(), "DEV MODE") {
 		t.Errorf("the server does not say loudly that it is in dev mode")
 	}
