@@ -109,9 +109,7 @@ func TestServingKeysDocumented(t *testing.T) {
 			keys = append(keys, rt.Field(i).Tag.Get("yaml")+":")
 		}
 	}
-	for _, section := range []string{"\nhttp:", "\ngrpc:", "\nsds:"} {
-		keys = append(keys, section)
-	}
+	keys = append(keys, "\nhttp:", "\ngrpc:", "\nsds:")
 	for _, k := range keys {
 		if !strings.Contains(text, k) {
 			t.Errorf("airlock.example.yaml does not document %s", strings.TrimSpace(k))

@@ -171,6 +171,7 @@ func envoyApply(h [][2]string, m *extprocv3.HeaderMutation) [][2]string {
 	}
 	for _, o := range m.GetSetHeaders() {
 		k, v := o.GetHeader().GetKey(), string(o.GetHeader().GetRawValue())
+		//lint:ignore SA1019 the headers are applied as Envoy does, append first.
 		if o.GetAppend().GetValue() {
 			h = append(h, [2]string{k, v})
 			continue

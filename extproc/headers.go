@@ -129,6 +129,7 @@ func maskHeaders(tm *masking.TextMasker, hs []*corev3.HeaderValue, scratch *[]by
 			}
 			o := &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: k, RawValue: v}}
 			if !first {
+				//lint:ignore SA1019 Envoys before append_action read only append.
 				o.Append = wrapperspb.Bool(true)
 				o.AppendAction = corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD
 			} else {

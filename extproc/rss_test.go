@@ -72,7 +72,7 @@ func serveChild() {
 		fmt.Println("ERROR", err)
 		os.Exit(1)
 	}
-	opts := append([]grpc.ServerOption{grpc.SharedWriteBuffer(true), grpc.NumStreamWorkers(64)}, extproc.GRPCServerOptions()...)
+	opts := append([]grpc.ServerOption{grpc.NumStreamWorkers(64)}, extproc.GRPCServerOptions()...)
 	g := grpc.NewServer(opts...)
 	srv.Register(g)
 	go func() { _ = g.Serve(lis) }()

@@ -278,7 +278,7 @@ func (ks *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, erro
 	jws := st.jws
 	if jws == nil {
 		var err error
-		jws, err = jose.ParseSigned(jwt, allowedAlgs)
+		jws, err = jose.ParseSignedCompact(jwt, allowedAlgs)
 		if err != nil || len(jws.Signatures) != 1 {
 			return fail(&Error{Kind: Malformed, Msg: "the bearer token is not a well-formed signed JWT"})
 		}

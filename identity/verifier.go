@@ -458,7 +458,7 @@ func (v *OIDCVerifier) verify(ctx context.Context, raw string, now time.Time) (I
 	if pre.Exp == nil {
 		return Identity{}, malformed("the token has no exp claim")
 	}
-	jws, err := jose.ParseSigned(raw, allowedAlgs)
+	jws, err := jose.ParseSignedCompact(raw, allowedAlgs)
 	if err != nil || len(jws.Signatures) != 1 {
 		return Identity{}, malformed("the bearer token is not a well-formed signed JWT")
 	}

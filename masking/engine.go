@@ -246,7 +246,6 @@ type compiledProfile struct {
 	set       *detSet
 	fields    []*fieldPath
 	predNames []string
-	labels    [][]byte // per detector
 	// keyLens is the set (lenBit) of the lengths of the member names
 	// in field rules; lastKeyLens that of the last segments, and lastKeys
 	// is set when every field rule ends with a member name.

@@ -130,7 +130,6 @@ type jsonMasker struct {
 
 	st    jstate
 	stack []frame
-	depth int
 	off   int64
 	seen  bool // a top-level value started
 

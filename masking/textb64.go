@@ -49,8 +49,6 @@ const (
 	b64URL
 )
 
-func isB64Byte(c byte) bool { return b64Class[c] != 0 }
-
 // b64Run is one run found in a text: [start, end) in the text, and its
 // characters without line breaks. mixed is set when it uses both
 // alphabets: it decodes to nothing.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 )
 
@@ -165,21 +164,4 @@ func (r *Recorder) putCheckpoint(ctx context.Context, c *Checkpoint) error {
 	cctx, cancel := context.WithTimeout(ctx, r.opts.UploadTimeout)
 	defer cancel()
 	return r.sink.Put(cctx, CheckpointName(c.Day, c.Time, c.Writer, c.Seq), b)
-}
-
-// parseCheckpointName checks a checkpoint object name (relative to the
-// sink) and returns its day folder.
-func parseCheckpointName(name string) (day string, ok bool) {
-	rest, ok := strings.CutPrefix(name, CheckpointDir)
-	if !ok || !strings.HasSuffix(rest, ".json") {
-		return "", false
-	}
-	i := strings.LastIndexByte(rest, '/')
-	if i < 0 {
-		return "", false
-	}
-	if _, ok := dayTime(rest[:i]); !ok {
-		return "", false
-	}
-	return rest[:i], true
 }

@@ -64,12 +64,6 @@ func (c *localCache) put(e cacheEntry) {
 	}
 }
 
-func (c *localCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.order.Len()
-}
-
 // sharedValue is an answer as stored in Redis.
 type sharedValue struct {
 	Found bool            `json:"found"`

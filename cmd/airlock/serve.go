@@ -469,7 +469,6 @@ func (s *server) newGRPC(extra ...grpc.ServerOption) *grpc.Server {
 		// which costs more than the Check itself. Enough workers that the
 		// concurrency Envoy drives rarely overflows the pool.
 		grpc.NumStreamWorkers(uint32(max(64, 16*runtime.GOMAXPROCS(0)))),
-		grpc.SharedWriteBuffer(true),
 	)
 	g := grpc.NewServer(append(opts, extra...)...)
 	s.grpcs = append(s.grpcs, g)

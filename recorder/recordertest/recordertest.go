@@ -186,7 +186,8 @@ func (g *GCS) Failed() int64 { return g.failed.Load() }
 // the emulator's backend.
 func (g *GCS) Objects(tb testing.TB, bucket, prefix string) []string {
 	tb.Helper()
-	objs, _, err := g.Server.ListObjectsWithOptions(bucket, fakestorage.ListOptions{Prefix: prefix})
+	res, err := g.Server.ListObjectsWithOptionsPaginated(bucket, fakestorage.ListOptions{Prefix: prefix})
+	objs := res.Objects
 	if err != nil {
 		tb.Fatalf("recordertest: list %s: %v", bucket, err)
 	}

@@ -260,12 +260,11 @@ type extProcRun struct {
 	cancel  context.CancelFunc
 	// active is false once processing stopped (stream closed OK, or a
 	// failure ignored with failure_mode_allow).
-	active    bool
-	first     bool
-	sent      []*extprocv3.ProcessingRequest
-	overrode  bool
-	openErr   error
-	headerOut bool // response headers went downstream
+	active   bool
+	first    bool
+	sent     []*extprocv3.ProcessingRequest
+	overrode bool
+	openErr  error
 }
 
 type extProcReply struct {
@@ -273,11 +272,11 @@ type extProcReply struct {
 	err  error
 }
 
-// extProcErrSpurious marks a reply of the wrong type.
-var extProcErrSpurious = errors.New("spurious message")
+// errExtProcSpurious marks a reply of the wrong type.
+var errExtProcSpurious = errors.New("spurious message")
 
-// extProcErrTimeout marks an expired message timer.
-var extProcErrTimeout = errors.New("per-message timeout exceeded")
+// errExtProcTimeout marks an expired message timer.
+var errExtProcTimeout = errors.New("per-message timeout exceeded")
 
 // Do runs one request through the processor with upstream as the rest of
 // the filter chain, and returns what the client receives. md is the dynamic
@@ -369,7 +368,7 @@ func (x *extProcRun) await() (*extprocv3.ProcessingResponse, error) {
 			}
 			return r.resp, r.err
 		case <-t.C:
-			return nil, extProcErrTimeout
+			return nil, errExtProcTimeout
 		}
 	}
 }
@@ -387,9 +386,9 @@ func (x *extProcRun) fail(err error) *extProcOutcome {
 	}
 	x.cancel()
 	switch {
-	case errors.Is(err, extProcErrTimeout):
+	case errors.Is(err, errExtProcTimeout):
 		return &extProcOutcome{status: http.StatusGatewayTimeout, details: "ext_proc_error_per-message_timeout_exceeded"}
-	case errors.Is(err, extProcErrSpurious):
+	case errors.Is(err, errExtProcSpurious):
 		return &extProcOutcome{status: x.cfg.StatusOnError, details: "ext_proc_error_spurious_message"}
 	}
 	s, _ := status.FromError(err)
@@ -691,7 +690,7 @@ func (x *extProcRun) processHeaders(d extProcDirection, m *extProcMessage) *extP
 	}
 	cr, ok := d.headersReply(resp)
 	if !ok {
-		return x.fail(extProcErrSpurious)
+		return x.fail(errExtProcSpurious)
 	}
 	h, err := x.mutate(m.headers, cr.GetHeaderMutation(), d.response, false)
 	if err != nil {
@@ -757,7 +756,7 @@ func (x *extProcRun) processBody(d extProcDirection, m *extProcMessage) *extProc
 		}
 		cr, ok := d.bodyReply(resp)
 		if !ok {
-			return x.fail(extProcErrSpurious)
+			return x.fail(errExtProcSpurious)
 		}
 		// Headers are still held: header mutations apply.
 		h, err := x.mutate(m.headers, cr.GetHeaderMutation(), d.response, false)
@@ -772,7 +771,7 @@ func (x *extProcRun) processBody(d extProcDirection, m *extProcMessage) *extProc
 			case *extprocv3.BodyMutation_ClearBody:
 				m.body = nil
 			case *extprocv3.BodyMutation_StreamedResponse:
-				return x.fail(extProcErrSpurious)
+				return x.fail(errExtProcSpurious)
 			}
 			if cl, ok := m.headers.get("content-length"); ok && cl != strconv.Itoa(len(m.body)) {
 				x.active = false
@@ -813,7 +812,7 @@ func (x *extProcRun) processBody(d extProcDirection, m *extProcMessage) *extProc
 			}
 			cr, ok := d.bodyReply(resp)
 			if !ok {
-				if o := x.fail(extProcErrSpurious); o != nil {
+				if o := x.fail(errExtProcSpurious); o != nil {
 					m.body = out
 					return o
 				}
@@ -831,7 +830,7 @@ func (x *extProcRun) processBody(d extProcDirection, m *extProcMessage) *extProc
 				case *extprocv3.BodyMutation_ClearBody:
 					c = nil
 				case *extprocv3.BodyMutation_StreamedResponse:
-					if o := x.fail(extProcErrSpurious); o != nil {
+					if o := x.fail(errExtProcSpurious); o != nil {
 						m.body = out
 						return o
 					}
@@ -866,7 +865,7 @@ func (x *extProcRun) processTrailers(d extProcDirection, m *extProcMessage) *ext
 	}
 	hm, ok := d.trailersReply(resp)
 	if !ok {
-		return x.fail(extProcErrSpurious)
+		return x.fail(errExtProcSpurious)
 	}
 	t, err := x.mutate(m.trailers, hm, false, false)
 	if err != nil {
