@@ -1,8 +1,10 @@
 package recorder
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -127,6 +129,11 @@ func (r *Recorder) checkpoint(ctx context.Context, force bool) error {
 		})
 		c := Checkpoint{Version: CheckpointVersion, Writer: r.writer, Seq: seq, Time: now, Day: day, Segments: entries}
 		err := r.putCheckpoint(ctx, &c)
+		if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			// Stopped by shutdown: Close writes the checkpoint itself.
+			firstErr = cmp.Or(firstErr, err)
+			continue
+		}
 		if err != nil {
 			r.uploadErrors.Add(1)
 			msg := err.Error()

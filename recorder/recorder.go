@@ -1032,7 +1032,7 @@ func (r *Recorder) uploadSegment(ctx context.Context, seg *segment, force, chunk
 		}
 		atLeast = 0
 		if err != nil {
-			r.uploadFailed(seg, err)
+			r.uploadFailed(ctx, seg, err)
 			return true
 		}
 	}
@@ -1048,7 +1048,7 @@ func (r *Recorder) uploadSegment(ctx context.Context, seg *segment, force, chunk
 		more = true
 	} else if dirty {
 		if err := r.putManifest(ctx, seg); err != nil {
-			r.uploadFailed(seg, err)
+			r.uploadFailed(ctx, seg, err)
 			return true
 		}
 	}
@@ -1081,7 +1081,12 @@ func isDone(b *commitBatch) bool {
 	}
 }
 
-func (r *Recorder) uploadFailed(seg *segment, err error) {
+func (r *Recorder) uploadFailed(ctx context.Context, seg *segment, err error) {
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		// Stopped by shutdown (Close cancels the background pass and
+		// uploads what is left itself): not a failure of the sink.
+		return
+	}
 	// A chunk found already uploaded (before a crash) with more events than
 	// are durable here yet is not a failure: it is taken once they are.
 	var tm errTakeMore

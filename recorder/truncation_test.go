@@ -6,11 +6,13 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
 	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -242,7 +244,10 @@ func TestRecorderWorksUnderBucketLock(t *testing.T) {
 	client := g.Client(t)
 	ctx := context.Background()
 	spool := filepath.Join(t.TempDir(), "spool")
-	opts := recorder.Options{Sink: "gs://audit/locked", StorageClient: client, Spool: spool, ChunkMaxBytes: 2048}
+	var logs strings.Builder
+	var logMu sync.Mutex
+	opts := recorder.Options{Sink: "gs://audit/locked", StorageClient: client, Spool: spool, ChunkMaxBytes: 2048,
+		Logger: slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) { logMu.Lock(); defer logMu.Unlock(); return logs.Write(p) }), nil))}
 	r := newRecorder(t, opts)
 	for i := 0; i < 30; i++ {
 		if err := recordRequest(ctx, r, "locked~x", "alice", i); err != nil {
@@ -261,7 +266,7 @@ func TestRecorderWorksUnderBucketLock(t *testing.T) {
 	}
 	closeRecorder(t, r)
 	if n := g.Refused(); n != 0 || r.Stats().UploadErrors != 0 {
-		t.Fatalf("%d writes refused by the retention policy, %d upload errors", n, r.Stats().UploadErrors)
+		t.Fatalf("%d writes refused by the retention policy, %d upload errors\n%s", n, r.Stats().UploadErrors, logs.String())
 	}
 	sink := recorder.NewGCSSink(client, "audit", "locked")
 	if counts := verifyAll(t, sink); counts["locked~x"] == 0 {
@@ -276,3 +281,7 @@ func TestRecorderWorksUnderBucketLock(t *testing.T) {
 		t.Fatal("the emulator's lock let a delete through")
 	}
 }
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
