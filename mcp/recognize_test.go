@@ -124,7 +124,9 @@ func TestBatchDecidedPerCall(t *testing.T) {
 	}
 }
 
-func b64(s string) string { return base64Prefix + base64.StdEncoding.EncodeToString([]byte(s)) + base64Suffix }
+func b64(s string) string {
+	return base64Prefix + base64.StdEncoding.EncodeToString([]byte(s)) + base64Suffix
+}
 
 // Headers and body must agree (SEP-2243).
 func TestHeadersAgreeWithBody(t *testing.T) {
