@@ -18,6 +18,7 @@ import (
 	"github.com/airlockhq/airlock/approvals"
 	"github.com/airlockhq/airlock/gcp"
 	"github.com/airlockhq/airlock/identity"
+	"github.com/airlockhq/airlock/mcp"
 	"github.com/airlockhq/airlock/policies"
 	"github.com/airlockhq/airlock/resources"
 )
@@ -97,6 +98,15 @@ type Options struct {
 	Metrics  *Metrics
 	Logger   *slog.Logger
 	Now      func() time.Time
+	// MCP recognises requests to Google's MCP endpoints; nil treats them
+	// as unknown operations.
+	MCP *mcp.Recognizer
+	// MCPMaxHold caps Hold for MCP requests, so that a held tool call is
+	// answered before the MCP client gives up; zero leaves Hold alone.
+	MCPMaxHold time.Duration
+	// MCPFilterTools passes what tools/list filtering needs (the caller's
+	// identity) to ext_proc with an allowed tools/list.
+	MCPFilterTools bool
 }
 
 // Engine decides requests. It is safe for concurrent use; the policy set is
@@ -159,6 +169,11 @@ func (e *Engine) Decide(ctx context.Context, req Request) *Result {
 	if res.claim != nil && res.Outcome != Allowed {
 		e.release(ctx, res)
 	}
+	if res.Refusal != nil {
+		e.mcpRefusal(res, req)
+	} else if res.MCP != nil {
+		res.mcpMeta = e.mcpMetadata(res)
+	}
 	if m := e.opts.Metrics; m != nil {
 		m.observe(res, e.now().Sub(start))
 	}
@@ -198,6 +213,15 @@ func (e *Engine) decide(ctx context.Context, req Request) *Result {
 		return badRequest(res, err)
 	}
 	res.Recognized = rec
+	if e.opts.MCP != nil && rec.Operation.Method == "" && mcp.IsEndpoint(rec.Host, rec.Path) {
+		if err := e.recognizeMCP(res, req); err != nil {
+			return mcpRefused(res, err)
+		}
+		rec = res.Recognized
+		if why := e.mcpSinkGuard(res.MCP, req); why != "" {
+			return sinkRefused(res, why)
+		}
+	}
 	if why := e.opts.SinkGuard.Check(rec, req); why != "" {
 		return sinkRefused(res, why)
 	}
@@ -225,7 +249,12 @@ func (e *Engine) decide(ctx context.Context, req Request) *Result {
 	if now.IsZero() {
 		now = e.now()
 	}
-	dec := e.evaluate(ctx, set, rec, id, req, res.SessionID, now)
+	var dec policies.Decision
+	if res.MCP != nil {
+		dec = e.evaluateMCP(ctx, set, res.MCP, rec, id, req, res.SessionID, now)
+	} else {
+		dec = e.evaluate(ctx, set, rec, id, req, res.SessionID, now)
+	}
 	res.Decision = dec
 	if ctx.Err() != nil {
 		// An expired deadline after evaluation fails closed.
@@ -255,10 +284,21 @@ func (e *Engine) evaluate(ctx context.Context, set *policies.Set, rec gcp.Recogn
 	if rec.Parts == nil {
 		return set.Evaluate(ctx, e.input(rec, id, req, session, now))
 	}
+	inputs := make([]policies.Input, len(rec.Parts))
+	for i, part := range rec.Parts {
+		inputs[i] = e.input(part, id, req, session, now)
+	}
+	return strongest(ctx, set, inputs, "the batch request holds no operation")
+}
+
+// strongest decides several inputs of one request (batch parts, MCP
+// messages): the strongest action wins, and the matches and masking of
+// every input are kept.
+func strongest(ctx context.Context, set *policies.Set, inputs []policies.Input, empty string) policies.Decision {
 	var out policies.Decision
 	unavailable := ""
-	for _, part := range rec.Parts {
-		d := set.Evaluate(ctx, e.input(part, id, req, session, now))
+	for _, in := range inputs {
+		d := set.Evaluate(ctx, in)
 		if unavailable == "" {
 			unavailable = d.Unavailable
 		}
@@ -273,7 +313,7 @@ func (e *Engine) evaluate(ctx context.Context, set *policies.Set, rec gcp.Recogn
 		}
 	}
 	if out.Action == 0 {
-		out = policies.Decision{Action: policies.Deny, Message: "the batch request holds no operation"}
+		out = policies.Decision{Action: policies.Deny, Message: empty}
 	}
 	out.Unavailable = unavailable
 	return out
@@ -345,6 +385,7 @@ func (e *Engine) approve(ctx context.Context, res *Result, req Request) *Result 
 		Issuer: res.Identity.Issuer, Subject: res.Identity.Subject,
 		Policy: dec.Policy, Rule: dec.Rule,
 		Request: rec, Headers: req.Headers, Body: req.Body, BodyPartial: req.BodyPartial,
+		MCP: res.MCP,
 	}.Fingerprint()
 	var ue *UnbindableError
 	if errors.As(err, &ue) {
@@ -360,7 +401,7 @@ func (e *Engine) approve(ctx context.Context, res *Result, req Request) *Result 
 		Subject:      res.Identity.Subject,
 		Email:        res.Identity.Email,
 		Actor:        res.Identity.Actor,
-		Operation:    rec.Operation.Method,
+		Operation:    approvalOperation(res),
 		Resource:     rec.Operation.Resource,
 		Method:       rec.Method,
 		URL:          e.approvalURL(rec, req.Path),
@@ -377,9 +418,13 @@ func (e *Engine) approve(ctx context.Context, res *Result, req Request) *Result 
 	// The gate may hold up to Hold beyond the decision timeout. It follows
 	// the caller's context (Envoy's stream, whose timeout must exceed
 	// Hold), so a request Envoy gave up on stops waiting.
-	gctx, cancel := context.WithTimeout(ctx, e.opts.Timeout+e.opts.Hold)
+	hold := e.opts.Hold
+	if res.MCP != nil && e.opts.MCPMaxHold > 0 && hold > e.opts.MCPMaxHold {
+		hold = e.opts.MCPMaxHold
+	}
+	gctx, cancel := context.WithTimeout(ctx, e.opts.Timeout+hold)
 	defer cancel()
-	out, err := e.opts.Approvals.Gate(gctx, ar, e.opts.Hold)
+	out, err := e.opts.Approvals.Gate(gctx, ar, hold)
 	if errors.Is(err, approvals.ErrInvalid) {
 		// The rule cannot be satisfied as written: a policy fault, not an
 		// outage. Refuse, naming the rule, so its owner can fix it.
