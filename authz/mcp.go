@@ -307,6 +307,7 @@ func endpointOf(r *Result, req Request) bool {
 // tools the caller could call).
 type MCPMetadata struct {
 	Host   string            `json:"host"`
+	Path   string            `json:"path,omitempty"`
 	Server string            `json:"server"`
 	Calls  []MCPCallMetadata `json:"calls"`
 	Caller *MCPCaller        `json:"caller,omitempty"`
@@ -371,7 +372,7 @@ func (m *MCPMetadata) Call(id string) (MCPCallMetadata, bool) {
 // mcpMetadata describes an allowed MCP request for ext_proc.
 func (e *Engine) mcpMetadata(r *Result) *MCPMetadata {
 	m := r.MCP
-	out := &MCPMetadata{Host: m.Host, Server: m.Server}
+	out := &MCPMetadata{Host: m.Host, Path: m.Path, Server: m.Server}
 	lists := false
 	specs := MaskingSpecs(r.Decision.Masking)
 	for _, c := range m.Calls {

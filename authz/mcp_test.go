@@ -10,6 +10,7 @@ import (
 	"github.com/airlockhq/airlock/approvals"
 	"github.com/airlockhq/airlock/gcp"
 	"github.com/airlockhq/airlock/mcp"
+	"github.com/airlockhq/airlock/policies/examples"
 )
 
 const computeMCP = "https://compute.googleapis.com/mcp"
@@ -267,4 +268,52 @@ func TestMCPToolsListPassesTheCaller(t *testing.T) {
 	if md.MCP == nil || md.MCP.Caller == nil || md.MCP.Caller.Subject != "agent-1" || md.MCP.Caller.Groups[0] != "ai-agents" {
 		t.Fatalf("%+v", md.MCP)
 	}
+}
+
+// tools/list keeps the tools the caller could call under the baseline and
+// drops the others: unmapped tools (unknown-operation) and, for a caller
+// outside the agents' groups, every tool.
+func TestToolsCallableUnderTheBaseline(t *testing.T) {
+	base, err := examples.FS.ReadFile("gcp-baseline.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, _ := approvalEngine(t, string(base), approvals.Options{}, withMCP(Options{MCPFilterTools: true}))
+	tr, f := true, false
+	tools := []*mcp.Tool{
+		{Name: "list_instances", Hints: mcp.Hints{ReadOnly: &tr}},
+		{Name: "delete_instance", Hints: mcp.Hints{ReadOnly: &f, Destructive: &tr}},
+		{Name: "stop_instance", Hints: mcp.Hints{ReadOnly: &f}},
+		{Name: "launch_rockets"},
+	}
+	meta := Metadata{MCP: &MCPMetadata{Host: "compute.googleapis.com", Path: "/mcp", Server: "compute", Caller: &MCPCaller{Subject: "agent-1", Groups: []string{"ai-agents"}}}}
+	if got := e.Callable(context.Background(), meta, tools); !equalBools(got, []bool{true, true, true, false}) {
+		t.Errorf("ai-agents: %v", got)
+	}
+	meta.MCP.Caller = &MCPCaller{Subject: "mallory", Groups: []string{"interns"}}
+	if got := e.Callable(context.Background(), meta, tools); !equalBools(got, []bool{false, false, false, false}) {
+		t.Errorf("outside the groups: %v", got)
+	}
+	// The GKE server's Kubernetes tools map to no REST method.
+	meta.MCP = &MCPMetadata{Host: "container.googleapis.com", Server: "container", Caller: &MCPCaller{Subject: "agent-1", Groups: []string{"ai-agents"}}}
+	if got := e.Callable(context.Background(), meta, []*mcp.Tool{{Name: "kube_get", Hints: mcp.Hints{ReadOnly: &tr}}, {Name: "get_cluster", Hints: mcp.Hints{ReadOnly: &tr}}}); !equalBools(got, []bool{false, true}) {
+		t.Errorf("container: %v", got)
+	}
+	// Without the caller nothing is filtered.
+	meta.MCP.Caller = nil
+	if got := e.Callable(context.Background(), meta, tools); !equalBools(got, []bool{true, true, true, true}) {
+		t.Errorf("no caller: %v", got)
+	}
+}
+
+func equalBools(a, b []bool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }

@@ -167,6 +167,11 @@ func (st *stream) responseHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processin
 		}
 		// Ask for the trailers, to mask grpc-message.
 		resp.ModeOverride = &filterv3.ProcessingMode{ResponseBodyMode: st.envoyBodyMode(), ResponseTrailerMode: filterv3.ProcessingMode_SEND}
+	} else if sse, ok := isMCPBody(ct); ok && st.meta.MCP != nil {
+		if err := st.startMCP(sse); err != nil {
+			st.log().Error("masking profile does not compile", "error", err)
+			return st.refuse("airlock: the masking rules for this request are invalid: " + err.Error())
+		}
 	} else {
 		masker, err := st.engine.NewStream(Profile(st.meta.Masking), bodyKind(ct))
 		if err != nil {
@@ -315,6 +320,9 @@ func (st *stream) closeBody() error {
 	if st.grpc != nil {
 		return st.grpc.close()
 	}
+	if st.mcp != nil {
+		return st.mcpClose()
+	}
 	b, err := st.out.room(32<<10, 0)
 	if err != nil {
 		return err
@@ -350,6 +358,12 @@ func (st *stream) logMasked() {
 	n := st.headerMasked + st.grpcMasked
 	if st.masker != nil {
 		n += st.masker.Masked()
+	}
+	if st.mcp != nil {
+		n += st.mcp.masker.Masked()
+		if r := st.mcp.masker.Removed(); r > 0 {
+			st.log().Info("tools/list filtered", "removed", r, "server", st.meta.MCP.Server)
+		}
 	}
 	if n > 0 {
 		st.log().Info("masked response", "masked", n, "headers", st.headerMasked, "gcp_method", st.meta.GCPMethod, "status", st.status)

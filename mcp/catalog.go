@@ -49,12 +49,23 @@ type Tool struct {
 	HeadersKnown bool
 	// rest maps the tool to the REST method it performs; nil when none.
 	rest *template
+	// method is the Discovery id of that method.
+	method string
 	// Source is "catalog" or "server" (learned from tools/list).
 	Source string
 }
 
 // Mapped reports whether the tool performs a REST method airlock knows.
 func (t *Tool) Mapped() bool { return t != nil && t.rest != nil }
+
+// Method is the Discovery id of the REST method the tool performs, "" when
+// none.
+func (t *Tool) Method() string {
+	if t == nil {
+		return ""
+	}
+	return t.method
+}
 
 // REST is the tool's REST template ("DELETE compute/v1/..."), "" when none.
 func (t *Tool) REST() string {
@@ -98,6 +109,7 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 			Idempotent  *bool  `json:"idempotent"`
 			OpenWorld   *bool  `json:"openWorld"`
 			REST        string `json:"rest"`
+			Method      string `json:"method"`
 		} `json:"servers"`
 	}
 	if err := json.Unmarshal(data, &doc); err != nil {
@@ -117,7 +129,10 @@ func ParseCatalog(data []byte) (*Catalog, error) {
 				if err != nil {
 					return nil, fmt.Errorf("mcp: catalog: %s/%s: %w", server, name, err)
 				}
-				t.rest = tpl
+				if e.Method == "" {
+					return nil, fmt.Errorf("mcp: catalog: %s/%s: a rest mapping needs its method id", server, name)
+				}
+				t.rest, t.method = tpl, e.Method
 			}
 			m[name] = t
 		}

@@ -87,8 +87,11 @@ func TestCatalogMapsToKnownMethods(t *testing.T) {
 				continue
 			}
 			c := req.Calls[0]
-			if c.REST == nil || c.REST.Operation.Method == "" {
+			if c.REST == nil || c.REST.Operation.Method != tool.Method() {
 				t.Errorf("%s/%s (%s, args %v): unmapped: %s", server, tool.Name, tool.rest.src, args, c.Unmapped)
+			}
+			if op, ok := r.Skeleton(tool); !ok || op.Method != tool.Method() || op.ReadOnly != c.REST.Operation.ReadOnly {
+				t.Errorf("%s/%s: skeleton %+v", server, tool.Name, op)
 			}
 		}
 	}
@@ -229,8 +232,13 @@ func TestToolArgumentsCannotReshapeThePath(t *testing.T) {
 			t.Errorf("args %v: %+v", args, c)
 		}
 	}
+	// A resource name of another kind is another method: refused.
+	_, err := r.Recognize(toolCall(t, "run.googleapis.com", "deploy_service_from_image", map[string]any{"service": map[string]any{"name": "projects/acme-prod/locations/us-east1/jobs/nightly"}}, nil))
+	if re, ok := err.(*RequestError); !ok || !strings.Contains(re.Msg, "does not act on") {
+		t.Errorf("a job's name for a service: %v", err)
+	}
 	// A reserved placeholder may hold '/', never a dot segment.
-	_, err := r.Recognize(toolCall(t, "container.googleapis.com", "get_cluster", map[string]any{"name": "projects/acme-dev/locations/us-east1/clusters/../../../x"}, nil))
+	_, err = r.Recognize(toolCall(t, "container.googleapis.com", "get_cluster", map[string]any{"name": "projects/acme-dev/locations/us-east1/clusters/../../../x"}, nil))
 	var re *RequestError
 	if !asRequestError(err, &re) {
 		t.Errorf("dot segments in a resource name: %v", err)

@@ -166,7 +166,7 @@ func (r *Recognizer) ResolveTool(host, server, name string) *Tool {
 	switch {
 	case inReg && inCat:
 		t := *learned
-		t.rest = cat.rest
+		t.rest, t.method = cat.rest, cat.method
 		return &t
 	case inReg:
 		return learned
@@ -370,8 +370,23 @@ func (r *Recognizer) mapTool(req *Request, c *Call) *RequestError {
 		c.Unmapped = fmt.Sprintf("the REST method of tool %s (%s) is not in airlock's catalog", c.Name, t.rest.src)
 		return nil
 	}
+	if rec.Operation.Method != t.method {
+		// A resource name of another kind would make the REST twin another
+		// method than the one the tool performs.
+		return refuse(CodeInvalidParams, "the arguments of tool %s name a resource that %s does not act on (read as %s); name the resource the tool expects", c.Name, t.method, rec.Operation.Method)
+	}
 	c.REST = &rec
 	return nil
+}
+
+// Skeleton is the operation a tool call performs, as known before its
+// arguments: the REST method's service, version, method id and flags, no
+// project, location or resource. false when the tool maps to none.
+func (r *Recognizer) Skeleton(t *Tool) (gcp.Operation, bool) {
+	if t == nil || t.method == "" || r.gcp == nil {
+		return gcp.Operation{}, false
+	}
+	return r.gcp.Operation(t.method)
 }
 
 // canonicalID renders a request id as canonical JSON: MCP ids are strings
