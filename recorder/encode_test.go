@@ -34,6 +34,10 @@ func sampleEvents() []*Event {
 		{Session: "s", Segment: "g", Seq: 5, Time: t, Kind: KindVote,
 			Vote: &VoteEvent{RequestID: "r", ApprovalID: "a", Approver: "bob", Vote: "approve", Reason: "ok", Rule: "prod", Subject: "alice", State: "approved"}},
 		{Session: "s", Segment: "g", Seq: 6, Time: t, Kind: KindVote, Vote: &VoteEvent{}},
+		{Session: "s", Segment: "g", Seq: 8, Time: t, Kind: KindToolCall, RequestID: "r",
+			ToolCall: &ToolCallEvent{Subject: "s", Server: "compute", Host: "compute.googleapis.com", Tool: "stop_instance", CallID: `"a<1>"`, GCPMethod: "compute.instances.stop",
+				Arguments: `{"name":"web-1"}`, Result: `{"content":[{"type":"text","text":"done &  "}]}`, ResultBytes: 1 << 33, IsError: true}},
+		{Session: "s", Segment: "g", Seq: 9, Time: t, Kind: KindToolCall, ToolCall: &ToolCallEvent{}},
 		{Session: "s", Segment: "g", Seq: 7, Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Kind: KindClose, Reason: "idle"},
 		{Session: "bad \xff utf8 \xe2\x80", Segment: "", Time: t, Kind: ""},
 	}
