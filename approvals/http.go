@@ -285,6 +285,7 @@ async function load(){
       const dl=el('dl');
       for(const [k,v] of [['Requester',a.requester],['Actor',a.actor||'-'],['Resource',a.resource||'-'],['Request',a.method+' '+a.url],['Rule',(a.policy?a.policy+'/':'')+a.rule],['Approvers',a.approvers.join(', ')+' (need '+a.min_approvals+')'],['Grant',a.grant+' for '+a.ttl],['Votes',a.votes.map(v=>v.decision+' by '+(v.email||v.approver)+': '+v.reason).join('; ')||'none'],['Expires',a.expires_at],['ID',a.id]]){dl.append(el('dt',k),el('dd',v));}
       c.append(dl);
+      if(a.justification) c.append(el('p','Justification (from the requester): '+a.justification));
       if(a.body_excerpt) c.append(el('pre',a.body_excerpt));
       const reason=el('input'); reason.placeholder='reason (required to deny)'; reason.size=50; reason.maxLength=1024;
       const ok=el('button','Approve'), no=el('button','Deny');

@@ -41,6 +41,10 @@ type Request struct {
 	Time time.Time
 	// Source is the peer address Envoy saw (attributes.source.address).
 	Source string
+	// Mode says how the decision is used; Envoy's Checks are enforced.
+	Mode Mode
+	// Justification is why the requester asks, with ModeRequestApproval.
+	Justification string
 }
 
 // Approvals is the approval gate the engine consults for approve decisions.
@@ -174,7 +178,7 @@ func (e *Engine) Decide(ctx context.Context, req Request) *Result {
 	} else if res.MCP != nil {
 		res.mcpMeta = e.mcpMetadata(res)
 	}
-	if m := e.opts.Metrics; m != nil {
+	if m := e.opts.Metrics; m != nil && req.Mode == ModeEnforce {
 		m.observe(res, e.now().Sub(start))
 	}
 	e.logDecision(res)
@@ -380,6 +384,9 @@ func (e *Engine) approve(ctx context.Context, res *Result, req Request) *Result 
 	if dec.Approval != nil {
 		spec = *dec.Approval
 	}
+	if req.Mode == ModeDryRun {
+		return dryRunApproval(res, spec)
+	}
 	rec := res.Recognized
 	fp, err := Binding{
 		Issuer: res.Identity.Issuer, Subject: res.Identity.Subject,
@@ -415,12 +422,18 @@ func (e *Engine) approve(ctx context.Context, res *Result, req Request) *Result 
 		SessionID:    res.SessionID,
 		RequestID:    res.RequestID,
 	}
+	if req.Mode == ModeRequestApproval {
+		ar.Justification = e.justification(req.Justification, dec.Masking)
+	}
 	// The gate may hold up to Hold beyond the decision timeout. It follows
 	// the caller's context (Envoy's stream, whose timeout must exceed
 	// Hold), so a request Envoy gave up on stops waiting.
 	hold := e.opts.Hold
 	if res.MCP != nil && e.opts.MCPMaxHold > 0 && hold > e.opts.MCPMaxHold {
 		hold = e.opts.MCPMaxHold
+	}
+	if req.Mode == ModeRequestApproval {
+		hold = 0
 	}
 	gctx, cancel := context.WithTimeout(ctx, e.opts.Timeout+hold)
 	defer cancel()
@@ -441,6 +454,14 @@ func (e *Engine) approve(ctx context.Context, res *Result, req Request) *Result 
 		return approvalQueueFull(res, out.Limit)
 	}
 	res.Approval = &out.Approval
+	if out.Granted && req.Mode == ModeRequestApproval {
+		// Asking ahead never spends a grant: a once grant goes back.
+		if err := e.opts.Approvals.Release(ctx, out); err != nil {
+			e.log.Error("giving back a grant found while asking ahead failed; the grant stays spent", "approval_id", out.Approval.ID, "err", err)
+		}
+		res.Outcome = Allowed
+		return res
+	}
 	if out.Granted {
 		res.Outcome = Allowed
 		res.claim = &out

@@ -102,6 +102,7 @@ func appendDecision(dst []byte, d *DecisionEvent) []byte {
 	dst = appendHeaders(dst, d.Headers, d.headers)
 	dst = appendOpt(dst, `,"body":`, d.BodyExcerpt)
 	dst = appendOptInt(dst, `,"body_bytes":`, d.BodyBytes)
+	dst = appendOpt(dst, `,"mode":`, d.Mode)
 	return trimComma(dst, start)
 }
 

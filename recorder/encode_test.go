@@ -24,7 +24,7 @@ func sampleEvents() []*Event {
 				GCPMethod: "compute.instances.list", Project: "p", Resource: "projects/p", Decision: DecisionPolicyDenied, Policy: "gcp", Rule: "r",
 				Rules: []string{"gcp/r", "other/x"}, Message: "denied: \"no\"\n\tplease", ApprovalID: "ap-1", Source: "10.0.0.7", Reason: "POLICY_DENIED",
 				Headers:     map[string]string{"user-agent": "curl", ":path": "/x?y", "authorization": Masked, "x-b": "\u2028\u2029", "x-a": "\x00\x1f\x7f"},
-				BodyExcerpt: `{"k":"v & w"}`, BodyBytes: 12}},
+				BodyExcerpt: `{"k":"v & w"}`, BodyBytes: 12, Mode: "dry_run"}},
 		{Session: "s", Segment: "g", Seq: 1, Time: t, Kind: KindRequest, RequestID: "r",
 			Request: &RequestEvent{Subject: "s", Actor: "a", GCPMethod: "m", Method: "POST", Host: "h", Path: "/p", Headers: map[string]string{"a": "b"}, BodyExcerpt: "x", BodyBytes: 1}},
 		{Session: "s", Segment: "g", Seq: 2, Time: t, Kind: KindRequest, Request: &RequestEvent{}},

@@ -130,6 +130,10 @@ type DecisionEvent struct {
 	BodyExcerpt string `json:"body,omitempty"`
 	// BodyBytes is the size of the original body; zero means len(Body).
 	BodyBytes int64 `json:"body_bytes,omitempty"`
+	// Mode is "dry_run" for a decision that changed nothing (explained to
+	// the agent) and "request_approval" for an approval asked ahead of its
+	// request; empty for a request under way.
+	Mode string `json:"mode,omitempty"`
 }
 
 // RequestEvent is the request as ext_proc saw it.

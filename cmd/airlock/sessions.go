@@ -543,6 +543,9 @@ func sessionsLine(e *recorder.Event, bodyChars int) string {
 	case e.Decision != nil:
 		d := e.Decision
 		fmt.Fprintf(&b, "%s  %s %s", termSafe(strings.ToUpper(d.Decision)), termSafe(d.Method), sessionsURL(d.Host, d.Path, d.Query))
+		if d.Mode != "" {
+			fmt.Fprintf(&b, "  (%s)", termSafe(strings.ReplaceAll(d.Mode, "_", " ")))
+		}
 		if d.GCPMethod != "" {
 			fmt.Fprintf(&b, "  [%s]", termSafe(d.GCPMethod))
 		}
@@ -848,7 +851,7 @@ tr.altered td{background:#fde7e9;border-left:4px solid #a4161a}tr.unverified td{
 {{else}}<div class="bad"><p><strong>⚠ VERIFICATION FAILED:</strong> this session was altered or cut short. Rows marked ⚠ ALTERED or UNVERIFIED cannot be trusted.</p><ul>{{range .V.Problems}}<li>{{.String}}</li>{{end}}</ul></div>{{end}}{{end}}
 <table><thead><tr><th>time (UTC)</th><th>event</th><th>details</th></tr></thead><tbody>
 {{range .Rows}}{{$m := .Mark}}{{with .E}}<tr{{if eq $m "ALTERED"}} class="altered"{{else if $m}} class="unverified"{{end}}><td>{{if eq $m "ALTERED"}}<span class="mark">⚠ ALTERED</span><br>{{else if $m}}<span class="mark">UNVERIFIED</span><br>{{end}}{{ts .Time}}</td><td class="k">{{upper .Kind}}</td><td>
-{{with .Decision}}<span class="{{.Decision}} k">{{upper .Decision}}</span> <code>{{.Method}} {{.Host}}{{.Path}}{{if .Query}}?{{.Query}}{{end}}</code>{{if .GCPMethod}} [{{.GCPMethod}}]{{end}}<br>
+{{with .Decision}}<span class="{{.Decision}} k">{{upper .Decision}}</span>{{if .Mode}} ({{.Mode}}){{end}} <code>{{.Method}} {{.Host}}{{.Path}}{{if .Query}}?{{.Query}}{{end}}</code>{{if .GCPMethod}} [{{.GCPMethod}}]{{end}}<br>
 who: {{who .Subject .Email .Actor}}{{if .Rules}} · rules: {{range $i, $r := .Rules}}{{if $i}}, {{end}}{{$r}}{{end}}{{else if .Rule}} · rule: {{.Policy}}/{{.Rule}}{{end}}{{if .ApprovalID}} · approval {{.ApprovalID}}{{end}}
 {{if .Message}}<br>{{.Message}}{{end}}{{if .BodyExcerpt}}<pre>{{.BodyExcerpt}}</pre>{{end}}{{end}}
 {{with .Request}}<code>{{.Method}} {{.Host}}{{.Path}}</code>{{if .BodyExcerpt}}<pre>{{.BodyExcerpt}}</pre>{{end}}{{end}}
