@@ -49,7 +49,7 @@ func (f *fakeComputeMCP) server(versions []string) *sdk.Server {
 		func(_ context.Context, req *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
 			f.note("list_instances")
 			list := map[string]any{"instances": []any{map[string]any{"name": "web-1", "status": "RUNNING",
-				"metadata": map[string]any{"items": []any{map[string]any{"key": "startup-script", "value": "export API_KEY=" + secretAPIKey + "\n./run"}}},
+				"metadata":       map[string]any{"items": []any{map[string]any{"key": "startup-script", "value": "export API_KEY=" + secretAPIKey + "\n./run"}}},
 				"serviceAccount": "123-compute@developer.gserviceaccount.com"}},
 				"note": "deploy key " + secretAPIKey}
 			text, _ := json.Marshal(list)
@@ -416,4 +416,3 @@ func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	r.Header.Set("Authorization", "Bearer "+b.token)
 	return http.DefaultTransport.RoundTrip(r)
 }
-
