@@ -298,11 +298,15 @@ func (m *ResponseMasker) item(dst, b []byte, i, depth int) ([]byte, int, error) 
 		var err error
 		switch {
 		case string(k) == `"text"` && b[j] == '"':
-			e := stringEnd(b, j)
+			// Found and decoded in one pass.
+			sc := getBuf(0)
+			e, content, ok := decodeString(b, j, sc)
 			if e < 0 {
+				putBuf(sc)
 				return 0, errMalformed
 			}
-			dst, err = m.textValue(dst, b[j:e])
+			dst, err = m.textValue(dst, b[j:e], content, ok)
+			putBuf(sc)
 			end = e
 		case string(k) == `"resource"` && b[j] == '{' && depth == 0:
 			dst, end, err = m.item(dst, b, j, depth+1)
@@ -389,12 +393,9 @@ func toolName(raw []byte) string {
 	return d.Name
 }
 
-// textValue masks a text string: as a JSON document when it holds one,
-// else as a string.
-func (m *ResponseMasker) textValue(dst, tok []byte) ([]byte, error) {
-	sc := getBuf(0)
-	defer putBuf(sc)
-	s, ok := stringContent(tok, sc)
+// textValue masks a text string, the token tok whose content is s: as a
+// JSON document when it holds one, else as a string.
+func (m *ResponseMasker) textValue(dst, tok, s []byte, ok bool) ([]byte, error) {
 	if ok {
 		if i := skipWS(s, 0); i < len(s) && (s[i] == '{' || s[i] == '[') {
 			doc := getBuf(len(s) + len(s)/8 + 64)
@@ -583,7 +584,6 @@ var jsonSafe = func() (t [256]bool) {
 // bytes), without an append per run: nested JSON has a quote to escape
 // every few bytes.
 func appendJSONString(dst, s []byte) []byte {
-	valid := utf8.Valid(s)
 	dst = slices.Grow(dst, len(s)+len(s)/4+2)
 	dst = append(dst, '"')
 	const block = 4 << 10
@@ -594,7 +594,7 @@ func appendJSONString(dst, s []byte) []byte {
 		out := dst[:cap(dst)]
 		for i < end {
 			c := s[i]
-			if jsonSafe[c] && (c < utf8.RuneSelf || valid) {
+			if jsonSafe[c] && c < utf8.RuneSelf {
 				out[w] = c
 				w++
 				i++
@@ -622,13 +622,23 @@ func appendJSONString(dst, s []byte) []byte {
 				i++
 				continue
 			}
-			r, size := utf8.DecodeRune(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				w += copy(out[w:], `\ufffd`)
-			} else {
-				w += copy(out[w:], s[i:i+size])
+			// A run of multi-byte runes, checked and copied as they are.
+			j := i
+			for j < end && s[j] >= utf8.RuneSelf {
+				j++
 			}
-			i += size
+			if utf8.Valid(s[i:j]) {
+				w += copy(out[w:], s[i:j])
+				i = j
+			} else {
+				r, size := utf8.DecodeRune(s[i:])
+				if r == utf8.RuneError && size == 1 {
+					w += copy(out[w:], `\ufffd`)
+				} else {
+					w += copy(out[w:], s[i:i+size])
+				}
+				i += size
+			}
 			if i > end {
 				end = i
 			}
@@ -636,4 +646,32 @@ func appendJSONString(dst, s []byte) []byte {
 		dst = out[:w]
 	}
 	return append(dst, '"')
+}
+
+// decodeString reads the JSON string at b[j] (b[j] == '"'): it returns the
+// index after it and its content, the bytes between the quotes when it has
+// no escape, else decoded into scratch. ok is false for an escape JSON does
+// not allow; end is -1 when the string does not end.
+func decodeString(b []byte, j int, scratch *[]byte) (end int, content []byte, ok bool) {
+	i := j + 1
+	for i < len(b) {
+		c := b[i]
+		if c == '"' {
+			return i + 1, b[j+1 : i], true
+		}
+		if c == '\\' {
+			break
+		}
+		i++
+	}
+	if i >= len(b) {
+		return -1, nil, false
+	}
+	e := stringEnd(b, j)
+	if e < 0 {
+		return -1, nil, false
+	}
+	out, ok := unescape((*scratch)[:0], b[j+1:e-1])
+	*scratch = out
+	return e, out, ok
 }

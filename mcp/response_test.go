@@ -256,3 +256,19 @@ func TestDataLines(t *testing.T) {
 		}
 	}
 }
+
+// appendJSONString agrees with encoding/json on what the string holds.
+func TestAppendJSONString(t *testing.T) {
+	for _, s := range []string{"", "plain", `q"b\s`, "\n\r\t\x00\x1f", "héllo wörld ✓ 😀", "bad \xff\xfe utf8", strings.Repeat("é", 5000) + "\xe2\x80", strings.Repeat("x\"", 3000)} {
+		got := appendJSONString(nil, []byte(s))
+		var back, want string
+		if err := json.Unmarshal(got, &back); err != nil {
+			t.Fatalf("%q: %s is not a JSON string: %v", s, got, err)
+		}
+		ref, _ := json.Marshal(s)
+		_ = json.Unmarshal(ref, &want)
+		if back != want {
+			t.Errorf("%.40q: round trip %.40q, encoding/json %.40q", s, back, want)
+		}
+	}
+}

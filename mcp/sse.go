@@ -21,8 +21,10 @@ type SSE struct {
 	data    []byte
 	out     []byte
 	pooled  *[]byte
-	// pooledData holds data while an event is masked.
+	// pooledData holds data while an event is masked; first is the event's
+	// data while it has one line.
 	pooledData *[]byte
+	first      []byte
 }
 
 // Release gives the SSE's buffers back; it must not be used after.
@@ -107,50 +109,85 @@ func (s *SSE) Close(dst []byte) ([]byte, error) {
 func lastEventEnd(b []byte) int { return lastEventEndFrom(b, 0) }
 
 // lastEventEndFrom is lastEventEnd looking at line ends from b[from] on
-// (the bytes before are read only to see whether a line is empty).
+// (the bytes before are read only to see whether a line is empty). It
+// scans forward with IndexByte, which is vectorised where LastIndexByte
+// is not.
 func lastEventEndFrom(b []byte, from int) int {
-	hi := len(b)
-	for hi > from {
-		// The last line end below hi, found with two fast scans.
-		w := b[from:hi]
-		i := max(bytes.LastIndexByte(w, '\n'), bytes.LastIndexByte(w, '\r'))
-		if i < 0 {
-			return -1
+	last := -1
+	var ends lineEnds
+	for i := from; i < len(b); {
+		p := ends.next(b, i)
+		if p < 0 {
+			break
 		}
-		i += from
-		hi = i
-		c := b[i]
-		if c == '\r' && i == len(b)-1 {
-			continue
+		c := b[p]
+		if c == '\r' && p == len(b)-1 {
+			break
 		}
-		j := i
+		j := p
 		if c == '\n' && j > 0 && b[j-1] == '\r' {
 			j--
 		}
 		if j == 0 || b[j-1] == '\n' || b[j-1] == '\r' {
-			return i + 1
+			last = p + 1
 		}
+		i = p + 1
 	}
-	return -1
+	return last
+}
+
+// lineEnds finds the line ends of one buffer in order, remembering where
+// the next "\r" and "\n" are so that no byte is scanned twice.
+type lineEnds struct {
+	nl, cr   int // next positions found, -1 when none is left
+	searched bool
+}
+
+func (e *lineEnds) next(b []byte, i int) int {
+	if !e.searched {
+		e.nl, e.cr, e.searched = -2, -2, true
+	}
+	if e.nl != -1 && (e.nl == -2 || e.nl < i) {
+		e.nl = indexFrom(b, i, '\n')
+	}
+	if e.cr != -1 && (e.cr == -2 || e.cr < i) {
+		e.cr = indexFrom(b, i, '\r')
+	}
+	switch {
+	case e.nl < 0:
+		return e.cr
+	case e.cr < 0 || e.nl < e.cr:
+		return e.nl
+	}
+	return e.cr
+}
+
+func indexFrom(b []byte, i int, c byte) int {
+	k := bytes.IndexByte(b[i:], c)
+	if k < 0 {
+		return -1
+	}
+	return i + k
 }
 
 // events masks complete events.
 func (s *SSE) events(dst, b []byte) ([]byte, error) {
-	s.data = s.data[:0]
+	s.data, s.first = s.data[:0], nil
 	hasData := false
 	fields := s.out[:0]
 	eventType := []byte(nil)
-	for len(b) > 0 {
-		line := b
-		n := len(b)
-		if k := lineEnd(b); k >= 0 {
-			line = b[:k]
-			n = k + 1
-			if b[k] == '\r' && k+1 < len(b) && b[k+1] == '\n' {
+	var ends lineEnds
+	for i := 0; i < len(b); {
+		line := b[i:]
+		n := len(line)
+		if p := ends.next(b, i); p >= 0 {
+			line = b[i:p]
+			n = p - i + 1
+			if b[p] == '\r' && p+1 < len(b) && b[p+1] == '\n' {
 				n++
 			}
 		}
-		b = b[n:]
+		i += n
 		if len(line) == 0 {
 			// The end of an event.
 			var err error
@@ -158,7 +195,7 @@ func (s *SSE) events(dst, b []byte) ([]byte, error) {
 				return dst, err
 			}
 			fields, hasData, eventType = fields[:0], false, nil
-			s.data = s.data[:0]
+			s.data, s.first = s.data[:0], nil
 			continue
 		}
 		name, value := line, []byte(nil)
@@ -169,14 +206,20 @@ func (s *SSE) events(dst, b []byte) ([]byte, error) {
 			}
 		}
 		if string(name) == "data" {
-			if s.pooledData == nil {
-				s.pooledData = getBuf(len(b) + len(line))
-				s.data = *s.pooledData
+			if !hasData {
+				// One data line, the common case, is masked where it lies.
+				hasData, s.first = true, value
+				continue
 			}
-			if hasData {
-				s.data = append(s.data, '\n')
+			if s.first != nil {
+				if s.pooledData == nil {
+					s.pooledData = getBuf(len(s.first) + len(b) + len(line))
+					s.data = *s.pooledData
+				}
+				s.data = append(s.data[:0], s.first...)
+				s.first = nil
 			}
-			hasData = true
+			s.data = append(s.data, '\n')
 			s.data = append(s.data, value...)
 			continue
 		}
@@ -200,13 +243,17 @@ func (s *SSE) flush(dst, fields []byte, hasData bool, eventType []byte) ([]byte,
 	if hasData {
 		dst = append(dst, "data: "...)
 		start := len(dst)
-		dst = slices.Grow(dst, len(s.data)+len(s.data)/8+64)
+		data := s.data
+		if s.first != nil {
+			data = s.first
+		}
+		dst = slices.Grow(dst, len(data)+len(data)/8+64)
 		var err error
 		if len(eventType) == 0 || string(eventType) == "message" {
-			dst, err = s.m.Message(dst, s.data)
+			dst, err = s.m.Message(dst, data)
 		} else {
 			var n int
-			dst, n = s.m.text.Mask(dst, s.data)
+			dst, n = s.m.text.Mask(dst, data)
 			s.m.masked += n
 		}
 		if err != nil {
@@ -241,14 +288,4 @@ func dataLines(dst []byte, start int) []byte {
 		r = k
 	}
 	return dst
-}
-
-// lineEnd is the index of the first "\r" or "\n" of b, or -1.
-func lineEnd(b []byte) int {
-	n := bytes.IndexByte(b, '\n')
-	r := bytes.IndexByte(b, '\r')
-	if r >= 0 && (n < 0 || r < n) {
-		return r
-	}
-	return n
 }
