@@ -25,7 +25,7 @@ import (
 func instanceBody(size int) map[string]any {
 	items := []any{}
 	inst := map[string]any{"name": "web-2", "machineType": "zones/us-east1-b/machineTypes/e2-medium",
-		"disks": []any{map[string]any{"boot": true, "autoDelete": true, "initializeParams": map[string]any{"sourceImage": "projects/debian-cloud/global/images/family/debian-12"}}},
+		"disks":             []any{map[string]any{"boot": true, "autoDelete": true, "initializeParams": map[string]any{"sourceImage": "projects/debian-cloud/global/images/family/debian-12"}}},
 		"networkInterfaces": []any{map[string]any{"network": "global/networks/default"}},
 		"labels":            map[string]any{"team": "web", "env": "dev"},
 		"metadata":          map[string]any{"items": items}}
