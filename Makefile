@@ -32,7 +32,7 @@ test-deps:
 	fi
 
 # The packages with concurrent state run again under the race detector.
-RACE_PKGS := ./authz/... ./extauthz/... ./approvals/... ./recorder/... ./extproc/... ./policies/... ./identity/... ./envoy/... ./test/standin/...
+RACE_PKGS := ./authz/... ./extauthz/... ./approvals/... ./recorder/... ./extproc/... ./policies/... ./identity/... ./envoy/... ./test/standin/... ./mcp/...
 
 test: test-deps
 	@unformatted=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); \
@@ -47,7 +47,7 @@ test: test-deps
 bench: bench-go bench-compare bench-load
 
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) ./authz/... ./extauthz/... ./gcp/... ./policies/... ./identity/... ./masking/... ./extproc/... ./approvals/...
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) ./authz/... ./extauthz/... ./gcp/... ./policies/... ./identity/... ./masking/... ./extproc/... ./approvals/... ./mcp/...
 	$(GO) test -run '^$$' -bench 'Spool|MaskHeaders' -benchmem -benchtime 100000x ./recorder/
 	$(GO) test -run '^$$' -bench UploadGCS -benchtime 20000x ./recorder/
 	$(GO) test -run '^$$' -bench RecordDecision -benchmem -benchtime 3s ./cmd/airlock/
@@ -64,15 +64,14 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzBatch -fuzztime $(FUZZ_TIME) ./gcp
 	$(GO) test -run '^$$' -fuzz FuzzParseStrictJSON -fuzztime $(FUZZ_TIME) ./gcp
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s ./policies
-<<<<<<< HEAD
 	$(GO) test -run '^$$' -fuzz FuzzFingerprint -fuzztime $(FUZZ_TIME) ./authz
-=======
 	$(GO) test -run '^$$' -fuzz FuzzMasker -fuzztime $(FUZZ_TIME) ./masking
 	$(GO) test -run '^$$' -fuzz FuzzTokenizer -fuzztime $(FUZZ_TIME) ./masking
 	$(GO) test -run '^$$' -fuzz FuzzProtobuf -fuzztime $(FUZZ_TIME) ./masking
 	$(GO) test -run '^$$' -fuzz FuzzGRPCFrames -fuzztime $(FUZZ_TIME) ./extproc
 	$(GO) test -run '^$$' -fuzz FuzzResponseHeaders -fuzztime $(FUZZ_TIME) ./extproc
->>>>>>> h/extproc
+	$(GO) test -run '^$$' -fuzz FuzzMCPResponse -fuzztime $(FUZZ_TIME) ./mcp
+	$(GO) test -run '^$$' -fuzz FuzzMCPRequest -fuzztime $(FUZZ_TIME) ./mcp
 
 # One agent session end to end (Envoy stand-in, airlock, fake Google Cloud),
 # told as a story; the same run is a test in `make test`.
