@@ -528,7 +528,12 @@ func (e *Engine) logDecision(r *Result) {
 			path = path[:512]
 		}
 	}
+	var calls []string
+	if r.MCP != nil {
+		calls = r.MCP.Names()
+	}
 	e.log.LogAttrs(context.Background(), slog.LevelInfo, "decision",
+		slog.Any("mcp", calls),
 		slog.String("request_id", r.RequestID),
 		slog.String("outcome", r.Outcome.String()),
 		slog.String("subject", r.Identity.Subject),
