@@ -106,7 +106,8 @@ type Options struct {
 	// as unknown operations.
 	MCP *mcp.Recognizer
 	// MCPMaxHold caps Hold for MCP requests, so that a held tool call is
-	// answered before the MCP client gives up; zero leaves Hold alone.
+	// answered before the MCP client gives up; zero answers a held MCP
+	// call at once (its approval pending).
 	MCPMaxHold time.Duration
 	// MCPFilterTools passes what tools/list filtering needs (the caller's
 	// identity) to ext_proc with an allowed tools/list.
@@ -429,7 +430,7 @@ func (e *Engine) approve(ctx context.Context, res *Result, req Request) *Result 
 	// the caller's context (Envoy's stream, whose timeout must exceed
 	// Hold), so a request Envoy gave up on stops waiting.
 	hold := e.opts.Hold
-	if res.MCP != nil && e.opts.MCPMaxHold > 0 && hold > e.opts.MCPMaxHold {
+	if res.MCP != nil && hold > e.opts.MCPMaxHold {
 		hold = e.opts.MCPMaxHold
 	}
 	if req.Mode == ModeRequestApproval {

@@ -255,6 +255,11 @@ func TestMCPHoldIsCapped(t *testing.T) {
 	if pending.hold != 5*time.Minute {
 		t.Fatalf("REST hold %s", pending.hold)
 	}
+	// A zero cap answers a held MCP call at once; it never lifts the cap.
+	e = newTestEngine(t, withMCP(Options{Approvals: pending, Hold: 5 * time.Minute}))
+	if res := e.Decide(context.Background(), r); res.Outcome != ApprovalRequired || pending.hold != 0 {
+		t.Fatalf("MCP with no cap: %s, hold %s", res.Outcome, pending.hold)
+	}
 }
 
 // A tools/list passes the caller on when filtering is on.

@@ -320,7 +320,7 @@ type MCP struct {
 	FilterTools bool `yaml:"filter_tools"`
 	// MaxHold caps approvals.hold for MCP calls, so that a held tool call
 	// is answered before the MCP client gives up (clients commonly wait
-	// 60 s).
+	// 60 s); 0s answers a held MCP call at once with its approval pending.
 	MaxHold time.Duration `yaml:"max_hold"`
 	// MaxMessageBytes bounds one JSON-RPC message of an MCP response (a
 	// JSON body, one SSE event) held for masking; a larger one ends the

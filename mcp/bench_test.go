@@ -2,6 +2,7 @@ package mcp
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 
 	"github.com/airlockhq/airlock/masking"
@@ -71,6 +72,25 @@ func BenchmarkJSONMaskBaseline(b *testing.B) {
 	b.SetBytes(int64(len(doc)))
 	for b.Loop() {
 		if _, err := eng.Mask(masking.DefaultProfile(), masking.JSON, doc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRecognizeToolCall is the MCP part of a Check on a tools/call
+// with 4 KiB of arguments: reading the message, mapping the tool to its
+// REST twin, checking the headers (the JSON is parsed by gcp before).
+func BenchmarkRecognizeToolCall(b *testing.B) {
+	r := newTestRecognizer(b)
+	args := map[string]any{"project": "acme-dev", "zone": "us-east1-b", "name": "web-2"}
+	for i := 0; len(args) < 60; i++ {
+		args[fmt.Sprintf("label_%d", i)] = "a value of sixty-four bytes, more or less, for the benchmark"
+	}
+	req := toolCall(b, "compute.googleapis.com", "create_instance", args, map[string]string{"mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": "create_instance"})
+	b.SetBytes(int64(len(req.RawBody)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.Recognize(req); err != nil {
 			b.Fatal(err)
 		}
 	}

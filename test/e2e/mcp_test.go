@@ -258,6 +258,10 @@ func mcpThroughTheGateway(t *testing.T, versions []string) {
 	if id == "" || !strings.Contains(err.Error(), "http://"+g.a.HTTPAddr+"/approvals") {
 		t.Fatalf("no approval id or URL in %v", err)
 	}
+	// The agent's own token never approves its call.
+	if code, out := api(t, "POST", "http://"+g.a.HTTPAddr+"/v1/approvals/"+id+":approve", agent, map[string]string{"reason": "trust me"}); code != 403 {
+		t.Fatalf("the agent approved its own call: %d %v", code, out)
+	}
 	if code, out := api(t, "POST", "http://"+g.a.HTTPAddr+"/v1/approvals/"+id+":approve", sre, map[string]string{"reason": "maintenance window"}); code != 200 {
 		t.Fatalf("approve: %d %v", code, out)
 	}
