@@ -416,6 +416,7 @@ func (e *Engine) approve(ctx context.Context, res *Result, req Request) *Result 
 		BodyExcerpt:  e.bodyExcerpt(req.Body, dec.Masking),
 		Policy:       dec.Policy,
 		Rule:         dec.Rule,
+		Message:      dec.Message,
 		Approvers:    spec.Approvers,
 		MinApprovals: spec.MinApprovals,
 		Grant:        spec.Grant,
@@ -499,7 +500,7 @@ func (e *Engine) bodyExcerpt(body []byte, rules []policies.MaskingRule) string {
 	if e.opts.MaskBody == nil {
 		return fmt.Sprintf("(%d bytes, not shown)", len(body))
 	}
-	return excerpt(e.opts.MaskBody(body, MaskingSpecs(rules)), 2048)
+	return excerpt(e.opts.MaskBody(body, MaskingSpecs(rules)), approvals.MaxBodyLen)
 }
 
 func excerpt(b []byte, n int) string {
@@ -529,12 +530,7 @@ func (e *Engine) logDecision(r *Result) {
 			path = path[:512]
 		}
 	}
-	var calls []string
-	if r.MCP != nil {
-		calls = r.MCP.Names()
-	}
-	e.log.LogAttrs(context.Background(), slog.LevelInfo, "decision",
-		slog.Any("mcp", calls),
+	attrs := []slog.Attr{
 		slog.String("request_id", r.RequestID),
 		slog.String("outcome", r.Outcome.String()),
 		slog.String("subject", r.Identity.Subject),
@@ -546,5 +542,9 @@ func (e *Engine) logDecision(r *Result) {
 		slog.String("gcp_method", r.Recognized.Operation.Method),
 		slog.String("policy", r.Decision.Policy),
 		slog.String("rule", r.Decision.Rule),
-	)
+	}
+	if r.MCP != nil {
+		attrs = append(attrs, slog.Any("mcp", r.MCP.Names()))
+	}
+	e.log.LogAttrs(context.Background(), slog.LevelInfo, "decision", attrs...)
 }

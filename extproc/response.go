@@ -10,6 +10,7 @@ import (
 	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 
+	"github.com/airlockhq/airlock/authz"
 	"github.com/airlockhq/airlock/masking"
 )
 
@@ -141,6 +142,19 @@ func (st *stream) responseHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processin
 		}
 	}
 
+	sse, mcpBody := isMCPBody(ct)
+	mcpBody = mcpBody && gk == 0 && st.meta.MCP != nil
+	if rule := fieldRule(st.meta.Masking); rule != "" && !mcpBody && (gk != 0 || bodyKind(ct) != masking.JSON) {
+		// Field rules read JSON: a body in another format would pass with
+		// only the detectors run over it. An MCP response's messages are
+		// JSON, read one by one, an SSE stream's too.
+		what := ct
+		if what == "" {
+			what = "a body without a content type"
+		}
+		return st.refuse(fmt.Sprintf("airlock: masking rule %s masks fields of a JSON response, but this response is %s, which airlock cannot read field by field; it was not passed on. Ask for the JSON form (alt=json)", rule, what))
+	}
+
 	l, ok := newLease(st.s.budget, keep)
 	if !ok {
 		st.log().Warn("refusing a response: the masking memory budget is in use", "in_use", st.s.budget.InUse(), "limit", st.s.budget.Limit())
@@ -167,7 +181,7 @@ func (st *stream) responseHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processin
 		}
 		// Ask for the trailers, to mask grpc-message.
 		resp.ModeOverride = &filterv3.ProcessingMode{ResponseBodyMode: st.envoyBodyMode(), ResponseTrailerMode: filterv3.ProcessingMode_SEND}
-	} else if sse, ok := isMCPBody(ct); ok && st.meta.MCP != nil {
+	} else if mcpBody {
 		if err := st.startMCP(sse); err != nil {
 			st.log().Error("masking profile does not compile", "error", err)
 			return st.refuse("airlock: the masking rules for this request are invalid: " + err.Error())
@@ -384,4 +398,15 @@ func (st *stream) recordResponse() error {
 		}
 	}
 	return nil
+}
+
+// fieldRule names the first selected masking rule with field rules
+// ("policy/name"), or "".
+func fieldRule(specs []authz.MaskingSpec) string {
+	for _, m := range specs {
+		if len(m.Fields) > 0 {
+			return m.Policy + "/" + m.Name
+		}
+	}
+	return ""
 }
