@@ -48,7 +48,7 @@ test-deps:
 	fi
 
 # The packages with concurrent state run again under the race detector.
-RACE_PKGS := ./authz/... ./extauthz/... ./approvals/... ./recorder/... ./extproc/... ./policies/... ./identity/... ./envoy/... ./console/... ./test/standin/...
+RACE_PKGS := ./authz/... ./extauthz/... ./approvals/... ./recorder/... ./extproc/... ./policies/... ./identity/... ./envoy/... ./console/... ./test/standin/... ./mcp/...
 
 # Static analysis: gofmt, go vet and staticcheck (pinned in go.mod as a
 # tool; test/standin/staticcheck.conf says why the stand-in reads Envoy's
@@ -69,7 +69,7 @@ test: test-deps lint
 bench: bench-go bench-compare bench-load
 
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) ./authz/... ./extauthz/... ./gcp/... ./policies/... ./identity/... ./masking/... ./extproc/... ./approvals/...
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) ./authz/... ./extauthz/... ./gcp/... ./policies/... ./identity/... ./masking/... ./extproc/... ./approvals/... ./mcp/...
 	$(GO) test -run '^$$' -bench 'Spool|MaskHeaders' -benchmem -benchtime 100000x ./recorder/
 	$(GO) test -run '^$$' -bench UploadGCS -benchtime 20000x ./recorder/
 	$(GO) test -run '^$$' -bench RecordDecision -benchmem -benchtime 3s ./cmd/airlock/
@@ -92,6 +92,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzProtobuf -fuzztime $(FUZZ_TIME) ./masking
 	$(GO) test -run '^$$' -fuzz FuzzGRPCFrames -fuzztime $(FUZZ_TIME) ./extproc
 	$(GO) test -run '^$$' -fuzz FuzzResponseHeaders -fuzztime $(FUZZ_TIME) ./extproc
+	$(GO) test -run '^$$' -fuzz FuzzMCPResponse -fuzztime $(FUZZ_TIME) ./mcp
+	$(GO) test -run '^$$' -fuzz FuzzMCPRequest -fuzztime $(FUZZ_TIME) ./mcp
 
 # One agent session end to end (Envoy stand-in, airlock, fake Google Cloud),
 # told as a story; the same run is a test in `make test`.

@@ -98,6 +98,9 @@ type Request struct {
 	Method, URL string
 	// BodyExcerpt is the masked, truncated request body.
 	BodyExcerpt string
+	// Justification is why the requester asks, when it asked ahead of the
+	// request (masked, truncated).
+	Justification string
 	// Policy and Rule name the rule that asked for approval.
 	Policy, Rule string
 	// Message is the rule's message: why it asks for approval.
@@ -280,6 +283,7 @@ type approvalJSON struct {
 	Method         string        `json:"method"`
 	URL            string        `json:"url"`
 	BodyExcerpt    string        `json:"body_excerpt,omitempty"`
+	Justification  string        `json:"justification,omitempty"`
 	Policy         string        `json:"policy,omitempty"`
 	Rule           string        `json:"rule"`
 	Message        string        `json:"message,omitempty"`
@@ -342,7 +346,7 @@ func (a Approval) marshalFor(viewer *Viewer) ([]byte, error) {
 		Requester:     r.Requester(),
 		RequesterFull: requesterJSON{Issuer: r.Issuer, Subject: r.Subject, Email: r.Email},
 		Actor:         r.Actor, Operation: r.Operation, Resource: r.Resource,
-		Method: r.Method, URL: r.URL, BodyExcerpt: r.BodyExcerpt,
+		Method: r.Method, URL: r.URL, BodyExcerpt: r.BodyExcerpt, Justification: r.Justification,
 		Policy: r.Policy, Rule: r.Rule, Message: r.Message, Approvers: r.Approvers, Viewer: viewer,
 		MinApprovals: r.MinApprovals, Grant: r.Grant, TTL: r.TTL.String(),
 		SessionID: r.SessionID, RequestID: r.RequestID, Fingerprint: r.Fingerprint,
@@ -383,7 +387,7 @@ func (a *Approval) UnmarshalJSON(b []byte) error {
 		Request: Request{
 			Fingerprint: j.Fingerprint, Issuer: j.RequesterFull.Issuer, Subject: j.RequesterFull.Subject, Email: j.RequesterFull.Email,
 			Actor: j.Actor, Operation: j.Operation, Resource: j.Resource, Method: j.Method, URL: j.URL,
-			BodyExcerpt: j.BodyExcerpt, Policy: j.Policy, Rule: j.Rule, Message: j.Message, Approvers: j.Approvers,
+			BodyExcerpt: j.BodyExcerpt, Justification: j.Justification, Policy: j.Policy, Rule: j.Rule, Message: j.Message, Approvers: j.Approvers,
 			MinApprovals: j.MinApprovals, Grant: j.Grant, TTL: ttl, SessionID: j.SessionID, RequestID: j.RequestID,
 		},
 		CreatedAt: j.CreatedAt, ExpiresAt: j.ExpiresAt, DecidedAt: timeVal(j.DecidedAt),

@@ -197,7 +197,7 @@ func (s *Service) normalise(req Request) (Request, error) {
 		req.TTL = s.opts.MaxTTL
 	}
 	req.TTL = req.TTL.Truncate(time.Millisecond)
-	for _, f := range []*string{&req.Operation, &req.Resource, &req.Method, &req.URL, &req.Policy, &req.Rule, &req.Message, &req.SessionID, &req.RequestID} {
+	for _, f := range []*string{&req.Operation, &req.Resource, &req.Method, &req.URL, &req.Justification, &req.Policy, &req.Rule, &req.Message, &req.SessionID, &req.RequestID} {
 		*f = bound(*f, MaxFieldLen)
 	}
 	req.BodyExcerpt = bound(req.BodyExcerpt, MaxBodyLen)

@@ -18,6 +18,7 @@ import (
 	"github.com/airlockhq/airlock/approvals"
 	"github.com/airlockhq/airlock/gcp"
 	"github.com/airlockhq/airlock/identity"
+	"github.com/airlockhq/airlock/mcp"
 	"github.com/airlockhq/airlock/policies"
 	"github.com/airlockhq/airlock/resources"
 )
@@ -40,6 +41,10 @@ type Request struct {
 	Time time.Time
 	// Source is the peer address Envoy saw (attributes.source.address).
 	Source string
+	// Mode says how the decision is used; Envoy's Checks are enforced.
+	Mode Mode
+	// Justification is why the requester asks, with ModeRequestApproval.
+	Justification string
 }
 
 // Approvals is the approval gate the engine consults for approve decisions.
@@ -97,6 +102,16 @@ type Options struct {
 	Metrics  *Metrics
 	Logger   *slog.Logger
 	Now      func() time.Time
+	// MCP recognises requests to Google's MCP endpoints; nil treats them
+	// as unknown operations.
+	MCP *mcp.Recognizer
+	// MCPMaxHold caps Hold for MCP requests, so that a held tool call is
+	// answered before the MCP client gives up; zero answers a held MCP
+	// call at once (its approval pending).
+	MCPMaxHold time.Duration
+	// MCPFilterTools passes what tools/list filtering needs (the caller's
+	// identity) to ext_proc with an allowed tools/list.
+	MCPFilterTools bool
 }
 
 // Engine decides requests. It is safe for concurrent use; the policy set is
@@ -159,7 +174,12 @@ func (e *Engine) Decide(ctx context.Context, req Request) *Result {
 	if res.claim != nil && res.Outcome != Allowed {
 		e.release(ctx, res)
 	}
-	if m := e.opts.Metrics; m != nil {
+	if res.Refusal != nil {
+		e.mcpRefusal(res, req)
+	} else if res.MCP != nil {
+		res.mcpMeta = e.mcpMetadata(res)
+	}
+	if m := e.opts.Metrics; m != nil && req.Mode == ModeEnforce {
 		m.observe(res, e.now().Sub(start))
 	}
 	e.logDecision(res)
@@ -198,6 +218,15 @@ func (e *Engine) decide(ctx context.Context, req Request) *Result {
 		return badRequest(res, err)
 	}
 	res.Recognized = rec
+	if e.opts.MCP != nil && rec.Operation.Method == "" && mcp.IsEndpoint(rec.Host, rec.Path) {
+		if err := e.recognizeMCP(res, req); err != nil {
+			return mcpRefused(res, err)
+		}
+		rec = res.Recognized
+		if why := e.mcpSinkGuard(res.MCP, req); why != "" {
+			return sinkRefused(res, why)
+		}
+	}
 	if why := e.opts.SinkGuard.Check(rec, req); why != "" {
 		return sinkRefused(res, why)
 	}
@@ -225,7 +254,12 @@ func (e *Engine) decide(ctx context.Context, req Request) *Result {
 	if now.IsZero() {
 		now = e.now()
 	}
-	dec := e.evaluate(ctx, set, rec, id, req, res.SessionID, now)
+	var dec policies.Decision
+	if res.MCP != nil {
+		dec = e.evaluateMCP(ctx, set, res.MCP, rec, id, req, res.SessionID, now)
+	} else {
+		dec = e.evaluate(ctx, set, rec, id, req, res.SessionID, now)
+	}
 	res.Decision = dec
 	if ctx.Err() != nil {
 		// An expired deadline after evaluation fails closed.
@@ -255,10 +289,21 @@ func (e *Engine) evaluate(ctx context.Context, set *policies.Set, rec gcp.Recogn
 	if rec.Parts == nil {
 		return set.Evaluate(ctx, e.input(rec, id, req, session, now))
 	}
+	inputs := make([]policies.Input, len(rec.Parts))
+	for i, part := range rec.Parts {
+		inputs[i] = e.input(part, id, req, session, now)
+	}
+	return strongest(ctx, set, inputs, "the batch request holds no operation")
+}
+
+// strongest decides several inputs of one request (batch parts, MCP
+// messages): the strongest action wins, and the matches and masking of
+// every input are kept.
+func strongest(ctx context.Context, set *policies.Set, inputs []policies.Input, empty string) policies.Decision {
 	var out policies.Decision
 	unavailable := ""
-	for _, part := range rec.Parts {
-		d := set.Evaluate(ctx, e.input(part, id, req, session, now))
+	for _, in := range inputs {
+		d := set.Evaluate(ctx, in)
 		if unavailable == "" {
 			unavailable = d.Unavailable
 		}
@@ -273,7 +318,7 @@ func (e *Engine) evaluate(ctx context.Context, set *policies.Set, rec gcp.Recogn
 		}
 	}
 	if out.Action == 0 {
-		out = policies.Decision{Action: policies.Deny, Message: "the batch request holds no operation"}
+		out = policies.Decision{Action: policies.Deny, Message: empty}
 	}
 	out.Unavailable = unavailable
 	return out
@@ -340,11 +385,15 @@ func (e *Engine) approve(ctx context.Context, res *Result, req Request) *Result 
 	if dec.Approval != nil {
 		spec = *dec.Approval
 	}
+	if req.Mode == ModeDryRun {
+		return dryRunApproval(res, spec)
+	}
 	rec := res.Recognized
 	fp, err := Binding{
 		Issuer: res.Identity.Issuer, Subject: res.Identity.Subject,
 		Policy: dec.Policy, Rule: dec.Rule,
 		Request: rec, Headers: req.Headers, Body: req.Body, BodyPartial: req.BodyPartial,
+		MCP: res.MCP,
 	}.Fingerprint()
 	var ue *UnbindableError
 	if errors.As(err, &ue) {
@@ -360,7 +409,7 @@ func (e *Engine) approve(ctx context.Context, res *Result, req Request) *Result 
 		Subject:      res.Identity.Subject,
 		Email:        res.Identity.Email,
 		Actor:        res.Identity.Actor,
-		Operation:    rec.Operation.Method,
+		Operation:    approvalOperation(res),
 		Resource:     rec.Operation.Resource,
 		Method:       rec.Method,
 		URL:          e.approvalURL(rec, req.Path),
@@ -375,12 +424,22 @@ func (e *Engine) approve(ctx context.Context, res *Result, req Request) *Result 
 		SessionID:    res.SessionID,
 		RequestID:    res.RequestID,
 	}
+	if req.Mode == ModeRequestApproval {
+		ar.Justification = e.justification(req.Justification, dec.Masking)
+	}
 	// The gate may hold up to Hold beyond the decision timeout. It follows
 	// the caller's context (Envoy's stream, whose timeout must exceed
 	// Hold), so a request Envoy gave up on stops waiting.
-	gctx, cancel := context.WithTimeout(ctx, e.opts.Timeout+e.opts.Hold)
+	hold := e.opts.Hold
+	if res.MCP != nil && hold > e.opts.MCPMaxHold {
+		hold = e.opts.MCPMaxHold
+	}
+	if req.Mode == ModeRequestApproval {
+		hold = 0
+	}
+	gctx, cancel := context.WithTimeout(ctx, e.opts.Timeout+hold)
 	defer cancel()
-	out, err := e.opts.Approvals.Gate(gctx, ar, e.opts.Hold)
+	out, err := e.opts.Approvals.Gate(gctx, ar, hold)
 	if errors.Is(err, approvals.ErrInvalid) {
 		// The rule cannot be satisfied as written: a policy fault, not an
 		// outage. Refuse, naming the rule, so its owner can fix it.
@@ -397,6 +456,14 @@ func (e *Engine) approve(ctx context.Context, res *Result, req Request) *Result 
 		return approvalQueueFull(res, out.Limit)
 	}
 	res.Approval = &out.Approval
+	if out.Granted && req.Mode == ModeRequestApproval {
+		// Asking ahead never spends a grant: a once grant goes back.
+		if err := e.opts.Approvals.Release(ctx, out); err != nil {
+			e.log.Error("giving back a grant found while asking ahead failed; the grant stays spent", "approval_id", out.Approval.ID, "err", err)
+		}
+		res.Outcome = Allowed
+		return res
+	}
 	if out.Granted {
 		res.Outcome = Allowed
 		res.claim = &out
@@ -463,7 +530,7 @@ func (e *Engine) logDecision(r *Result) {
 			path = path[:512]
 		}
 	}
-	e.log.LogAttrs(context.Background(), slog.LevelInfo, "decision",
+	attrs := []slog.Attr{
 		slog.String("request_id", r.RequestID),
 		slog.String("outcome", r.Outcome.String()),
 		slog.String("subject", r.Identity.Subject),
@@ -475,5 +542,9 @@ func (e *Engine) logDecision(r *Result) {
 		slog.String("gcp_method", r.Recognized.Operation.Method),
 		slog.String("policy", r.Decision.Policy),
 		slog.String("rule", r.Decision.Rule),
-	)
+	}
+	if r.MCP != nil {
+		attrs = append(attrs, slog.Any("mcp", r.MCP.Names()))
+	}
+	e.log.LogAttrs(context.Background(), slog.LevelInfo, "decision", attrs...)
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/airlockhq/airlock/gcp"
+	"github.com/airlockhq/airlock/mcp"
 )
 
 // FingerprintVersion names the canonical form a grant is keyed by. A change
@@ -104,6 +105,9 @@ type Binding struct {
 	Body []byte
 	// BodyPartial is true when Envoy cut the body.
 	BodyPartial bool
+	// MCP, for a request to an MCP endpoint, binds its canonical calls
+	// instead of the body (see bindMCP).
+	MCP *mcp.Request
 }
 
 // UnbindableError says why a request cannot be bound to an approval. Msg
@@ -134,6 +138,12 @@ func (b Binding) Fingerprint() (string, error) {
 	f.str(b.Subject)
 	f.str(b.Policy)
 	f.str(b.Rule)
+	if b.MCP != nil {
+		if err := f.mcpRequest(b.MCP, b.Headers, b.Body); err != nil {
+			return "", err
+		}
+		return hex.EncodeToString(f.h.Sum(nil)), nil
+	}
 	if err := f.request(b.Request, b.Headers, b.Body, true); err != nil {
 		return "", err
 	}

@@ -23,6 +23,8 @@ type Metadata struct {
 	// Masking lists the masking rules selected for this request; empty means
 	// the default profile applies.
 	Masking []MaskingSpec
+	// MCP describes an MCP request; nil for a REST request.
+	MCP *MCPMetadata
 }
 
 // MaskingSpec is one selected masking rule, self-contained so that any
@@ -38,9 +40,10 @@ type MaskingSpec struct {
 // google.protobuf.Struct. Every field is a string but "rules", a list;
 // "masking" is the selected rules as a JSON array of
 // {"policy","name","fields","detectors"} objects, kept in one string because
-// a deep Struct costs more to encode than the whole decision.
+// a deep Struct costs more to encode than the whole decision; "mcp", for an
+// MCP request only, is MCPMetadata as JSON in one string.
 func (m Metadata) ToMap() map[string]any {
-	return map[string]any{
+	out := map[string]any{
 		"request_id": m.RequestID,
 		"session_id": m.SessionID,
 		"subject":    m.Subject,
@@ -50,6 +53,10 @@ func (m Metadata) ToMap() map[string]any {
 		"rules":      anyStrings(m.Rules),
 		"masking":    m.MaskingJSON(),
 	}
+	if m.MCP != nil {
+		out["mcp"] = m.MCPJSON()
+	}
+	return out
 }
 
 // MaskingJSON encodes Masking as a JSON array without reflection: it runs
@@ -133,6 +140,12 @@ func MetadataFromMap(v map[string]any) Metadata {
 	m.GCPMethod, _ = v["gcp_method"].(string)
 	m.Decision, _ = v["decision"].(string)
 	m.Rules = stringList(v["rules"])
+	if s, ok := v["mcp"].(string); ok && s != "" {
+		var mm MCPMetadata
+		if json.Unmarshal([]byte(s), &mm) == nil {
+			m.MCP = &mm
+		}
+	}
 	switch mv := v["masking"].(type) {
 	case string:
 		var list []struct {

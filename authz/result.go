@@ -11,6 +11,7 @@ import (
 	"github.com/airlockhq/airlock/approvals"
 	"github.com/airlockhq/airlock/gcp"
 	"github.com/airlockhq/airlock/identity"
+	"github.com/airlockhq/airlock/mcp"
 	"github.com/airlockhq/airlock/policies"
 )
 
@@ -72,6 +73,10 @@ type Result struct {
 	Refusal *Refusal
 	// Request is the request as Envoy presented it.
 	Request *Request
+	// MCP is the MCP request, when the request is one.
+	MCP *mcp.Request
+	// mcpMeta is what later filters learn of an allowed MCP request.
+	mcpMeta *MCPMetadata
 	// claim is the grant this request claimed, to give back if it is
 	// refused after all.
 	claim *approvals.Outcome
@@ -87,6 +92,7 @@ func (r *Result) Metadata() Metadata {
 		GCPMethod: r.Recognized.Operation.Method,
 		Decision:  r.Outcome.String(),
 		Rules:     r.Rules(),
+		MCP:       r.mcpMeta,
 	}
 	m.Masking = MaskingSpecs(r.Decision.Masking)
 	return m
@@ -139,6 +145,9 @@ type Refusal struct {
 	Metadata map[string]string
 	// Headers are extra response headers (e.g. www-authenticate).
 	Headers map[string]string
+	// JSONRPC, when set, renders the refusal as a JSON-RPC error, which an
+	// MCP client shows, instead of Google's error shape.
+	JSONRPC *JSONRPCError
 }
 
 type errorBody struct {
@@ -162,6 +171,9 @@ type errorDetail struct {
 // Body renders the refusal as Google's JSON error shape, which gcloud and
 // the client libraries print to the agent.
 func (f *Refusal) Body() []byte {
+	if f.JSONRPC != nil {
+		return f.jsonrpcBody()
+	}
 	b, err := json.Marshal(errorBody{Error: errorPayload{
 		Code:    f.HTTPStatus,
 		Status:  f.Status,
@@ -254,6 +266,13 @@ func approvalRequired(r *Result) *Result {
 	if what == "" {
 		what = r.Recognized.Method + " " + r.Recognized.Host + r.Recognized.Path
 	}
+	retry := "then retry the identical request (same method, URL and body); it will go through once approved."
+	retryMeta := "ask an approver to approve " + a.ID + ", then retry the identical request"
+	if r.MCP != nil {
+		what = mcpWhat(r)
+		retry = "then retry the same call once approved (the same tool and arguments; a new JSON-RPC id is fine); it will go through."
+		retryMeta = "ask an approver to approve " + a.ID + ", then retry the same call once approved"
+	}
 	who := "an approver"
 	if len(a.Request.Approvers) > 0 {
 		who = "an approver (" + strings.Join(a.Request.Approvers, ", ") + ")"
@@ -261,8 +280,8 @@ func approvalRequired(r *Result) *Result {
 	if a.Request.MinApprovals > 1 {
 		who = fmt.Sprintf("%d approvers (%s)", a.Request.MinApprovals, strings.Join(a.Request.Approvers, ", "))
 	}
-	msg := fmt.Sprintf("airlock: approval required by rule %s: %s needs a human's approval. Ask %s to approve request %s at %s before %s, then retry the identical request (same method, URL and body); it will go through once approved.",
-		ruleOrDefault(d.Rule), what, who, a.ID, r.ApproveURL, a.ExpiresAt.UTC().Format(time.RFC3339))
+	msg := fmt.Sprintf("airlock: approval required by rule %s: %s needs a human's approval. Ask %s to approve request %s at %s before %s, %s",
+		ruleOrDefault(d.Rule), what, who, a.ID, r.ApproveURL, a.ExpiresAt.UTC().Format(time.RFC3339), retry)
 	return refuse(r, ApprovalRequired, 403, "PERMISSION_DENIED", ReasonApprovalRequired, msg, map[string]string{
 		"policy":      d.Policy,
 		"rule":        ruleOrDefault(d.Rule),
@@ -270,7 +289,7 @@ func approvalRequired(r *Result) *Result {
 		"approval_id": a.ID,
 		"approve_url": r.ApproveURL,
 		"expires_at":  a.ExpiresAt.UTC().Format(time.RFC3339),
-		"retry":       "ask an approver to approve " + a.ID + ", then retry the identical request",
+		"retry":       retryMeta,
 	})
 }
 

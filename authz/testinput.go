@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/gcp"
+	"github.com/airlockhq/airlock/mcp"
 	"github.com/airlockhq/airlock/policies"
 	"github.com/airlockhq/airlock/resources"
 )
@@ -50,6 +51,17 @@ func TestInputBuilderFor(rec *gcp.Recognizer, mode Unrecognised) policies.InputB
 			Time:    time.Now(),
 		}
 		r, err := rec.Recognize(gcp.Request{Method: req.Method, Host: req.Host, Path: req.Path, Headers: headers, Body: req.Body, MaxBodyBytes: 1 << 20})
+		var m *mcp.Request
+		if err == nil && r.Operation.Method == "" && mcp.IsEndpoint(r.Host, r.Path) {
+			// A request to an MCP endpoint, read as the gateway reads it.
+			res := &Result{Recognized: r}
+			eng := &Engine{opts: Options{MCP: mcp.NewRecognizer(rec, nil, nil)}}
+			if err = eng.recognizeMCP(res, req); err == nil {
+				r, m = res.Recognized, res.MCP
+			} else if re, ok := err.(*mcp.RequestError); ok {
+				err = &gcp.RequestError{Msg: re.Msg}
+			}
+		}
 		if err == nil {
 			err = refusedBeforePolicy(r, mode)
 		}
@@ -66,7 +78,13 @@ func TestInputBuilderFor(rec *gcp.Recognizer, mode Unrecognised) policies.InputB
 			// input, which would be the batch as an unknown operation.
 			return policies.Input{}, fmt.Errorf("the request is a batch of %d parts, which the gateway decides part by part; write one test per part", len(r.Parts))
 		}
+		if m != nil && len(m.Calls) != 1 {
+			return policies.Input{}, fmt.Errorf("the request is an MCP batch of %d messages, which the gateway decides message by message; write one test per message", len(m.Calls))
+		}
 		in := buildInput(r, tc.Identity, req, tc.Session, req.Time)
+		if m != nil {
+			in = buildMCPInput(m, m.Calls[0], r, tc.Identity, req, tc.Session, req.Time)
+		}
 		// A test with resources: runs as a gateway with lookups, offline,
 		// against the world it declares; one without, as a gateway without
 		// lookups (resource.available is false).

@@ -24,6 +24,7 @@ type Config struct {
 	HTTP        HTTP         `yaml:"http"`
 	GRPC        GRPC         `yaml:"grpc"`
 	SDS         SDS          `yaml:"sds"`
+	MCP         MCP          `yaml:"mcp"`
 	Console     Console      `yaml:"console"`
 }
 
@@ -319,4 +320,29 @@ type SDS struct {
 	// without mTLS, for a network that guards the port by other means (an
 	// Istio sidecar with mTLS and an AuthorizationPolicy).
 	AllowInsecureTCP bool `yaml:"allow_insecure_tcp"`
+}
+
+// MCP configures how airlock treats Google's remote MCP servers
+// (https://SERVICE.googleapis.com/mcp) and serves its own MCP server to
+// agents.
+type MCP struct {
+	// Enabled recognises requests to Google's MCP endpoints as MCP
+	// (mcp.*, tool calls mapped to their REST methods); false leaves them
+	// unknown operations.
+	Enabled bool `yaml:"enabled"`
+	// FilterTools removes from tools/list results the tools the caller
+	// could never call under the policies in force.
+	FilterTools bool `yaml:"filter_tools"`
+	// MaxHold caps approvals.hold for MCP calls, so that a held tool call
+	// is answered before the MCP client gives up (clients commonly wait
+	// 60 s); 0s answers a held MCP call at once with its approval pending.
+	MaxHold time.Duration `yaml:"max_hold"`
+	// MaxMessageBytes bounds one JSON-RPC message of an MCP response (a
+	// JSON body, one SSE event) held for masking; a larger one ends the
+	// response in an error.
+	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// Server serves airlock's own MCP server for agents on listen.http at
+	// /mcp (explain_request, request_approval, get_approval,
+	// wait_for_approval, list_my_grants).
+	Server bool `yaml:"server"`
 }

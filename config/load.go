@@ -85,6 +85,7 @@ func Default() *Config {
 		HTTP:      DefaultHTTP(),
 		GRPC:      DefaultGRPC(),
 		Resources: Resources{TTL: 5 * time.Minute, NegativeTTL: 30 * time.Second, CacheSize: 10000, Timeout: 2 * time.Second},
+		MCP:       MCP{Enabled: true, FilterTools: true, MaxHold: 45 * time.Second, MaxMessageBytes: 16 << 20, Server: true},
 		Console:   DefaultConsole(),
 	}
 }
@@ -485,6 +486,7 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	c.validateMCP(bad)
 	c.validateResources(names, bad)
 
 	if c.Envoy.Listen != "" {
@@ -648,3 +650,16 @@ func (c *Config) validateResources(credentials map[string]bool, bad func(key, fo
 // minMemoryBudget is the smallest masking.memory_budget_bytes accepted: a
 // few streams' share.
 const minMemoryBudget = 1 << 20
+
+func (c *Config) validateMCP(bad func(key, format string, args ...any)) {
+	m := c.MCP
+	if m.MaxHold < 0 || m.MaxHold > 10*time.Minute {
+		bad("mcp.max_hold", "must be between 0s and 10m, not %s", m.MaxHold)
+	}
+	if m.MaxMessageBytes < 64<<10 || m.MaxMessageBytes > 1<<30 {
+		bad("mcp.max_message_bytes", "must be between 65536 and 1073741824, not %d", m.MaxMessageBytes)
+	}
+	if m.Server && c.Listen.HTTP == "" {
+		bad("mcp.server", "needs listen.http, where /mcp is served")
+	}
+}

@@ -86,11 +86,13 @@ tr.altered td{background:#fde7e9;border-left:4px solid #a4161a}tr.unverified td{
 {{else}}<div class="bad"><p><strong>⚠ VERIFICATION FAILED:</strong> this session was altered or cut short. Rows marked ⚠ ALTERED or UNVERIFIED cannot be trusted.</p><ul>{{range .V.Problems}}<li>{{.String}}</li>{{end}}</ul></div>{{end}}{{end}}
 <table><thead><tr><th>time (UTC)</th><th>event</th><th>details</th></tr></thead><tbody>
 {{range .Rows}}{{$m := .Mark}}{{with .E}}<tr{{if eq $m "ALTERED"}} class="altered"{{else if $m}} class="unverified"{{end}}><td>{{if eq $m "ALTERED"}}<span class="mark">⚠ ALTERED</span><br>{{else if $m}}<span class="mark">UNVERIFIED</span><br>{{end}}{{ts .Time}}</td><td class="k">{{upper .Kind}}</td><td>
-{{with .Decision}}<span class="{{.Decision}} k">{{upper .Decision}}</span> <code>{{.Method}} {{.Host}}{{.Path}}{{if .Query}}?{{.Query}}{{end}}</code>{{if .GCPMethod}} [{{.GCPMethod}}]{{end}}<br>
+{{with .Decision}}<span class="{{.Decision}} k">{{upper .Decision}}</span>{{if .Mode}} ({{.Mode}}){{end}} <code>{{.Method}} {{.Host}}{{.Path}}{{if .Query}}?{{.Query}}{{end}}</code>{{if .GCPMethod}} [{{.GCPMethod}}]{{end}}<br>
 who: {{who .Subject .Email .Actor}}{{if .Rules}} · rules: {{range $i, $r := .Rules}}{{if $i}}, {{end}}{{$r}}{{end}}{{else if .Rule}} · rule: {{.Policy}}/{{.Rule}}{{end}}{{if .ApprovalID}} · approval {{.ApprovalID}}{{end}}
 {{if .Message}}<br>{{.Message}}{{end}}{{if .BodyExcerpt}}<pre>{{.BodyExcerpt}}</pre>{{end}}{{end}}
 {{with .Request}}<code>{{.Method}} {{.Host}}{{.Path}}</code>{{if .BodyExcerpt}}<pre>{{.BodyExcerpt}}</pre>{{end}}{{end}}
 {{with .Response}}status {{.Status}}, {{.TotalBytes}} bytes{{if .BodyExcerpt}}<pre>{{.BodyExcerpt}}</pre>{{end}}{{end}}
+{{with .ToolCall}}<span class="k">{{.Server}}/{{.Tool}}</span>{{if .GCPMethod}} [{{.GCPMethod}}]{{end}}{{if .IsError}} <span class="deny">error</span>{{end}}
+{{if .Arguments}}<br>arguments:<pre>{{.Arguments}}</pre>{{end}}{{if .Result}}result{{if gt .ResultBytes (len .Result)}} ({{.ResultBytes}} bytes in all){{end}}:<pre>{{.Result}}</pre>{{end}}{{end}}
 {{with .Vote}}<span class="k">{{upper .Vote}}</span> by {{.Approver}} on approval {{.ApprovalID}}{{if .Reason}}: “{{.Reason}}”{{end}}{{if .State}} (now {{.State}}){{end}}{{end}}
 {{if eq .Kind "close"}}segment {{.Segment}} closed: {{.Reason}}{{end}}
 {{if .RequestID}}<br><small>request {{.RequestID}}</small>{{end}}

@@ -120,5 +120,8 @@ func metadataStruct(m authz.Metadata) *structpb.Struct {
 	fields["decision"] = a.str(m.Decision)
 	fields["rules"] = rulesVal
 	fields["masking"] = a.str(m.MaskingJSON())
+	if m.MCP != nil {
+		fields["mcp"] = structpb.NewStringValue(m.MCPJSON())
+	}
 	return &structpb.Struct{Fields: fields}
 }

@@ -142,9 +142,12 @@ func (st *stream) responseHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processin
 		}
 	}
 
-	if rule := fieldRule(st.meta.Masking); rule != "" && (gk != 0 || bodyKind(ct) != masking.JSON) {
+	sse, mcpBody := isMCPBody(ct)
+	mcpBody = mcpBody && gk == 0 && st.meta.MCP != nil
+	if rule := fieldRule(st.meta.Masking); rule != "" && !mcpBody && (gk != 0 || bodyKind(ct) != masking.JSON) {
 		// Field rules read JSON: a body in another format would pass with
-		// only the detectors run over it.
+		// only the detectors run over it. An MCP response's messages are
+		// JSON, read one by one, an SSE stream's too.
 		what := ct
 		if what == "" {
 			what = "a body without a content type"
@@ -178,6 +181,11 @@ func (st *stream) responseHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processin
 		}
 		// Ask for the trailers, to mask grpc-message.
 		resp.ModeOverride = &filterv3.ProcessingMode{ResponseBodyMode: st.envoyBodyMode(), ResponseTrailerMode: filterv3.ProcessingMode_SEND}
+	} else if mcpBody {
+		if err := st.startMCP(sse); err != nil {
+			st.log().Error("masking profile does not compile", "error", err)
+			return st.refuse("airlock: the masking rules for this request are invalid: " + err.Error())
+		}
 	} else {
 		masker, err := st.engine.NewStream(Profile(st.meta.Masking), bodyKind(ct))
 		if err != nil {
@@ -326,6 +334,9 @@ func (st *stream) closeBody() error {
 	if st.grpc != nil {
 		return st.grpc.close()
 	}
+	if st.mcp != nil {
+		return st.mcpClose()
+	}
 	b, err := st.out.room(32<<10, 0)
 	if err != nil {
 		return err
@@ -361,6 +372,12 @@ func (st *stream) logMasked() {
 	n := st.headerMasked + st.grpcMasked
 	if st.masker != nil {
 		n += st.masker.Masked()
+	}
+	if st.mcp != nil {
+		n += st.mcp.masker.Masked()
+		if r := st.mcp.masker.Removed(); r > 0 {
+			st.log().Info("tools/list filtered", "removed", r, "server", st.meta.MCP.Server)
+		}
 	}
 	if n > 0 {
 		st.log().Info("masked response", "masked", n, "headers", st.headerMasked, "gcp_method", st.meta.GCPMethod, "status", st.status)

@@ -159,6 +159,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Recorder may be nil.
 	Recorder Recorder
+	// MCP filters tools/list results and learns the tools servers declare;
+	// nil filters nothing (MCP responses are masked all the same).
+	MCP MCPPolicy
+	// MCPMaxMessageBytes bounds one JSON-RPC message of an MCP response
+	// (a JSON body, an SSE event); default 16 MiB.
+	MCPMaxMessageBytes int
 }
 
 // Server implements the ext_proc v3 ExternalProcessor service.
@@ -196,6 +202,9 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	if opts.RecordBodyBytes <= 0 {
 		opts.RecordBodyBytes = 64 << 10
+	}
+	if opts.MCPMaxMessageBytes <= 0 {
+		opts.MCPMaxMessageBytes = defaultMCPMaxMessageBytes
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -306,8 +315,10 @@ type stream struct {
 	// feed takes the body's bytes (inflated when content-encoded): the
 	// masker's or the gRPC framer's.
 	feed func([]byte) error
-	// masker masks a text or JSON body; grpc splits a gRPC one.
+	// masker masks a text or JSON body; grpc splits a gRPC one; mcp
+	// reads an MCP response message by message.
 	masker       *masking.Stream
+	mcp          *mcpStream
 	grpc         *grpcFramer
 	grpcEncoding string
 	grpcMasked   int
@@ -359,6 +370,7 @@ func (st *stream) end() {
 	if st.grpc != nil {
 		st.grpc.free()
 	}
+	st.mcpRelease()
 	if st.lease != nil {
 		st.lease.close()
 	}

@@ -447,6 +447,15 @@ func allDigits(s string) bool {
 	return true
 }
 
+// Operation returns what the catalog knows of a method id: its service,
+// version, read-only and long-running flags (no project or resource).
+func (r *Recognizer) Operation(id string) (Operation, bool) { return r.catalog.byID(id) }
+
+// ServiceOf names the API served at a normalised host (Recognized.Host):
+// compute for compute.googleapis.com and its mTLS, regional and Private
+// Service Connect forms; "" for a host that is not Google's.
+func (r *Recognizer) ServiceOf(host string) string { return r.serviceOf(host) }
+
 // serviceOf names the API served at host: from the catalog, else the first
 // label of a googleapis.com host (regional forms stripped), else "".
 func (r *Recognizer) serviceOf(host string) string {

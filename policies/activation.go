@@ -27,6 +27,9 @@ type activation struct {
 	projectErr error
 	target     *ResourceTarget
 	targetErr  error
+	// unknown has bit i set when Variables[i] is not known (MayAllow):
+	// it resolves to an unknown value, which CEL carries through.
+	unknown uint64
 }
 
 var _ interpreter.Activation = (*activation)(nil)
@@ -97,6 +100,20 @@ func slotOf(name string) int {
 		return varSessionID
 	case "now":
 		return varNow
+	case "mcp.server":
+		return varMCPServer
+	case "mcp.method":
+		return varMCPMethod
+	case "mcp.tool":
+		return varMCPTool
+	case "mcp.name":
+		return varMCPName
+	case "mcp.arguments":
+		return varMCPArguments
+	case "mcp.readonly":
+		return varMCPReadOnly
+	case "mcp.destructive":
+		return varMCPDestructive
 	case "resource.available":
 		return varResourceAvailable
 	case "resource.kind":
@@ -135,6 +152,9 @@ func (a *activation) ResolveName(name string) (any, bool) {
 	}
 	if v := a.vals[slot]; v != nil {
 		return v, true
+	}
+	if a.unknown&(1<<slot) != 0 {
+		return types.NewUnknown(int64(slot), nil), true
 	}
 	v := a.build(slot)
 	a.vals[slot] = v
@@ -219,6 +239,23 @@ func (a *activation) build(slot int) ref.Val {
 		return types.String(in.SessionID)
 	case varNow:
 		return types.Timestamp{Time: in.Now}
+	case varMCPServer:
+		return types.String(in.MCP.Server)
+	case varMCPMethod:
+		return types.String(in.MCP.Method)
+	case varMCPTool:
+		return types.String(in.MCP.Tool)
+	case varMCPName:
+		return types.String(in.MCP.Name)
+	case varMCPArguments:
+		if in.MCP.Arguments == nil {
+			return emptyClaims
+		}
+		return types.NewStringInterfaceMap(types.DefaultTypeAdapter, in.MCP.Arguments)
+	case varMCPReadOnly:
+		return types.Bool(in.MCP.ReadOnly)
+	case varMCPDestructive:
+		return types.Bool(in.MCP.Destructive)
 	}
 	if slot == varResourceAvailable {
 		return types.Bool(in.Resources != nil)

@@ -45,7 +45,7 @@
 // and ttl at the top level. Unknown keys are errors.
 //
 // Expressions see the variables listed in [Variables] (request.*,
-// identity.*, gcp.*, session.id, now), with the standard CEL macros and the
+// identity.*, gcp.*, mcp.*, session.id, now), with the standard CEL macros and the
 // strings, lists, sets, math, encoders, bindings (cel.bind) and optional
 // extensions. Every expression is type-checked when the set loads and must
 // give a bool; errors name the file, line, column, policy and rule.

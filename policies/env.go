@@ -39,6 +39,13 @@ var Variables = []struct {
 	{"gcp.params", cel.MapType(cel.StringType, cel.StringType), "path parameters by their Discovery names"},
 	{"session.id", cel.StringType, "the session the request belongs to"},
 	{"now", cel.TimestampType, "the time of the request"},
+	{"mcp.server", cel.StringType, "the Google MCP server of an MCP request (compute for https://compute.googleapis.com/mcp); empty for a REST request"},
+	{"mcp.method", cel.StringType, "the JSON-RPC method of an MCP message (tools/call, tools/list, ...); empty for a REST request, a GET or DELETE of the MCP endpoint, and a client's response"},
+	{"mcp.tool", cel.StringType, "the tool a tools/call calls; empty otherwise"},
+	{"mcp.name", cel.StringType, "what the message names: the tool or prompt name, or the resource URI (Mcp-Name)"},
+	{"mcp.arguments", cel.MapType(cel.StringType, cel.DynType), "the arguments of a tools/call or prompts/get"},
+	{"mcp.readonly", cel.BoolType, "the tool's readOnlyHint as the server declared it (false for an unknown tool); true for a message that is no tool call"},
+	{"mcp.destructive", cel.BoolType, "the tool's destructiveHint as the server declared it (MCP's default true for a tool that is not read-only, and for an unknown tool)"},
 	{"resource.available", cel.BoolType, "true when airlock can look resources up (resources.credential); when false every other resource.* variable is an error, so guard reads with it where a policy must also work without lookups"},
 	{"resource.kind", cel.StringType, "what the request acts on: bucket, instance, disk, secret, sql_instance or project; empty for other targets"},
 	{"resource.exists", cel.BoolType, "false when Google says the target does not exist"},
@@ -79,6 +86,13 @@ const (
 	varGCPParams
 	varSessionID
 	varNow
+	varMCPServer
+	varMCPMethod
+	varMCPTool
+	varMCPName
+	varMCPArguments
+	varMCPReadOnly
+	varMCPDestructive
 	varResourceAvailable
 	varResourceKind
 	varResourceExists

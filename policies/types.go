@@ -41,6 +41,28 @@ type Input struct {
 	// lookups are not configured: gcp.project is then the one of the URL
 	// and resource.* variables are errors.
 	Resources Resources
+	// MCP is the MCP message the request carries (CEL variable "mcp");
+	// zero for a REST request.
+	MCP MCP
+}
+
+// MCP is one message of a request to one of Google's MCP servers, as
+// policies see it.
+type MCP struct {
+	// Server is the service of the endpoint ("compute").
+	Server string
+	// Method is the JSON-RPC method; empty for a client's response and for
+	// a GET or DELETE of the endpoint.
+	Method string
+	// Tool is the tool a tools/call calls.
+	Tool string
+	// Name is the tool or prompt name, or the resource URI.
+	Name string
+	// Arguments are the arguments of a tools/call or prompts/get.
+	Arguments map[string]any
+	// ReadOnly and Destructive are the tool's hints (true and false for a
+	// message that is no tool call).
+	ReadOnly, Destructive bool
 }
 
 // Resources looks up what Google holds about one request's resource. Each

@@ -50,6 +50,11 @@ func appendEvent(dst []byte, e *Event) ([]byte, error) {
 		dst = appendVote(dst, v)
 		dst = append(dst, '}')
 	}
+	if c := e.ToolCall; c != nil {
+		dst = append(dst, `,"tool_call":{`...)
+		dst = appendToolCall(dst, c)
+		dst = append(dst, '}')
+	}
 	dst = appendOpt(dst, `,"reason":`, e.Reason)
 	if e.LocalSession {
 		dst = append(dst, `,"local_session":true`...)
@@ -97,6 +102,7 @@ func appendDecision(dst []byte, d *DecisionEvent) []byte {
 	dst = appendHeaders(dst, d.Headers, d.headers)
 	dst = appendOpt(dst, `,"body":`, d.BodyExcerpt)
 	dst = appendOptInt(dst, `,"body_bytes":`, d.BodyBytes)
+	dst = appendOpt(dst, `,"mode":`, d.Mode)
 	return trimComma(dst, start)
 }
 
@@ -140,6 +146,24 @@ func appendVote(dst []byte, v *VoteEvent) []byte {
 	dst = appendOpt(dst, `,"rule":`, v.Rule)
 	dst = appendOpt(dst, `,"subject":`, v.Subject)
 	dst = appendOpt(dst, `,"state":`, v.State)
+	return trimComma(dst, start)
+}
+
+func appendToolCall(dst []byte, c *ToolCallEvent) []byte {
+	start := len(dst)
+	dst = appendOpt(dst, `,"subject":`, c.Subject)
+	dst = appendOpt(dst, `,"server":`, c.Server)
+	dst = appendOpt(dst, `,"host":`, c.Host)
+	dst = append(dst, `,"tool":`...)
+	dst = appendString(dst, c.Tool)
+	dst = appendOpt(dst, `,"call_id":`, c.CallID)
+	dst = appendOpt(dst, `,"gcp_method":`, c.GCPMethod)
+	dst = appendOpt(dst, `,"arguments":`, c.Arguments)
+	dst = appendOpt(dst, `,"result":`, c.Result)
+	dst = appendOptInt(dst, `,"result_bytes":`, c.ResultBytes)
+	if c.IsError {
+		dst = append(dst, `,"is_error":true`...)
+	}
 	return trimComma(dst, start)
 }
 

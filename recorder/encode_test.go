@@ -24,7 +24,7 @@ func sampleEvents() []*Event {
 				GCPMethod: "compute.instances.list", Project: "p", Resource: "projects/p", Decision: DecisionPolicyDenied, Policy: "gcp", Rule: "r",
 				Rules: []string{"gcp/r", "other/x"}, Message: "denied: \"no\"\n\tplease", ApprovalID: "ap-1", Source: "10.0.0.7", Reason: "POLICY_DENIED",
 				Headers:     map[string]string{"user-agent": "curl", ":path": "/x?y", "authorization": Masked, "x-b": "\u2028\u2029", "x-a": "\x00\x1f\x7f"},
-				BodyExcerpt: `{"k":"v & w"}`, BodyBytes: 12}},
+				BodyExcerpt: `{"k":"v & w"}`, BodyBytes: 12, Mode: "dry_run"}},
 		{Session: "s", Segment: "g", Seq: 1, Time: t, Kind: KindRequest, RequestID: "r",
 			Request: &RequestEvent{Subject: "s", Actor: "a", GCPMethod: "m", Method: "POST", Host: "h", Path: "/p", Headers: map[string]string{"a": "b"}, BodyExcerpt: "x", BodyBytes: 1}},
 		{Session: "s", Segment: "g", Seq: 2, Time: t, Kind: KindRequest, Request: &RequestEvent{}},
@@ -34,6 +34,10 @@ func sampleEvents() []*Event {
 		{Session: "s", Segment: "g", Seq: 5, Time: t, Kind: KindVote,
 			Vote: &VoteEvent{RequestID: "r", ApprovalID: "a", Approver: "bob", Vote: "approve", Reason: "ok", Rule: "prod", Subject: "alice", State: "approved"}},
 		{Session: "s", Segment: "g", Seq: 6, Time: t, Kind: KindVote, Vote: &VoteEvent{}},
+		{Session: "s", Segment: "g", Seq: 8, Time: t, Kind: KindToolCall, RequestID: "r",
+			ToolCall: &ToolCallEvent{Subject: "s", Server: "compute", Host: "compute.googleapis.com", Tool: "stop_instance", CallID: `"a<1>"`, GCPMethod: "compute.instances.stop",
+				Arguments: `{"name":"web-1"}`, Result: `{"content":[{"type":"text","text":"done &  "}]}`, ResultBytes: 1 << 33, IsError: true}},
+		{Session: "s", Segment: "g", Seq: 9, Time: t, Kind: KindToolCall, ToolCall: &ToolCallEvent{}},
 		{Session: "s", Segment: "g", Seq: 7, Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Kind: KindClose, Reason: "idle"},
 		{Session: "bad \xff utf8 \xe2\x80", Segment: "", Time: t, Kind: ""},
 	}

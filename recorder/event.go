@@ -17,6 +17,9 @@ const (
 	KindRequest  = "request"
 	KindResponse = "response"
 	KindVote     = "vote"
+	// KindToolCall is one MCP tool call: its tool, masked arguments and
+	// masked result, recorded on the response path.
+	KindToolCall = "tool_call"
 	// KindClose ends a segment: nothing may follow it.
 	KindClose = "close"
 )
@@ -58,6 +61,8 @@ type Event struct {
 	Response *ResponseEvent `json:"response,omitempty"`
 	// Vote is set on vote events.
 	Vote *VoteEvent `json:"vote,omitempty"`
+	// ToolCall is set on tool_call events.
+	ToolCall *ToolCallEvent `json:"tool_call,omitempty"`
 	// Reason says why a segment was closed, on close events.
 	Reason string `json:"reason,omitempty"`
 	// LocalSession marks an event whose session was tracked by this
@@ -125,6 +130,10 @@ type DecisionEvent struct {
 	BodyExcerpt string `json:"body,omitempty"`
 	// BodyBytes is the size of the original body; zero means len(Body).
 	BodyBytes int64 `json:"body_bytes,omitempty"`
+	// Mode is "dry_run" for a decision that changed nothing (explained to
+	// the agent) and "request_approval" for an approval asked ahead of its
+	// request; empty for a request under way.
+	Mode string `json:"mode,omitempty"`
 }
 
 // RequestEvent is the request as ext_proc saw it.
@@ -188,6 +197,31 @@ type VoteEvent struct {
 	Subject string `json:"subject,omitempty"`
 	// State is the approval's state after the vote.
 	State string `json:"state,omitempty"`
+}
+
+// ToolCallEvent is one MCP tool call as the agent made it and received its
+// result: the arguments as ext_authz passed them on (masked with the
+// request's profile), the result as ext_proc masked it.
+type ToolCallEvent struct {
+	// Subject is the caller.
+	Subject string `json:"subject,omitempty"`
+	// Server is the MCP server ("compute") and Host its endpoint's host.
+	Server string `json:"server,omitempty"`
+	Host   string `json:"host,omitempty"`
+	// Tool is the tool called and CallID the JSON-RPC id of the call.
+	Tool   string `json:"tool"`
+	CallID string `json:"call_id,omitempty"`
+	// GCPMethod is the REST method the tool performs, when known.
+	GCPMethod string `json:"gcp_method,omitempty"`
+	// Arguments are the masked arguments (JSON), cut to MaxBodyBytes.
+	Arguments string `json:"arguments,omitempty"`
+	// Result is the masked result (JSON), cut to MaxBodyBytes; ResultBytes
+	// its whole length.
+	Result      string `json:"result,omitempty"`
+	ResultBytes int64  `json:"result_bytes,omitempty"`
+	// IsError is true when the call failed (a JSON-RPC error, or a result
+	// with isError).
+	IsError bool `json:"is_error,omitempty"`
 }
 
 // Masked stands for a value the recorder refused to keep.

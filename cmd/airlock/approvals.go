@@ -319,6 +319,9 @@ func approvalsShow(w io.Writer, a approvals.Approval) {
 		row("Vote", fmt.Sprintf("%s by %s at %s: %s", d, who, v.At.UTC().Format(time.RFC3339), v.Reason))
 	}
 	_ = tw.Flush()
+	if r.Justification != "" {
+		fmt.Fprintf(w, "Justification:\n%s\n", termSafeLines(r.Justification))
+	}
 	if r.BodyExcerpt != "" {
 		fmt.Fprintf(w, "Body:\n%s\n", termSafeLines(r.BodyExcerpt))
 	}

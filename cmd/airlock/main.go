@@ -30,6 +30,7 @@ Usage:
   airlock envoy config [--config FILE]       print the Envoy bootstrap for this config
   airlock envoy validate FILE...             validate Envoy configs against Envoy's protos
   airlock bench authz|noop-authz             load-test an ext_authz server
+  airlock mcp [--server URL]                 airlock's MCP server for agents, over stdio
   airlock version                            print the version
 
 Flags may come before or after arguments. Run "airlock COMMAND -h" for the
@@ -70,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runEnvoy(ctx, rest, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, stdout, stderr)
+	case "mcp":
+		return runMCP(ctx, rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionString())
 		return 0

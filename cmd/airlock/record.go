@@ -220,6 +220,9 @@ func (d decisionRecorder) RecordDecision(ctx context.Context, r *authz.Result) e
 	if req := r.Request; req != nil {
 		e.Time = req.Time
 		e.Source = req.Source
+		if req.Mode != authz.ModeEnforce {
+			e.Mode = req.Mode.String()
+		}
 		if e.Method == "" {
 			e.Method, e.Host = req.Method, req.Host
 			e.Path, _, _ = strings.Cut(req.Path, "?")

@@ -40,6 +40,7 @@ import (
 	"github.com/airlockhq/airlock/gcp"
 	"github.com/airlockhq/airlock/identity"
 	"github.com/airlockhq/airlock/masking"
+	"github.com/airlockhq/airlock/mcp"
 	"github.com/airlockhq/airlock/policies"
 	"github.com/airlockhq/airlock/policies/examples"
 	"github.com/airlockhq/airlock/recorder"
@@ -277,6 +278,11 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 	warnResourcesUnavailable(log, set, lookups)
 
 	metrics := authz.NewMetrics(s.reg)
+	recognizer := gcp.NewRecognizer(gcp.DefaultCatalog(), cfg.Gateway.Domains)
+	var mcpRecognizer *mcp.Recognizer
+	if cfg.MCP.Enabled {
+		mcpRecognizer = mcp.NewRecognizer(recognizer, mcp.DefaultCatalog(), mcp.NewRegistry(0, 0))
+	}
 	var sessions authz.Sessions
 	var decisions authz.Recorder
 	if rec != nil {
@@ -286,7 +292,7 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 		Sessions:     sessions,
 		Recorder:     decisions,
 		Verifier:     verifier,
-		Recognizer:   gcp.NewRecognizer(gcp.DefaultCatalog(), cfg.Gateway.Domains),
+		Recognizer:   recognizer,
 		Policies:     set,
 		Approvals:    approvalSvc,
 		Hold:         cfg.Approvals.Hold,
@@ -300,6 +306,10 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 		},
 		Metrics: metrics,
 		Logger:  log.With("component", "authz"),
+
+		MCP:            mcpRecognizer,
+		MCPMaxHold:     cfg.MCP.MaxHold,
+		MCPFilterTools: cfg.MCP.FilterTools,
 	})
 	if err != nil {
 		return err
@@ -319,6 +329,8 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 			Engine:               maskEngine,
 			Logger:               log.With("component", "extproc"),
 			Recorder:             er,
+			MCP:                  mcpPolicy(engine, mcpRecognizer),
+			MCPMaxMessageBytes:   cfg.MCP.MaxMessageBytes,
 		})
 		if err != nil {
 			return fmt.Errorf("extproc: %w", err)
@@ -416,6 +428,9 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 		Help: "Approval notifications dropped because the webhook queue was full.",
 	}, func() float64 { return float64(approvalSvc.WebhookDrops()) }))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	if cfg.MCP.Server {
+		s.serveMCP(mux, engine, verifier, approvalSvc, publicURL, lis["listen.http"])
+	}
 	// /livez: the process serves HTTP. /readyz: every server is up and the
 	// policies are loaded (the HTTP listener starts last). Neither follows
 	// shared dependencies such as Redis, which would take every replica out

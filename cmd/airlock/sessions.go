@@ -484,6 +484,9 @@ func sessionsLine(e *recorder.Event, bodyChars int) string {
 	case e.Decision != nil:
 		d := e.Decision
 		fmt.Fprintf(&b, "%s  %s %s", termSafe(strings.ToUpper(d.Decision)), termSafe(d.Method), sessionsURL(d.Host, d.Path, d.Query))
+		if d.Mode != "" {
+			fmt.Fprintf(&b, "  (%s)", termSafe(strings.ReplaceAll(d.Mode, "_", " ")))
+		}
 		if d.GCPMethod != "" {
 			fmt.Fprintf(&b, "  [%s]", termSafe(d.GCPMethod))
 		}
@@ -519,6 +522,20 @@ func sessionsLine(e *recorder.Event, bodyChars int) string {
 		if v.State != "" {
 			fmt.Fprintf(&b, " (now %s)", termSafe(v.State))
 		}
+	case e.ToolCall != nil:
+		c := e.ToolCall
+		fmt.Fprintf(&b, "%s/%s", termSafe(c.Server), termSafe(c.Tool))
+		if c.GCPMethod != "" {
+			fmt.Fprintf(&b, "  [%s]", termSafe(c.GCPMethod))
+		}
+		if c.IsError {
+			b.WriteString("  (error)")
+		}
+		sessionsField(&b, "arguments", c.Arguments, bodyChars)
+		sessionsField(&b, "result", c.Result, bodyChars)
+		if c.ResultBytes > int64(len(c.Result)) {
+			fmt.Fprintf(&b, " (%d bytes in all)", c.ResultBytes)
+		}
 	case e.Kind == recorder.KindClose:
 		fmt.Fprintf(&b, "segment %s closed: %s", termSafe(e.Segment), termSafe(e.Reason))
 	}
@@ -553,14 +570,20 @@ func sessionsURL(host, path, query string) string {
 }
 
 func sessionsBody(b *strings.Builder, body string, n int) {
-	if body == "" || n <= 0 {
+	sessionsField(b, "body", body, n)
+}
+
+// sessionsField writes one labelled text on its own line, its white space
+// folded and cut to n runes.
+func sessionsField(b *strings.Builder, label, text string, n int) {
+	if text == "" || n <= 0 {
 		return
 	}
-	body = strings.Join(strings.Fields(body), " ")
-	if r := []rune(body); len(r) > n {
-		body = string(r[:n]) + "…"
+	text = strings.Join(strings.Fields(text), " ")
+	if r := []rune(text); len(r) > n {
+		text = string(r[:n]) + "…"
 	}
-	fmt.Fprintf(b, "\n%25s body: %s", "", termSafe(body))
+	fmt.Fprintf(b, "\n%25s %s: %s", "", label, termSafe(text))
 }
 
 func (c *sessionsCmd) replay(ctx context.Context, fs *flag.FlagSet) int {

@@ -463,3 +463,26 @@ func TestSessionsVerifyWarnsWithoutBucketLock(t *testing.T) {
 		t.Fatalf("locked bucket: exit %d %s", code, errOut)
 	}
 }
+
+// A tool call reads as one in `sessions show` and in the HTML export: the
+// server and tool, the REST method, the masked arguments and result.
+func TestSessionsShowToolCall(t *testing.T) {
+	e := &recorder.Event{Time: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC), Kind: recorder.KindToolCall, RequestID: "r1",
+		ToolCall: &recorder.ToolCallEvent{Server: "compute", Tool: "stop_instance", GCPMethod: "compute.instances.stop",
+			Arguments: `{"project":"acme-prod","name":"web-1"}`, Result: `{"content":[{"type":"text","text":"[MASKED:gcp_api_key]"}]}`, ResultBytes: 900, IsError: true}}
+	line := sessionsLine(e, 200)
+	for _, want := range []string{"TOOL_CALL", "compute/stop_instance", "[compute.instances.stop]", "(error)", `arguments: {"project":"acme-prod","name":"web-1"}`, `result: {"content"`, "900 bytes in all"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("no %q in %q", want, line)
+		}
+	}
+	var buf bytes.Buffer
+	if err := sessionsHTML(&buf, &recorder.Session{ID: "s~x", Events: []*recorder.Event{e}}, &recorder.VerifyResult{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"compute/stop_instance", "[compute.instances.stop]", "arguments:", "&#34;project&#34;:&#34;acme-prod&#34;", "(900 bytes in all)", "[MASKED:gcp_api_key]"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("the HTML lacks %q", want)
+		}
+	}
+}

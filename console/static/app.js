@@ -390,6 +390,7 @@
           h('br'), h('span', { class: 'muted' }, 'Rule ', h('code', { text: a.rule }), a.policy ? [' of policy ', h('code', { text: a.policy })] : '')),
         h('dl', { class: 'facts' },
           h('dt', { text: 'Requested by' }), h('dd', {}, who(a)),
+          a.justification ? [h('dt', { text: 'Justification (from the requester)' }), h('dd', { id: 'justification', text: a.justification })] : '',
           h('dt', { text: 'Operation' }), h('dd', {}, h('code', { text: a.operation || '(not recognised)' })),
           h('dt', { text: 'Request' }), h('dd', {}, h('code', { text: a.method + ' ' + a.url })),
           h('dt', { text: 'Resource' }), h('dd', {}, h('code', { text: a.resource || '—' })),
@@ -575,6 +576,14 @@
     }
     if (e.request) return [[h('code', { text: (e.request.method || '') + ' ' + (e.request.host || '') + (e.request.path || '') })], e.request.body];
     if (e.response) return [['status ' + e.response.status + ', ' + e.response.total_bytes + ' bytes'], e.response.body];
+    if (e.tool_call) {
+      const c = e.tool_call;
+      const parts = [h('strong', { text: (c.server ? c.server + '/' : '') + c.tool })];
+      if (c.gcp_method) parts.push(' [', c.gcp_method, ']');
+      if (c.is_error) parts.push(' ', h('span', { class: 'decision-deny', text: 'error' }));
+      if (c.arguments) parts.push(h('br'), 'arguments: ', h('code', { text: c.arguments }));
+      return [parts, c.result || ''];
+    }
     if (e.vote) {
       const v = e.vote;
       return [[h('strong', { text: v.vote.toUpperCase() }), ' by ', v.approver, ' on approval ', h('code', { text: v.approval_id }), v.reason ? ': “' + v.reason + '”' : '', v.state ? ' (now ' + v.state + ')' : ''], ''];
