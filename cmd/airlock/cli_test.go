@@ -21,7 +21,7 @@ var leafCommands = [][]string{
 	{"sessions", "list"}, {"sessions", "show"}, {"sessions", "replay"}, {"sessions", "verify"},
 	{"sessions", "export"}, {"sessions", "prune"},
 	{"envoy", "config"}, {"envoy", "validate"},
-	{"bench", "authz"}, {"bench", "noop-authz"},
+	{"bench", "authz"}, {"bench", "noop-authz"}, {"mcp"},
 }
 
 func runCLI(args ...string) (code int, stdout, stderr string) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -53,22 +52,22 @@ func (s *server) serveMCP(mux *http.ServeMux, engine *authz.Engine, verifier ide
 }
 
 func runMCP(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("mcp", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	server := fs.String("server", "http://127.0.0.1:8080", "airlock's HTTP address (approvals.public_url)")
-	token := fs.String("token", "", "your OIDC token (default $AIRLOCK_TOKEN)")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: airlock mcp [--server URL] [--token TOKEN]
+	fs := newFlagSet("mcp", `usage: airlock mcp [--server URL] [--token TOKEN]
 
 Serves airlock's MCP server for agents over stdio (explain_request,
 request_approval, get_approval, wait_for_approval, list_my_grants), calling
 the running gateway's /mcp with your token. Add it to an agent as a stdio
 MCP server, e.g. {"command": "airlock", "args": ["mcp", "--server", "https://airlock.example.com"]}.
-`)
-		fs.PrintDefaults()
+`+exitCodes, stderr)
+	server := fs.String("server", "http://127.0.0.1:8080", "airlock's HTTP address (approvals.public_url)")
+	token := fs.String("token", "", "your OIDC token (default $AIRLOCK_TOKEN)")
+	pos, code, ok := parseFlags(fs, args, stdout)
+	if !ok {
+		return code
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "airlock mcp: unexpected argument %q\n", pos[0])
+		return exitUsage
 	}
 	if *token == "" {
 		*token = os.Getenv("AIRLOCK_TOKEN")
