@@ -64,15 +64,12 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzBatch -fuzztime $(FUZZ_TIME) ./gcp
 	$(GO) test -run '^$$' -fuzz FuzzParseStrictJSON -fuzztime $(FUZZ_TIME) ./gcp
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s ./policies
-<<<<<<< HEAD
 	$(GO) test -run '^$$' -fuzz FuzzFingerprint -fuzztime $(FUZZ_TIME) ./authz
-=======
 	$(GO) test -run '^$$' -fuzz FuzzMasker -fuzztime $(FUZZ_TIME) ./masking
 	$(GO) test -run '^$$' -fuzz FuzzTokenizer -fuzztime $(FUZZ_TIME) ./masking
 	$(GO) test -run '^$$' -fuzz FuzzProtobuf -fuzztime $(FUZZ_TIME) ./masking
 	$(GO) test -run '^$$' -fuzz FuzzGRPCFrames -fuzztime $(FUZZ_TIME) ./extproc
 	$(GO) test -run '^$$' -fuzz FuzzResponseHeaders -fuzztime $(FUZZ_TIME) ./extproc
->>>>>>> h/extproc
 
 # One agent session end to end (Envoy stand-in, airlock, fake Google Cloud),
 # told as a story; the same run is a test in `make test`.
