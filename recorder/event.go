@@ -133,6 +133,10 @@ type RequestEvent struct {
 	Subject   string `json:"subject,omitempty"`
 	Actor     string `json:"actor,omitempty"`
 	GCPMethod string `json:"gcp_method,omitempty"`
+	// Decision and Rules are the decision the ext_authz metadata carried
+	// ("allowed", and the "policy/rule" names that allowed it).
+	Decision string   `json:"decision,omitempty"`
+	Rules    []string `json:"rules,omitempty"`
 	// Method, Host and Path are the HTTP request.
 	Method string `json:"method,omitempty"`
 	Host   string `json:"host,omitempty"`
