@@ -77,10 +77,10 @@ type spool struct {
 	// owned by the committer
 	unsynced []*commitBatch // written, not yet synced
 	f        *os.File
-	fNo  uint64
-	fOff int64 // where the next write goes in f
-	open bool
-	buf  []byte // framed records of one write
+	fNo      uint64
+	fOff     int64 // where the next write goes in f
+	open     bool
+	buf      []byte // framed records of one write
 
 	// Zero-filling ahead of the committer; see extendAhead.
 	filled  int64         // f is zero-filled and synced below this offset
