@@ -74,6 +74,10 @@ type spool struct {
 	syncs atomic.Int64 // group commits made durable
 	spare []queued     // a taken queue, emptied, for the next one
 
+	// hook, when set (by tests, before the first record), runs in the
+	// committer before each write ("write") and each sync ("sync").
+	hook func(phase string)
+
 	// owned by the committer
 	unsynced []*commitBatch // written, not yet synced
 	f        *os.File
@@ -445,6 +449,9 @@ func (s *spool) commitLoop() {
 		if b != nil {
 			err := failed
 			if err == nil {
+				if s.hook != nil {
+					s.hook("write")
+				}
 				err = s.write(work)
 			}
 			if cap(work) <= maxKeptBuffer/64 {
@@ -495,6 +502,9 @@ func (s *spool) commitLoop() {
 func (s *spool) syncWritten() {
 	var err error
 	if s.open {
+		if s.hook != nil {
+			s.hook("sync")
+		}
 		if err = datasync(s.f); err == nil {
 			s.syncs.Add(1)
 		} else {
