@@ -88,7 +88,9 @@ type Options struct {
 	ChunkMaxBytes int
 	// ChunkMinBytes and ChunkMaxAge: an open segment is uploaded once it
 	// has ChunkMinBytes pending or its oldest pending event is ChunkMaxAge
-	// old; defaults 1 MiB and 10s. Closed segments upload at once.
+	// old; defaults ChunkMaxBytes and 10s (a chunk costs a write of its
+	// own and of the segment's state, so a busy session uploads full
+	// ones). Closed segments upload at once.
 	ChunkMinBytes int
 	ChunkMaxAge   time.Duration
 	// SegmentMaxEvents rolls a segment over after this many events; default 100,000.
@@ -221,6 +223,11 @@ type Recorder struct {
 
 	anonEvents, anonRateLimited, anonSpoolFull, anonFailed atomic.Int64
 
+	// chunkDue says a segment has a chunk's worth of pending events, maybe
+	// not all durable yet: the uploader is kicked after each sync until
+	// they are uploaded.
+	chunkDue atomic.Bool
+
 	cpMu    sync.Mutex
 	cp      checkpointState
 	cpWrite sync.Mutex // one checkpoint pass at a time
@@ -306,7 +313,7 @@ func New(ctx context.Context, opts Options) (*Recorder, error) {
 		opts.ChunkMaxBytes = 4 << 20
 	}
 	if opts.ChunkMinBytes <= 0 {
-		opts.ChunkMinBytes = min(1<<20, opts.ChunkMaxBytes)
+		opts.ChunkMinBytes = opts.ChunkMaxBytes
 	}
 	if opts.ChunkMaxAge <= 0 {
 		opts.ChunkMaxAge = 10 * time.Second
@@ -423,7 +430,7 @@ func New(ctx context.Context, opts Options) (*Recorder, error) {
 	// own, a share of the bound: however many arrive, the rest stays for
 	// authenticated traffic.
 	anonMax := int64(float64(opts.SpoolMaxBytes) * u.SpoolFraction)
-	sp, err := openSpool(opts.Spool, opts.SpoolMaxBytes-anonMax, opts.SpoolFileBytes, r.replay)
+	sp, err := openSpoolNotifying(opts.Spool, opts.SpoolMaxBytes-anonMax, opts.SpoolFileBytes, r.replay, r.synced)
 	if err != nil {
 		return nil, err
 	}
@@ -737,6 +744,14 @@ func (r *Recorder) record(ctx context.Context, session string, e *Event, wait wa
 		e.Time = r.now()
 	}
 	e.Time = e.Time.UTC()
+	if wait < waitDurable && r.memPending.Load() > r.opts.PendingMemoryBytes/2 {
+		// Uploads are behind (a slow sink, or more events than the
+		// uploader is given time for): wait for the sync, as every
+		// request did before, which leaves the uploader the CPU and the
+		// time to catch up before events are spilled to be read back.
+		wait = waitDurable
+		r.poke()
+	}
 	for {
 		seg, err := r.segmentFor(session)
 		if err != nil {
@@ -750,9 +765,6 @@ func (r *Recorder) record(ctx context.Context, session string, e *Event, wait wa
 			return r.full(err)
 		}
 		r.events.Add(1)
-		if seg.pendingBytes() >= r.opts.ChunkMinBytes {
-			r.poke()
-		}
 		return waitFor(ctx, b, wait)
 	}
 }
@@ -901,6 +913,11 @@ func (r *Recorder) appendLocked(seg *segment, x encoded, t time.Time, sum eventS
 	p := pendingEvent{seq: seq, n: len(line), off: off + int64(lineAt), fileNo: fileNo, batch: b, time: t}
 	r.keep(&p, line, sum)
 	seg.pending = append(seg.pending, p)
+	if seg.pendingLen < r.opts.ChunkMinBytes && seg.pendingLen+len(line) >= r.opts.ChunkMinBytes {
+		// A chunk's worth: upload it once it is durable.
+		r.chunkDue.Store(true)
+		r.poke()
+	}
 	seg.pendingLen += len(line)
 	seg.nextSeq++
 	seg.lastAppend = t
@@ -984,12 +1001,6 @@ func (r *Recorder) keep(p *pendingEvent, line []byte, sum eventSummary) {
 	p.line, p.sum = line, sum
 }
 
-func (s *segment) pendingBytes() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.pendingLen
-}
-
 func (r *Recorder) saveState(m *Manifest) error {
 	b, err := json.Marshal(m)
 	if err != nil {
@@ -1020,7 +1031,8 @@ func (r *Recorder) saveState(m *Manifest) error {
 	return nil
 }
 
-// loop uploads on every tick or kick until Close.
+// loop uploads on every tick or kick until Close; ticks also close idle
+// segments and write checkpoints.
 func (r *Recorder) loop(ctx context.Context) {
 	defer close(r.loopDone)
 	t := time.NewTicker(r.opts.FlushInterval)
@@ -1030,11 +1042,20 @@ func (r *Recorder) loop(ctx context.Context) {
 		case <-r.stop:
 			return
 		case <-t.C:
+			r.closeIdle()
+			r.uploadPass(ctx, false)
+			_ = r.checkpoint(ctx, false)
 		case <-r.kick:
+			r.uploadPass(ctx, false)
 		}
-		r.closeIdle()
-		r.uploadPass(ctx, false)
-		_ = r.checkpoint(ctx, false)
+	}
+}
+
+// synced runs after each sync of a spool: a chunk's worth of events that
+// was waiting to be durable may now be.
+func (r *Recorder) synced() {
+	if r.chunkDue.Load() {
+		r.poke()
 	}
 }
 
@@ -1071,6 +1092,8 @@ func (r *Recorder) closeIdle() {
 // ignored. It reports whether anything is left.
 func (r *Recorder) uploadPass(ctx context.Context, force bool) bool {
 	now := r.now()
+	r.chunkDue.Store(false)
+	minBytes := r.chunkMinBytes()
 	r.mu.Lock()
 	type upload struct {
 		seg    *segment
@@ -1085,7 +1108,7 @@ func (r *Recorder) uploadPass(ctx context.Context, force bool) bool {
 		// Small, young, open segments wait to make fewer, larger chunks:
 		// they are safe in the spool meanwhile. A manifest waits for its
 		// interval (see uploadSegment).
-		chunksDue := force || seg.closed || seg.pendingLen >= r.opts.ChunkMinBytes ||
+		chunksDue := force || seg.closed || seg.pendingLen >= minBytes ||
 			(len(seg.pending) > 0 && now.Sub(seg.pending[0].time) >= r.opts.ChunkMaxAge)
 		if !busy && has && (chunksDue || r.manifestDue(seg, now, force)) && (force || !now.Before(seg.retryAt)) {
 			seg.uploading = true
@@ -1104,7 +1127,7 @@ func (r *Recorder) uploadPass(ctx context.Context, force bool) bool {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			more := r.uploadSegment(ctx, u.seg, force, u.chunks)
+			more := r.uploadSegment(ctx, u.seg, force, u.chunks, minBytes)
 			if more {
 				mu.Lock()
 				left = true
@@ -1114,6 +1137,17 @@ func (r *Recorder) uploadPass(ctx context.Context, force bool) bool {
 	}
 	wg.Wait()
 	return left
+}
+
+// chunkMinBytes is what an open segment must have pending to be uploaded:
+// ChunkMinBytes, or a sixteenth of it (at least 64 KiB) while the pending
+// events held in memory take more than half of PendingMemoryBytes (many
+// sessions each holding less than a chunk), so that they are not spilled.
+func (r *Recorder) chunkMinBytes() int {
+	if r.memPending.Load() > r.opts.PendingMemoryBytes/2 {
+		return min(r.opts.ChunkMinBytes, max(r.opts.ChunkMinBytes/16, 64<<10))
+	}
+	return r.opts.ChunkMinBytes
 }
 
 // manifestDue says whether seg's manifest is to be written now: it is
@@ -1126,7 +1160,7 @@ func (r *Recorder) manifestDue(seg *segment, now time.Time, force bool) bool {
 // uploadSegment uploads the durable pending events of seg in chunks when
 // chunks is set, then its manifest when due. It reports whether work is
 // left.
-func (r *Recorder) uploadSegment(ctx context.Context, seg *segment, force, chunks bool) (more bool) {
+func (r *Recorder) uploadSegment(ctx context.Context, seg *segment, force, chunks bool, minBytes int) (more bool) {
 	defer func() {
 		seg.mu.Lock()
 		seg.uploading = false
@@ -1136,29 +1170,38 @@ func (r *Recorder) uploadSegment(ctx context.Context, seg *segment, force, chunk
 	atLeast := 0 // events the next chunk must take (one found in the sink)
 	for chunks {
 		seg.mu.Lock()
-		var take []pendingEvent
-		size, full := 0, false
+		n, size, full := 0, 0, false
+		var last *commitBatch
 		for _, p := range seg.pending {
-			if !isDone(p.batch) {
-				break
+			if p.batch != last {
+				if !isDone(p.batch) {
+					break
+				}
+				last = p.batch
 			}
-			if len(take) >= atLeast && len(take) > 0 && size+p.n > r.opts.ChunkMaxBytes {
+			if n >= atLeast && n > 0 && size+p.n > r.opts.ChunkMaxBytes {
 				full = true
 				break
 			}
-			take = append(take, p)
+			n++
 			size += p.n + 1
 		}
+		// The events taken stay where they are: appends go after them.
+		take := seg.pending[:n:n]
 		// Only durable events go up; a close event that is queued but not
 		// yet durable waits too. Until a segment closes, durable events
 		// wait for the next pass unless they fill a chunk or have waited
 		// ChunkMaxAge: under load, draining them as they come (the events
 		// queued while a chunk uploads, or the durable few of a batch still
 		// syncing) would upload a stream of tiny chunks.
-		aged := len(take) > 0 && now.Sub(take[0].time) >= r.opts.ChunkMaxAge
-		small := atLeast == 0 && !force && !seg.closed && !full && !aged && size < r.opts.ChunkMinBytes
+		aged := n > 0 && now.Sub(take[0].time) >= r.opts.ChunkMaxAge
+		small := atLeast == 0 && !force && !seg.closed && !full && !aged && size < minBytes
+		if small && seg.pendingLen >= minBytes {
+			// A chunk's worth is queued, not all durable yet.
+			r.chunkDue.Store(true)
+		}
 		seg.mu.Unlock()
-		if len(take) == 0 || small {
+		if n == 0 || small {
 			if small {
 				more = true
 			}
@@ -1343,6 +1386,8 @@ func (r *Recorder) uploadChunk(ctx context.Context, seg *segment, take []pending
 	for n, c := range counts {
 		sp.release(n, c)
 	}
+	// The events taken are no longer pending: let their lines go.
+	clear(take)
 	return nil
 }
 

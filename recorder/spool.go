@@ -77,6 +77,8 @@ type spool struct {
 	// hook, when set (by tests, before the first record), runs in the
 	// committer before each write ("write") and each sync ("sync").
 	hook func(phase string)
+	// synced, when set, runs in the committer after each sync.
+	synced func()
 
 	// owned by the committer
 	unsynced []*commitBatch // written, not yet synced
@@ -168,6 +170,12 @@ func walName(n uint64) string { return fmt.Sprintf("wal-%016d.log", n) }
 // is passed to replay, in order; a record for which replay returns false is
 // released at once. A file left without records is removed.
 func openSpool(dir string, maxBytes, fileBytes int64, replay func(spoolRecord) bool) (*spool, error) {
+	return openSpoolNotifying(dir, maxBytes, fileBytes, replay, nil)
+}
+
+// openSpoolNotifying is openSpool calling synced, when not nil, in the
+// committer after each sync.
+func openSpoolNotifying(dir string, maxBytes, fileBytes int64, replay func(spoolRecord) bool, synced func()) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("recorder: spool %s: %w", dir, err)
 	}
@@ -175,6 +183,7 @@ func openSpool(dir string, maxBytes, fileBytes int64, replay func(spoolRecord) b
 		dir:       dir,
 		maxBytes:  maxBytes,
 		fileBytes: fileBytes,
+		synced:    synced,
 		sizes:     map[uint64]int64{},
 		live:      map[uint64]int64{},
 		done:      make(chan struct{}),
@@ -336,9 +345,8 @@ func (s *spool) onTick() {
 	s.mu.Unlock()
 }
 
-// maxKeptBuffer bounds the write buffer and the queue the committer keeps
-// for reuse.
-const maxKeptBuffer = 1 << 20
+// maxKeptQueue bounds the queue the committer keeps for reuse.
+const maxKeptQueue = 16 << 10
 
 // readAt reads n bytes at off of spool file fileNo; files holds open files
 // to reuse and close afterwards.
@@ -454,7 +462,7 @@ func (s *spool) commitLoop() {
 				}
 				err = s.write(work)
 			}
-			if cap(work) <= maxKeptBuffer/64 {
+			if cap(work) <= maxKeptQueue {
 				clear(work)
 				s.mu.Lock()
 				s.spare = work[:0]
@@ -518,6 +526,9 @@ func (s *spool) syncWritten() {
 	}
 	clear(s.unsynced)
 	s.unsynced = s.unsynced[:0]
+	if s.synced != nil {
+		s.synced()
+	}
 }
 
 // fail records a sticky write or sync failure.
@@ -529,42 +540,63 @@ func (s *spool) fail(err error) {
 	s.mu.Unlock()
 }
 
-// write completes, frames and appends the queued records to their files;
-// a file it leaves is synced as it is closed, the file it writes to last
-// is not. Consecutive records for one file go down in one write.
+// write completes, frames and appends the queued records to their files,
+// in writes of at most writeBuffer bytes (a larger record alone); a file
+// it leaves is synced as it is closed, the file it writes to last is not.
 func (s *spool) write(work []queued) error {
-	for i := 0; i < len(work); {
-		fileNo := work[i].fileNo
-		s.buf = s.buf[:0]
-		for ; i < len(work) && work[i].fileNo == fileNo; i++ {
-			q := &work[i]
-			if q.chain != nil {
-				q.chain.link(q.payload[q.lineAt:])
+	if s.buf == nil {
+		s.buf = make([]byte, 0, writeBuffer)
+	}
+	s.buf = s.buf[:0]
+	fileNo := work[0].fileNo
+	for i := range work {
+		q := &work[i]
+		if q.fileNo != fileNo || (len(s.buf) > 0 && len(s.buf)+frameHeader+len(q.payload) > writeBuffer) {
+			if err := s.writeOut(fileNo); err != nil {
+				return err
 			}
-			s.buf = binary.LittleEndian.AppendUint32(s.buf, uint32(len(q.payload)))
-			s.buf = binary.LittleEndian.AppendUint32(s.buf, crc32.Checksum(q.payload, castagnoli))
-			s.buf = append(s.buf, q.payload...)
+			fileNo = q.fileNo
 		}
-		data := s.buf
-		if !s.open || s.fNo != fileNo {
-			if s.open {
-				if err := s.closeFile(); err != nil {
-					return err
-				}
-			}
-			if err := s.openFile(fileNo); err != nil {
+		if q.chain != nil {
+			q.chain.link(q.payload[q.lineAt:])
+		}
+		s.buf = binary.LittleEndian.AppendUint32(s.buf, uint32(len(q.payload)))
+		s.buf = binary.LittleEndian.AppendUint32(s.buf, crc32.Checksum(q.payload, castagnoli))
+		s.buf = append(s.buf, q.payload...)
+	}
+	err := s.writeOut(fileNo)
+	if cap(s.buf) > writeBuffer {
+		s.buf = nil // grown for one large record
+	}
+	return err
+}
+
+// writeBuffer is the most write puts in one write(2), but for a record
+// larger than that.
+const writeBuffer = 1 << 20
+
+// writeOut appends s.buf to spool file fileNo, opening it (and closing the
+// file written before) when needed, and empties s.buf.
+func (s *spool) writeOut(fileNo uint64) error {
+	if len(s.buf) == 0 {
+		return nil
+	}
+	if !s.open || s.fNo != fileNo {
+		if s.open {
+			if err := s.closeFile(); err != nil {
 				return err
 			}
 		}
-		s.beforeWrite(int64(len(data)))
-		if _, err := s.f.WriteAt(data, s.fOff); err != nil {
+		if err := s.openFile(fileNo); err != nil {
 			return err
 		}
-		s.fOff += int64(len(data))
 	}
-	if cap(s.buf) > maxKeptBuffer {
-		s.buf = nil
+	s.beforeWrite(int64(len(s.buf)))
+	if _, err := s.f.WriteAt(s.buf, s.fOff); err != nil {
+		return err
 	}
+	s.fOff += int64(len(s.buf))
+	s.buf = s.buf[:0]
 	return nil
 }
 
