@@ -1363,31 +1363,34 @@ func (r *Recorder) uploadChunk(ctx context.Context, seg *segment, take []pending
 		return err
 	}
 	r.chunks.Add(1)
-	seg.mu.Lock()
-	seg.man = m
-	seg.manifestDirty = true
-	seg.pending = seg.pending[len(take):]
+	counts := map[uint64]int64{}
 	var kept int64
+	taken := 0
 	for _, p := range take {
-		seg.pendingLen -= p.n
+		counts[p.fileNo]++
+		taken += p.n
 		if p.line != nil {
 			kept += int64(p.n)
 		}
 	}
-	r.memPending.Add(-kept)
-	if len(seg.pending) == 0 {
+	seg.mu.Lock()
+	seg.man = m
+	seg.manifestDirty = true
+	seg.pendingLen -= taken
+	// The events taken are the first pending ones. The rest move to the
+	// front of the same array, so that under load it is not reallocated,
+	// and the places they leave are cleared, so that uploaded lines can go.
+	rest := copy(seg.pending, seg.pending[len(take):])
+	clear(seg.pending[rest:])
+	seg.pending = seg.pending[:rest]
+	if rest == 0 && cap(seg.pending) > 4096 {
 		seg.pending = nil
 	}
 	seg.mu.Unlock()
-	counts := map[uint64]int64{}
-	for _, p := range take {
-		counts[p.fileNo]++
-	}
+	r.memPending.Add(-kept)
 	for n, c := range counts {
 		sp.release(n, c)
 	}
-	// The events taken are no longer pending: let their lines go.
-	clear(take)
 	return nil
 }
 
