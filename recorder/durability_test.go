@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -123,6 +124,61 @@ func TestExtProcModeAnswersAllowedCheckAtOnce(t *testing.T) {
 	})
 	if !ok || err != nil {
 		t.Fatalf("the allowed decision waited for the spool (returned %v, err %v)", ok, err)
+	}
+}
+
+// Sixteen concurrent allowed Checks of one identity share one session and
+// one hash chain, and none of them waits on it: with the committer held
+// before it writes (so nothing is chained or synced), all sixteen return,
+// and the chain is then completed in the order of their sequence numbers.
+func TestOneSessionChecksDoNotWaitOnTheChain(t *testing.T) {
+	r, log := hookedRecorder(t, DurabilityExtProc)
+	release := log.holdAt("write")
+	defer release()
+	const callers = 16
+	ok, err := returns(t, 10*time.Second, func() error {
+		errs := make(chan error, callers)
+		for i := range callers {
+			go func() { errs <- r.Decision(context.Background(), allowedDecision("s-one~x", fmt.Sprintf("req-%d", i))) }()
+		}
+		for range callers {
+			if err := <-errs; err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if !ok || err != nil {
+		t.Fatalf("concurrent Checks of one session waited on each other or on the spool (returned %v, err %v)", ok, err)
+	}
+	if i := log.index("write"); i > 0 {
+		t.Fatalf("the committer wrote before the test let it: %v", log.entries)
+	}
+	release()
+	seg := r.active["s-one~x"]
+	seg.mu.Lock()
+	pending := append([]pendingEvent(nil), seg.pending...)
+	seg.mu.Unlock()
+	if len(pending) != callers {
+		t.Fatalf("%d events pending, want %d", len(pending), callers)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !isDone(pending[callers-1].batch) {
+		if time.Now().After(deadline) {
+			t.Fatal("the queued decisions were never made durable")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	prev := seg.man.Genesis
+	for i, p := range pending {
+		var ev Event
+		if err := json.Unmarshal(p.line, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Seq != int64(i) || ev.Prev != prev {
+			t.Fatalf("event %d: seq %d prev %s, want prev %s", i, ev.Seq, ev.Prev, prev)
+		}
+		prev = lineHash(p.line)
 	}
 }
 

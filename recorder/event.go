@@ -258,7 +258,7 @@ func maskHeaders(headers map[string]string, mask func([]byte) []byte, path, quer
 func maskTexts(mask func([]byte) []byte, texts []string) {
 	n := len(texts) - 1
 	for _, t := range texts {
-		if strings.ContainsAny(t, "\r\n") {
+		if strings.IndexByte(t, '\n') >= 0 || strings.IndexByte(t, '\r') >= 0 {
 			maskEach(mask, texts)
 			return
 		}
