@@ -8,7 +8,14 @@ TEST_TIMEOUT ?= 30m
 BENCH_TIME ?= 1s
 FUZZ_TIME ?= 10m
 
-.PHONY: all build run test test-deps bench bench-go bench-compare bench-load fuzz generate demo clean
+# The container image (deploy/Dockerfile), and where it is pushed: the
+# chart's image.repository and image.tag name the same (README, Install).
+IMAGE ?= ghcr.io/airlockhq/airlock
+IMAGE_TAG ?= $(VERSION)
+DOCKER ?= docker
+PLATFORMS ?= linux/amd64,linux/arm64
+
+.PHONY: all build run test test-deps bench bench-go bench-compare bench-load fuzz generate demo demo-gcloud clean image image-push image-multiarch chart-test chart-package
 
 all: build
 
@@ -20,7 +27,8 @@ build:
 run: build
 	./$(BIN) serve
 
-# Tests need a real redis-server; install it when missing (root) or say how.
+# Tests need a real redis-server and, for the console's browser tests, a
+# headless Chromium; install them when missing (root) or say how.
 test-deps:
 	@if ! command -v redis-server >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -30,9 +38,17 @@ test-deps:
 			echo "redis-server is missing: run 'sudo apt-get install -y redis-server'"; exit 1; \
 		fi; \
 	fi
+	@if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing chromium (apt-get)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "chromium is missing: run 'sudo apt-get install -y chromium'"; exit 1; \
+		fi; \
+	fi
 
 # The packages with concurrent state run again under the race detector.
-RACE_PKGS := ./authz/... ./extauthz/... ./approvals/... ./recorder/... ./extproc/... ./policies/... ./identity/... ./envoy/... ./test/standin/...
+RACE_PKGS := ./authz/... ./extauthz/... ./approvals/... ./recorder/... ./extproc/... ./policies/... ./identity/... ./envoy/... ./console/... ./test/standin/...
 
 test: test-deps
 	@unformatted=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); \
@@ -76,8 +92,35 @@ fuzz:
 demo:
 	set -o pipefail; AIRLOCK_DEMO=1 $(GO) test -count=1 -run '^TestDemo$$' -v ./test/e2e | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS' -e '^ok '
 
+# The real gcloud CLI through the Envoy stand-in and airlock (shipped
+# baseline policies) to a fake Google Cloud: an allowed list, a refused
+# delete, an approval and its retry, a masked secret. Needs gcloud.
+demo-gcloud:
+	set -o pipefail; AIRLOCK_DEMO=1 $(GO) test -count=1 -run '^TestGcloudThroughTheGateway$$' -v ./test/e2e | grep -v -e '^=== RUN' -e '^--- PASS' -e '^    --- PASS' -e '^PASS' -e '^ok '
+
 generate:
 	$(GO) generate ./...
+
+# The image, built with the local Docker engine (BuildKit) from the
+# repository root; image-push pushes it, image-multiarch builds and pushes
+# linux/amd64 and linux/arm64 at once with buildx.
+image:
+	$(DOCKER) build -f deploy/Dockerfile --build-arg VERSION=$(VERSION) -t $(IMAGE):$(IMAGE_TAG) .
+
+image-push: image
+	$(DOCKER) push $(IMAGE):$(IMAGE_TAG)
+
+image-multiarch:
+	$(DOCKER) buildx build --platform $(PLATFORMS) -f deploy/Dockerfile --build-arg VERSION=$(VERSION) -t $(IMAGE):$(IMAGE_TAG) --push .
+
+# The Helm chart (deploy/helm/airlock): rendered and checked with Helm's own
+# library, as the kustomize and Istio manifests are; chart-package needs the
+# helm CLI and writes bin/airlock-CHART_VERSION.tgz for `helm push`.
+chart-test:
+	$(GO) test -count=1 -run 'Chart|Kustomize|Kubernetes|Istio|Dockerfile|MakeImage|Readme' ./deploy
+
+chart-package:
+	helm package deploy/helm/airlock --app-version $(IMAGE_TAG) --destination bin
 
 clean:
 	rm -rf bin .airlock

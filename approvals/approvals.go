@@ -76,9 +76,14 @@ const (
 const MaxReasonLen = 1024
 
 // MaxFieldLen bounds every request string stored with an approval that the
-// agent controls (URL, body excerpt, resource, ...), in bytes; a longer
-// value is cut and marked with "...".
+// agent controls (URL, resource, ...), in bytes; a longer value is cut and
+// marked with "...".
 const MaxFieldLen = 2048
+
+// MaxBodyLen bounds the masked body excerpt stored with an approval, in
+// bytes: enough for the whole IAM policy of a setIamPolicy, so that an
+// approver sees every binding it sets.
+const MaxBodyLen = 32 << 10
 
 // Request is the request that needs approval, as the gate saw it.
 type Request struct {
@@ -95,6 +100,8 @@ type Request struct {
 	BodyExcerpt string
 	// Policy and Rule name the rule that asked for approval.
 	Policy, Rule string
+	// Message is the rule's message: why it asks for approval.
+	Message string
 	// Approvers are group:NAME or user:EMAIL entries.
 	Approvers []string
 	// MinApprovals is the number of distinct approvers needed (at least 1).
@@ -275,6 +282,7 @@ type approvalJSON struct {
 	BodyExcerpt    string        `json:"body_excerpt,omitempty"`
 	Policy         string        `json:"policy,omitempty"`
 	Rule           string        `json:"rule"`
+	Message        string        `json:"message,omitempty"`
 	Approvers      []string      `json:"approvers"`
 	MinApprovals   int           `json:"min_approvals"`
 	Grant          string        `json:"grant"`
@@ -290,6 +298,21 @@ type approvalJSON struct {
 	ClaimedAt      *time.Time    `json:"claimed_at,omitempty"`
 	Uses           int           `json:"uses"`
 	Version        int64         `json:"version"`
+	// Viewer is set by the API: what the caller may do with it.
+	Viewer *Viewer `json:"viewer,omitempty"`
+}
+
+// Viewer is what one caller may do with an approval, by the rules Vote
+// applies.
+type Viewer struct {
+	// CanVote: a vote by the caller would be accepted now.
+	CanVote bool `json:"can_vote"`
+	// IsRequester: the caller asked (or their agent did).
+	IsRequester bool `json:"is_requester"`
+	// Voted: the caller already voted.
+	Voted bool `json:"voted"`
+	// WhyNot says why CanVote is false.
+	WhyNot string `json:"why_not,omitempty"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -309,7 +332,10 @@ func timeVal(t *time.Time) time.Time {
 
 // MarshalJSON writes the approval in the API's shape: id, state, requester,
 // actor, operation, method, url, rule, votes, expires_at and more.
-func (a Approval) MarshalJSON() ([]byte, error) {
+func (a Approval) MarshalJSON() ([]byte, error) { return a.marshalFor(nil) }
+
+// marshalFor writes the approval with what viewer may do with it.
+func (a Approval) marshalFor(viewer *Viewer) ([]byte, error) {
 	r := a.Request
 	j := approvalJSON{
 		ID: a.ID, State: a.State,
@@ -317,7 +343,7 @@ func (a Approval) MarshalJSON() ([]byte, error) {
 		RequesterFull: requesterJSON{Issuer: r.Issuer, Subject: r.Subject, Email: r.Email},
 		Actor:         r.Actor, Operation: r.Operation, Resource: r.Resource,
 		Method: r.Method, URL: r.URL, BodyExcerpt: r.BodyExcerpt,
-		Policy: r.Policy, Rule: r.Rule, Approvers: r.Approvers,
+		Policy: r.Policy, Rule: r.Rule, Message: r.Message, Approvers: r.Approvers, Viewer: viewer,
 		MinApprovals: r.MinApprovals, Grant: r.Grant, TTL: r.TTL.String(),
 		SessionID: r.SessionID, RequestID: r.RequestID, Fingerprint: r.Fingerprint,
 		Votes:     make([]voteJSON, 0, len(a.Votes)),
@@ -357,7 +383,7 @@ func (a *Approval) UnmarshalJSON(b []byte) error {
 		Request: Request{
 			Fingerprint: j.Fingerprint, Issuer: j.RequesterFull.Issuer, Subject: j.RequesterFull.Subject, Email: j.RequesterFull.Email,
 			Actor: j.Actor, Operation: j.Operation, Resource: j.Resource, Method: j.Method, URL: j.URL,
-			BodyExcerpt: j.BodyExcerpt, Policy: j.Policy, Rule: j.Rule, Approvers: j.Approvers,
+			BodyExcerpt: j.BodyExcerpt, Policy: j.Policy, Rule: j.Rule, Message: j.Message, Approvers: j.Approvers,
 			MinApprovals: j.MinApprovals, Grant: j.Grant, TTL: ttl, SessionID: j.SessionID, RequestID: j.RequestID,
 		},
 		CreatedAt: j.CreatedAt, ExpiresAt: j.ExpiresAt, DecidedAt: timeVal(j.DecidedAt),

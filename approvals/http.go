@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html/template"
 	"io"
 	"log/slog"
 	"net/http"
@@ -22,36 +21,54 @@ const maxVoteBody = 16 << 10
 // apiTimeout bounds each API call's store work.
 const apiTimeout = 10 * time.Second
 
-// NewHandler serves the approvals API and web page:
+// NewHandler serves the approvals API:
 //
 //	GET  /v1/approvals[?state=pending|approved|denied|expired][&page_size=N][&page_token=T]
 //	                                                            -> {"approvals": [...], "next_page_token": "..."}
 //	GET  /v1/approvals/{id}                                     -> approval
+//	GET  /v1/approvals/{id}:policyDiff                          -> the IAM policy change (HandlerOptions.PolicyDiff)
 //	POST /v1/approvals/{id}:approve   {"reason": "..."}          -> approval
 //	POST /v1/approvals/{id}:deny      {"reason": "..."}          -> approval
-//	GET  /approvals                                             -> HTML page
 //
-// Every /v1 call needs "Authorization: Bearer <OIDC token>" verified by v.
-// An approval is shown only to its approvers and its requester. A list
-// page holds page_size approvals (default 100, at most 500) the caller may
-// see; next_page_token, absent on the last page, continues it.
-// Errors use Google's JSON shape {"error": {"code", "status", "message"}}.
+// Every call needs "Authorization: Bearer <OIDC token>" verified by v, or
+// a console sign-in (HandlerOptions.Session). An approval is shown only to
+// its approvers and its requester, with a "viewer" object saying what the
+// caller may do with it (by the rules a vote must pass). A list page holds
+// page_size approvals (default 100, at most 500) the caller may see;
+// next_page_token, absent on the last page, continues it. Errors use
+// Google's JSON shape {"error": {"code", "status", "message"}}.
 func NewHandler(s *Service, v identity.Verifier, logger *slog.Logger) http.Handler {
+	return NewHandlerWith(s, v, logger, HandlerOptions{})
+}
+
+// HandlerOptions extend the API for the console.
+type HandlerOptions struct {
+	// Session authenticates a request that carries no bearer token (a
+	// signed-in browser): ok is false when it carries no sign-in, and err
+	// refuses it (a state-changing request that fails its CSRF check).
+	Session func(r *http.Request) (id identity.Identity, ok bool, err error)
+	// PolicyDiff, when set, describes what an approval's IAM policy change
+	// adds and removes; the API serves it to the approval's viewers.
+	PolicyDiff func(ctx context.Context, a Approval) (any, error)
+}
+
+// NewHandlerWith is NewHandler with the console's extensions.
+func NewHandlerWith(s *Service, v identity.Verifier, logger *slog.Logger, o HandlerOptions) http.Handler {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	h := &handler{s: s, v: v, log: logger.With("component", "approvals-api")}
+	h := &handler{s: s, v: v, o: o, log: logger.With("component", "approvals-api")}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/approvals", h.list)
 	mux.HandleFunc("GET /v1/approvals/{rest}", h.get)
 	mux.HandleFunc("POST /v1/approvals/{rest}", h.vote)
-	mux.HandleFunc("GET /approvals", h.page)
 	return mux
 }
 
 type handler struct {
 	s   *Service
 	v   identity.Verifier
+	o   HandlerOptions
 	log *slog.Logger
 }
 
@@ -106,12 +123,27 @@ func (h *handler) fail(w http.ResponseWriter, err error) {
 	writeError(w, code, status, msg)
 }
 
-// authenticate verifies the bearer token; it writes the 401 itself.
+// authenticate verifies the bearer token, or else the console sign-in; it
+// writes the refusal itself.
 func (h *handler) authenticate(w http.ResponseWriter, r *http.Request) (identity.Identity, bool) {
+	if r.Header.Get("Authorization") == "" && h.o.Session != nil {
+		id, ok, err := h.o.Session(r)
+		if errors.Is(err, ErrUnavailable) {
+			writeError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "approvals: "+err.Error())
+			return identity.Identity{}, false
+		}
+		if err != nil {
+			writeError(w, http.StatusForbidden, "PERMISSION_DENIED", "approvals: "+err.Error())
+			return identity.Identity{}, false
+		}
+		if ok {
+			return id, true
+		}
+	}
 	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	raw = strings.TrimSpace(raw)
 	if !ok || raw == "" {
-		writeError(w, http.StatusUnauthorized, "UNAUTHENTICATED", "approvals: send your OIDC token as \"Authorization: Bearer <token>\"")
+		writeError(w, http.StatusUnauthorized, "UNAUTHENTICATED", "approvals: send your OIDC token as \"Authorization: Bearer <token>\", or sign in to the console")
 		return identity.Identity{}, false
 	}
 	id, err := h.v.Verify(r.Context(), raw)
@@ -161,20 +193,38 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	body := map[string]any{"approvals": res.Approvals}
+	list := make([]json.RawMessage, len(res.Approvals))
+	for i, a := range res.Approvals {
+		v := h.s.ViewerOf(a, caller)
+		if list[i], err = a.marshalFor(&v); err != nil {
+			h.fail(w, err)
+			return
+		}
+	}
+	body := map[string]any{"approvals": list}
 	if res.NextPageToken != "" {
 		body["next_page_token"] = res.NextPageToken
 	}
 	writeJSON(w, http.StatusOK, body)
 }
 
+// viewed is an approval as one caller sees it.
+type viewed struct {
+	a Approval
+	v Viewer
+}
+
+func (x viewed) MarshalJSON() ([]byte, error) { return x.a.marshalFor(&x.v) }
+
 func (h *handler) get(w http.ResponseWriter, r *http.Request) {
 	caller, ok := h.authenticate(w, r)
 	if !ok {
 		return
 	}
-	id := r.PathValue("rest")
-	if strings.Contains(id, ":") {
+	id, verb, _ := strings.Cut(r.PathValue("rest"), ":")
+	switch {
+	case verb == "policyDiff" && h.o.PolicyDiff != nil:
+	case verb != "":
 		writeError(w, http.StatusMethodNotAllowed, "INVALID_ARGUMENT", "approvals: use POST for :approve and :deny")
 		return
 	}
@@ -189,7 +239,16 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "PERMISSION_DENIED", "approvals: "+id+": "+ErrNotApprover.Error()+" and not its requester")
 		return
 	}
-	writeJSON(w, http.StatusOK, a)
+	if verb == "policyDiff" {
+		d, err := h.o.PolicyDiff(ctx, a)
+		if err != nil {
+			h.fail(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, d)
+		return
+	}
+	writeJSON(w, http.StatusOK, viewed{a, h.s.ViewerOf(a, caller)})
 }
 
 func (h *handler) vote(w http.ResponseWriter, r *http.Request) {
@@ -230,75 +289,5 @@ func (h *handler) vote(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.State = a.Effective(h.s.now())
-	writeJSON(w, http.StatusOK, a)
+	writeJSON(w, http.StatusOK, viewed{a, h.s.ViewerOf(a, voter)})
 }
-
-func (h *handler) page(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'")
-	w.Header().Set("X-Frame-Options", "DENY")
-	_ = pageTemplate.Execute(w, nil)
-}
-
-// pageTemplate lists pending approvals with the API, using a token the
-// approver pastes (kept in sessionStorage only). Values reach the DOM as
-// textContent, never as HTML.
-var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>airlock approvals</title>
-<style>
-body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}
-.card{border:1px solid #ccc;border-radius:6px;padding:1em;margin:1em 0}
-.card:target{border-color:#06c;box-shadow:0 0 0 2px #06c3}
-pre{background:#f6f6f6;padding:.5em;white-space:pre-wrap;word-break:break-all}
-dt{font-weight:bold}#msg{color:#a00}
-</style></head><body>
-<h1>Pending approvals</h1>
-<p><label>Your OIDC token: <input id="token" type="password" size="60" autocomplete="off"></label>
-<button id="load">Load</button> <span id="msg"></span></p>
-<div id="list"></div>
-<script>
-const tok = document.getElementById('token');
-tok.value = sessionStorage.getItem('airlock-token') || '';
-const msg = document.getElementById('msg');
-function el(tag, text){const e=document.createElement(tag); if(text!==undefined) e.textContent=text; return e;}
-async function api(method, path, body){
-  sessionStorage.setItem('airlock-token', tok.value);
-  const r = await fetch(path, {method, headers:{'Authorization':'Bearer '+tok.value,'Content-Type':'application/json'}, body: body?JSON.stringify(body):undefined});
-  const j = await r.json().catch(()=>({error:{message:r.statusText}}));
-  if(!r.ok) throw new Error(j.error ? j.error.message : r.statusText);
-  return j;
-}
-async function load(){
-  msg.textContent='';
-  const list=document.getElementById('list'); list.replaceChildren();
-  try{
-    let all = [], tok = '';
-    do {
-      const j = await api('GET','/v1/approvals?state=pending&page_size=500'+(tok?'&page_token='+encodeURIComponent(tok):''));
-      all = all.concat(j.approvals); tok = j.next_page_token || '';
-    } while(tok && all.length < 5000);
-    if(all.length===0) list.append(el('p','Nothing is waiting.'));
-    for(const a of all){
-      const c=el('div'); c.className='card'; c.id=a.id;
-      c.append(el('h2', a.operation || (a.method+' '+a.url)));
-      const dl=el('dl');
-      for(const [k,v] of [['Requester',a.requester],['Actor',a.actor||'-'],['Resource',a.resource||'-'],['Request',a.method+' '+a.url],['Rule',(a.policy?a.policy+'/':'')+a.rule],['Approvers',a.approvers.join(', ')+' (need '+a.min_approvals+')'],['Grant',a.grant+' for '+a.ttl],['Votes',a.votes.map(v=>v.decision+' by '+(v.email||v.approver)+': '+v.reason).join('; ')||'none'],['Expires',a.expires_at],['ID',a.id]]){dl.append(el('dt',k),el('dd',v));}
-      c.append(dl);
-      if(a.body_excerpt) c.append(el('pre',a.body_excerpt));
-      const reason=el('input'); reason.placeholder='reason (required to deny)'; reason.size=50; reason.maxLength=1024;
-      const ok=el('button','Approve'), no=el('button','Deny');
-      ok.onclick=()=>vote(a.id,'approve',reason.value); no.onclick=()=>vote(a.id,'deny',reason.value);
-      c.append(reason,' ',ok,' ',no); list.append(c);
-    }
-    if(location.hash){const t=document.getElementById(location.hash.slice(1)); if(t) t.scrollIntoView();}
-  }catch(e){msg.textContent=e.message;}
-}
-async function vote(id, verb, reason){
-  try{ await api('POST','/v1/approvals/'+encodeURIComponent(id)+':'+verb,{reason}); await load(); }
-  catch(e){ msg.textContent=e.message; }
-}
-document.getElementById('load').onclick=load;
-if(tok.value) load();
-</script></body></html>
-`))

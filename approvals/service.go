@@ -157,10 +157,11 @@ type Outcome struct {
 	Limit int
 }
 
-// ApproveURL is where an approver finds the approval.
+// ApproveURL is where an approver finds the approval: its page in the
+// console, PUBLIC_URL/approvals/ID.
 func (s *Service) ApproveURL(id string) string {
 	base := strings.TrimRight(s.opts.PublicURL, "/")
-	return base + "/approvals#" + url.PathEscape(id)
+	return base + "/approvals/" + url.PathEscape(id)
 }
 
 // normalise checks and completes a gate request.
@@ -196,9 +197,10 @@ func (s *Service) normalise(req Request) (Request, error) {
 		req.TTL = s.opts.MaxTTL
 	}
 	req.TTL = req.TTL.Truncate(time.Millisecond)
-	for _, f := range []*string{&req.Operation, &req.Resource, &req.Method, &req.URL, &req.BodyExcerpt, &req.Policy, &req.Rule, &req.SessionID, &req.RequestID} {
+	for _, f := range []*string{&req.Operation, &req.Resource, &req.Method, &req.URL, &req.Policy, &req.Rule, &req.Message, &req.SessionID, &req.RequestID} {
 		*f = bound(*f, MaxFieldLen)
 	}
+	req.BodyExcerpt = bound(req.BodyExcerpt, MaxBodyLen)
 	return req, nil
 }
 
@@ -348,34 +350,8 @@ func (s *Service) Vote(ctx context.Context, id string, voter identity.Identity, 
 			return a, nil // our earlier attempt landed but its reply was lost
 		}
 		now := s.now()
-		switch a.Effective(now) {
-		case StatePending:
-		case StateExpired:
-			if a.State == StatePending {
-				return Approval{}, fmt.Errorf("approvals: vote %s: %w at %s", id, ErrExpired, a.ExpiresAt.UTC().Format(time.RFC3339))
-			}
-			return Approval{}, fmt.Errorf("approvals: vote %s: %w: %s", id, ErrDecided, a.State)
-		default:
-			return Approval{}, fmt.Errorf("approvals: vote %s: %w: %s", id, ErrDecided, a.State)
-		}
-		if isRequester(a.Request, voter) {
-			return Approval{}, fmt.Errorf("approvals: vote %s: %w", id, ErrSelfApproval)
-		}
-		if voter.Actor != "" {
-			if voter.Actor == a.Request.Subject || voter.Actor == a.Request.Actor {
-				return Approval{}, fmt.Errorf("approvals: vote %s: %w (this token acts for the requester)", id, ErrDelegated)
-			}
-			if !s.opts.AllowDelegatedVotes {
-				return Approval{}, fmt.Errorf("approvals: vote %s: %w", id, ErrDelegated)
-			}
-		}
-		if !IsApprover(a.Request.Approvers, voter) {
-			return Approval{}, fmt.Errorf("approvals: vote %s: %w (approvers: %s)", id, ErrNotApprover, strings.Join(a.Request.Approvers, ", "))
-		}
-		for _, v := range a.Votes {
-			if v.Approver == voter.Subject {
-				return Approval{}, fmt.Errorf("approvals: vote %s: %w: you already voted", id, ErrDecided)
-			}
+		if err := s.mayVote(a, voter, now); err != nil {
+			return Approval{}, fmt.Errorf("approvals: vote %s: %w", id, err)
 		}
 		v := Vote{Approver: voter.Subject, Email: voter.Email, Approve: approve, Reason: reason, At: now.UTC()}
 		mine = &v
@@ -408,6 +384,60 @@ func (s *Service) Vote(ctx context.Context, id string, voter identity.Identity, 
 		return updated, nil
 	}
 	return Approval{}, fmt.Errorf("approvals: vote %s: %w: too many concurrent votes; retry", id, ErrUnavailable)
+}
+
+// mayVote is every rule a vote must pass, in the order Vote reports them:
+// the approval is pending, the voter is not the requester, votes with
+// their own token (unless delegated votes are allowed), is one of the
+// rule's approvers, and has not voted yet.
+func (s *Service) mayVote(a Approval, voter identity.Identity, now time.Time) error {
+	switch a.Effective(now) {
+	case StatePending:
+	case StateExpired:
+		if a.State == StatePending {
+			return fmt.Errorf("%w at %s", ErrExpired, a.ExpiresAt.UTC().Format(time.RFC3339))
+		}
+		return fmt.Errorf("%w: %s", ErrDecided, a.State)
+	default:
+		return fmt.Errorf("%w: %s", ErrDecided, a.State)
+	}
+	if voter.Subject == "" {
+		return fmt.Errorf("%w: voter has no subject", ErrNotApprover)
+	}
+	if isRequester(a.Request, voter) {
+		return ErrSelfApproval
+	}
+	if voter.Actor != "" {
+		if voter.Actor == a.Request.Subject || voter.Actor == a.Request.Actor {
+			return fmt.Errorf("%w (this token acts for the requester)", ErrDelegated)
+		}
+		if !s.opts.AllowDelegatedVotes {
+			return ErrDelegated
+		}
+	}
+	if !IsApprover(a.Request.Approvers, voter) {
+		return fmt.Errorf("%w (approvers: %s)", ErrNotApprover, strings.Join(a.Request.Approvers, ", "))
+	}
+	for _, v := range a.Votes {
+		if v.Approver == voter.Subject {
+			return fmt.Errorf("%w: you already voted", ErrDecided)
+		}
+	}
+	return nil
+}
+
+// ViewerOf says what voter may do with a, by the rules Vote applies.
+func (s *Service) ViewerOf(a Approval, voter identity.Identity) Viewer {
+	v := Viewer{IsRequester: voter.Subject != "" && isRequester(a.Request, voter)}
+	for _, x := range a.Votes {
+		v.Voted = v.Voted || (voter.Subject != "" && x.Approver == voter.Subject)
+	}
+	if err := s.mayVote(a, voter, s.now()); err != nil {
+		v.WhyNot = err.Error()
+	} else {
+		v.CanVote = true
+	}
+	return v
 }
 
 func hasVote(votes []Vote, v Vote) bool {

@@ -617,17 +617,21 @@ func TestPendingQueueFull(t *testing.T) {
 func TestStoredRequestStringsAreBounded(t *testing.T) {
 	s := newService(t, approvals.NewMemoryStore(), approvals.Options{})
 	long := strings.Repeat("é", 5000)
+	longBody := strings.Repeat("é", approvals.MaxBodyLen)
 	o := gate(t, s, request("long", func(r *approvals.Request) {
-		r.URL, r.BodyExcerpt, r.Resource, r.Operation, r.Method, r.SessionID, r.RequestID = "https://x/"+long, long, long, long, long, long, long
+		r.URL, r.BodyExcerpt, r.Resource, r.Operation, r.Method, r.SessionID, r.RequestID, r.Message = "https://x/"+long, longBody, long, long, long, long, long, long
 	}))
 	a, err := s.Get(context.Background(), o.Approval.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := a.Request
-	for name, v := range map[string]string{"url": r.URL, "body": r.BodyExcerpt, "resource": r.Resource, "operation": r.Operation, "method": r.Method, "session": r.SessionID, "request id": r.RequestID} {
+	for name, v := range map[string]string{"url": r.URL, "resource": r.Resource, "operation": r.Operation, "method": r.Method, "session": r.SessionID, "request id": r.RequestID, "message": r.Message} {
 		if len(v) > approvals.MaxFieldLen || !utf8.ValidString(v) || !strings.HasSuffix(v, "...") {
 			t.Errorf("%s: %d bytes, valid UTF-8 %v", name, len(v), utf8.ValidString(v))
 		}
+	}
+	if b := r.BodyExcerpt; len(b) > approvals.MaxBodyLen || len(b) < approvals.MaxBodyLen-8 || !utf8.ValidString(b) || !strings.HasSuffix(b, "...") {
+		t.Errorf("body: %d bytes, valid UTF-8 %v", len(b), utf8.ValidString(b))
 	}
 }

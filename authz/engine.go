@@ -367,6 +367,7 @@ func (e *Engine) approve(ctx context.Context, res *Result, req Request) *Result 
 		BodyExcerpt:  e.bodyExcerpt(req.Body, dec.Masking),
 		Policy:       dec.Policy,
 		Rule:         dec.Rule,
+		Message:      dec.Message,
 		Approvers:    spec.Approvers,
 		MinApprovals: spec.MinApprovals,
 		Grant:        spec.Grant,
@@ -432,7 +433,7 @@ func (e *Engine) bodyExcerpt(body []byte, rules []policies.MaskingRule) string {
 	if e.opts.MaskBody == nil {
 		return fmt.Sprintf("(%d bytes, not shown)", len(body))
 	}
-	return excerpt(e.opts.MaskBody(body, MaskingSpecs(rules)), 2048)
+	return excerpt(e.opts.MaskBody(body, MaskingSpecs(rules)), approvals.MaxBodyLen)
 }
 
 func excerpt(b []byte, n int) string {

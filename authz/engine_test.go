@@ -244,11 +244,14 @@ func TestApprovalBodyExcerptIsMaskedFirst(t *testing.T) {
 		return []byte(strings.ReplaceAll(string(b), "hunter2", "[MASKED:password]"))
 	}})
 	r := req("POST", "compute.googleapis.com", "/compute/v1/projects/acme-prod/zones/us-east1-b/instances/web-1/setMetadata", "good")
-	r.Body = []byte(`{"items":[{"key":"db-password","value":"hunter2"}]}` + strings.Repeat(" ", 4096))
+	r.Body = []byte(`{"items":[{"key":"db-password","value":"hunter2"}]}` + strings.Repeat(" ", 2*approvals.MaxBodyLen))
 	e.Decide(context.Background(), r)
 	got := f.asked[0].BodyExcerpt
-	if strings.Contains(got, "hunter2") || !strings.Contains(got, "[MASKED:password]") || len(got) > 2048 {
+	if strings.Contains(got, "hunter2") || !strings.Contains(got, "[MASKED:password]") || len(got) > approvals.MaxBodyLen {
 		t.Fatalf("excerpt %q", got)
+	}
+	if msg := f.asked[0].Message; msg == "" {
+		t.Fatal("the approval does not carry the rule's message")
 	}
 
 	// Without a masker the approver sees the size, never the bytes.

@@ -24,6 +24,7 @@ type Config struct {
 	HTTP        HTTP         `yaml:"http"`
 	GRPC        GRPC         `yaml:"grpc"`
 	SDS         SDS          `yaml:"sds"`
+	Console     Console      `yaml:"console"`
 }
 
 // Listen holds the addresses airlock serves on. An empty address disables
@@ -91,6 +92,20 @@ type Issuer struct {
 	// AllowedHD admits Google tokens whose "hd" claim (the Google Workspace
 	// domain of the account) is listed.
 	AllowedHD []string `yaml:"allowed_hd"`
+	// AllowedEmails admits tokens whose verified e-mail is listed (a
+	// service account's address, say).
+	AllowedEmails []string `yaml:"allowed_emails"`
+	// AllowUnrestricted trusts a public issuer (accounts.google.com,
+	// token.actions.githubusercontent.com, gitlab.com, multi-tenant URLs)
+	// without any allowed_* list; without it such an issuer is an error.
+	AllowUnrestricted bool `yaml:"allow_unrestricted"`
+	// SubjectClaim names the claim read as identity.subject (default sub).
+	SubjectClaim string `yaml:"subject_claim"`
+	// EmailClaim names the claim read as identity.email (default email).
+	EmailClaim string `yaml:"email_claim"`
+	// Claims maps extra names to claim paths, exposed as
+	// identity.claims.NAME (e.g. namespace: kubernetes.io.namespace).
+	Claims map[string]string `yaml:"claims"`
 }
 
 // Policies says where the policy files are.

@@ -66,7 +66,7 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 }
 
 func TestParseKeepsDefaults(t *testing.T) {
-	c, err := Parse([]byte("identity:\n  issuers:\n    - issuer: https://accounts.google.com\n      audience: airlock\napprovals:\n  hold: 30s\n"))
+	c, err := Parse([]byte("identity:\n  issuers:\n    - issuer: https://accounts.google.com\n      audience: airlock\n      allowed_email_domains: [acme-prod.iam.gserviceaccount.com]\napprovals:\n  hold: 30s\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,4 +143,55 @@ func yamlKeys(t reflect.Type) []string {
 		keys = append(keys, yamlKeys(f.Type)...)
 	}
 	return keys
+}
+
+func TestConsoleKeys(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret")
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(secret, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const issuers = "identity:\n  issuers: [{issuer: https://login.example.com, audience: airlock}]\n"
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"issuer not trusted", issuers + "console: {issuer: https://other.example.com}\n", `config: console.issuer: "https://other.example.com" is not one of identity.issuers (https://login.example.com)`},
+		{"client id empty", issuers + "console: {issuer: https://login.example.com, client_id: ''}\n", "config: console.client_id: is required"},
+		{"secret missing", issuers + "console: {issuer: https://login.example.com, client_secret_file: /nonexistent/s}\n", `config: console.client_secret_file: "/nonexistent/s"`},
+		{"secret empty", issuers + "console: {issuer: https://login.example.com, client_secret_file: " + empty + "}\n", "is empty"},
+		{"auditor form", issuers + "console: {auditors: [audit]}\n", `config: console.auditors[0]: "audit" must be group:NAME or user:EMAIL`},
+		{"auditor user without address", issuers + "console: {auditors: ['user:bob']}\n", `config: console.auditors[0]: "user:bob" must be group:NAME or user:EMAIL`},
+		{"session ttl", issuers + "console: {session_ttl: 1m}\n", "config: console.session_ttl: must be between 5m and 168h"},
+		{"plain http off loopback", issuers + "console: {issuer: https://login.example.com}\napprovals: {public_url: http://airlock.example.com}\n", "config: approvals.public_url: the console signs people in with a Secure cookie"},
+		{"unknown key", issuers + "console: {auditor: [group:a]}\n", "config: console.auditor (line 3): unknown key"},
+		{"no base URL off loopback", issuers + "console: {issuer: https://login.example.com}\nlisten: {authz: 127.0.0.1:1, http: 0.0.0.0:8080}\n", "config: approvals.public_url: is required with console.issuer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+	c, err := Parse([]byte(issuers + "console: {issuer: https://login.example.com, client_secret_file: " + secret + ", auditors: [group:audit, user:eve@example.com]}\napprovals: {public_url: https://airlock.example.com}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := c.Console.ReadClientSecret(); err != nil || s != "s3cret" {
+		t.Fatalf("secret = %q, %v", s, err)
+	}
+	if !c.ConsoleEnabled() || c.ConsoleIssuer() == nil || c.Console.ClientID != "airlock-console" || c.Console.SessionTTL != 8*time.Hour {
+		t.Fatalf("console = %+v", c.Console)
+	}
+	if d := Dev(); !d.ConsoleEnabled() || d.ConsoleIssuer() != nil {
+		t.Fatalf("the local trial has no console: %+v", d.Console)
+	}
+	if d := Default(); d.ConsoleEnabled() {
+		t.Fatal("the console signs in without an issuer")
+	}
 }

@@ -85,6 +85,7 @@ func Default() *Config {
 		HTTP:      DefaultHTTP(),
 		GRPC:      DefaultGRPC(),
 		Resources: Resources{TTL: 5 * time.Minute, NegativeTTL: 30 * time.Second, CacheSize: 10000, Timeout: 2 * time.Second},
+		Console:   DefaultConsole(),
 	}
 }
 
@@ -171,6 +172,20 @@ func checkKeys(n *yaml.Node, t reflect.Type, prefix string) Errors {
 				continue
 			}
 			errs = append(errs, checkKeys(v, f.Type, key)...)
+		}
+	case reflect.Map:
+		switch {
+		case n.Kind == yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				if t.Elem().Kind() == reflect.String && v.Kind != yaml.ScalarNode {
+					errs = append(errs, &Error{Key: join(prefix, k.Value), Line: v.Line, Msg: "must be a string"})
+					continue
+				}
+				errs = append(errs, checkKeys(v, t.Elem(), join(prefix, k.Value))...)
+			}
+		case !(n.Kind == yaml.ScalarNode && n.Tag == "!!null"):
+			errs = append(errs, &Error{Key: nonEmpty(prefix), Line: n.Line, Msg: "must be a mapping"})
 		}
 	case reflect.Slice:
 		if n.Kind == yaml.SequenceNode {
@@ -490,6 +505,8 @@ func (c *Config) Validate() error {
 	}
 
 	errs = append(errs, c.validateServing()...)
+	errs = append(errs, c.validateIssuers()...)
+	errs = append(errs, c.validateConsole()...)
 
 	if len(errs) > 0 {
 		return errs

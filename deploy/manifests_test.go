@@ -185,21 +185,25 @@ func TestCompose(t *testing.T) {
 
 // manifest checks: kind -> apiVersion and a check of the document.
 var kinds = map[string]string{
-	"Namespace":           "v1",
-	"ServiceAccount":      "v1",
-	"Service":             "v1",
-	"Deployment":          "apps/v1",
-	"PodDisruptionBudget": "policy/v1",
-	"NetworkPolicy":       "networking.k8s.io/v1",
-	"Kustomization":       "kustomize.config.k8s.io/v1beta1",
-	"IstioOperator":       "install.istio.io/v1alpha1",
-	"AuthorizationPolicy": "security.istio.io/v1",
-	"PeerAuthentication":  "security.istio.io/v1",
-	"ServiceEntry":        "networking.istio.io/v1",
-	"Gateway":             "networking.istio.io/v1",
-	"VirtualService":      "networking.istio.io/v1",
-	"DestinationRule":     "networking.istio.io/v1",
-	"EnvoyFilter":         "networking.istio.io/v1alpha3",
+	"Namespace":               "v1",
+	"ServiceAccount":          "v1",
+	"Service":                 "v1",
+	"Deployment":              "apps/v1",
+	"PodDisruptionBudget":     "policy/v1",
+	"NetworkPolicy":           "networking.k8s.io/v1",
+	"Kustomization":           "kustomize.config.k8s.io/v1beta1",
+	"IstioOperator":           "install.istio.io/v1alpha1",
+	"AuthorizationPolicy":     "security.istio.io/v1",
+	"PeerAuthentication":      "security.istio.io/v1",
+	"ServiceEntry":            "networking.istio.io/v1",
+	"Gateway":                 "networking.istio.io/v1",
+	"VirtualService":          "networking.istio.io/v1",
+	"DestinationRule":         "networking.istio.io/v1",
+	"EnvoyFilter":             "networking.istio.io/v1alpha3",
+	"Secret":                  "v1",
+	"ConfigMap":               "v1",
+	"HorizontalPodAutoscaler": "autoscaling/v2",
+	"Certificate":             "cert-manager.io/v1",
 }
 
 // checkHeader checks apiVersion, kind and metadata.name.
@@ -423,7 +427,7 @@ func TestIstio(t *testing.T) {
 	byKind := map[string][]doc{}
 	for _, f := range []string{"mesh-config.yaml", "authorization-policy.yaml", "egress.yaml", "envoyfilter.yaml"} {
 		for _, d := range loadDocs(t, filepath.Join("istio", f)) {
-			if err := checkHeader(d); err != nil {
+			if err := checkObject(d); err != nil {
 				t.Errorf("%s: %v", f, err)
 				continue
 			}
@@ -432,8 +436,11 @@ func TestIstio(t *testing.T) {
 	}
 	for _, kind := range []string{"IstioOperator", "AuthorizationPolicy", "PeerAuthentication", "ServiceEntry", "EnvoyFilter", "Gateway", "VirtualService", "DestinationRule"} {
 		if len(byKind[kind]) == 0 {
-			t.Errorf("no %s", kind)
+			t.Errorf("no valid %s", kind)
 		}
+	}
+	if t.Failed() {
+		t.FailNow()
 	}
 	if err := checkIstioSDS(byKind); err != nil {
 		t.Error(err)
@@ -516,26 +523,29 @@ func TestIstio(t *testing.T) {
 	}
 }
 
-// checkIstioSDS: for the egress gateway, airlock's SDS listens on TCP 9003
-// (sds.allow_insecure_tcp), guarded by the mesh: mTLS STRICT on that port
-// and a DENY for every caller but the egress gateway's identity.
+// checkIstioSDS: for the egress gateway, airlock's gRPC services listen on
+// TCP 9001-9003 (SDS with sds.allow_insecure_tcp), guarded by the mesh:
+// mTLS STRICT on those ports and a DENY for every caller but the egress
+// gateway's identity.
 func checkIstioSDS(byKind map[string][]doc) error {
-	strict := false
-	for _, pa := range byKind["PeerAuthentication"] {
-		if str(pa, "spec", "selector", "matchLabels", "app.kubernetes.io/name") != "airlock" {
-			continue
+	for _, port := range []int{9001, 9002, 9003} {
+		strict := false
+		for _, pa := range byKind["PeerAuthentication"] {
+			if str(pa, "spec", "selector", "matchLabels", "app.kubernetes.io/name") != "airlock" {
+				continue
+			}
+			var mode any
+			switch m := get(pa, "spec", "portLevelMtls").(type) {
+			case doc:
+				mode = get(m[fmt.Sprint(port)], "mode")
+			case map[any]any:
+				mode = get(m[port], "mode")
+			}
+			strict = strict || mode == "STRICT"
 		}
-		var mode any
-		switch m := get(pa, "spec", "portLevelMtls").(type) {
-		case doc:
-			mode = get(m["9003"], "mode")
-		case map[any]any:
-			mode = get(m[9003], "mode")
+		if !strict {
+			return fmt.Errorf("no PeerAuthentication makes port %d of the airlock pods mTLS STRICT", port)
 		}
-		strict = strict || mode == "STRICT"
-	}
-	if !strict {
-		return errors.New("no PeerAuthentication makes port 9003 of the airlock pods mTLS STRICT")
 	}
 	for _, ap := range byKind["AuthorizationPolicy"] {
 		if str(ap, "spec", "action") != "DENY" || str(ap, "metadata", "namespace") != "airlock-system" {
@@ -543,11 +553,11 @@ func checkIstioSDS(byKind map[string][]doc) error {
 		}
 		from := listOf(get(ap, "spec", "rules", 0, "from", 0, "source", "notPrincipals"))
 		ports := listOf(get(ap, "spec", "rules", 0, "to", 0, "operation", "ports"))
-		if len(from) == 1 && from[0] == "cluster.local/ns/istio-system/sa/istio-egressgateway-service-account" && len(ports) == 1 && ports[0] == "9003" {
+		if len(from) == 1 && from[0] == "cluster.local/ns/istio-system/sa/istio-egressgateway-service-account" && fmt.Sprint(ports) == "[9001 9002 9003]" {
 			return nil
 		}
 	}
-	return errors.New("no DENY AuthorizationPolicy keeps port 9003 to the egress gateway's identity")
+	return errors.New("no DENY AuthorizationPolicy keeps ports 9001-9003 to the egress gateway's identity")
 }
 
 // bootstrapFilters returns the rendered listener's HTTP filters by name.

@@ -184,13 +184,12 @@ func headerValue(hv *corev3.HeaderValue) []byte {
 // decodes to are masked too (grpc-status-details-bin holds a
 // google.rpc.Status message, any other one bytes) and encoded again.
 func maskBinary(tm *masking.TextMasker, k string, v []byte) ([]byte, int) {
-	if out, n := tm.MaskFound(nil, v); n > 0 {
-		return out, n
-	}
 	enc := base64.RawStdEncoding
 	raw, err := enc.DecodeString(strings.TrimRight(string(v), "="))
 	if err != nil || !tm.Found(raw) {
-		return nil, 0
+		// Not base64, or clean once decoded: mask it as text (a key
+		// written as the value is base64 characters too).
+		return tm.MaskFound(nil, v)
 	}
 	var out []byte
 	var n int

@@ -10,6 +10,7 @@ import (
 	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 
+	"github.com/airlockhq/airlock/authz"
 	"github.com/airlockhq/airlock/masking"
 )
 
@@ -139,6 +140,16 @@ func (st *stream) responseHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processin
 			st.log().Warn("refusing a gRPC response whose messages cannot be inspected", "grpc_encoding", grpcEnc)
 			return st.refuse(fmt.Sprintf("airlock: the gRPC response is compressed with %q, which airlock cannot inspect for secrets; it was not passed on", grpcEnc))
 		}
+	}
+
+	if rule := fieldRule(st.meta.Masking); rule != "" && (gk != 0 || bodyKind(ct) != masking.JSON) {
+		// Field rules read JSON: a body in another format would pass with
+		// only the detectors run over it.
+		what := ct
+		if what == "" {
+			what = "a body without a content type"
+		}
+		return st.refuse(fmt.Sprintf("airlock: masking rule %s masks fields of a JSON response, but this response is %s, which airlock cannot read field by field; it was not passed on. Ask for the JSON form (alt=json)", rule, what))
 	}
 
 	l, ok := newLease(st.s.budget, keep)
@@ -370,4 +381,15 @@ func (st *stream) recordResponse() error {
 		}
 	}
 	return nil
+}
+
+// fieldRule names the first selected masking rule with field rules
+// ("policy/name"), or "".
+func fieldRule(specs []authz.MaskingSpec) string {
+	for _, m := range specs {
+		if len(m.Fields) > 0 {
+			return m.Policy + "/" + m.Name
+		}
+	}
+	return ""
 }

@@ -149,7 +149,8 @@ func TestUnchangedChunk(t *testing.T) {
 // a mutation even when bytes are held back on both sides of it: the body
 // downstream is the same.
 func TestUnchangedChunkWithHeldBackBytes(t *testing.T) {
-	c := strings.Repeat("a", 64<<10)
+	// Not letters: one long base64-like run is held until it ends.
+	c := strings.Repeat(".", 64<<10)
 	chunks := []string{c, c, c + " key AIzaSyB3kQ9vX7mN2pL5tR8wY1zC4fH6jK0aQeU"}
 	want := c + c + c + " key [MASKED:gcp_api_key]"
 	for name, codec := range codecs() {

@@ -15,7 +15,7 @@ import (
 	"github.com/airlockhq/airlock/gcp/internal/catalogen"
 )
 
-//go:generate go run ./internal/gen -o catalog.jsonl.gz
+//go:generate go run ./internal/gen -o catalog.jsonl.gz -schemas schemas.jsonl.gz
 
 // catalogData is the generated catalog: gzipped JSON lines, one API per
 // line, compiled from the Discovery documents of google.golang.org/api.

@@ -151,6 +151,25 @@ func TestReadOnlyRule(t *testing.T) {
 		{"POST", "x.getOrCreateToken", false},
 		{"POST", "x.listener", false}, // "list" must end a camel-case word
 		{"POST", "compute.instances.stop", false},
+		{"POST", "compute.zoneOperations.wait", true},
+		{"POST", "compute.globalOperations.wait", true},
+		{"POST", "run.projects.locations.operations.wait", true},
+		{"POST", "run.projects.locations.operations.cancel", false},
+		{"POST", "x.things.wait", false}, // wait reads only on an operations collection
+		{"POST", "compute.urlMaps.validate", true},
+		{"POST", "iam.iamPolicies.lintPolicy", true},
+		{"POST", "logging.entries.list", true},
+		{"POST", "compute.instanceGroupManagers.listManagedInstances", true},
+		{"POST", "compute.backendServices.getHealth", true},
+		{"POST", "identitytoolkit.relyingparty.getOobConfirmationCode", false},
+		{"POST", "monitoring.projects.notificationChannels.getVerificationCode", false},
+		{"POST", "cloudasset.queryAssets", false},
+		{"POST", "x.getSettings", true}, // "set" is a word, not a substring
+		{"POST", "x.listKeyRings", false},
+		{"POST", "x.batchGetSecrets", false},
+		{"POST", "x.batchDelete", false},
+		{"PUT", "x.things.getIamPolicy", false},
+		{"DELETE", "compute.zoneOperations.wait", false},
 	}
 	for _, tc := range tests {
 		if got := catalogen.ReadOnly(tc.method, tc.id); got != tc.want {

@@ -6,7 +6,9 @@
 //
 // catalog.jsonl.gz is generated (go generate ./gcp) from every Discovery
 // document (*-api.json) of the google.golang.org/api module pinned in
-// go.mod, skipping versions that name alpha or beta. Where two documents
+// go.mod, skipping versions that name alpha or beta, except Cloud SQL
+// Admin v1beta4, the version gcloud sql and Terraform call (its method ids
+// are those of v1: sql.instances.delete). Where two documents
 // serve the same path (compute "preview" is served below compute/v1/), the
 // one with a plain version (v1, v2.1, directory_v1) wins. Each method is
 // reachable at every host of its document (rootUrl, mtlsRootUrl, the
@@ -22,14 +24,17 @@
 //
 // # Operation fields
 //
-//   - ReadOnly: GET and HEAD methods read; a POST method reads when its name
-//     starts with get, list, search, batchGet, lookup, query,
-//     testIamPermissions, runQuery, runAggregationQuery or aggregated (at a
-//     camel-case boundary) and names nothing that mints, reveals or changes
-//     (token, credential, secret, password, sign, cert, generate, key,
-//     create, delete, update, set, insert, patch, write, execute, run);
-//     bigquery.jobs.query is not readonly (SQL may write). Everything else
-//     writes. generateAccessToken, signJwt and keys.create are writes.
+//   - ReadOnly: the method changes nothing (catalogen.ReadOnly, explained
+//     in docs/readonly.md). GET and HEAD read; PUT, PATCH and DELETE write;
+//     a POST method writes unless a curated classification says it reads:
+//     waiting for a long-running operation (compute.zoneOperations.wait and
+//     every operations.wait), getIamPolicy, testIamPermissions, reviewed
+//     validate, lint and preview methods, and names that start with get,
+//     list, search, batchGet, lookup or query naming nothing that mints,
+//     reveals or changes; reviewed exceptions (bigquery.jobs.query, methods
+//     that send mail, hand out codes or write results elsewhere) write.
+//     gcp/testdata/readonly.golden lists every method whose readonly
+//     differs from its verb.
 //   - LongRunning: the response is a compute-style Operation or any
 //     *Operation schema with the google.longrunning "done" field.
 //   - Resource: the request path from after the service path and the

@@ -502,12 +502,19 @@ func isUploadPath(p string) bool {
 
 // checkResource refuses a resource path whose decoded parameters hold a dot
 // or empty segment (projects/p%2F..%2Fq, objects a%2F%2Fb): policies match
-// on the resource path, which must not be open to two readings.
+// on the resource path, which must not be open to two readings. A Cloud
+// Storage object name may end in "/" (release%2F, the placeholder of a
+// folder, which gcloud storage ls looks up): that one trailing empty
+// segment reads one way only.
 func checkResource(res string) error {
 	if res == "" {
 		return nil
 	}
-	for _, seg := range strings.Split(res, "/") {
+	segs := strings.Split(res, "/")
+	if n := len(segs); n > 6 && segs[n-1] == "" && strings.HasPrefix(res, "projects/_/buckets/") && segs[4] == "objects" {
+		segs = segs[:n-1]
+	}
+	for _, seg := range segs {
 		if seg == "" || seg == "." || seg == ".." {
 			return refusef("a path parameter decodes to a dot or empty segment (resource %q); encode names without them", clip(res))
 		}

@@ -543,7 +543,8 @@ func TestServiceOfUnknownPaths(t *testing.T) {
 			t.Errorf("%s%s = %+v, want unknown operation of %q", tc.host, tc.path, got.Operation, tc.service)
 		}
 	}
-	for _, p := range []string{"/storage/v1/b/bk/o/a%2F..%2Fb", "/storage/v1/b/bk/o/a%2F%2Fb", "/storage/v1/b/bk/o/%2Fa"} {
+	for _, p := range []string{"/storage/v1/b/bk/o/a%2F..%2Fb", "/storage/v1/b/bk/o/a%2F%2Fb", "/storage/v1/b/bk/o/%2Fa",
+		"/storage/v1/b/bk/o/a%2F%2F", "/storage/v1/b/bk/o/%2F", "/storage/v1/b/bk/o/..%2F", "/storage/v1/b/bk/o/a%2F..%2F"} {
 		_, err := r.Recognize(Request{Method: "GET", Host: "storage.googleapis.com", Path: p})
 		assertRefused(t, err, "dot or empty segment")
 	}
@@ -592,6 +593,42 @@ func TestEncodedDelimiters(t *testing.T) {
 		}
 		if got != tt.want {
 			t.Errorf("%s %s%s: got %s, want %s (err %v)", tt.method, tt.host, tt.path, got, tt.want, err)
+		}
+	}
+}
+
+// An object name ending in "/" (a folder placeholder, which gcloud storage
+// ls looks up first) is an object like any other.
+func TestStorageObjectNameEndingInSlash(t *testing.T) {
+	r := newTestRecognizer()
+	got, err := r.Recognize(Request{Method: "GET", Host: "storage.googleapis.com", Path: "/storage/v1/b/acme-dev-builds/o/release%2Fv1%2F"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := got.Operation
+	if op.Method != "storage.objects.get" || op.Resource != "projects/_/buckets/acme-dev-builds/objects/release/v1/" || !op.ReadOnly {
+		t.Fatalf("operation = %+v", op)
+	}
+	// Elsewhere a trailing empty segment is still refused.
+	_, err = r.Recognize(Request{Method: "GET", Host: "secretmanager.googleapis.com", Path: "/v1/projects/p/secrets/s%2F"})
+	assertRefused(t, err, "dot or empty segment")
+}
+
+// Cloud SQL Admin v1beta4 is the version gcloud sql and Terraform call: it
+// is recognised like v1, with the same method ids.
+func TestCloudSQLv1beta4(t *testing.T) {
+	r := newTestRecognizer()
+	for _, tc := range []struct{ method, path, id string }{
+		{"GET", "/sql/v1beta4/projects/acme-dev/instances", "sql.instances.list"},
+		{"DELETE", "/sql/v1beta4/projects/acme-dev/instances/orders", "sql.instances.delete"},
+		{"DELETE", "/v1/projects/acme-dev/instances/orders", "sql.instances.delete"},
+	} {
+		got, err := r.Recognize(Request{Method: tc.method, Host: "sqladmin.googleapis.com", Path: tc.path})
+		if err != nil {
+			t.Fatalf("%s %s: %v", tc.method, tc.path, err)
+		}
+		if got.Operation.Method != tc.id || got.Operation.Project != "acme-dev" {
+			t.Errorf("%s %s = %+v, want %s", tc.method, tc.path, got.Operation, tc.id)
 		}
 	}
 }

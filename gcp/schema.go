@@ -16,10 +16,9 @@ import (
 	"github.com/airlockhq/airlock/gcp/internal/schemagen"
 )
 
-//go:generate go run ./internal/schemagen/cmd -o schemas.jsonl.gz
-
-// schemaData holds the request-body schemas of every GA Discovery document,
-// one document per gzipped JSON line (see schemagen.Doc).
+// schemaData holds the request-body schemas of every GA Discovery document
+// (go generate ./gcp): an index line, then one document per gzipped JSON
+// line (see schemagen.EncodeLines).
 //
 //go:embed schemas.jsonl.gz
 var schemaData []byte

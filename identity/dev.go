@@ -34,6 +34,7 @@ type DevIssuer struct {
 	key      *ecdsa.PrivateKey
 	signer   jose.Signer
 	now      func() time.Time
+	login    *LoginServer
 }
 
 // NewDevIssuer makes a development issuer named issuerURL (for example
@@ -60,7 +61,7 @@ func NewDevIssuer(issuerURL, audience string) (*DevIssuer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("identity: dev issuer: signer: %w", err)
 	}
-	return &DevIssuer{
+	d := &DevIssuer{
 		issuer:   strings.TrimSuffix(issuerURL, "/"),
 		audience: audience,
 		path:     strings.TrimSuffix(u.EscapedPath(), "/"),
@@ -68,7 +69,65 @@ func NewDevIssuer(issuerURL, audience string) (*DevIssuer, error) {
 		key:      key,
 		signer:   signer,
 		now:      time.Now,
-	}, nil
+	}
+	d.login = NewLoginServer(LoginForm{
+		Title: "airlock dev sign-in",
+		Fields: []LoginField{
+			{Name: "sub", Label: "Subject (who you are)", Value: "alice"},
+			{Name: "email", Label: "E-mail (optional; vouched for)", Type: "email", Value: "alice@example.com"},
+			{Name: "groups", Label: "Groups, comma-separated", Value: "sre", Hint: "Approvers of the example policies are in group sre."},
+		},
+		Authenticate: devLogin,
+	}, d.sign)
+	return d, nil
+}
+
+// devLogin reads the dev sign-in form: anyone on loopback may be anybody.
+func devLogin(f url.Values) (map[string]any, error) {
+	sub := strings.TrimSpace(f.Get("sub"))
+	if sub == "" {
+		return nil, errors.New("the subject is empty")
+	}
+	claims := map[string]any{"sub": sub}
+	if e := strings.TrimSpace(f.Get("email")); e != "" {
+		claims["email"], claims["email_verified"] = e, true
+	}
+	groups := []string{}
+	for p := range strings.SplitSeq(f.Get("groups"), ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			groups = append(groups, p)
+		}
+	}
+	claims["groups"] = groups
+	return claims, nil
+}
+
+// RegisterClient lets an OAuth client (the console) sign people in with
+// the authorization code flow: ID tokens for it carry its id as audience.
+func (d *DevIssuer) RegisterClient(id, secret string, redirectURIs ...string) {
+	d.login.RegisterClient(id, secret, redirectURIs...)
+}
+
+// ClientConfig is the IssuerConfig that verifies the ID tokens issued to
+// client id.
+func (d *DevIssuer) ClientConfig(id string) IssuerConfig {
+	c := d.Config()
+	c.Audience = id
+	return c
+}
+
+// sign signs claims (sub, aud, ...) as an hour-long token of this issuer.
+func (d *DevIssuer) sign(claims map[string]any) (string, error) {
+	now := d.now()
+	c := map[string]any{"iss": d.issuer, "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+	for k, v := range claims {
+		c[k] = v
+	}
+	tok, err := jwt.Signed(d.signer).Claims(c).Serialize()
+	if err != nil {
+		return "", fmt.Errorf("identity: dev token: sign: %w", err)
+	}
+	return tok, nil
 }
 
 // Config is the IssuerConfig that trusts this issuer (groups in "groups").
@@ -123,10 +182,13 @@ func (d *DevIssuer) Mint(sub, email string, groups []string, actor string, ttl t
 }
 
 // Handler serves, under the issuer URL's path, the discovery document
-// (/.well-known/openid-configuration), the JWKS (/jwks) and the token
-// endpoint (/token, GET or POST with sub, groups=a,b, actor, email, ttl).
-// The token endpoint answers loopback clients only, judged by the
-// connection's remote address; any forwarding header makes it refuse too.
+// (/.well-known/openid-configuration), the JWKS (/jwks), the token
+// endpoint (/token, GET or POST with sub, groups=a,b, actor, email, ttl;
+// or a POST with grant_type=authorization_code from a registered client)
+// and the authorization endpoint (/authorize: a sign-in form where anyone
+// on loopback types who they are). The token and authorization endpoints
+// answer loopback clients only, judged by the connection's remote
+// address; any forwarding header makes them refuse too.
 func (d *DevIssuer) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+d.path+"/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
@@ -134,7 +196,11 @@ func (d *DevIssuer) Handler() http.Handler {
 			"issuer":                                d.issuer,
 			"jwks_uri":                              d.issuer + "/jwks",
 			"token_endpoint":                        d.issuer + "/token",
-			"response_types_supported":              []string{"id_token"},
+			"authorization_endpoint":                d.issuer + "/authorize",
+			"response_types_supported":              []string{"code", "id_token"},
+			"grant_types_supported":                 []string{"authorization_code"},
+			"code_challenge_methods_supported":      []string{"S256"},
+			"scopes_supported":                      []string{"openid", "email", "profile"},
 			"subject_types_supported":               []string{"public"},
 			"id_token_signing_alg_values_supported": []string{string(jose.ES256)},
 		})
@@ -149,6 +215,10 @@ func (d *DevIssuer) Handler() http.Handler {
 		}
 		if err := r.ParseForm(); err != nil {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad form: " + err.Error()})
+			return
+		}
+		if r.Method == http.MethodPost && r.PostForm.Get("grant_type") != "" {
+			d.login.Token(w, r)
 			return
 		}
 		var ttl time.Duration
@@ -184,6 +254,13 @@ func (d *DevIssuer) Handler() http.Handler {
 	}
 	mux.HandleFunc("GET "+d.path+"/token", token)
 	mux.HandleFunc("POST "+d.path+"/token", token)
+	mux.HandleFunc(d.path+"/authorize", func(w http.ResponseWriter, r *http.Request) {
+		if !fromLoopback(r) {
+			http.Error(w, "the dev sign-in answers loopback clients only", http.StatusForbidden)
+			return
+		}
+		d.login.Authorize(w, r)
+	})
 	return mux
 }
 

@@ -38,18 +38,23 @@ func roundLife(d time.Duration) string {
 }
 
 // restriction says which of an issuer's tokens are admitted: a token
-// matching any of the lists set (its subject, its verified e-mail's domain,
-// its Workspace domain). With no list set every token of the issuer is.
+// matching any of the lists set (its subject, its verified e-mail, its
+// verified e-mail's domain, its Workspace domain). With no list set every
+// token of the issuer is.
 type restriction struct {
 	subjects       map[string]bool
 	subjectPrefix  []string
+	emails         map[string]bool
 	emailDomains   map[string]bool
 	hostedDomains  map[string]bool
 	hasRestriction bool
 }
 
 func newRestriction(ic IssuerConfig) restriction {
-	r := restriction{subjects: map[string]bool{}, emailDomains: map[string]bool{}, hostedDomains: map[string]bool{}}
+	r := restriction{subjects: map[string]bool{}, emails: map[string]bool{}, emailDomains: map[string]bool{}, hostedDomains: map[string]bool{}}
+	for _, e := range ic.AllowedEmails {
+		r.emails[strings.ToLower(e)] = true
+	}
 	for _, s := range ic.AllowedSubjects {
 		if p, ok := strings.CutSuffix(s, "*"); ok {
 			r.subjectPrefix = append(r.subjectPrefix, p)
@@ -63,7 +68,7 @@ func newRestriction(ic IssuerConfig) restriction {
 	for _, d := range ic.AllowedHD {
 		r.hostedDomains[strings.ToLower(strings.TrimSuffix(d, "."))] = true
 	}
-	r.hasRestriction = len(ic.AllowedSubjects)+len(ic.AllowedEmailDomains)+len(ic.AllowedHD) > 0
+	r.hasRestriction = ic.Restricted()
 	return r
 }
 
@@ -77,6 +82,12 @@ func checkRestriction(ic IssuerConfig) error {
 		}
 		if strings.Contains(p, "*") {
 			return fmt.Errorf("allowed_subjects: %q: only a trailing * is a wildcard", s)
+		}
+	}
+	for _, e := range ic.AllowedEmails {
+		local, domain, ok := strings.Cut(e, "@")
+		if !ok || local == "" || domain == "" || strings.ContainsAny(e, " *") || strings.Count(e, "@") != 1 {
+			return fmt.Errorf("allowed_emails: %q is not an e-mail address", e)
 		}
 	}
 	for _, d := range append(append([]string(nil), ic.AllowedEmailDomains...), ic.AllowedHD...) {
@@ -101,6 +112,9 @@ func (r restriction) admit(id Identity, claims map[string]any, issuer string) er
 			return nil
 		}
 	}
+	if len(r.emails) > 0 && id.EmailVerified && r.emails[strings.ToLower(id.Email)] {
+		return nil
+	}
 	if len(r.emailDomains) > 0 && id.EmailVerified {
 		if _, domain, ok := strings.Cut(id.Email, "@"); ok && r.emailDomains[strings.ToLower(domain)] {
 			return nil
@@ -114,14 +128,21 @@ func (r restriction) admit(id Identity, claims map[string]any, issuer string) er
 	if len(r.subjects)+len(r.subjectPrefix) > 0 {
 		tried = append(tried, "its subject "+quote(id.Subject)+" is not an allowed subject")
 	}
-	if len(r.emailDomains) > 0 {
+	if len(r.emails)+len(r.emailDomains) > 0 {
 		switch {
 		case id.Email == "":
-			tried = append(tried, "it has no e-mail in an allowed domain")
+			tried = append(tried, "it has no e-mail")
 		case !id.EmailVerified:
 			tried = append(tried, "its e-mail "+quote(id.Email)+" is not verified")
 		default:
-			tried = append(tried, "its e-mail "+quote(id.Email)+" is not in an allowed domain")
+			switch {
+			case len(r.emails) == 0:
+				tried = append(tried, "its e-mail "+quote(id.Email)+" is not in an allowed domain")
+			case len(r.emailDomains) == 0:
+				tried = append(tried, "its e-mail "+quote(id.Email)+" is not an allowed e-mail")
+			default:
+				tried = append(tried, "its e-mail "+quote(id.Email)+" is neither an allowed e-mail nor in an allowed domain")
+			}
 		}
 	}
 	if len(r.hostedDomains) > 0 {
@@ -150,7 +171,8 @@ var multiTenantSegments = map[string]bool{"common": true, "organizations": true,
 // PublicIssuer reports whether anyone can obtain a token from issuer:
 // accounts.google.com, token.actions.githubusercontent.com, gitlab.com and
 // issuers whose URL says they are multi-tenant. Such an issuer is safe only
-// with allowed_subjects, allowed_email_domains or allowed_hd.
+// with allowed_subjects, allowed_emails, allowed_email_domains or
+// allowed_hd.
 func PublicIssuer(issuer string) bool {
 	if issuer == "accounts.google.com" {
 		return true
@@ -177,7 +199,7 @@ func PublicIssuer(issuer string) bool {
 
 // Restricted reports whether ic limits who may present its tokens.
 func (ic IssuerConfig) Restricted() bool {
-	return len(ic.AllowedSubjects)+len(ic.AllowedEmailDomains)+len(ic.AllowedHD) > 0
+	return len(ic.AllowedSubjects)+len(ic.AllowedEmails)+len(ic.AllowedEmailDomains)+len(ic.AllowedHD) > 0
 }
 
 // CheckPublic returns an error for a public issuer configured without any
@@ -186,6 +208,6 @@ func (ic IssuerConfig) CheckPublic() error {
 	if !PublicIssuer(ic.Issuer) || ic.Restricted() {
 		return nil
 	}
-	return fmt.Errorf("anyone can obtain a token from %s with audience %q; restrict it with allowed_subjects, allowed_email_domains or allowed_hd",
+	return fmt.Errorf("anyone can obtain a token from %s with audience %q; restrict it with allowed_subjects, allowed_emails, allowed_email_domains or allowed_hd (or set allow_unrestricted: true to trust every such token)",
 		ic.Issuer, ic.Audience)
 }

@@ -37,11 +37,25 @@ type IssuerConfig struct {
 	// issuers that only ever issue e-mails they own but do not send
 	// "email_verified".
 	TrustEmail bool
-	// AllowedSubjects, AllowedEmailDomains and AllowedHD restrict who may
-	// present this issuer's tokens; see Restriction.
+	// AllowedSubjects, AllowedEmails, AllowedEmailDomains and AllowedHD
+	// restrict who may present this issuer's tokens; see restriction.
 	AllowedSubjects     []string
+	AllowedEmails       []string
 	AllowedEmailDomains []string
 	AllowedHD           []string
+	// AllowUnrestricted trusts a public issuer (PublicIssuer: anyone can
+	// obtain its tokens) without any allowed_* restriction. Without it such
+	// an issuer is a configuration error.
+	AllowUnrestricted bool
+	// SubjectClaim names the claim that is the Identity's Subject (default
+	// "sub"); EmailClaim the one that is its Email (default "email"). A
+	// dotted name reaches into nested objects (see ClaimAt).
+	SubjectClaim string
+	EmailClaim   string
+	// Claims maps extra names to claim paths: each name is set in the
+	// Identity's Claims to the value at its path (and left out when the
+	// token has none), e.g. namespace: kubernetes.io.namespace.
+	Claims map[string]string
 }
 
 // Options tune an OIDCVerifier. The zero value is usable.
@@ -223,7 +237,21 @@ func normaliseIssuer(ic IssuerConfig) (IssuerConfig, error) {
 	if ic.GroupsClaim == "" {
 		ic.GroupsClaim = "groups"
 	}
+	if ic.SubjectClaim == "" {
+		ic.SubjectClaim = "sub"
+	}
+	if ic.EmailClaim == "" {
+		ic.EmailClaim = "email"
+	}
 	if err := checkRestriction(ic); err != nil {
+		return ic, fmt.Errorf("issuer %q: %w", ic.Issuer, err)
+	}
+	if !ic.AllowUnrestricted {
+		if err := ic.CheckPublic(); err != nil {
+			return ic, fmt.Errorf("issuer %q: %w", ic.Issuer, err)
+		}
+	}
+	if err := CheckClaimNames(ic.Claims); err != nil {
 		return ic, fmt.Errorf("issuer %q: %w", ic.Issuer, err)
 	}
 	return ic, nil
@@ -444,9 +472,6 @@ func (v *OIDCVerifier) verify(ctx context.Context, raw string, now time.Time) (I
 			return Identity{}, notYetValid(nbf)
 		}
 	}
-	if tok.Subject == "" {
-		return Identity{}, malformed("the token has no sub claim")
-	}
 	if err := v.checkLifetime(tok.IssuedAt, tok.Expiry, now); err != nil {
 		return Identity{}, err
 	}
@@ -454,14 +479,21 @@ func (v *OIDCVerifier) verify(ctx context.Context, raw string, now time.Time) (I
 	if err := tok.Claims(&claims); err != nil {
 		return Identity{}, malformed("the token's claims are not a JSON object")
 	}
+	subject := tok.Subject
+	if is.cfg.SubjectClaim != "sub" {
+		subject, _ = ClaimAt(claims, is.cfg.SubjectClaim).(string)
+	}
+	if subject == "" {
+		return Identity{}, malformed("the token has no " + is.cfg.SubjectClaim + " claim (its subject)")
+	}
 	id := Identity{
-		Subject: tok.Subject,
+		Subject: subject,
 		Issuer:  is.cfg.Issuer,
 		Groups:  groupsFrom(claims, is.cfg.GroupsClaim),
-		Claims:  claims,
+		Claims:  mapClaims(claims, is.cfg.Claims),
 		Expiry:  tok.Expiry,
 	}
-	if e, ok := claims["email"].(string); ok {
+	if e, ok := ClaimAt(claims, is.cfg.EmailClaim).(string); ok {
 		id.Email = e
 		id.EmailVerified = e != "" && emailVerified(claims, e, is.cfg)
 	}
@@ -515,20 +547,7 @@ func unixTime(f float64) time.Time {
 // a single string. A dotted name reaches into nested objects when no claim
 // has that exact name.
 func groupsFrom(claims map[string]any, name string) []string {
-	val, ok := claims[name]
-	if !ok && strings.Contains(name, ".") {
-		var cur any = claims
-		for part := range strings.SplitSeq(name, ".") {
-			obj, isObj := cur.(map[string]any)
-			if !isObj {
-				cur = nil
-				break
-			}
-			cur = obj[part]
-		}
-		val = cur
-	}
-	switch g := val.(type) {
+	switch g := ClaimAt(claims, name).(type) {
 	case string:
 		if g != "" {
 			return []string{g}
@@ -584,8 +603,13 @@ func sanitise(s string, limit int) string {
 // emailVerified reports whether the issuer vouches for email: an
 // "email_verified" claim of true (or "true", as some issuers send it), an
 // issuer configured with TrustEmail, or a Google token whose "hd" claim (the
-// Workspace domain that owns the account) is the e-mail's domain.
+// Workspace domain that owns the account) is the e-mail's domain. An e-mail
+// read from another claim than "email" is verified only by TrustEmail:
+// email_verified speaks of the "email" claim.
 func emailVerified(claims map[string]any, email string, cfg IssuerConfig) bool {
+	if cfg.EmailClaim != "" && cfg.EmailClaim != "email" {
+		return cfg.TrustEmail
+	}
 	switch v := claims["email_verified"].(type) {
 	case bool:
 		if v {

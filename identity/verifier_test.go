@@ -652,7 +652,7 @@ func TestRetiredKeyStopsBeingTrusted(t *testing.T) {
 func TestGoogleIssuerWithoutScheme(t *testing.T) {
 	iss := identitytest.NewIssuer(t)
 	v := newVerifier(t, identity.Options{})
-	if err := v.AddStatic(identity.IssuerConfig{Issuer: "https://accounts.google.com", Audience: "airlock"}, iss.JWKS().Keys); err != nil {
+	if err := v.AddStatic(identity.IssuerConfig{Issuer: "https://accounts.google.com", Audience: "airlock", AllowedSubjects: []string{identitytest.DefaultSubject}}, iss.JWKS().Keys); err != nil {
 		t.Fatal(err)
 	}
 	for _, claimed := range []string{"https://accounts.google.com", "accounts.google.com"} {

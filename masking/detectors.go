@@ -57,6 +57,10 @@ type detector struct {
 	needs uint8
 	// custom is true for detectors declared in policy files.
 	custom bool
+	// partOf names the detector this one belongs to: it runs whenever that
+	// one is enabled, masks with its label, and has no name of its own in
+	// profiles.
+	partOf string
 	// label is the replacement text, "[MASKED:name]".
 	label []byte
 }
@@ -77,6 +81,10 @@ func builtinDetectors() []*detector {
 		{name: "private_key", class: Credential, keywords: []string{"private key"},
 			re:   re(`-----BEGIN[ A-Z0-9_\-]{0,60}PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]{16,}?-----END[ A-Z0-9_\-]{0,60}PRIVATE KEY(?: BLOCK)?-----|(?:[A-Za-z0-9+/=\s:,\-]|\\[nrt])*)`),
 			back: 72, maxLen: 8400},
+		// A key whose head was cut away (a slice of an object, of serial
+		// output) is found by its END line: the base64 block before it.
+		{name: "private_key_tail", partOf: "private_key", class: Credential, keywords: []string{"-----end"},
+			find: findKeyTail, back: keyTailBack, maxLen: 128},
 		{name: "service_account_key", class: Credential, keywords: []string{`"private_key"`},
 			re: re(`"private_key"\s*:\s*"(-----BEGIN[^"]*)"?`), group: 1, maxLen: 8400},
 		{name: "jwt", class: Credential, keywords: []string{"eyj"},
@@ -393,4 +401,51 @@ func ibanValid(s []byte) bool {
 		add(c)
 	}
 	return rem == 1
+}
+
+// keyTailBack bounds how far before an END line findKeyTail looks for the
+// key's base64 body (an 8192-bit RSA key in PEM is about 6.5 KB).
+const keyTailBack = 8400
+
+// keyTailMinBody is the fewest base64 characters before an END line that
+// make it a key: a shorter block is a mention, not a key.
+const keyTailMinBody = 40
+
+var keyEndRE = regexp.MustCompile(`^-----END[ A-Z0-9_\-]{0,60}PRIVATE KEY(?: BLOCK)?-----`)
+
+// findKeyTail finds "-----END ... PRIVATE KEY-----" and masks the base64
+// block before it, line breaks (raw or escaped as \n) included, with its
+// BEGIN line when it is there: a key missing its head is still a key.
+func findKeyTail(text []byte, kwStart, kwEnd int, dst []span) []span {
+	m := keyEndRE.Find(text[kwStart:])
+	if m == nil {
+		return dst
+	}
+	end := kwStart + len(m)
+	floor := max(0, kwStart-keyTailBack)
+	i := kwStart
+	body := 0
+	for i > floor {
+		c := text[i-1]
+		switch {
+		case isAlnum(c) || c == '+' || c == '/' || c == '=':
+			body++
+			i--
+		case c == '\n' || c == '\r':
+			i--
+		case i >= 2 && text[i-2] == '\\' && (c == 'n' || c == 'r'):
+			i -= 2
+		case c == '\\' && i < len(text) && (text[i] == 'n' || text[i] == 'r'):
+			// The backslash of an escape whose letter was counted as body.
+			body--
+			i--
+		default:
+			goto done
+		}
+	}
+done:
+	if body < keyTailMinBody {
+		return dst
+	}
+	return append(dst, span{start: i, end: end})
 }

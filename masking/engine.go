@@ -127,7 +127,9 @@ type Engine struct {
 var builtinNames = func() []string {
 	var out []string
 	for _, d := range builtinDetectors() {
-		out = append(out, d.name)
+		if d.partOf == "" {
+			out = append(out, d.name)
+		}
 	}
 	out = append(out, secretFieldName)
 	sort.Strings(out)
@@ -201,6 +203,9 @@ func NewEngine(custom []DetectorSpec) (*Engine, error) {
 		}
 		e.byName[d.name] = int32(i)
 		d.label = label(d.name)
+		if d.partOf != "" {
+			d.label = label(d.partOf)
+		}
 		for _, k := range d.keywords {
 			kws = append(kws, k)
 			e.keywords = append(e.keywords, kwRef{det: int32(i), n: len(k)})
@@ -214,7 +219,9 @@ func NewEngine(custom []DetectorSpec) (*Engine, error) {
 func (e *Engine) Detectors() []string {
 	out := []string{secretFieldName}
 	for _, d := range e.dets {
-		out = append(out, d.name)
+		if d.partOf == "" {
+			out = append(out, d.name)
+		}
 	}
 	sort.Strings(out)
 	return out
@@ -276,10 +283,15 @@ func (e *Engine) compile(p Profile) (*compiledProfile, error) {
 			continue
 		}
 		i, ok := e.byName[name]
-		if !ok {
+		if !ok || e.dets[i].partOf != "" {
 			return nil, fmt.Errorf("masking: unknown detector %q", name)
 		}
 		set.enabled[i] = true
+	}
+	for i, d := range e.dets {
+		if d.partOf != "" && set.enabled[e.byName[d.partOf]] {
+			set.enabled[i] = true
+		}
 	}
 	for i, on := range set.enabled {
 		if !on {
@@ -351,8 +363,13 @@ const (
 type Stream struct {
 	json *jsonMasker
 	text *textMasker
-	err  error
-	in   int64
+	// u16 masks a text found to be UTF-16; sniff holds a text's first bytes
+	// until it is known whether it is.
+	u16     *utf16Masker
+	sniff   []byte
+	sniffed bool
+	err     error
+	in      int64
 }
 
 // NewStream starts masking one body of the given kind with profile p.
@@ -379,7 +396,7 @@ func (s *Stream) Write(dst, p []byte) ([]byte, error) {
 	}
 	s.in += int64(len(p))
 	if s.text != nil {
-		return s.text.write(dst, p, false, emitRaw), nil
+		return s.writeText(dst, p, false)
 	}
 	out, err := s.json.write(dst, p)
 	if err != nil {
@@ -396,10 +413,37 @@ func (s *Stream) Close(dst []byte) ([]byte, error) {
 		return dst, s.err
 	}
 	if s.text != nil {
-		return s.text.write(dst, nil, true, emitRaw), nil
+		return s.writeText(dst, nil, true)
 	}
 	out, err := s.json.close(dst)
 	if err != nil {
+		s.err = err
+		return dst, err
+	}
+	return out, nil
+}
+
+// writeText masks text, UTF-16 text through its UTF-8 reading.
+func (s *Stream) writeText(dst, p []byte, final bool) ([]byte, error) {
+	if !s.sniffed {
+		s.sniff = append(s.sniff, p...)
+		is16, be, decided := detectUTF16(s.sniff, final)
+		if !decided {
+			return dst, nil
+		}
+		s.sniffed = true
+		if is16 {
+			s.u16 = &utf16Masker{inner: s.text, be: be}
+		}
+		p, s.sniff = s.sniff, nil
+	}
+	var out []byte
+	if s.u16 != nil {
+		out = s.u16.write(dst, p, final)
+	} else {
+		out = s.text.write(dst, p, final, emitRaw)
+	}
+	if err := s.text.err; err != nil {
 		s.err = err
 		return dst, err
 	}

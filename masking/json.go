@@ -101,6 +101,8 @@ type frame struct {
 	// secretKey is the label of the secret_field rule when the current
 	// member's name says it holds a secret.
 	secretKey []byte
+	// bytesKey is set when the member names bytes (isBytesMember).
+	bytesKey bool
 	// capture names the filter member whose value comes next ("" if none).
 	capture string
 	preds   []predVal
@@ -134,7 +136,12 @@ type jsonMasker struct {
 
 	// current string
 	isKey   bool
-	discard bool   // contents are not needed (suppressed or masked whole)
+	discard bool // contents are not needed (suppressed or masked whole)
+	// b64 tracks whether a string masked whole is base64 (bytes fields):
+	// its label is then written base64-encoded, so that clients that
+	// decode the field (gcloud, the client libraries) read the label
+	// instead of failing on it.
+	b64v    b64Validity
 	strMask []byte // label when the whole string value is masked
 	raw     []byte
 	// view, when set, holds the raw bytes of the current string in place
@@ -158,8 +165,11 @@ type jsonMasker struct {
 	lit    string
 	litPos int
 
-	b64    []byte
-	masked int
+	b64 []byte
+	// bst and b64spans serve base64 runs inside string values.
+	bst      b64State
+	b64spans []span
+	masked   int
 	// clean remembers values found clean (keyed hash and length).
 	clean    [128][2]cleanEntry
 	cleanMRU [128]uint8
@@ -771,6 +781,7 @@ func (j *jsonMasker) memberName(d []byte) {
 			top.key = append(top.key[:0], d...)
 		}
 	}
+	top.bytesKey = isBytesMember(d)
 	top.secretKey = nil
 	if j.secretFields && len(d) >= minSecretKey && len(d) <= maxSecretKey {
 		top.secretKey = secretKeyLabel(d)
@@ -820,6 +831,86 @@ func (j *jsonMasker) pop(dst []byte, from *int, i int) []byte {
 	return dst
 }
 
+// appendMaskB64 writes a masked base64 value: its label, base64-encoded
+// in the value's alphabet.
+func (j *jsonMasker) appendMaskB64(dst, lb []byte, url bool) []byte {
+	j.masked++
+	enc := base64.StdEncoding
+	if url {
+		enc = base64.URLEncoding
+	}
+	dst = append(dst, '"')
+	dst = enc.AppendEncode(dst, lb)
+	return append(dst, '"')
+}
+
+// isBytesMember reports members that Google's APIs declare as bytes
+// (base64 in JSON) and that clients decode: a masked one keeps a base64
+// label.
+func isBytesMember(d []byte) bool {
+	switch len(d) {
+	case 4, 9, 10, 13, 14, 27:
+	default:
+		return false
+	}
+	switch string(d) {
+	case "data", "privateKeyData", "publicKeyData", "signature", "signedBlob", "plaintext", "ciphertext", "additionalAuthenticatedData":
+		return true
+	}
+	return false
+}
+
+// inBytesMember reports whether the string value being read is a member
+// that holds bytes.
+func (j *jsonMasker) inBytesMember() bool {
+	if len(j.stack) == 0 {
+		return false
+	}
+	top := &j.stack[len(j.stack)-1]
+	return top.obj && top.bytesKey
+}
+
+// b64Validity follows whether a string is padded base64 of some length.
+type b64Validity struct {
+	n, pad   int
+	url, std bool
+	invalid  bool
+}
+
+func (v *b64Validity) add(c byte) {
+	if v.invalid {
+		return
+	}
+	switch {
+	case c == '=':
+		v.pad++
+		if v.pad > 2 {
+			v.invalid = true
+		}
+		return
+	case v.pad > 0:
+		v.invalid = true // "=" only at the end
+	case isAlnum(c):
+	case c == '+' || c == '/':
+		v.std = true
+	case c == '-' || c == '_':
+		v.url = true
+	default:
+		v.invalid = true
+	}
+	v.n++
+	if v.std && v.url {
+		v.invalid = true
+	}
+}
+
+// bytesField reports a value that reads as base64-encoded bytes: whole
+// quads of one alphabet, long enough not to be a word. (A short alphanumeric
+// value, such as a password, keeps the readable label.)
+func (v *b64Validity) bytesField() bool {
+	return !v.invalid && (v.n+v.pad)%4 == 0 && v.n+v.pad >= 16 && (v.pad > 0 || v.std || v.url || v.n >= 24)
+}
+
 // appendMask writes a masked value as a JSON string.
 func (j *jsonMasker) appendMask(dst, lb []byte) []byte {
 	j.masked++
@@ -832,6 +923,7 @@ func (j *jsonMasker) beginString(isKey bool, lb []byte) {
 	j.st = stString
 	j.isKey = isKey
 	j.strMask = lb
+	j.b64v = b64Validity{}
 	j.discard = j.suppress || lb != nil
 	j.raw = j.raw[:0]
 	j.dec = j.dec[:0]
@@ -860,6 +952,7 @@ func (j *jsonMasker) afterValueOrKey() {
 
 func (j *jsonMasker) decByte(d byte) {
 	if j.discard {
+		j.b64v.add(d)
 		return
 	}
 	if j.high != 0 {
@@ -871,6 +964,7 @@ func (j *jsonMasker) decByte(d byte) {
 
 func (j *jsonMasker) decRune(r rune) {
 	if j.discard {
+		j.b64v.invalid = true
 		return
 	}
 	if j.high != 0 {
@@ -896,6 +990,11 @@ func (j *jsonMasker) decRune(r rune) {
 func (j *jsonMasker) strRun(dst, run []byte) ([]byte, error) {
 	j.strLen += len(run)
 	if j.discard {
+		if j.strMask != nil && !j.b64v.invalid {
+			for _, c := range run {
+				j.b64v.add(c)
+			}
+		}
 		return dst, nil
 	}
 	if j.high != 0 {
@@ -972,7 +1071,11 @@ func (j *jsonMasker) longWrite(dst, piece []byte, final bool) ([]byte, error) {
 	if err := j.lb.feed(j.sc, piece, final); err != nil {
 		return dst, err
 	}
-	return j.lt.write(dst, piece, final, emitJSONString), nil
+	out := j.lt.write(dst, piece, final, emitJSONString)
+	if err := j.lt.err; err != nil {
+		return dst, err
+	}
+	return out, nil
 }
 
 // endString completes a key or a string value.
@@ -999,6 +1102,15 @@ func (j *jsonMasker) endString(dst []byte) ([]byte, error) {
 		if j.strLen == 0 {
 			// An empty value reveals nothing: keep it.
 			return append(dst, '"', '"'), nil
+		}
+		if j.view != nil {
+			// Read in place: strRun did not see its bytes.
+			for _, c := range j.view {
+				j.b64v.add(c)
+			}
+		}
+		if j.b64v.bytesField() && j.inBytesMember() {
+			return j.appendMaskB64(dst, j.strMask, j.b64v.url), nil
 		}
 		return j.appendMask(dst, j.strMask), nil
 	}
@@ -1103,6 +1215,15 @@ func (j *jsonMasker) scanString(d, escRaw []byte) ([]byte, []span, int32, bool) 
 	if det, ok := j.base64Secret(d); ok {
 		return d, nil, det, true
 	}
+	if len(d) > minB64Run && j.cp.set.any && hasB64Run(d) {
+		// Base64 inside text (a manifest or an .env file in a string).
+		var spans []span
+		spans, _ = j.bst.spans(j.cp.set, d, 0, j.b64spans[:0])
+		j.b64spans = spans
+		if len(spans) > 0 {
+			return d, mergeSpans(spans), -1, true
+		}
+	}
 	if slot != nil {
 		*slot = ce
 		j.cleanMRU[cset] ^= 1
@@ -1117,6 +1238,16 @@ func (j *jsonMasker) scanString(d, escRaw []byte) ([]byte, []span, int32, bool) 
 // appendMasked appends the decoded string d masked as scanString found,
 // re-encoded as a JSON string.
 func (j *jsonMasker) appendMasked(dst, d []byte, spans []span, det int32) []byte {
+	if det >= 0 && j.inBytesMember() {
+		// A bytes member whose decoding holds a secret.
+		var v b64Validity
+		for _, c := range d {
+			v.add(c)
+		}
+		if v.bytesField() {
+			return j.appendMaskB64(dst, j.cp.set.e.dets[det].label, v.url)
+		}
+	}
 	dst = append(dst, '"')
 	if det >= 0 {
 		j.masked++
@@ -1195,6 +1326,11 @@ func (j *jsonMasker) base64Secret(d []byte) (int32, bool) {
 	}
 	spans := j.sc.find(j.b64[:m])
 	if len(spans) == 0 {
+		// Base64 inside what it decodes to: a manifest's values in a
+		// Secret Manager payload.
+		if det := j.bst.check(j.cp.set, j.b64[:m], 1); det >= 0 {
+			return det, true
+		}
 		return 0, false
 	}
 	return spans[0].det, true

@@ -40,9 +40,22 @@ func (m *TextMasker) MaskFound(dst, text []byte) ([]byte, int) {
 // Found reports whether text holds anything the detectors mask.
 func (m *TextMasker) Found(text []byte) bool {
 	sc := m.scanner()
-	found := len(sc.find(text)) > 0
+	spans := m.find(sc, text)
+	found := len(spans) > 0
 	m.done(sc)
 	return found
+}
+
+// find is the scanner's spans plus those of base64 runs holding a secret.
+func (m *TextMasker) find(sc *scanner, text []byte) []span {
+	spans := sc.find(text)
+	if !m.cp.set.any || !hasB64Run(text) {
+		return spans
+	}
+	st := b64Pool.Get().(*b64State)
+	spans, _ = st.spans(m.cp.set, text, 0, spans)
+	b64Pool.Put(st)
+	return mergeSpans(spans)
 }
 
 func (m *TextMasker) scanner() *scanner {
@@ -64,7 +77,7 @@ func (m *TextMasker) done(sc *scanner) {
 
 func (m *TextMasker) mask(dst, text []byte, copyClean bool) ([]byte, int) {
 	sc := m.scanner()
-	spans := sc.find(text)
+	spans := m.find(sc, text)
 	n := len(spans)
 	if n == 0 {
 		m.done(sc)

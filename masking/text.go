@@ -24,6 +24,11 @@ type textMasker struct {
 	// emitted and are only context.
 	keep   int
 	masked int
+	// b64 is the scratch of base64 runs (textb64.go).
+	b64 b64State
+	// err is set when the stream cannot go on: a secret found in a long
+	// base64 run part of which was emitted.
+	err error
 }
 
 func newTextMasker(sc *scanner) *textMasker {
@@ -39,6 +44,7 @@ func newTextMasker(sc *scanner) *textMasker {
 func (t *textMasker) reset() {
 	t.buf = t.buf[:0]
 	t.keep = 0
+	t.b64.long.active = false
 }
 
 // write feeds p and appends to dst everything that can be emitted safely;
@@ -53,6 +59,10 @@ func (t *textMasker) write(dst, p []byte, final bool, emit emitFunc) []byte {
 		return dst
 	}
 	spans := t.sc.find(t.buf)
+	// Runs that started before keep were decoded whole when they were
+	// emitted (a run reaching the end is held, never cut).
+	spans, open := t.b64Spans(spans, t.keep)
+	spans = mergeSpans(spans)
 	n := len(t.buf)
 	cut := n
 	if !final {
@@ -71,6 +81,20 @@ func (t *textMasker) write(dst, p []byte, final bool, emit emitFunc) []byte {
 			cut = s.end
 		}
 	}
+	longFrom := -1
+	if open >= 0 && !final && open < cut {
+		if n < t.maxBuf {
+			// A base64 run may continue in the next write: hold it.
+			cut = open
+		} else if !t.b64.long.active {
+			// Too long to hold: decode it as it goes out.
+			t.b64.long.reset()
+			longFrom = max(open, t.keep)
+		}
+	}
+	if t.b64.long.active && longFrom < 0 {
+		longFrom = t.keep
+	}
 	if cut <= t.keep {
 		return dst
 	}
@@ -87,14 +111,14 @@ func (t *textMasker) write(dst, p []byte, final bool, emit emitFunc) []byte {
 			st = t.keep
 		}
 		if st > pos {
-			dst = emit(dst, t.buf[pos:st])
+			dst = t.emitFed(dst, pos, st, longFrom, final, emit)
 		}
 		dst = append(dst, t.sc.set.e.dets[s.det].label...)
 		t.masked++
 		pos = s.end
 	}
 	if pos < cut {
-		dst = emit(dst, t.buf[pos:cut])
+		dst = t.emitFed(dst, pos, cut, longFrom, final, emit)
 	}
 	if final {
 		t.reset()
@@ -108,4 +132,19 @@ func (t *textMasker) write(dst, p []byte, final bool, emit emitFunc) []byte {
 	t.buf = t.buf[:m]
 	t.keep = ctx
 	return dst
+}
+
+// emitFed emits buf[from:to] and feeds the part at or after longFrom to the
+// decoder of a long base64 run; a secret found there sets t.err.
+func (t *textMasker) emitFed(dst []byte, from, to, longFrom int, final bool, emit emitFunc) []byte {
+	if t.err != nil {
+		return dst
+	}
+	if longFrom >= 0 && t.b64.long.active && to > longFrom {
+		if err := t.feedLong(t.buf[max(from, longFrom):to], final && to == len(t.buf)); err != nil {
+			t.err = err
+			return dst
+		}
+	}
+	return emit(dst, t.buf[from:to])
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/airlockhq/airlock/recorder"
 )
@@ -25,7 +26,9 @@ func recordedSession(t *testing.T, n int, signer *recorder.Signer) (*recorder.Fi
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := newRecorder(t, recorder.Options{SinkImpl: sink, ChunkMaxBytes: 2048, Signer: signer})
+	// Chunks are cut by size and by the explicit Flush only: a timer-driven
+	// flush on a loaded machine would cut chunks of one event.
+	r := newRecorder(t, recorder.Options{SinkImpl: sink, ChunkMaxBytes: 2048, Signer: signer, FlushInterval: time.Hour})
 	for i := 0; i < n; i++ {
 		if err := recordRequest(context.Background(), r, "audit~x", "alice", i); err != nil {
 			t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/airlockhq/airlock/config"
@@ -14,7 +15,8 @@ import (
 )
 
 const envoyUsage = `Usage:
-  airlock envoy config [--config FILE]   print the Envoy bootstrap (YAML) for this configuration
+  airlock envoy config [--config FILE] [--output FILE]
+                                         print (or write) the Envoy bootstrap (YAML) for this configuration
   airlock envoy validate FILE...         check Envoy bootstrap files against Envoy's protos
 `
 
@@ -42,6 +44,8 @@ func envoyConfig(args []string, stdout, stderr io.Writer) int {
 	fl := flag.NewFlagSet("envoy config", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	path := fl.String("config", "", "airlock.yaml (default: the embedded defaults)")
+	output := fl.String("output", "", "write the bootstrap to this file (replaced whole) instead of stdout,\n"+
+		"as an init container does for an Envoy beside it")
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
@@ -70,11 +74,40 @@ func envoyConfig(args []string, stdout, stderr io.Writer) int {
 	if len(cfg.Credentials) == 0 {
 		fmt.Fprintln(stderr, "airlock envoy config: warning: no credentials configured; Envoy will forward without a GCP credential")
 	}
+	if *output != "" {
+		if err := writeFileAtomic(*output, out); err != nil {
+			fmt.Fprintln(stderr, "airlock envoy config:", err)
+			return 1
+		}
+		return 0
+	}
 	if _, err := stdout.Write(out); err != nil {
 		fmt.Fprintln(stderr, "airlock envoy config:", err)
 		return 1
 	}
 	return 0
+}
+
+// writeFileAtomic writes data to path through a temporary file in the same
+// directory, so that a reader never sees half a bootstrap.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".envoy-*.yaml")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }
 
 // envoyValidate checks bootstrap files.

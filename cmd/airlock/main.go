@@ -21,6 +21,7 @@ Usage:
   airlock serve [--config FILE]              run the servers (no file: a local trial)
   airlock check --method M --url URL [--token T]   ask a running server for one decision
   airlock dev-token --sub NAME [--groups a,b]      print a token from the dev issuer
+  airlock login --issuer URL [--token-file F]      sign in (device flow) and keep a token file fresh
   airlock policy test PATH...                run the tests: blocks of policy files
   airlock policy lint PATH...                load and type-check policy files, check method names
   airlock policy explain --url URL PATH...   show every variable and rule for one request
@@ -54,6 +55,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runCheck(ctx, rest, stdout, stderr)
 	case "dev-token":
 		return runDevToken(ctx, rest, stdout, stderr)
+	case "login":
+		return runLogin(ctx, rest, stdout, stderr)
 	case "policy":
 		return runPolicy(ctx, rest, stdout, stderr)
 	case "approvals":

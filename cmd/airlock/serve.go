@@ -33,6 +33,7 @@ import (
 	"github.com/airlockhq/airlock/approvals"
 	"github.com/airlockhq/airlock/authz"
 	"github.com/airlockhq/airlock/config"
+	"github.com/airlockhq/airlock/console"
 	"github.com/airlockhq/airlock/envoy"
 	"github.com/airlockhq/airlock/extauthz"
 	"github.com/airlockhq/airlock/extproc"
@@ -166,6 +167,8 @@ type server struct {
 	// redis is the client built from approvals.store, shared by approvals,
 	// sessions and the resource cache; nil without Redis.
 	redis redis.UniversalClient
+	// dev is the dev token issuer of the local trial; nil otherwise.
+	dev *identity.DevIssuer
 }
 
 func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Logger) error {
@@ -237,8 +240,8 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 	}
 
 	publicURL := cfg.Approvals.PublicURL
-	if publicURL == "" && cfg.Listen.HTTP != "" {
-		publicURL = "http://" + cfg.Listen.HTTP
+	if l := lis["listen.http"]; publicURL == "" && l != nil {
+		publicURL = "http://" + l.Addr().String()
 	}
 	approvalSvc := approvals.NewService(store, approvals.Options{
 		DefaultTTL: cfg.Approvals.DefaultTTL,
@@ -385,10 +388,18 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 		}
 	}
 
-	approvalsAPI := approvals.NewHandler(approvalSvc, verifier, log.With("component", "approvals-api"))
+	apiOpts := approvals.HandlerOptions{PolicyDiff: console.PolicyDiffer(policyFetcher(lookups))}
+	if publicURL != "" {
+		con, err := s.console(ctx, verifier, approvalSvc, rec, lookups, publicURL)
+		if err != nil {
+			return err
+		}
+		con.Register(mux)
+		apiOpts.Session = con.Authenticate
+	}
+	approvalsAPI := approvals.NewHandlerWith(approvalSvc, verifier, log.With("component", "approvals-api"), apiOpts)
 	mux.Handle("/v1/approvals", approvalsAPI)
 	mux.Handle("/v1/approvals/", approvalsAPI)
-	mux.Handle("GET /approvals", approvalsAPI)
 	s.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "airlock_approval_webhook_drops_total",
 		Help: "Approval notifications dropped because the webhook queue was full.",
@@ -502,7 +513,9 @@ func (s *server) identity(ctx context.Context, httpLis net.Listener, mux *http.S
 	issuers := make([]identity.IssuerConfig, len(cfg.Identity.Issuers))
 	for i, is := range cfg.Identity.Issuers {
 		issuers[i] = identity.IssuerConfig{Issuer: is.Issuer, Audience: is.Audience, GroupsClaim: is.GroupsClaim, JWKSURL: is.JWKSURL, TrustEmail: is.TrustEmail,
-			AllowedSubjects: is.AllowedSubjects, AllowedEmailDomains: is.AllowedEmailDomains, AllowedHD: is.AllowedHD}
+			AllowedSubjects: is.AllowedSubjects, AllowedEmailDomains: is.AllowedEmailDomains, AllowedHD: is.AllowedHD,
+			AllowedEmails: is.AllowedEmails, AllowUnrestricted: is.AllowUnrestricted,
+			SubjectClaim: is.SubjectClaim, EmailClaim: is.EmailClaim, Claims: is.Claims}
 	}
 	warnPublicIssuers(s.log, issuers)
 	v, err := identity.NewOIDCVerifier(ctx, issuers, identity.Options{
@@ -529,6 +542,7 @@ func (s *server) identity(ctx context.Context, httpLis net.Listener, mux *http.S
 			return nil, err
 		}
 		mux.Handle("/dev/", dev.Handler())
+		s.dev = dev
 		s.log.Warn("DEV MODE: the loopback-only dev token issuer is trusted; never run this configuration in production",
 			"issuer", issuerURL, "mint", "airlock dev-token --sub alice --groups ai-agents")
 	}
@@ -540,7 +554,7 @@ func (s *server) identity(ctx context.Context, httpLis net.Listener, mux *http.S
 func warnPublicIssuers(log *slog.Logger, issuers []identity.IssuerConfig) {
 	for i, is := range issuers {
 		if err := is.CheckPublic(); err != nil {
-			log.Warn("a public token issuer is trusted without restriction: "+err.Error(),
+			log.Warn("a public token issuer is trusted without restriction (allow_unrestricted): "+err.Error(),
 				"key", fmt.Sprintf("identity.issuers[%d]", i), "issuer", is.Issuer,
 				"restrict_with", []string{"allowed_subjects", "allowed_email_domains", "allowed_hd"})
 		}

@@ -48,6 +48,8 @@ type Issuer struct {
 	jwksHits      atomic.Int64
 	discoveryHits atomic.Int64
 	down          atomic.Bool
+
+	signIn signIn // the authorization code flow (codeflow.go)
 }
 
 type signingKey struct {
@@ -87,7 +89,10 @@ func NewIssuer(t testing.TB, opts ...Option) *Issuer {
 		writeJSON(w, map[string]any{
 			"issuer":                                i.URL(),
 			"jwks_uri":                              i.URL() + "/jwks",
-			"response_types_supported":              []string{"id_token"},
+			"authorization_endpoint":                i.URL() + "/authorize",
+			"token_endpoint":                        i.URL() + "/token",
+			"code_challenge_methods_supported":      []string{"S256"},
+			"response_types_supported":              []string{"code", "id_token"},
 			"subject_types_supported":               []string{"public"},
 			"id_token_signing_alg_values_supported": []string{string(i.alg)},
 		})
@@ -100,6 +105,7 @@ func NewIssuer(t testing.TB, opts ...Option) *Issuer {
 		}
 		writeJSON(w, i.JWKS())
 	})
+	i.serveSignIn(mux)
 	i.srv = httptest.NewServer(mux)
 	t.Cleanup(i.srv.Close)
 	return i

@@ -57,6 +57,7 @@ type Fake struct {
 	hits      map[string]int // endpoint kind -> calls
 	authSeen  []string
 	totalHits int
+	iam       map[string]map[string]any // resource path -> IAM policy (iam.go)
 }
 
 // New starts a fake and stops it when the test ends.
@@ -197,6 +198,9 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		}
+	}
+	if f.serveIAM(w, r) {
+		return
 	}
 	if r.Method != http.MethodGet {
 		googleError(w, 405, "INVALID_ARGUMENT", "only GET is faked")

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -164,12 +165,19 @@ func TestGatewayMasksInjectsAndRefuses(t *testing.T) {
 	}
 
 	code, body = g.agent(t, "GET", "https://secretmanager.googleapis.com/v1/projects/acme-dev/secrets/db/versions/3:access", tok)
-	if code != 200 || strings.Contains(body, base64.StdEncoding.EncodeToString([]byte(secretPEM))[:40]) || !strings.Contains(body, `"[MASKED:`) {
+	// payload.data is bytes: its label is base64, so clients that decode
+	// the field (gcloud secrets versions access) read "[MASKED:...]".
+	var access struct {
+		Payload struct{ Data []byte } `json:"payload"`
+	}
+	if code != 200 || strings.Contains(body, base64.StdEncoding.EncodeToString([]byte(secretPEM))[:40]) ||
+		json.Unmarshal([]byte(body), &access) != nil || !strings.HasPrefix(string(access.Payload.Data), "[MASKED:") {
 		t.Fatalf("secret access was not masked: %d %s", code, body)
 	}
 
 	code, body = g.agent(t, "POST", "https://iam.googleapis.com/v1/projects/acme-dev/serviceAccounts/bot@acme-dev.iam.gserviceaccount.com/keys", tok)
-	if code != 200 || strings.Contains(body, "privateKeyData\":\"ey") || !strings.Contains(body, `"privateKeyData":"[MASKED:`) {
+	var key struct{ PrivateKeyData []byte }
+	if code != 200 || strings.Contains(body, "privateKeyData\":\"ey") || json.Unmarshal([]byte(body), &key) != nil || !strings.HasPrefix(string(key.PrivateKeyData), "[MASKED:") {
 		t.Fatalf("a new key reached the agent (default profile): %d %s", code, body)
 	}
 

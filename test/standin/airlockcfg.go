@@ -1,6 +1,9 @@
 package standin
 
 import (
+	"errors"
+	"fmt"
+
 	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
@@ -32,13 +35,28 @@ func AuthzAirlockConfig(cfg *config.Config) AuthzConfig {
 // shipped processing mode, masking.body_mode, message timeout and buffer
 // limit, the credential credentials[0].name from creds (an SDSClient on
 // airlock's listen.sds; nil leaves the injector out), the gateway domains,
-// and every allowed request forwarded to upstream.
+// and every allowed request forwarded to upstream. With gateway domains,
+// SERVICE.DOMAIN is rewritten by the Lua filter of the bootstrap
+// `airlock envoy config` renders for cfg.
 func AirlockFrontConfig(cfg *config.Config, authzConn, extprocConn grpc.ClientConnInterface, creds CredentialSource, upstream string) FrontConfig {
 	fc := FrontConfig{
 		Authz:          authv3.NewAuthorizationClient(authzConn),
 		AuthzConfig:    AuthzAirlockConfig(cfg),
 		GatewayDomains: cfg.Gateway.Domains,
 		Upstream:       upstream,
+	}
+	if len(cfg.Gateway.Domains) > 0 {
+		// The host rewrite runs the Lua of the bootstrap Envoy would run.
+		bootstrap, err := envoy.Bootstrap(cfg)
+		if err == nil {
+			fc.GatewayLua, err = BootstrapLua(bootstrap)
+		}
+		if err == nil && fc.GatewayLua == "" {
+			err = errors.New("standin: the rendered bootstrap has gateway domains but no Lua filter")
+		}
+		if err != nil {
+			fc.setupErr = fmt.Errorf("standin: gateway domains: %w", err)
+		}
 	}
 	if extprocConn != nil {
 		ep := ExtProcAirlockConfig()

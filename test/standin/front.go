@@ -55,6 +55,12 @@ type FrontConfig struct {
 	// GatewayDomains: SERVICE.DOMAIN is rewritten to SERVICE.googleapis.com
 	// before forwarding.
 	GatewayDomains []string
+	// GatewayLua, when set, is the Lua filter of the rendered bootstrap
+	// (BootstrapLua): the Front routes *.googleapis.com and *.DOMAIN for
+	// each gateway domain, and runs the script's envoy_on_request on the
+	// :authority after the credential injector, as Envoy does, instead of
+	// its own SERVICE.DOMAIN mapping.
+	GatewayLua string
 	// Upstream is the base URL every allowed request is sent to (an
 	// httptest fake of Google); the Host header stays the Google host.
 	// Required.
@@ -63,6 +69,9 @@ type FrontConfig struct {
 	Transport http.RoundTripper
 	// MaxBodyBytes bounds the request body the Front reads; default 64 MiB.
 	MaxBodyBytes int64
+
+	// setupErr is a problem AirlockFrontConfig found; NewFront reports it.
+	setupErr error
 }
 
 // Front is the Envoy stand-in as one http.Handler: for each request it
@@ -89,6 +98,8 @@ func NewFront(cfg FrontConfig) *Front {
 		f.err = fmt.Errorf("standin: FrontConfig.Upstream must be an absolute URL, got %q", cfg.Upstream)
 	case cfg.Authz == nil:
 		f.err = fmt.Errorf("standin: FrontConfig.Authz is required")
+	case cfg.setupErr != nil:
+		f.err = cfg.setupErr
 	}
 	if cfg.CredentialHeader == "" {
 		cfg.CredentialHeader = "Authorization"
@@ -215,10 +226,9 @@ func (f *Front) forward(w http.ResponseWriter, r *http.Request) {
 		}
 		r.Header.Set(f.cfg.CredentialHeader, v)
 	}
-	host, ok := f.googleHost(r.Host)
-	if !ok {
-		// No virtual host matches: the router answers 404 with no body.
-		localReply(http.StatusNotFound, nil, "").write(w)
+	host, local := f.route(r.Host)
+	if local != nil {
+		local.write(w)
 		return
 	}
 	out := r.Clone(r.Context())
@@ -265,6 +275,45 @@ func (f *Front) forward(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// route returns the Google host a request for host is forwarded to, or the
+// local reply that answers it instead: 404 with no body when no virtual
+// host matches, or what the gateway Lua answered.
+func (f *Front) route(host string) (string, *AuthzResult) {
+	if f.cfg.GatewayLua == "" {
+		if h, ok := f.googleHost(host); ok {
+			return h, nil
+		}
+		return "", localReply(http.StatusNotFound, nil, "")
+	}
+	host = stripPort(host)
+	if !f.virtualHost(strings.ToLower(host)) {
+		return "", localReply(http.StatusNotFound, nil, "")
+	}
+	res, err := runRequestLua(f.cfg.GatewayLua, host)
+	if err != nil {
+		return "", localReply(http.StatusInternalServerError, nil, err.Error())
+	}
+	if res.local != nil {
+		return "", res.local
+	}
+	return res.authority, nil
+}
+
+// virtualHost reports whether one of the bootstrap's virtual hosts,
+// *.googleapis.com and *.DOMAIN for each gateway domain, matches host.
+func (f *Front) virtualHost(host string) bool {
+	suffixes := []string{GoogleAPIsSuffix}
+	for _, d := range f.cfg.GatewayDomains {
+		suffixes = append(suffixes, "."+strings.ToLower(strings.Trim(d, ".")))
+	}
+	for _, s := range suffixes {
+		if len(host) > len(s) && strings.HasSuffix(host, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // googleHost maps the request host to the Google host it is forwarded to:

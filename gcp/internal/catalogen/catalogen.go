@@ -157,6 +157,18 @@ func IsGA(version string) bool {
 	return !strings.Contains(v, "alpha") && !strings.Contains(v, "beta")
 }
 
+// servedBeta are documents whose version names beta but that Google serves
+// as generally available and that the standard clients call by default:
+// Cloud SQL Admin v1beta4 is the version of gcloud sql and of Terraform's
+// google provider (sql_custom_endpoint .../sql/v1beta4/).
+var servedBeta = map[string]bool{"sqladmin v1beta4": true}
+
+// Included reports whether the document name, version is compiled: a GA
+// version, or one of servedBeta.
+func Included(name, version string) bool {
+	return name != "" && (IsGA(version) || servedBeta[name+" "+version])
+}
+
 // Generate compiles the GA documents among files into APIs.
 func Generate(files []string) ([]API, Stats, error) {
 	var apis []API
@@ -170,7 +182,7 @@ func Generate(files []string) ([]API, Stats, error) {
 		if err := json.Unmarshal(raw, &d); err != nil {
 			return nil, st, fmt.Errorf("catalogen: parse %s: %w", f, err)
 		}
-		if d.Name == "" || !IsGA(d.Version) {
+		if !Included(d.Name, d.Version) {
 			st.Skipped++
 			continue
 		}
@@ -387,63 +399,6 @@ func longRunning(d *discoDoc, ref string) bool {
 	}
 	_, done := s.Properties["done"]
 	return done
-}
-
-// readPrefixes are method names that read on POST; each must be followed by
-// an upper-case letter or end the name (camel-case word boundary).
-var readPrefixes = []string{
-	"get", "list", "search", "batchGet", "lookup", "query", "testIamPermissions",
-	"runQuery", "runAggregationQuery", "aggregated",
-}
-
-// writeWords in a method name deny readonly on POST: minting or revealing
-// credentials is never a plain read.
-var writeWords = []string{"token", "credential", "secret", "password", "sign", "cert", "generate", "key", "create", "delete", "update", "set", "insert", "patch", "write", "execute", "run"}
-
-// notReadOnly are POST methods that look like reads but may change state.
-var notReadOnly = map[string]bool{
-	"bigquery.jobs.query": true, // SQL may be DML or DDL
-}
-
-// ReadOnly is the readonly rule of the catalog: GET and HEAD methods read;
-// a POST method reads when its name (the last part of the id) starts with a
-// read word (get, list, search, batchGet, lookup, query, testIamPermissions,
-// runQuery, runAggregationQuery, aggregated) at a camel-case boundary and
-// names nothing that mints, reveals or changes (token, credential, secret,
-// password, sign, cert, generate, key, create, delete, update, set, insert,
-// patch, write, execute, run), and is not bigquery.jobs.query (SQL may be
-// DML). Every other method writes.
-func ReadOnly(httpMethod, id string) bool {
-	switch httpMethod {
-	case "GET", "HEAD":
-		return true
-	case "POST":
-	default:
-		return false
-	}
-	if notReadOnly[id] {
-		return false
-	}
-	name := id[strings.LastIndexByte(id, '.')+1:]
-	for _, p := range readPrefixes {
-		if !strings.HasPrefix(name, p) {
-			continue
-		}
-		if len(name) > len(p) && !(name[len(p)] >= 'A' && name[len(p)] <= 'Z') {
-			continue
-		}
-		rest := strings.ToLower(name[len(p):])
-		if p == "runQuery" || p == "runAggregationQuery" || p == "testIamPermissions" {
-			rest = "" // the whole name is the read word
-		}
-		for _, w := range writeWords {
-			if strings.Contains(rest, w) {
-				return false
-			}
-		}
-		return true
-	}
-	return false
 }
 
 // Encode writes apis as gzipped JSON lines. The gzip header carries no name

@@ -84,7 +84,7 @@ func Generate(files []string) ([]Doc, error) {
 		if err := json.Unmarshal(b, &d); err != nil {
 			return nil, fmt.Errorf("schemagen: %s: %w", f, err)
 		}
-		if !catalogen.IsGA(d.Version) {
+		if !catalogen.Included(d.Name, d.Version) {
 			continue
 		}
 		out := Doc{API: d.Name, Version: d.Version, Methods: map[string]string{}, Schemas: map[string]*Schema{}}
