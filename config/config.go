@@ -193,6 +193,13 @@ type Recorder struct {
 	// Unauthenticated bounds the recording of requests refused before an
 	// identity is known.
 	Unauthenticated RecorderUnauthenticated `yaml:"unauthenticated"`
+	// Durability says where an allowed request waits until its recording
+	// is durable, before Envoy forwards it: "extproc" (ext_authz answers at
+	// once; ext_proc's request-headers reply waits until the request event,
+	// which carries the decision, is durable; needs ext_proc on every
+	// request, listen.extproc set) or "check" (the Check waits, for an
+	// ext_authz-only deployment).
+	Durability string `yaml:"durability"`
 }
 
 // RecorderUnauthenticated bounds what is recorded of requests refused

@@ -32,6 +32,8 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"recorder unauthenticated burst", "identity: {dev: true}\nrecorder: {unauthenticated: {burst: 0}}\n", "config: recorder.unauthenticated.burst: must be at least 1"},
 		{"recorder unauthenticated sources", "identity: {dev: true}\nrecorder: {unauthenticated: {max_sources: 0}}\n", "config: recorder.unauthenticated.max_sources: must be at least 1"},
 		{"recorder unauthenticated unknown key", "identity: {dev: true}\nrecorder: {unauthenticated: {rates: 1}}\n", "config: recorder.unauthenticated.rates (line 2): unknown key"},
+		{"recorder durability", "identity: {dev: true}\nrecorder: {durability: later}\n", `config: recorder.durability: must be extproc or check, not "later"`},
+		{"recorder durability without ext_proc", "identity: {dev: true}\nlisten: {extproc: \"\"}\n", "config: recorder.durability: extproc makes an allowed request durable at ext_proc, but listen.extproc is empty"},
 		{"missing policy path", "identity: {dev: true}\npolicies: {paths: [no/such/dir]}\n", `config: policies.paths[0]: "no/such/dir": no such file or directory`},
 		{"dev off loopback", "identity: {dev: true}\nlisten: {authz: 127.0.0.1:1, http: 0.0.0.0:8080}\n", "config: identity.dev: the dev token issuer serves on listen.http, which must then be a loopback address"},
 		{"credential without source", "identity: {dev: true}\ncredentials: [{name: gcp}]\n", "config: credentials[0]: set service_account_key or adc: true"},
@@ -75,6 +77,9 @@ func TestParseKeepsDefaults(t *testing.T) {
 	if c.Listen.Authz != "127.0.0.1:9001" || c.Approvals.Store != "memory" || c.Recorder.OnFull != "refuse" ||
 		c.Approvals.MaxPendingPerSubject != 20 || c.Approvals.AllowDelegatedVotes {
 		t.Errorf("defaults lost: %+v", c)
+	}
+	if c.Recorder.Durability != "extproc" {
+		t.Errorf("recorder.durability = %q, want extproc", c.Recorder.Durability)
 	}
 	if c.Masking.MemoryBudgetBytes != 256<<20 {
 		t.Errorf("masking.memory_budget_bytes = %d, want 256 MiB", c.Masking.MemoryBudgetBytes)

@@ -80,6 +80,7 @@ func Default() *Config {
 
 			CheckpointInterval: time.Minute,
 			Unauthenticated:    RecorderUnauthenticated{SpoolFraction: 0.05, Rate: 1, Burst: 10, MaxSources: 10000},
+			Durability:         "extproc",
 		},
 		Envoy:     Envoy{Listen: "0.0.0.0:10000", AirlockHost: "127.0.0.1"},
 		HTTP:      DefaultHTTP(),
@@ -452,6 +453,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Recorder.Unauthenticated.MaxSources < 1 {
 		bad("recorder.unauthenticated.max_sources", "must be at least 1")
+	}
+	switch c.Recorder.Durability {
+	case "extproc":
+		if c.Recorder.Enabled && c.Listen.ExtProc == "" {
+			bad("recorder.durability", "extproc makes an allowed request durable at ext_proc, but listen.extproc is empty: set recorder.durability: check where Envoy runs no ext_proc filter (an ext_authz-only provider), so that the Check waits")
+		}
+	case "check":
+	default:
+		bad("recorder.durability", "must be extproc or check, not %q", c.Recorder.Durability)
 	}
 
 	for i, d := range c.Gateway.Domains {

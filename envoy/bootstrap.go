@@ -92,9 +92,11 @@ type bootstrapData struct {
 	ResponseBodyMode string
 	MessageTimeout   string
 	Credential       string
-	GatewayDomains   []string
-	LuaSource        string
-	Services         []bootstrapService
+	// Durability is recorder.durability, "" when recording is off.
+	Durability     string
+	GatewayDomains []string
+	LuaSource      string
+	Services       []bootstrapService
 }
 
 // Bootstrap renders Envoy's bootstrap (YAML) for cfg: the listener on
@@ -164,6 +166,15 @@ func bootstrapValues(cfg *config.Config) (*bootstrapData, error) {
 	if cfg.Listen.ExtProc != "" {
 		d.ExtProc = true
 		service("listen.extproc", cfg.Listen.ExtProc, ClusterExtProc, "ext_proc server")
+	}
+	if cfg.Recorder.Enabled {
+		d.Durability = cfg.Recorder.Durability
+		switch {
+		case d.Durability == "extproc" && !d.ExtProc:
+			bad("recorder.durability", "extproc needs the ext_proc filter, and listen.extproc is empty: set recorder.durability: check for an ext_authz-only Envoy")
+		case d.Durability != "extproc" && d.Durability != "check":
+			bad("recorder.durability", "%q: want extproc or check", d.Durability)
+		}
 	}
 	if len(cfg.Credentials) > 0 {
 		d.Credential = cfg.Credentials[0].Name

@@ -194,6 +194,8 @@ func TestBootstrapRejectsBadConfig(t *testing.T) {
 		{"bad body mode", func(c *config.Config) { c.Masking.BodyMode = "chunked" }, "masking.body_mode"},
 		{"bad domain", func(c *config.Config) { c.Gateway.Domains = []string{"bad domain"} }, "gateway.domains[0]"},
 		{"negative body limit", func(c *config.Config) { c.Authz.MaxBodyBytes = -1 }, "authz.max_body_bytes"},
+		{"durable at ext_proc without ext_proc", func(c *config.Config) { c.Listen.ExtProc = "" }, "recorder.durability: extproc needs the ext_proc filter"},
+		{"unknown durability", func(c *config.Config) { c.Recorder.Durability = "later" }, "recorder.durability"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -250,5 +252,31 @@ func BenchmarkBootstrap(b *testing.B) {
 		if _, err := Bootstrap(cfg); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// The durability mode in force shows in the rendered bootstrap, and the
+// ext_authz-only bootstrap that check mode allows has no ext_proc filter.
+func TestBootstrapDurabilityModes(t *testing.T) {
+	out, err := Bootstrap(config.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "recorder.durability: extproc") {
+		t.Error("the extproc mode is not stated beside the ext_proc filter")
+	}
+	c := config.Default()
+	c.Listen.ExtProc = ""
+	c.Recorder.Durability = "check"
+	_, hcm := parse(t, c)
+	if got := filterNames(hcm); got != "ext_authz,dynamic_forward_proxy,router" {
+		t.Errorf("filters = %s", got)
+	}
+	out, err = Bootstrap(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "recorder.durability: check") {
+		t.Error("the check mode is not stated beside the ext_authz filter")
 	}
 }

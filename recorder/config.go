@@ -17,6 +17,7 @@ func OptionsFromConfig(c config.Recorder) Options {
 
 		CheckpointInterval: c.CheckpointInterval,
 		Unauthenticated:    unauthenticatedOptions(c.Unauthenticated),
+		Durability:         c.Durability,
 	}
 }
 

@@ -13,18 +13,37 @@ import (
 // bytes, so the two must never differ; the reader parses lines with
 // encoding/json.
 func appendEvent(dst []byte, e *Event) ([]byte, error) {
-	if y := e.Time.Year(); y < 0 || y > 9999 {
-		// Outside what RFC 3339 can say: the time reports it, as it would
-		// to encoding/json (not passing e to it keeps events off the heap).
-		_, err := e.Time.MarshalJSON()
+	if err := checkTime(e); err != nil {
 		return dst, err
 	}
+	dst = appendEventHead(dst, e)
+	dst = strconv.AppendInt(dst, e.Seq, 10)
+	return appendEventTail(dst, e), nil
+}
+
+// checkTime refuses a time outside what RFC 3339 can say, as
+// encoding/json does (not passing e to it keeps events off the heap).
+func checkTime(e *Event) error {
+	if y := e.Time.Year(); y < 0 || y > 9999 {
+		_, err := e.Time.MarshalJSON()
+		return err
+	}
+	return nil
+}
+
+// appendEventHead is the start of e's line, up to the value of "seq":
+// what comes before the number a segment gives its next event.
+func appendEventHead(dst []byte, e *Event) []byte {
 	dst = append(dst, `{"session":`...)
 	dst = appendString(dst, e.Session)
 	dst = append(dst, `,"segment":`...)
 	dst = appendString(dst, e.Segment)
-	dst = append(dst, `,"seq":`...)
-	dst = strconv.AppendInt(dst, e.Seq, 10)
+	return append(dst, `,"seq":`...)
+}
+
+// appendEventTail is the rest of e's line after the value of "seq", its
+// time checked by checkTime.
+func appendEventTail(dst []byte, e *Event) []byte {
 	dst = append(dst, `,"time":"`...)
 	dst = e.Time.AppendFormat(dst, time.RFC3339Nano)
 	dst = append(dst, `","kind":`...)
@@ -61,7 +80,7 @@ func appendEvent(dst []byte, e *Event) ([]byte, error) {
 	}
 	dst = append(dst, `,"prev":`...)
 	dst = appendString(dst, e.Prev)
-	return append(dst, '}'), nil
+	return append(dst, '}')
 }
 
 // The object appenders write the fields inside the braces. A leading
@@ -85,16 +104,7 @@ func appendDecision(dst []byte, d *DecisionEvent) []byte {
 	dst = appendString(dst, d.Decision)
 	dst = appendOpt(dst, `,"policy":`, d.Policy)
 	dst = appendOpt(dst, `,"rule":`, d.Rule)
-	if len(d.Rules) > 0 {
-		dst = append(dst, `,"rules":[`...)
-		for i, r := range d.Rules {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendString(dst, r)
-		}
-		dst = append(dst, ']')
-	}
+	dst = appendStrings(dst, `,"rules":[`, d.Rules)
 	dst = appendOpt(dst, `,"message":`, d.Message)
 	dst = appendOpt(dst, `,"approval_id":`, d.ApprovalID)
 	dst = appendOpt(dst, `,"source":`, d.Source)
@@ -111,6 +121,8 @@ func appendRequest(dst []byte, q *RequestEvent) []byte {
 	dst = appendOpt(dst, `,"subject":`, q.Subject)
 	dst = appendOpt(dst, `,"actor":`, q.Actor)
 	dst = appendOpt(dst, `,"gcp_method":`, q.GCPMethod)
+	dst = appendOpt(dst, `,"decision":`, q.Decision)
+	dst = appendStrings(dst, `,"rules":[`, q.Rules)
 	dst = appendOpt(dst, `,"method":`, q.Method)
 	dst = appendOpt(dst, `,"host":`, q.Host)
 	dst = appendOpt(dst, `,"path":`, q.Path)
@@ -181,6 +193,22 @@ func appendOpt(dst []byte, key, s string) []byte {
 		return dst
 	}
 	return appendString(append(dst, key...), s)
+}
+
+// appendStrings writes key (ending in '[') and a non-empty list
+// (omitempty).
+func appendStrings(dst []byte, key string, list []string) []byte {
+	if len(list) == 0 {
+		return dst
+	}
+	dst = append(dst, key...)
+	for i, s := range list {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, s)
+	}
+	return append(dst, ']')
 }
 
 func appendOptInt(dst []byte, key string, n int64) []byte {

@@ -142,6 +142,10 @@ type RequestEvent struct {
 	Subject   string `json:"subject,omitempty"`
 	Actor     string `json:"actor,omitempty"`
 	GCPMethod string `json:"gcp_method,omitempty"`
+	// Decision and Rules are the decision the ext_authz metadata carried
+	// ("allowed", and the "policy/rule" names that allowed it).
+	Decision string   `json:"decision,omitempty"`
+	Rules    []string `json:"rules,omitempty"`
 	// Method, Host and Path are the HTTP request.
 	Method string `json:"method,omitempty"`
 	Host   string `json:"host,omitempty"`
@@ -288,7 +292,7 @@ func maskHeaders(headers map[string]string, mask func([]byte) []byte, path, quer
 func maskTexts(mask func([]byte) []byte, texts []string) {
 	n := len(texts) - 1
 	for _, t := range texts {
-		if strings.ContainsAny(t, "\r\n") {
+		if strings.IndexByte(t, '\n') >= 0 || strings.IndexByte(t, '\r') >= 0 {
 			maskEach(mask, texts)
 			return
 		}

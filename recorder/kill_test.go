@@ -12,17 +12,181 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlockhq/airlock/authz"
 	"github.com/airlockhq/airlock/recorder"
 )
 
 const crashChildEnv = "AIRLOCK_RECORDER_CRASH_CHILD"
+
+// crashFlowEnv runs crashFlowChild instead of the tests.
+const crashFlowEnv = "AIRLOCK_RECORDER_CRASH_FLOW_CHILD"
 
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(crashChildEnv); dir != "" {
 		crashChild(dir)
 		os.Exit(0)
 	}
+	if dir := os.Getenv(crashFlowEnv); dir != "" {
+		crashFlowChild(dir)
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
+}
+
+// crashFlowChild records requests as airlock serve does with
+// recorder.durability extproc, from several goroutines, until killed: for
+// an allowed request the decision (not waited for), then ext_proc's request
+// event (durable), then "forwarded ID": the request would now reach Google;
+// for a refusal the decision, then "refused ID": the agent has its answer.
+func crashFlowChild(dir string) {
+	ctx := context.Background()
+	r, err := recorder.New(ctx, recorder.Options{
+		Spool: filepath.Join(dir, "spool"), Sink: "file://" + filepath.Join(dir, "sink"), Durability: recorder.DurabilityExtProc,
+		FlushInterval: 5 * time.Millisecond, ChunkMaxBytes: 4096, ChunkMaxAge: 5 * time.Millisecond,
+	})
+	if err != nil {
+		fmt.Println("error", err)
+		return
+	}
+	var mu sync.Mutex
+	out := bufio.NewWriter(os.Stdout)
+	say := func(s ...any) {
+		mu.Lock()
+		fmt.Fprintln(out, s...)
+		out.Flush()
+		mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			session := fmt.Sprintf("flow-%d~x", w%3)
+			for i := 0; ; i++ {
+				id := fmt.Sprintf("p%d-w%d-%d", os.Getpid(), w, i)
+				d := recorder.DecisionEvent{RequestID: id, SessionID: session, Subject: "alice", Method: "GET", Host: "compute.googleapis.com",
+					Path: "/compute/v1/projects/p/zones/z/instances", Decision: recorder.DecisionAllowed, Rules: []string{"gcp/reads"}}
+				if i%4 == 3 {
+					d.Decision, d.Rules, d.Reason = recorder.DecisionPolicyDenied, []string{"gcp/no-delete"}, "POLICY_DENIED"
+					if err := r.Decision(ctx, d); err != nil {
+						say("error", err)
+						return
+					}
+					say("refused", id)
+					continue
+				}
+				if err := r.Decision(ctx, d); err != nil {
+					say("error", err)
+					return
+				}
+				meta := authz.Metadata{RequestID: id, SessionID: session, Subject: "alice", Decision: "allowed", Rules: []string{"gcp/reads"}}
+				if err := r.RecordRequestHeaders(ctx, meta, map[string]string{":method": "GET", ":authority": "compute.googleapis.com", ":path": "/x"}); err != nil {
+					say("error", err)
+					return
+				}
+				say("forwarded", id)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// kill -9 in the middle of the extproc flow: every request that would have
+// reached Google has its decision and its request event (carrying the
+// decision), and every refusal answered has its decision event.
+func TestKill9ExtProcFlowLosesNothingForwarded(t *testing.T) {
+	dir := t.TempDir()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	forwarded, refused := map[string]bool{}, map[string]bool{}
+	for life := 0; life < 2; life++ {
+		cmd := exec.Command(exe, "-test.run=^$")
+		cmd.Env = append(os.Environ(), crashFlowEnv+"="+dir)
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(stdout)
+		n := 0
+		for sc.Scan() {
+			kind, id, _ := strings.Cut(sc.Text(), " ")
+			switch kind {
+			case "forwarded":
+				forwarded[id] = true
+			case "refused":
+				refused[id] = true
+			default:
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("child: %s", sc.Text())
+			}
+			if n++; n == 2000 {
+				// kill -9 in the middle of appends, syncs and uploads.
+				if err := cmd.Process.Kill(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		cmd.Wait()
+		if n < 2000 {
+			t.Fatalf("life %d: child stopped after %d answers", life, n)
+		}
+	}
+	r := newRecorder(t, recorder.Options{Spool: filepath.Join(dir, "spool"), Sink: "file://" + filepath.Join(dir, "sink")})
+	closeRecorder(t, r)
+	sink, _ := recorder.NewFileSink(filepath.Join(dir, "sink"))
+	ctx := context.Background()
+	rd := recorder.NewReader(sink)
+	list, err := rd.List(ctx, recorder.Filter{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decisions, requests := map[string]int{}, map[string]int{}
+	for _, s := range list {
+		res, err := rd.Verify(ctx, s.ID, recorder.VerifyOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.OK() {
+			t.Fatalf("after kill -9: %v", res.Problems)
+		}
+		sess, err := rd.Load(ctx, s.ID, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range sess.Events {
+			switch {
+			case e.Decision != nil:
+				decisions[e.RequestID]++
+			case e.Request != nil:
+				if e.Request.Decision != recorder.DecisionAllowed || len(e.Request.Rules) != 1 {
+					t.Fatalf("request event without its decision: %+v", e.Request)
+				}
+				requests[e.RequestID]++
+			}
+		}
+	}
+	for id := range forwarded {
+		if decisions[id] != 1 || requests[id] != 1 {
+			t.Fatalf("forwarded request %s: %d decision and %d request events", id, decisions[id], requests[id])
+		}
+	}
+	for id := range refused {
+		if decisions[id] != 1 {
+			t.Fatalf("refused request %s: %d decision events", id, decisions[id])
+		}
+	}
+	for id, n := range decisions {
+		if n != 1 || requests[id] > 1 {
+			t.Fatalf("request %s recorded %d/%d times", id, n, requests[id])
+		}
+	}
+	t.Logf("%d forwarded and %d refused answered, %d decisions recorded (the rest were in flight at the kill)", len(forwarded), len(refused), len(decisions))
 }
 
 // crashChild records requests from several goroutines, uploading as it

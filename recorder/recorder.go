@@ -26,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -87,7 +88,9 @@ type Options struct {
 	ChunkMaxBytes int
 	// ChunkMinBytes and ChunkMaxAge: an open segment is uploaded once it
 	// has ChunkMinBytes pending or its oldest pending event is ChunkMaxAge
-	// old; defaults 1 MiB and 10s. Closed segments upload at once.
+	// old; defaults ChunkMaxBytes and 10s (a chunk costs a write of its
+	// own and of the segment's state, so a busy session uploads full
+	// ones). Closed segments upload at once.
 	ChunkMinBytes int
 	ChunkMaxAge   time.Duration
 	// SegmentMaxEvents rolls a segment over after this many events; default 100,000.
@@ -108,7 +111,24 @@ type Options struct {
 	// Unauthenticated bounds what is recorded of the requests refused
 	// before an identity is known.
 	Unauthenticated UnauthenticatedOptions
+	// Durability says where an allowed request waits until its recording
+	// is durable: DurabilityCheck (the default) makes Decision wait,
+	// DurabilityExtProc lets Decision return at once because ext_proc's
+	// request event, which carries the decision, is made durable before
+	// Envoy forwards the request.
+	Durability string
 }
+
+// Durability modes (config recorder.durability).
+const (
+	// DurabilityExtProc: ext_authz answers an allowed request at once and
+	// ext_proc's request-headers reply waits until the request event is
+	// durable. Envoy must run ext_proc on every request it forwards.
+	DurabilityExtProc = "extproc"
+	// DurabilityCheck: the Check waits until the decision is durable, for
+	// deployments where no ext_proc runs (an ext_authz-only provider).
+	DurabilityCheck = "check"
+)
 
 // UnauthenticatedOptions bound the recording of requests refused before an
 // identity is known (no token, a bad one): anyone who reaches Envoy can
@@ -203,6 +223,11 @@ type Recorder struct {
 
 	anonEvents, anonRateLimited, anonSpoolFull, anonFailed atomic.Int64
 
+	// chunkDue says a segment has a chunk's worth of pending events, maybe
+	// not all durable yet: the uploader is kicked after each sync until
+	// they are uploaded.
+	chunkDue atomic.Bool
+
 	cpMu    sync.Mutex
 	cp      checkpointState
 	cpWrite sync.Mutex // one checkpoint pass at a time
@@ -214,7 +239,7 @@ type segment struct {
 	id         string
 	session    string
 	nextSeq    int64
-	head       string
+	chain      *chain // owned by the spool's committer (see queued)
 	lastAppend time.Time
 	closed     bool // close event queued: nothing may follow
 	pending    []pendingEvent
@@ -261,6 +286,13 @@ func New(ctx context.Context, opts Options) (*Recorder, error) {
 		opts.SpoolFileBytes = min(opts.SpoolMaxBytes/8, 64<<20)
 		opts.SpoolFileBytes = max(opts.SpoolFileBytes, 4096)
 	}
+	switch opts.Durability {
+	case "":
+		opts.Durability = DurabilityCheck
+	case DurabilityCheck, DurabilityExtProc:
+	default:
+		return nil, fmt.Errorf("recorder: durability must be extproc or check, not %q", opts.Durability)
+	}
 	switch opts.OnFull {
 	case "":
 		opts.OnFull = "refuse"
@@ -281,7 +313,7 @@ func New(ctx context.Context, opts Options) (*Recorder, error) {
 		opts.ChunkMaxBytes = 4 << 20
 	}
 	if opts.ChunkMinBytes <= 0 {
-		opts.ChunkMinBytes = min(1<<20, opts.ChunkMaxBytes)
+		opts.ChunkMinBytes = opts.ChunkMaxBytes
 	}
 	if opts.ChunkMaxAge <= 0 {
 		opts.ChunkMaxAge = 10 * time.Second
@@ -398,7 +430,7 @@ func New(ctx context.Context, opts Options) (*Recorder, error) {
 	// own, a share of the bound: however many arrive, the rest stays for
 	// authenticated traffic.
 	anonMax := int64(float64(opts.SpoolMaxBytes) * u.SpoolFraction)
-	sp, err := openSpool(opts.Spool, opts.SpoolMaxBytes-anonMax, opts.SpoolFileBytes, r.replay)
+	sp, err := openSpoolNotifying(opts.Spool, opts.SpoolMaxBytes-anonMax, opts.SpoolFileBytes, r.replay, r.synced)
 	if err != nil {
 		return nil, err
 	}
@@ -447,18 +479,30 @@ func (r *Recorder) loadStates() error {
 			r.log.Error("recorder: unreadable segment state, ignored", "file", e.Name(), "err", err)
 			continue
 		}
-		seg := &segment{id: m.Segment, session: m.Session, man: m, nextSeq: m.Events, head: m.Head, closed: m.Closed, manifestDirty: true}
-		if seg.head == "" {
-			seg.head = m.Genesis
+		seg := &segment{id: m.Segment, session: m.Session, man: m, nextSeq: m.Events, closed: m.Closed, manifestDirty: true}
+		head := m.Head
+		if head == "" {
+			head = m.Genesis
 		}
+		seg.chain = chainFrom(head)
 		r.segments[seg.id] = seg
 	}
 	return nil
 }
 
+// chainFrom is a chain whose head is the hex hash head. A head that is not
+// one (a damaged state file) leaves zeros: verification then reports the
+// break.
+func chainFrom(head string) *chain {
+	c := &chain{}
+	_, _ = hex.Decode(c.sum[:], []byte(head))
+	return c
+}
+
 // recoveredBatch stands for the commit of records found in the spool.
 var recoveredBatch = func() *commitBatch {
-	b := &commitBatch{done: make(chan struct{})}
+	b := newBatch()
+	close(b.written)
 	close(b.done)
 	return b
 }()
@@ -485,7 +529,7 @@ func (r *Recorder) replay(rec spoolRecord) bool {
 	seg.pending = append(seg.pending, p)
 	seg.pendingLen += len(line)
 	seg.nextSeq++
-	seg.head = lineHash(line)
+	seg.chain.sum = sha256.Sum256(line)
 	if closing {
 		seg.closed = true
 	}
@@ -495,16 +539,15 @@ func (r *Recorder) replay(rec spoolRecord) bool {
 // closeRecovered closes the segments a previous process left open.
 func (r *Recorder) closeRecovered() {
 	n := 0
+	var open []*segment
 	for _, seg := range r.segments {
 		if !seg.closed {
-			ref, closed, err := r.appendClose(seg, "writer restarted")
-			if err != nil {
-				r.log.Error("recorder: closing a recovered segment failed; retried later", "segment", seg.id, "err", err)
-			} else if closed {
-				r.links.closed(context.Background(), seg.session, ref)
-			}
+			open = append(open, seg)
 		}
 		n += len(seg.pending)
+	}
+	for _, err := range r.closeSegments(context.Background(), open, "writer restarted") {
+		r.log.Error("recorder: closing a recovered segment failed; retried later", "err", err)
 	}
 	if len(r.segments) > 0 {
 		r.log.Info("recorder: resuming uploads left by a previous run", "segments", len(r.segments), "events", n)
@@ -512,24 +555,60 @@ func (r *Recorder) closeRecovered() {
 }
 
 // payload layout: flags(1) seglen(1) segment seq(8) line.
-func encodePayload(segID string, seq int64, closing bool, e *Event) (payload, line []byte, err error) {
-	scratch := payloadPool.Get().(*[]byte)
-	defer payloadPool.Put(scratch)
+
+// encoded is an event encoded for one segment but its sequence number and
+// its prev (see queued): the work of an append done before the segment's
+// lock is taken.
+type encoded struct {
+	buf   *[]byte // head, then tail
+	split int
+	seg   *segment
+}
+
+// zeroPrev stands in for the prev of a line until the committer writes it.
+var zeroPrev = strings.Repeat("0", prevDigits)
+
+// encodeFor encodes e for seg; release the result with free.
+func encodeFor(seg *segment, e *Event) (encoded, error) {
+	if err := checkTime(e); err != nil {
+		return encoded{}, err
+	}
+	e.Session, e.Segment, e.Prev = seg.session, seg.id, zeroPrev
+	buf := payloadPool.Get().(*[]byte)
+	b := appendEventHead((*buf)[:0], e)
+	split := len(b)
+	b = appendEventTail(b, e)
+	*buf = b
+	return encoded{buf: buf, split: split, seg: seg}, nil
+}
+
+func (x encoded) free() {
+	if cap(*x.buf) <= 64<<10 {
+		payloadPool.Put(x.buf)
+	}
+}
+
+// payload assembles the record of x as event seq, in an exact-size buffer
+// (the line stays in memory until it is uploaded); lineAt is where the line
+// starts.
+func (x encoded) payload(seq int64, closing bool) (payload []byte, lineAt int) {
+	b := *x.buf
+	segID := x.seg.id
+	var digits [20]byte
+	d := strconv.AppendInt(digits[:0], seq, 10)
+	lineAt = 2 + len(segID) + 8
+	payload = make([]byte, 0, lineAt+len(b)+len(d))
 	var flags byte
 	if closing {
 		flags = 1
 	}
-	p := append((*scratch)[:0], flags, byte(len(segID)))
-	p = append(p, segID...)
-	p = binary.BigEndian.AppendUint64(p, uint64(seq))
-	head := len(p)
-	if p, err = appendEvent(p, e); err != nil {
-		return nil, nil, err
-	}
-	*scratch = p
-	// An exact-size copy: the line stays in memory until it is uploaded.
-	payload = append([]byte(nil), p...)
-	return payload, payload[head:], nil
+	payload = append(payload, flags, byte(len(segID)))
+	payload = append(payload, segID...)
+	payload = binary.BigEndian.AppendUint64(payload, uint64(seq))
+	payload = append(payload, b[:x.split]...)
+	payload = append(payload, d...)
+	payload = append(payload, b[x.split:]...)
+	return payload, lineAt
 }
 
 var newline = []byte{'\n'}
@@ -583,11 +662,15 @@ func (r *Recorder) Session(ctx context.Context, subject, requested string) (stri
 }
 
 // Decision records what ext_authz decided, refusals included. It returns
-// once the event is durable in the spool.
+// once the event is as safe as its outcome needs (see Durability): a
+// refusal once it is written (a killed process loses none; it is synced
+// with the next group commit), an allowed request at once where ext_proc
+// makes the request durable before Envoy forwards it (DurabilityExtProc),
+// else once it is durable.
 func (r *Recorder) Decision(ctx context.Context, e DecisionEvent) error {
 	if e.Subject == "" && e.SessionID == "" {
 		// Refused before an identity was known.
-		r.unauthenticated(e)
+		r.unauthenticated(ctx, e)
 		return nil
 	}
 	d := e
@@ -611,11 +694,19 @@ func (r *Recorder) Decision(ctx context.Context, e DecisionEvent) error {
 		}
 		session = s
 	}
-	return r.record(ctx, session, &Event{Time: e.Time, Kind: KindDecision, RequestID: e.RequestID, Decision: &d})
+	wait := waitWritten
+	if e.Decision == DecisionAllowed {
+		wait = waitDurable
+		if r.opts.Durability == DurabilityExtProc {
+			wait = waitNone
+		}
+	}
+	return r.record(ctx, session, &Event{Time: e.Time, Kind: KindDecision, RequestID: e.RequestID, Decision: &d}, wait)
 }
 
-// Request records the request as ext_proc saw it. Body goes through
-// Options.Mask or is dropped.
+// Request records the request as ext_proc saw it and returns once the
+// event is durable: Envoy forwards the request only after that. Body goes
+// through Options.Mask or is dropped.
 func (r *Recorder) Request(ctx context.Context, sessionID, requestID string, e RequestEvent) error {
 	q := e
 	q.headers, q.Path, _ = maskHeaders(e.Headers, r.opts.Mask, e.Path, "")
@@ -623,13 +714,14 @@ func (r *Recorder) Request(ctx context.Context, sessionID, requestID string, e R
 	q.BodyBytes = int64(len(e.Body))
 	q.BodyExcerpt = r.maskBody(e.Body)
 	q.Body = nil
-	return r.record(ctx, sessionID, &Event{Kind: KindRequest, RequestID: requestID, Request: &q})
+	return r.record(ctx, sessionID, &Event{Kind: KindRequest, RequestID: requestID, Request: &q}, waitDurable)
 }
 
-// Vote records one approver's vote in the session of the request.
+// Vote records one approver's vote in the session of the request and
+// returns once it is durable.
 func (r *Recorder) Vote(ctx context.Context, e VoteEvent) error {
 	v := e
-	return r.record(ctx, e.SessionID, &Event{Time: e.Time, Kind: KindVote, RequestID: e.RequestID, Vote: &v})
+	return r.record(ctx, e.SessionID, &Event{Time: e.Time, Kind: KindVote, RequestID: e.RequestID, Vote: &v}, waitDurable)
 }
 
 func (r *Recorder) maskBody(b []byte) string {
@@ -639,9 +731,9 @@ func (r *Recorder) maskBody(b []byte) string {
 	return excerpt(r.opts.Mask(b), r.opts.MaxBodyBytes)
 }
 
-// record appends one event to the session's open segment and waits until
-// it is durable.
-func (r *Recorder) record(ctx context.Context, session string, e *Event) error {
+// record appends one event to the session's open segment and waits for it
+// as wait says.
+func (r *Recorder) record(ctx context.Context, session string, e *Event, wait waitLevel) error {
 	if !ValidSessionID(session) {
 		return fmt.Errorf("recorder: invalid session id %q", session)
 	}
@@ -652,32 +744,46 @@ func (r *Recorder) record(ctx context.Context, session string, e *Event) error {
 		e.Time = r.now()
 	}
 	e.Time = e.Time.UTC()
+	if wait < waitDurable && r.memPending.Load() > r.opts.PendingMemoryBytes/2 {
+		// Uploads are behind (a slow sink, or more events than the
+		// uploader is given time for): wait for the sync, as every
+		// request did before, which leaves the uploader the CPU and the
+		// time to catch up before events are spilled to be read back.
+		wait = waitDurable
+		r.poke()
+	}
 	for {
 		seg, err := r.segmentFor(session)
 		if err != nil {
 			return r.full(err)
 		}
-		b, err := r.appendTo(seg, e)
+		b, _, err := r.appendTo(seg, e, wait)
 		if errors.Is(err, errSegmentClosed) {
 			continue
 		}
 		if err != nil {
 			return r.full(err)
 		}
-		select {
-		case <-b.done:
-		case <-ctx.Done():
-			// The event stays queued and will be durable; the caller gives up.
-			return fmt.Errorf("recorder: waiting for the spool: %w", ctx.Err())
-		}
-		if b.err != nil {
-			return b.err
-		}
 		r.events.Add(1)
-		if seg.pendingBytes() >= r.opts.ChunkMinBytes {
-			r.poke()
-		}
+		return waitFor(ctx, b, wait)
+	}
+}
+
+// waitFor waits until b is written or durable, as wait says.
+func waitFor(ctx context.Context, b *commitBatch, wait waitLevel) error {
+	ch, errp := b.done, &b.err
+	switch wait {
+	case waitNone:
 		return nil
+	case waitWritten:
+		ch, errp = b.written, &b.werr
+	}
+	select {
+	case <-ch:
+		return *errp
+	case <-ctx.Done():
+		// The event stays queued and will be durable; the caller gives up.
+		return fmt.Errorf("recorder: waiting for the spool: %w", ctx.Err())
 	}
 }
 
@@ -718,12 +824,8 @@ func (r *Recorder) segmentFor(session string) (*segment, error) {
 			return seg, nil
 		}
 		if roll && !closed {
-			ref, closed, err := r.appendClose(seg, "rolled over")
-			if err != nil {
-				return nil, err
-			}
-			if closed {
-				r.links.closed(context.Background(), session, ref)
+			if errs := r.closeSegments(context.Background(), []*segment{seg}, "rolled over"); len(errs) > 0 {
+				return nil, errs[0]
 			}
 		}
 	}
@@ -761,7 +863,7 @@ func (r *Recorder) newSegment(session string) (*segment, error) {
 	seg := &segment{id: id, session: session, lastAppend: now}
 	seg.man = Manifest{Version: ManifestVersion, Session: session, Segment: id, Day: day, Genesis: Genesis(session, id, prev),
 		Chunks: []ChunkRecord{}, Previous: prev, Writer: r.writer, IdleGap: r.opts.IdleGap.String()}
-	seg.head = seg.man.Genesis
+	seg.chain = chainFrom(seg.man.Genesis)
 	// The state file exists before any event of the segment is durable, so
 	// that a restart knows every segment it must finish.
 	if err := r.saveState(&seg.man); err != nil {
@@ -780,53 +882,114 @@ func (r *Recorder) newSegment(session string) (*segment, error) {
 	return seg, nil
 }
 
-// appendTo chains e onto seg and queues it in the spool.
-func (r *Recorder) appendTo(seg *segment, e *Event) (*commitBatch, error) {
+// appendTo queues e as the next event of seg, its caller waiting as wait
+// says, and returns the batch to wait on and e's line (complete once the
+// batch is written). The event is encoded before seg's lock is taken, and
+// chained by the spool's committer: concurrent requests of one session
+// hold the lock only to take a sequence number and queue the record.
+func (r *Recorder) appendTo(seg *segment, e *Event, wait waitLevel) (*commitBatch, []byte, error) {
+	x, err := encodeFor(seg, e)
+	if err != nil {
+		return nil, nil, fmt.Errorf("recorder: encode event: %w", err)
+	}
+	defer x.free()
+	sum := summarize(e)
 	seg.mu.Lock()
 	defer seg.mu.Unlock()
 	if seg.closed {
-		return nil, errSegmentClosed
+		return nil, nil, errSegmentClosed
 	}
-	return r.appendLocked(seg, e)
+	return r.appendLocked(seg, x, e.Time, sum, e.Kind == KindClose, wait)
 }
 
-func (r *Recorder) appendLocked(seg *segment, e *Event) (*commitBatch, error) {
-	e.Session, e.Segment, e.Seq, e.Prev = seg.session, seg.id, seg.nextSeq, seg.head
-	closing := e.Kind == KindClose
-	payload, line, err := encodePayload(seg.id, e.Seq, closing, e)
+func (r *Recorder) appendLocked(seg *segment, x encoded, t time.Time, sum eventSummary, closing bool, wait waitLevel) (*commitBatch, []byte, error) {
+	seq := seg.nextSeq
+	payload, lineAt := x.payload(seq, closing)
+	b, fileNo, off, err := r.spoolFor(seg.session).enqueue(payload, lineAt, seg.chain, closing, wait)
 	if err != nil {
-		return nil, fmt.Errorf("recorder: encode event: %w", err)
+		return nil, nil, err
 	}
-	b, fileNo, off, err := r.spoolFor(seg.session).enqueue(payload, closing)
-	if err != nil {
-		return nil, err
-	}
-	p := pendingEvent{seq: e.Seq, n: len(line), off: off + int64(len(payload)-len(line)), fileNo: fileNo, batch: b, time: e.Time}
-	r.keep(&p, line, summarize(e))
+	line := payload[lineAt:]
+	p := pendingEvent{seq: seq, n: len(line), off: off + int64(lineAt), fileNo: fileNo, batch: b, time: t}
+	r.keep(&p, line, sum)
 	seg.pending = append(seg.pending, p)
+	if seg.pendingLen < r.opts.ChunkMinBytes && seg.pendingLen+len(line) >= r.opts.ChunkMinBytes {
+		// A chunk's worth: upload it once it is durable.
+		r.chunkDue.Store(true)
+		r.poke()
+	}
 	seg.pendingLen += len(line)
 	seg.nextSeq++
-	seg.head = lineHash(line)
-	seg.lastAppend = e.Time
+	seg.lastAppend = t
 	if closing {
 		seg.closed = true
 	}
-	return b, nil
+	return b, line, nil
 }
 
-// appendClose queues a close event; it does not wait for durability (the
-// uploader only takes durable events). When this call closed the segment
-// it returns how far the segment went, for links.closed.
-func (r *Recorder) appendClose(seg *segment, reason string) (ref SegmentRef, closed bool, err error) {
+// closeEvent is a close event queued by appendClose.
+type closeEvent struct {
+	seg   *segment
+	batch *commitBatch
+	line  []byte
+}
+
+// appendClose queues a close event; it does not wait. When this call
+// closed the segment it returns the event, for closedRef.
+func (r *Recorder) appendClose(seg *segment, reason string) (c *closeEvent, err error) {
+	e := &Event{Time: r.now().UTC(), Kind: KindClose, Reason: reason}
+	x, err := encodeFor(seg, e)
+	if err != nil {
+		return nil, err
+	}
+	defer x.free()
 	seg.mu.Lock()
 	defer seg.mu.Unlock()
 	if seg.closed {
-		return ref, false, nil
+		return nil, nil
 	}
-	if _, err := r.appendLocked(seg, &Event{Time: r.now().UTC(), Kind: KindClose, Reason: reason}); err != nil {
-		return ref, false, err
+	b, line, err := r.appendLocked(seg, x, e.Time, summarize(e), true, waitWritten)
+	if err != nil {
+		return nil, err
 	}
-	return SegmentRef{Segment: seg.id, Day: seg.man.Day, Events: seg.nextSeq, Head: seg.head}, true, nil
+	return &closeEvent{seg: seg, batch: b, line: line}, nil
+}
+
+// closedRef waits until the close event is written (its line complete) and
+// returns how far its segment went, for links.closed.
+func (c *closeEvent) closedRef(ctx context.Context) (SegmentRef, error) {
+	if err := waitFor(ctx, c.batch, waitWritten); err != nil {
+		return SegmentRef{}, err
+	}
+	seg := c.seg
+	seg.mu.Lock()
+	events := seg.nextSeq
+	seg.mu.Unlock()
+	return SegmentRef{Segment: seg.id, Day: seg.man.Day, Events: events, Head: lineHash(c.line)}, nil
+}
+
+// closeSegments closes segs (those not closed yet) with reason and tells
+// links how far each went; it returns the failures.
+func (r *Recorder) closeSegments(ctx context.Context, segs []*segment, reason string) []error {
+	var errs []error
+	var queued []*closeEvent
+	for _, seg := range segs {
+		c, err := r.appendClose(seg, reason)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("segment %s: %w", seg.id, err))
+		} else if c != nil {
+			queued = append(queued, c)
+		}
+	}
+	for _, c := range queued {
+		ref, err := c.closedRef(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("segment %s: %w", c.seg.id, err))
+			continue
+		}
+		r.links.closed(ctx, c.seg.session, ref)
+	}
+	return errs
 }
 
 // keep holds line and its summary in memory within the budget.
@@ -836,12 +999,6 @@ func (r *Recorder) keep(p *pendingEvent, line []byte, sum eventSummary) {
 		return
 	}
 	p.line, p.sum = line, sum
-}
-
-func (s *segment) pendingBytes() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.pendingLen
 }
 
 func (r *Recorder) saveState(m *Manifest) error {
@@ -874,7 +1031,8 @@ func (r *Recorder) saveState(m *Manifest) error {
 	return nil
 }
 
-// loop uploads on every tick or kick until Close.
+// loop uploads on every tick or kick until Close; ticks also close idle
+// segments and write checkpoints.
 func (r *Recorder) loop(ctx context.Context) {
 	defer close(r.loopDone)
 	t := time.NewTicker(r.opts.FlushInterval)
@@ -884,11 +1042,20 @@ func (r *Recorder) loop(ctx context.Context) {
 		case <-r.stop:
 			return
 		case <-t.C:
+			r.closeIdle()
+			r.uploadPass(ctx, false)
+			_ = r.checkpoint(ctx, false)
 		case <-r.kick:
+			r.uploadPass(ctx, false)
 		}
-		r.closeIdle()
-		r.uploadPass(ctx, false)
-		_ = r.checkpoint(ctx, false)
+	}
+}
+
+// synced runs after each sync of a spool: a chunk's worth of events that
+// was waiting to be durable may now be.
+func (r *Recorder) synced() {
+	if r.chunkDue.Load() {
+		r.poke()
 	}
 }
 
@@ -914,13 +1081,8 @@ func (r *Recorder) closeIdle() {
 		seg.mu.Unlock()
 	}
 	r.mu.Unlock()
-	for _, seg := range append(idle, unclosed...) {
-		ref, closed, err := r.appendClose(seg, "idle")
-		if err != nil {
-			r.log.Warn("recorder: closing an idle segment failed; retried later", "segment", seg.id, "err", err)
-		} else if closed {
-			r.links.closed(context.Background(), seg.session, ref)
-		}
+	for _, err := range r.closeSegments(context.Background(), append(idle, unclosed...), "idle") {
+		r.log.Warn("recorder: closing an idle segment failed; retried later", "err", err)
 	}
 	r.links.prune(max(24*time.Hour, 2*r.opts.IdleGap))
 }
@@ -930,6 +1092,8 @@ func (r *Recorder) closeIdle() {
 // ignored. It reports whether anything is left.
 func (r *Recorder) uploadPass(ctx context.Context, force bool) bool {
 	now := r.now()
+	r.chunkDue.Store(false)
+	minBytes := r.chunkMinBytes()
 	r.mu.Lock()
 	type upload struct {
 		seg    *segment
@@ -944,7 +1108,7 @@ func (r *Recorder) uploadPass(ctx context.Context, force bool) bool {
 		// Small, young, open segments wait to make fewer, larger chunks:
 		// they are safe in the spool meanwhile. A manifest waits for its
 		// interval (see uploadSegment).
-		chunksDue := force || seg.closed || seg.pendingLen >= r.opts.ChunkMinBytes ||
+		chunksDue := force || seg.closed || seg.pendingLen >= minBytes ||
 			(len(seg.pending) > 0 && now.Sub(seg.pending[0].time) >= r.opts.ChunkMaxAge)
 		if !busy && has && (chunksDue || r.manifestDue(seg, now, force)) && (force || !now.Before(seg.retryAt)) {
 			seg.uploading = true
@@ -963,7 +1127,7 @@ func (r *Recorder) uploadPass(ctx context.Context, force bool) bool {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			more := r.uploadSegment(ctx, u.seg, force, u.chunks)
+			more := r.uploadSegment(ctx, u.seg, force, u.chunks, minBytes)
 			if more {
 				mu.Lock()
 				left = true
@@ -973,6 +1137,17 @@ func (r *Recorder) uploadPass(ctx context.Context, force bool) bool {
 	}
 	wg.Wait()
 	return left
+}
+
+// chunkMinBytes is what an open segment must have pending to be uploaded:
+// ChunkMinBytes, or a sixteenth of it (at least 64 KiB) while the pending
+// events held in memory take more than half of PendingMemoryBytes (many
+// sessions each holding less than a chunk), so that they are not spilled.
+func (r *Recorder) chunkMinBytes() int {
+	if r.memPending.Load() > r.opts.PendingMemoryBytes/2 {
+		return min(r.opts.ChunkMinBytes, max(r.opts.ChunkMinBytes/16, 64<<10))
+	}
+	return r.opts.ChunkMinBytes
 }
 
 // manifestDue says whether seg's manifest is to be written now: it is
@@ -985,7 +1160,7 @@ func (r *Recorder) manifestDue(seg *segment, now time.Time, force bool) bool {
 // uploadSegment uploads the durable pending events of seg in chunks when
 // chunks is set, then its manifest when due. It reports whether work is
 // left.
-func (r *Recorder) uploadSegment(ctx context.Context, seg *segment, force, chunks bool) (more bool) {
+func (r *Recorder) uploadSegment(ctx context.Context, seg *segment, force, chunks bool, minBytes int) (more bool) {
 	defer func() {
 		seg.mu.Lock()
 		seg.uploading = false
@@ -995,29 +1170,38 @@ func (r *Recorder) uploadSegment(ctx context.Context, seg *segment, force, chunk
 	atLeast := 0 // events the next chunk must take (one found in the sink)
 	for chunks {
 		seg.mu.Lock()
-		var take []pendingEvent
-		size, full := 0, false
+		n, size, full := 0, 0, false
+		var last *commitBatch
 		for _, p := range seg.pending {
-			if !isDone(p.batch) {
-				break
+			if p.batch != last {
+				if !isDone(p.batch) {
+					break
+				}
+				last = p.batch
 			}
-			if len(take) >= atLeast && len(take) > 0 && size+p.n > r.opts.ChunkMaxBytes {
+			if n >= atLeast && n > 0 && size+p.n > r.opts.ChunkMaxBytes {
 				full = true
 				break
 			}
-			take = append(take, p)
+			n++
 			size += p.n + 1
 		}
+		// The events taken stay where they are: appends go after them.
+		take := seg.pending[:n:n]
 		// Only durable events go up; a close event that is queued but not
 		// yet durable waits too. Until a segment closes, durable events
 		// wait for the next pass unless they fill a chunk or have waited
 		// ChunkMaxAge: under load, draining them as they come (the events
 		// queued while a chunk uploads, or the durable few of a batch still
 		// syncing) would upload a stream of tiny chunks.
-		aged := len(take) > 0 && now.Sub(take[0].time) >= r.opts.ChunkMaxAge
-		small := atLeast == 0 && !force && !seg.closed && !full && !aged && size < r.opts.ChunkMinBytes
+		aged := n > 0 && now.Sub(take[0].time) >= r.opts.ChunkMaxAge
+		small := atLeast == 0 && !force && !seg.closed && !full && !aged && size < minBytes
+		if small && seg.pendingLen >= minBytes {
+			// A chunk's worth is queued, not all durable yet.
+			r.chunkDue.Store(true)
+		}
 		seg.mu.Unlock()
-		if len(take) == 0 || small {
+		if n == 0 || small {
 			if small {
 				more = true
 			}
@@ -1184,26 +1368,31 @@ func (r *Recorder) uploadChunk(ctx context.Context, seg *segment, take []pending
 		return err
 	}
 	r.chunks.Add(1)
-	seg.mu.Lock()
-	seg.man = m
-	seg.manifestDirty = true
-	seg.pending = seg.pending[len(take):]
+	counts := map[uint64]int64{}
 	var kept int64
+	taken := 0
 	for _, p := range take {
-		seg.pendingLen -= p.n
+		counts[p.fileNo]++
+		taken += p.n
 		if p.line != nil {
 			kept += int64(p.n)
 		}
 	}
-	r.memPending.Add(-kept)
-	if len(seg.pending) == 0 {
+	seg.mu.Lock()
+	seg.man = m
+	seg.manifestDirty = true
+	seg.pendingLen -= taken
+	// The events taken are the first pending ones. The rest move to the
+	// front of the same array, so that under load it is not reallocated,
+	// and the places they leave are cleared, so that uploaded lines can go.
+	rest := copy(seg.pending, seg.pending[len(take):])
+	clear(seg.pending[rest:])
+	seg.pending = seg.pending[:rest]
+	if rest == 0 && cap(seg.pending) > 4096 {
 		seg.pending = nil
 	}
 	seg.mu.Unlock()
-	counts := map[uint64]int64{}
-	for _, p := range take {
-		counts[p.fileNo]++
-	}
+	r.memPending.Add(-kept)
 	for n, c := range counts {
 		sp.release(n, c)
 	}
@@ -1393,15 +1582,7 @@ func (r *Recorder) Close(ctx context.Context) error {
 	r.loopCancel()
 	<-r.loopDone
 	sort.Slice(open, func(i, j int) bool { return open[i].id < open[j].id })
-	var errs []error
-	for _, seg := range open {
-		ref, closed, err := r.appendClose(seg, "shutdown")
-		if err != nil {
-			errs = append(errs, err)
-		} else if closed {
-			r.links.closed(ctx, seg.session, ref)
-		}
-	}
+	errs := r.closeSegments(ctx, open, "shutdown")
 	if err := r.Flush(ctx); err != nil {
 		errs = append(errs, err)
 	}

@@ -2,7 +2,9 @@ package recorder
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -35,10 +37,17 @@ const frameHeader = 8
 const maxRecord = 64 << 20
 
 // spool is an append-only log split into numbered files. Appends are
-// buffered and made durable by one committer goroutine that writes and
-// fsyncs everything queued since its last pass: concurrent appends share an
-// fsync (group commit). A file is removed once every record in it was
-// released (uploaded).
+// buffered and written by one committer goroutine, then made durable by an
+// fdatasync that every record written before it shares (group commit). A
+// file is removed once every record in it was released (uploaded).
+//
+// Each record says what its appender waits for (waitLevel): nothing (a
+// decision whose durability a later event of the same request proves),
+// written (in the kernel's hands: it survives the process being killed,
+// not the machine crashing), or durable (synced). The committer writes as
+// soon as a record waits to be written, syncs as soon as one waits to be
+// durable, and otherwise writes and syncs what is queued within
+// syncInterval: a record nobody waits for is durable within that window.
 type spool struct {
 	dir       string
 	maxBytes  int64
@@ -50,23 +59,34 @@ type spool struct {
 	sizes   map[uint64]int64 // bytes per file, queued included
 	live    map[uint64]int64 // unreleased records per file
 	used    int64            // sum of sizes
-	pending []pendingWrite   // queued, not yet written
+	pending []queued         // queued, not yet written
 	batch   *commitBatch     // batch the queued records belong to
-	err     error            // sticky write or sync failure
-	full    bool             // the last append did not fit
+	want    waitLevel        // the most any queued record waits for
+	tick    bool             // syncInterval passed with records unwritten or unsynced
+	armed   bool             // timer is set to raise tick
+	timer   *time.Timer
+	err     error // sticky write or sync failure
+	full    bool  // the last append did not fit
 	closing bool
 	done    chan struct{}
 
-	spares [][]byte     // written buffers for new pending writes
-	count  int          // records queued since the committer last took them
-	syncs  atomic.Int64 // group commits made durable
+	count int          // records queued since the committer last took them
+	syncs atomic.Int64 // group commits made durable
+	spare []queued     // a taken queue, emptied, for the next one
+
+	// hook, when set (by tests, before the first record), runs in the
+	// committer before each write ("write") and each sync ("sync").
+	hook func(phase string)
+	// synced, when set, runs in the committer after each sync.
+	synced func()
 
 	// owned by the committer
-	f    *os.File
-	fNo  uint64
-	fOff int64 // where the next write goes in f
-	open bool
-	buf  []byte // coalesced records of one write
+	unsynced []*commitBatch // written, not yet synced
+	f        *os.File
+	fNo      uint64
+	fOff     int64 // where the next write goes in f
+	open     bool
+	buf      []byte // framed records of one write
 
 	// Zero-filling ahead of the committer; see extendAhead.
 	filled  int64         // f is zero-filled and synced below this offset
@@ -81,17 +101,61 @@ type extended struct {
 	err error
 }
 
-type pendingWrite struct {
-	fileNo uint64
-	data   []byte
+// queued is one record waiting for the committer. A record of a hash
+// chain is completed by the committer, in the order records are queued:
+// its line (payload[lineAt:]) ends with `"prev":"<64 hex digits>"}`, the
+// digits standing in for the hash of the chain's previous line, which the
+// committer writes there before it frames the record and hashes the line
+// into the chain. Appenders thus never wait for each other's hashing.
+type queued struct {
+	fileNo  uint64
+	payload []byte
+	chain   *chain // nil: the payload is complete
+	lineAt  int
 }
 
-// commitBatch is one group commit: done is closed once its records are
-// durable (err nil) or failed.
-type commitBatch struct {
-	done chan struct{}
-	err  error
+// chain is the head of one segment's hash chain: the SHA-256 of its last
+// line queued (the genesis before the first). Once its segment's records
+// can be queued it belongs to the committer of the segment's spool.
+type chain struct{ sum [sha256.Size]byte }
+
+// prevDigits is the length of the hex hash that ends a chained line,
+// followed by `"}`.
+const prevDigits = 2 * sha256.Size
+
+// link writes c's head into line as its prev and makes line the head.
+func (c *chain) link(line []byte) {
+	hex.Encode(line[len(line)-2-prevDigits:len(line)-2], c.sum[:])
+	c.sum = sha256.Sum256(line)
 }
+
+// commitBatch is the records one committer pass writes: written is closed
+// once they are written (werr nil) or failed, done once they are durable
+// (err nil) or failed.
+type commitBatch struct {
+	written chan struct{}
+	done    chan struct{}
+	werr    error // set before written is closed
+	err     error // set before done is closed
+}
+
+func newBatch() *commitBatch {
+	return &commitBatch{written: make(chan struct{}), done: make(chan struct{})}
+}
+
+// waitLevel is what an appender waits for: see spool.
+type waitLevel uint8
+
+const (
+	waitNone waitLevel = iota
+	waitWritten
+	waitDurable
+)
+
+// syncInterval bounds how long a record nobody waits for stays unwritten
+// or unsynced: the window a machine crash can lose (a process crash loses
+// only what was not yet written).
+const syncInterval = 10 * time.Millisecond
 
 // spoolRecord is one record found by replay.
 type spoolRecord struct {
@@ -106,6 +170,12 @@ func walName(n uint64) string { return fmt.Sprintf("wal-%016d.log", n) }
 // is passed to replay, in order; a record for which replay returns false is
 // released at once. A file left without records is removed.
 func openSpool(dir string, maxBytes, fileBytes int64, replay func(spoolRecord) bool) (*spool, error) {
+	return openSpoolNotifying(dir, maxBytes, fileBytes, replay, nil)
+}
+
+// openSpoolNotifying is openSpool calling synced, when not nil, in the
+// committer after each sync.
+func openSpoolNotifying(dir string, maxBytes, fileBytes int64, replay func(spoolRecord) bool, synced func()) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("recorder: spool %s: %w", dir, err)
 	}
@@ -113,11 +183,14 @@ func openSpool(dir string, maxBytes, fileBytes int64, replay func(spoolRecord) b
 		dir:       dir,
 		maxBytes:  maxBytes,
 		fileBytes: fileBytes,
+		synced:    synced,
 		sizes:     map[uint64]int64{},
 		live:      map[uint64]int64{},
 		done:      make(chan struct{}),
 	}
 	s.cond = sync.NewCond(&s.mu)
+	s.timer = time.AfterFunc(time.Hour, s.onTick)
+	s.timer.Stop()
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("recorder: spool %s: %w", dir, err)
@@ -207,11 +280,13 @@ func readWAL(path string, fn func(off int64, payload []byte)) (int64, error) {
 	return good, nil
 }
 
-// enqueue queues one record and returns the batch to wait on and the file
-// the record goes to. It fails with ErrSpoolFull when the record does not
-// fit in the bound, unless force is set (close events, which are small and
-// needed to seal a segment).
-func (s *spool) enqueue(payload []byte, force bool) (*commitBatch, uint64, int64, error) {
+// enqueue queues one record that its caller waits on as wait says, and
+// returns the batch to wait on and the file the record goes to. With c set,
+// the record is a line of that chain (see queued), and payload belongs to
+// the spool until the batch is written. It fails with ErrSpoolFull when the
+// record does not fit in the bound, unless force is set (close events,
+// which are small and needed to seal a segment).
+func (s *spool) enqueue(payload []byte, lineAt int, c *chain, force bool, wait waitLevel) (*commitBatch, uint64, int64, error) {
 	size := int64(frameHeader + len(payload))
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -229,42 +304,49 @@ func (s *spool) enqueue(payload []byte, force bool) (*commitBatch, uint64, int64
 	if s.sizes[s.target] > 0 && s.sizes[s.target]+size > s.fileBytes {
 		s.target++
 	}
-	n := len(s.pending)
-	if n == 0 || s.pending[n-1].fileNo != s.target {
-		s.pending = append(s.pending, pendingWrite{fileNo: s.target, data: s.spare()})
-		n++
+	if s.pending == nil {
+		s.pending, s.spare = s.spare, nil
 	}
-	w := &s.pending[n-1]
-	w.data = binary.LittleEndian.AppendUint32(w.data, uint32(len(payload)))
-	w.data = binary.LittleEndian.AppendUint32(w.data, crc32.Checksum(payload, castagnoli))
-	w.data = append(w.data, payload...)
+	s.pending = append(s.pending, queued{fileNo: s.target, payload: payload, chain: c, lineAt: lineAt})
 	offset := s.sizes[s.target] + frameHeader
 	s.sizes[s.target] += size
 	s.live[s.target]++
 	s.used += size
 	s.count++
 	if s.batch == nil {
-		s.batch = &commitBatch{done: make(chan struct{})}
-		s.cond.Signal()
+		s.batch = newBatch()
+	}
+	if wait > s.want {
+		if s.want == waitNone {
+			s.cond.Signal()
+		}
+		s.want = wait
+	}
+	if wait == waitNone {
+		s.armLocked()
 	}
 	return s.batch, s.target, offset, nil
 }
 
-// Buffers of written records are kept for reuse, a few and not too large.
-const (
-	maxSpares      = 8
-	maxSpareBuffer = 1 << 20
-)
-
-// spare returns an empty buffer for queued records; s.mu is held.
-func (s *spool) spare() []byte {
-	if n := len(s.spares); n > 0 {
-		b := s.spares[n-1]
-		s.spares = s.spares[:n-1]
-		return b
+// armLocked makes sure the committer passes within syncInterval; s.mu is
+// held.
+func (s *spool) armLocked() {
+	if !s.armed && !s.closing {
+		s.armed = true
+		s.timer.Reset(syncInterval)
 	}
-	return make([]byte, 0, 16<<10)
 }
+
+func (s *spool) onTick() {
+	s.mu.Lock()
+	s.armed = false
+	s.tick = true
+	s.cond.Signal()
+	s.mu.Unlock()
+}
+
+// maxKeptQueue bounds the queue the committer keeps for reuse.
+const maxKeptQueue = 16 << 10
 
 // readAt reads n bytes at off of spool file fileNo; files holds open files
 // to reuse and close afterwards.
@@ -344,7 +426,7 @@ func (s *spool) commitLoop() {
 	defer close(s.done)
 	for {
 		s.mu.Lock()
-		for len(s.pending) == 0 && !s.closing {
+		for !s.closing && s.want == waitNone && !s.tick {
 			s.cond.Wait()
 		}
 		// Group commit that adapts to load: while other goroutines are
@@ -354,7 +436,7 @@ func (s *spool) commitLoop() {
 		// microseconds of CPU however little it carries, so under load
 		// fewer, larger syncs leave more CPU for Checks; an idle server
 		// (nothing else runnable) commits at once.
-		if !s.closing {
+		if !s.closing && s.want != waitNone {
 			start := time.Now()
 			for range commitYields {
 				n := s.count
@@ -367,92 +449,154 @@ func (s *spool) commitLoop() {
 			}
 		}
 		s.count = 0
-		if len(s.pending) == 0 {
+		work, b, want, tick, closing := s.pending, s.batch, s.want, s.tick, s.closing
+		s.pending, s.batch, s.want, s.tick = nil, nil, waitNone, false
+		failed := s.err
+		s.mu.Unlock()
+
+		if b != nil {
+			err := failed
+			if err == nil {
+				if s.hook != nil {
+					s.hook("write")
+				}
+				err = s.write(work)
+			}
+			if cap(work) <= maxKeptQueue {
+				clear(work)
+				s.mu.Lock()
+				s.spare = work[:0]
+				s.mu.Unlock()
+			}
+			if err != nil {
+				s.fail(err)
+				b.werr = fmt.Errorf("recorder: spool: %w", err)
+				b.err = b.werr
+				close(b.written)
+				close(b.done)
+			} else {
+				close(b.written)
+				s.unsynced = append(s.unsynced, b)
+			}
+		}
+		if len(s.unsynced) > 0 && (want == waitDurable || tick || closing) {
+			s.syncWritten()
+		}
+		if closing {
+			s.mu.Lock()
+			left := len(s.pending) > 0
 			s.mu.Unlock()
+			if left {
+				continue
+			}
 			if s.open {
 				if err := s.closeFile(); err != nil {
-					s.mu.Lock()
-					if s.err == nil {
-						s.err = err
-					}
-					s.mu.Unlock()
+					s.fail(err)
 				}
 			}
 			return
 		}
-		work, b := s.pending, s.batch
-		s.pending, s.batch = nil, nil
-		failed := s.err
-		s.mu.Unlock()
-
-		err := failed
-		if err == nil {
-			err = s.write(work)
-		}
-		s.mu.Lock()
-		for _, w := range work {
-			if cap(w.data) <= maxSpareBuffer && len(s.spares) < maxSpares {
-				s.spares = append(s.spares, w.data[:0])
-			}
-		}
-		s.mu.Unlock()
-		if err != nil {
+		if len(s.unsynced) > 0 {
 			s.mu.Lock()
-			if s.err == nil {
-				s.err = err
-			}
+			s.armLocked()
 			s.mu.Unlock()
-			b.err = fmt.Errorf("recorder: spool: %w", err)
 		}
-		close(b.done)
 	}
 }
 
-// write appends the queued data to its files and fsyncs them. Consecutive
-// records for one file go down in one write.
-func (s *spool) write(work []pendingWrite) error {
-	for i := 0; i < len(work); {
-		w := work[i]
-		j := i + 1
-		for j < len(work) && work[j].fileNo == w.fileNo {
-			j++
+// syncWritten makes every written batch durable: one fdatasync of the file
+// written to covers them all (a file written to before it was synced when
+// it was closed).
+func (s *spool) syncWritten() {
+	var err error
+	if s.open {
+		if s.hook != nil {
+			s.hook("sync")
 		}
-		data := w.data
-		if j-i > 1 {
-			n := 0
-			for _, x := range work[i:j] {
-				n += len(x.data)
-			}
-			s.buf = s.buf[:0]
-			if cap(s.buf) < n {
-				s.buf = make([]byte, 0, n)
-			}
-			for _, x := range work[i:j] {
-				s.buf = append(s.buf, x.data...)
-			}
-			data = s.buf
+		if err = datasync(s.f); err == nil {
+			s.syncs.Add(1)
+		} else {
+			s.fail(err)
+			err = fmt.Errorf("recorder: spool: %w", err)
 		}
-		i = j
-		if !s.open || s.fNo != w.fileNo {
-			if s.open {
-				if err := s.closeFile(); err != nil {
-					return err
-				}
+	}
+	for _, b := range s.unsynced {
+		b.err = err
+		close(b.done)
+	}
+	clear(s.unsynced)
+	s.unsynced = s.unsynced[:0]
+	if s.synced != nil {
+		s.synced()
+	}
+}
+
+// fail records a sticky write or sync failure.
+func (s *spool) fail(err error) {
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.mu.Unlock()
+}
+
+// write completes, frames and appends the queued records to their files,
+// in writes of at most writeBuffer bytes (a larger record alone); a file
+// it leaves is synced as it is closed, the file it writes to last is not.
+func (s *spool) write(work []queued) error {
+	if s.buf == nil {
+		s.buf = make([]byte, 0, writeBuffer)
+	}
+	s.buf = s.buf[:0]
+	fileNo := work[0].fileNo
+	for i := range work {
+		q := &work[i]
+		if q.fileNo != fileNo || (len(s.buf) > 0 && len(s.buf)+frameHeader+len(q.payload) > writeBuffer) {
+			if err := s.writeOut(fileNo); err != nil {
+				return err
 			}
-			if err := s.openFile(w.fileNo); err != nil {
+			fileNo = q.fileNo
+		}
+		if q.chain != nil {
+			q.chain.link(q.payload[q.lineAt:])
+		}
+		s.buf = binary.LittleEndian.AppendUint32(s.buf, uint32(len(q.payload)))
+		s.buf = binary.LittleEndian.AppendUint32(s.buf, crc32.Checksum(q.payload, castagnoli))
+		s.buf = append(s.buf, q.payload...)
+	}
+	err := s.writeOut(fileNo)
+	if cap(s.buf) > writeBuffer {
+		s.buf = nil // grown for one large record
+	}
+	return err
+}
+
+// writeBuffer is the most write puts in one write(2), but for a record
+// larger than that.
+const writeBuffer = 1 << 20
+
+// writeOut appends s.buf to spool file fileNo, opening it (and closing the
+// file written before) when needed, and empties s.buf.
+func (s *spool) writeOut(fileNo uint64) error {
+	if len(s.buf) == 0 {
+		return nil
+	}
+	if !s.open || s.fNo != fileNo {
+		if s.open {
+			if err := s.closeFile(); err != nil {
 				return err
 			}
 		}
-		s.beforeWrite(int64(len(data)))
-		if _, err := s.f.WriteAt(data, s.fOff); err != nil {
+		if err := s.openFile(fileNo); err != nil {
 			return err
 		}
-		s.fOff += int64(len(data))
 	}
-	if err := datasync(s.f); err != nil {
+	s.beforeWrite(int64(len(s.buf)))
+	if _, err := s.f.WriteAt(s.buf, s.fOff); err != nil {
 		return err
 	}
-	s.syncs.Add(1)
+	s.fOff += int64(len(s.buf))
+	s.buf = s.buf[:0]
 	return nil
 }
 
@@ -580,6 +724,7 @@ func (s *spool) close() {
 		return
 	}
 	s.closing = true
+	s.timer.Stop()
 	s.cond.Broadcast()
 	s.mu.Unlock()
 	<-s.done

@@ -14,7 +14,7 @@ import (
 // appendDurable queues rec and waits until it is synced, as the recorder
 // does for an event.
 func appendDurable(s *spool, rec []byte) (fileNo uint64, off int64, err error) {
-	b, n, off, err := s.enqueue(rec, false)
+	b, n, off, err := s.enqueue(rec, 0, nil, false, waitDurable)
 	if err != nil {
 		return 0, 0, err
 	}

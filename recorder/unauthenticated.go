@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"context"
 	"errors"
 	"net/netip"
 	"strings"
@@ -27,8 +28,10 @@ const (
 // unauthenticated records a request refused before an identity was known,
 // compactly and within its source's rate and its share of the spool: no
 // headers, no body, no query. It never fails the request (nothing of it
-// reached Google): what cannot be recorded is dropped and counted.
-func (r *Recorder) unauthenticated(e DecisionEvent) {
+// reached Google): what cannot be recorded is dropped and counted. It
+// returns once the event is written (a killed process loses none), without
+// waiting for its sync.
+func (r *Recorder) unauthenticated(ctx context.Context, e DecisionEvent) {
 	now := r.now()
 	if !r.limiter.allow(sourceKey(e.Source), now) {
 		r.anonRateLimited.Add(1)
@@ -54,13 +57,17 @@ func (r *Recorder) unauthenticated(e DecisionEvent) {
 	}
 	ev := &Event{Time: t.UTC(), Kind: KindDecision, RequestID: d.RequestID, Decision: d}
 	// Refusals reach Google never: the event rides the next group commit
-	// and the refusal does not wait for it.
+	// and the refusal does not wait for its sync.
 	for {
 		seg, err := r.segmentFor(UnauthenticatedSession)
 		if err == nil {
-			_, err = r.appendTo(seg, ev)
+			var b *commitBatch
+			b, _, err = r.appendTo(seg, ev, waitWritten)
 			if errors.Is(err, errSegmentClosed) {
 				continue
+			}
+			if err == nil {
+				err = waitFor(ctx, b, waitWritten)
 			}
 		}
 		switch {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -62,8 +63,11 @@ func TestUnauthenticatedFloodLeavesRoomForAgents(t *testing.T) {
 // rate-limited and the rest dropped and counted.
 func TestUnauthenticatedEventsAreCompactAndLimited(t *testing.T) {
 	ctx := context.Background()
-	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
-	clock := func() time.Time { return now }
+	// The clock is read by the recorder's own goroutines too.
+	var now atomic.Pointer[time.Time]
+	start := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	now.Store(&start)
+	clock := func() time.Time { return *now.Load() }
 	sinkDir := t.TempDir()
 	r := newRecorder(t, recorder.Options{Sink: "file://" + sinkDir, Now: clock, MaxBodyBytes: 16 << 10,
 		Mask:            func(b []byte) []byte { return []byte(strings.ReplaceAll(string(b), "SECRET", "[MASKED]")) },
@@ -89,7 +93,8 @@ func TestUnauthenticatedEventsAreCompactAndLimited(t *testing.T) {
 		t.Fatalf("recorded %d, dropped %v; want 3+3+1 recorded, 7+1 rate-limited", st.Unauthenticated, st.UnauthenticatedDropped)
 	}
 	// A second later the source may add one more.
-	now = now.Add(time.Second)
+	later := start.Add(time.Second)
+	now.Store(&later)
 	e := tokenless(99)
 	e.Source = "203.0.113.9"
 	r.Decision(ctx, e)

@@ -66,11 +66,13 @@ func runBenchAuthz(ctx context.Context, args []string, stdout, stderr io.Writer)
 	duration := fl.Duration("duration", 5*time.Second, "measuring time per round")
 	rounds := fl.Int("rounds", 2, "alternating rounds per target (noise evens out)")
 	token := fl.String("token", "", "the agent token (default: $AIRLOCK_TOKEN)")
+	tokens := fl.String("tokens", "", "comma-separated agent tokens sent to --target, stream i sending token i modulo their number (several identities at once; default: --token)")
 	rawURL := fl.String("url", "https://compute.googleapis.com/compute/v1/projects/acme-dev/zones/us-east1-b/instances", "request URL")
 	method := fl.String("method", "GET", "request method")
 	baseURL := fl.String("baseline-url", "", "request URL sent to --baseline (default: --url)")
 	baseMethod := fl.String("baseline-method", "", "request method sent to --baseline (default: --method)")
 	baseToken := fl.String("baseline-token", "", "token sent to --baseline (default: --token)")
+	baseTokens := fl.String("baseline-tokens", "", "comma-separated tokens sent to --baseline as --tokens are to --target")
 	asJSON := fl.Bool("json", false, "print JSON")
 	if _, code, ok := parseFlags(fl, args, stdout); !ok {
 		return code
@@ -84,8 +86,12 @@ func runBenchAuthz(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return 2
 	}
 	req := benchRequest(*method, u, *token)
+	if *tokens != "" {
+		*token, _, _ = strings.Cut(*tokens, ",")
+		req = benchRequest(*method, u, *token)
+	}
 	baseReq := req
-	if *baseURL != "" || *baseMethod != "" || *baseToken != "" {
+	if *baseURL != "" || *baseMethod != "" || *baseToken != "" || *baseTokens != "" {
 		bu := u
 		if *baseURL != "" {
 			if bu, err = url.Parse(*baseURL); err != nil || bu.Host == "" {
@@ -103,6 +109,29 @@ func runBenchAuthz(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		baseReq = benchRequest(bm, bu, bt)
 	}
+	// Each target's requests, one per token.
+	each := func(method string, u *url.URL, list string, one *authv3.CheckRequest) []*authv3.CheckRequest {
+		if list == "" {
+			return []*authv3.CheckRequest{one}
+		}
+		var out []*authv3.CheckRequest
+		for _, tk := range strings.Split(list, ",") {
+			out = append(out, benchRequest(method, u, strings.TrimSpace(tk)))
+		}
+		return out
+	}
+	reqs := each(*method, u, *tokens, req)
+	baseReqs := reqs
+	if baseReq != req || *baseTokens != "" {
+		bu, bm := u, *method
+		if *baseURL != "" {
+			bu, _ = url.Parse(*baseURL)
+		}
+		if *baseMethod != "" {
+			bm = *baseMethod
+		}
+		baseReqs = each(bm, bu, *baseTokens, baseReq)
+	}
 
 	targets := []string{*target}
 	if *baseline != "" {
@@ -117,9 +146,9 @@ func runBenchAuthz(ctx context.Context, args []string, stdout, stderr io.Writer)
 	counts := map[string]*loadResult{}
 	for round := 0; round < *rounds; round++ {
 		for i, t := range targets {
-			r := req
+			r := reqs
 			if i == 1 {
-				r = baseReq
+				r = baseReqs
 			}
 			lat, res, err := loadOnce(ctx, strings.Fields(t)[0], r, *streams, *duration)
 			if err != nil {
@@ -197,7 +226,9 @@ func benchRequest(method string, u *url.URL, token string) *authv3.CheckRequest 
 	}}
 }
 
-func loadOnce(ctx context.Context, target string, req *authv3.CheckRequest, streams int, d time.Duration) ([]time.Duration, loadResult, error) {
+// loadOnce sends Checks from streams concurrent callers for d, caller i
+// sending reqs[i%len(reqs)].
+func loadOnce(ctx context.Context, target string, reqs []*authv3.CheckRequest, streams int, d time.Duration) ([]time.Duration, loadResult, error) {
 	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return nil, loadResult{}, err
@@ -205,11 +236,13 @@ func loadOnce(ctx context.Context, target string, req *authv3.CheckRequest, stre
 	defer conn.Close()
 	client := authv3.NewAuthorizationClient(conn)
 	// Warm up: connect and make sure the target answers.
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	_, err = client.Check(wctx, req)
-	cancel()
-	if err != nil {
-		return nil, loadResult{}, fmt.Errorf("no answer: %w", err)
+	for _, req := range reqs {
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = client.Check(wctx, req)
+		cancel()
+		if err != nil {
+			return nil, loadResult{}, fmt.Errorf("no answer: %w", err)
+		}
 	}
 	var (
 		mu   sync.Mutex
@@ -219,6 +252,7 @@ func loadOnce(ctx context.Context, target string, req *authv3.CheckRequest, stre
 		stop = time.Now().Add(d)
 	)
 	for i := 0; i < streams; i++ {
+		req := reqs[i%len(reqs)]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

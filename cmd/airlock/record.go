@@ -48,6 +48,11 @@ func (s *server) recorder(ctx context.Context, eng *masking.Engine) (*recorder.R
 		}
 	})
 	s.checks = append(s.checks, healthCheck{"recorder", func(context.Context) error { return rec.Healthy() }})
+	if cfg.Recorder.Durability == recorder.DurabilityExtProc {
+		s.log.Info("session recording on: an allowed request is made durable at ext_proc's request headers (recorder.durability: extproc); Envoy must run ext_proc on every request it forwards", "sink", cfg.Recorder.Sink)
+	} else {
+		s.log.Info("session recording on: an allowed Check waits until its decision is durable (recorder.durability: check)", "sink", cfg.Recorder.Sink)
+	}
 	s.reg.MustRegister(recorderCollector{rec})
 	return rec, nil
 }

@@ -256,7 +256,7 @@ func startConsole(t *testing.T, iss *identitytest.Issuer, hold string) *Airlock 
 policies: {paths: [%q]}
 authz: {timeout: 5s}
 approvals: {store: memory, hold: %s, public_url: "http://%s", max_pending_per_subject: 10000}
-recorder: {sink: "file://%s/sink", spool: "%s/spool"}
+recorder: {sink: "file://%s/sink", spool: "%s/spool", durability: check}
 console:
   issuer: %s
   client_id: airlock-console

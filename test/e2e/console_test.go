@@ -394,7 +394,7 @@ func TestConsoleDevSignIn(t *testing.T) {
 		return fmt.Sprintf(`listen: {authz: %q, extproc: "", sds: "", http: %q}
 identity: {dev: true}
 policies: {paths: [%q]}
-recorder: {sink: "file://%s/sink", spool: "%s/spool"}
+recorder: {sink: "file://%s/sink", spool: "%s/spool", durability: check}
 `, p.Authz, p.HTTP, filepath.Join(repoRoot, "policies", "examples"), dir, dir)
 	})
 	base := "http://" + a.HTTPAddr

@@ -228,7 +228,7 @@ func TestFullSpoolFailsClosed(t *testing.T) {
 				return fmt.Sprintf(`listen: {authz: %q, extproc: "", sds: "", http: %q}
 %s
 policies: {paths: [%q]}
-recorder: {enabled: true, sink: "file://%s/sessions", spool: "%s/spool", spool_max_bytes: 1, on_full: %s}
+recorder: {enabled: true, sink: "file://%s/sessions", spool: "%s/spool", spool_max_bytes: 1, on_full: %s, durability: check}
 `, p.Authz, p.HTTP, issuerConfig(iss), pdir, dir, dir, tc.onFull)
 			})
 			res := checker{t, a.Authz(t), envoyConfig}.do("GET", list, tok, nil, "")

@@ -289,7 +289,7 @@ func TestRedisOutage(t *testing.T) {
 %s
 policies: {paths: [%q]}
 approvals: {store: %q, public_url: "http://%s"}
-recorder: {enabled: true, sink: "file://%s", spool: %q}
+recorder: {enabled: true, sink: "file://%s", spool: %q, durability: check}
 `, p.Authz, p.HTTP, issuerConfig(iss), pdir, r.URL(), p.HTTP, sink, filepath.Join(dir, "spool"))
 	})
 	agent := iss.Mint(map[string]any{"sub": "agent-1", "groups": []string{"ai-agents"}})
@@ -403,7 +403,7 @@ func TestSessionsSharedOverSentinelAndCluster(t *testing.T) {
 %s
 policies: {paths: [%q]}
 approvals: {store: %q}
-recorder: {enabled: true, sink: "file://%s", spool: %q}
+recorder: {enabled: true, sink: "file://%s", spool: %q, durability: check}
 `, p.Authz, p.HTTP, issuerConfig(iss), pdir, u, filepath.Join(dir, "sessions"), filepath.Join(dir, "spool"))
 				})
 				c := checker{t, a.Authz(t), envoyConfig}

@@ -56,7 +56,7 @@ identity:
     - issuer: %s
       audience: airlock
 policies: {paths: [%q]}
-recorder: {enabled: true, sink: "file://%s/sessions", spool: "%s/spool"}
+recorder: {enabled: true, sink: "file://%s/sessions", spool: "%s/spool", durability: check}
 `, p.Authz, p.HTTP, k8s.URL(), gh.URL(), idp.URL(), pdir, dir, dir)
 	})
 	c := checker{t, a.Authz(t), envoyConfig}

@@ -31,7 +31,7 @@ func startRecordingTo(t *testing.T, g *recordertest.GCS, iss *identitytest.Issue
 		return fmt.Sprintf(`listen: {authz: %q, extproc: "", sds: "", http: %q}
 %s
 policies: {paths: [%q]}
-recorder: {enabled: true, sink: "gs://audit/rec", spool: "%s/spool"%s}
+recorder: {enabled: true, sink: "gs://audit/rec", spool: "%s/spool", durability: check%s}
 `, p.Authz, p.HTTP, issuerConfig(iss), pdir, dir, recorderKeys)
 	})
 }
@@ -135,7 +135,7 @@ func TestSecondProcessOnOneSpoolRefusesToStart(t *testing.T) {
 		return fmt.Sprintf(`listen: {authz: %q, extproc: "", sds: "", http: %q}
 %s
 policies: {paths: [%q]}
-recorder: {enabled: true, sink: "file://%s/sessions", spool: %q}
+recorder: {enabled: true, sink: "file://%s/sessions", spool: %q, durability: check}
 `, p.Authz, p.HTTP, issuerConfig(iss), pdir, dir, spool)
 	}
 	startAirlock(t, render)
