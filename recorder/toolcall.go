@@ -29,7 +29,8 @@ func (r *Recorder) RecordToolCall(ctx context.Context, meta authz.Metadata, call
 	if c.Tool == "" {
 		c.Tool = call.Name
 	}
-	err := r.record(ctx, meta.SessionID, &Event{Kind: KindToolCall, RequestID: meta.RequestID, ToolCall: &c})
+	// Like a response: written before the result reaches the agent.
+	err := r.record(ctx, meta.SessionID, &Event{Kind: KindToolCall, RequestID: meta.RequestID, ToolCall: &c}, waitWritten)
 	if err != nil {
 		r.failed(KindToolCall, meta.RequestID, err)
 	}
