@@ -17,6 +17,7 @@ import (
 
 	"github.com/airlockhq/airlock/approvals"
 	"github.com/airlockhq/airlock/gcp"
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/identity"
 	"github.com/airlockhq/airlock/mcp"
 	"github.com/airlockhq/airlock/policies"
@@ -98,7 +99,7 @@ type Options struct {
 	// MaskBody masks a request body with the default profile and the
 	// request's selected masking rules before approvers (and their
 	// webhooks) see an excerpt of it. Nil shows no body at all.
-	MaskBody func(body []byte, rules []MaskingSpec) []byte
+	MaskBody func(body []byte, rules []handoff.MaskingSpec) []byte
 	Metrics  *Metrics
 	Logger   *slog.Logger
 	Now      func() time.Time
@@ -234,9 +235,9 @@ func (e *Engine) decide(ctx context.Context, req Request) *Result {
 		return badRequest(res, err)
 	}
 
-	requested := req.Headers[SessionHeader]
-	if requested != "" && !ValidSessionID(requested) {
-		return badRequest(res, fmt.Errorf("the %s header must be 1 to 64 characters of letters, digits, '.', '_' or '-', starting with a letter or digit", SessionHeader))
+	requested := req.Headers[handoff.SessionHeader]
+	if requested != "" && !handoff.ValidSessionName(requested) {
+		return badRequest(res, fmt.Errorf("the %s header must be 1 to 64 characters of letters, digits, '.', '_' or '-', starting with a letter or digit", handoff.SessionHeader))
 	}
 	if e.opts.Sessions != nil {
 		sid, err := e.opts.Sessions.Session(ctx, id.Subject, requested)
@@ -357,7 +358,7 @@ func buildInput(rec gcp.Recognized, id identity.Identity, req Request, session s
 func policyHeaders(h map[string]string) map[string]string {
 	out := make(map[string]string, len(h))
 	for k, v := range h {
-		if strings.HasPrefix(k, ":") || CredentialHeader(k, v) {
+		if strings.HasPrefix(k, ":") || handoff.CredentialHeader(k, v) {
 			continue
 		}
 		out[k] = v
@@ -493,14 +494,14 @@ func (e *Engine) approvalURL(rec gcp.Recognized, rawPath string) string {
 
 // bodyExcerpt is what approvers see of a request body: masked first (a
 // secret cut in half by truncation would escape the detectors), then cut.
-func (e *Engine) bodyExcerpt(body []byte, rules []policies.MaskingRule) string {
+func (e *Engine) bodyExcerpt(body []byte, rules []handoff.MaskingSpec) string {
 	if len(body) == 0 {
 		return ""
 	}
 	if e.opts.MaskBody == nil {
 		return fmt.Sprintf("(%d bytes, not shown)", len(body))
 	}
-	return excerpt(e.opts.MaskBody(body, MaskingSpecs(rules)), approvals.MaxBodyLen)
+	return excerpt(e.opts.MaskBody(body, rules), approvals.MaxBodyLen)
 }
 
 func excerpt(b []byte, n int) string {

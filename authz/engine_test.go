@@ -12,6 +12,7 @@ import (
 
 	"github.com/airlockhq/airlock/approvals"
 	"github.com/airlockhq/airlock/gcp"
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/identity"
 	"github.com/airlockhq/airlock/policies"
 )
@@ -144,7 +145,7 @@ func TestDecide(t *testing.T) {
 		{"approvals not configured", nil, req("POST", "compute.googleapis.com", inst+"/stop", "good"), Unavailable, 503, []string{"approvals are not configured"}},
 		{"bad session header", nil, func() Request {
 			r := req("GET", "compute.googleapis.com", "/compute/v1/projects/acme-dev/zones/us-east1-b/instances", "good")
-			r.Headers[SessionHeader] = "a/b"
+			r.Headers[handoff.SessionHeader] = "a/b"
 			return r
 		}(), Invalid, 400, []string{"x-airlock-session"}},
 	}
@@ -224,23 +225,23 @@ func TestMetadataOfAllowedRequest(t *testing.T) {
 	if len(m.Masking) != 1 || m.Masking[0].Fields[0] != "payload.data" {
 		t.Fatalf("masking not selected: %+v", m.Masking)
 	}
-	back := MetadataFromMap(m.ToMap())
+	back := handoff.MetadataFromMap(m.ToMap())
 	if back.Subject != m.Subject || len(back.Masking) != 1 {
 		t.Fatalf("round trip lost data: %+v", back)
 	}
 }
 
-func TestValidSessionID(t *testing.T) {
+func TestValidSessionName(t *testing.T) {
 	for s, want := range map[string]bool{"a": true, "sess-1.2_3": true, "": false, "a/b": false, "../x": false, "..": false, ".a": false, "-a": false, strings.Repeat("a", 65): false, "é": false} {
-		if ValidSessionID(s) != want {
-			t.Errorf("ValidSessionID(%q) = %v", s, !want)
+		if handoff.ValidSessionName(s) != want {
+			t.Errorf("ValidSessionName(%q) = %v", s, !want)
 		}
 	}
 }
 
 func TestApprovalBodyExcerptIsMaskedFirst(t *testing.T) {
 	f := &fakeApprovals{out: approvals.Outcome{Approval: approvals.Approval{ID: "x", State: approvals.StatePending}}}
-	e := newTestEngine(t, Options{Approvals: f, MaskBody: func(b []byte, _ []MaskingSpec) []byte {
+	e := newTestEngine(t, Options{Approvals: f, MaskBody: func(b []byte, _ []handoff.MaskingSpec) []byte {
 		return []byte(strings.ReplaceAll(string(b), "hunter2", "[MASKED:password]"))
 	}})
 	r := req("POST", "compute.googleapis.com", "/compute/v1/projects/acme-prod/zones/us-east1-b/instances/web-1/setMetadata", "good")
@@ -267,7 +268,7 @@ func TestApprovalBodyExcerptIsMaskedFirst(t *testing.T) {
 // approvers nor the webhook; without a masker the query is not shown.
 func TestApprovalURLIsMasked(t *testing.T) {
 	f := &fakeApprovals{out: approvals.Outcome{Approval: approvals.Approval{ID: "x", State: approvals.StatePending}}}
-	e := newTestEngine(t, Options{Approvals: f, MaskBody: func(b []byte, _ []MaskingSpec) []byte {
+	e := newTestEngine(t, Options{Approvals: f, MaskBody: func(b []byte, _ []handoff.MaskingSpec) []byte {
 		return []byte(strings.ReplaceAll(string(b), "hunter2", "[MASKED:api_key]"))
 	}})
 	r := req("POST", "compute.googleapis.com", "/compute/v1/projects/acme-prod/zones/us-east1-b/instances/web-1/stop?key=hunter2&requestId=7", "good")

@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/airlockhq/airlock/gcp"
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/mcp"
 )
 
@@ -64,7 +65,7 @@ var unboundHeaders = map[string]bool{
 	"connection": true, "te": true, "keep-alive": true, "proxy-connection": true,
 	"x-forwarded-for": true, "x-forwarded-proto": true,
 	// airlock's own session header.
-	SessionHeader: true,
+	handoff.SessionHeader: true,
 }
 
 // unboundPrefixes extend unboundHeaders to header families.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/gcp"
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/identity"
 	"github.com/airlockhq/airlock/mcp"
 	"github.com/airlockhq/airlock/policies"
@@ -301,82 +302,17 @@ func endpointOf(r *Result, req Request) bool {
 	return mcp.IsEndpoint(host, path)
 }
 
-// MCPMetadata is what ext_proc learns of an allowed MCP request: its
-// server and messages (to match responses to calls, mask and record them)
-// and, with a tools/list when filtering is on, the caller (to decide which
-// tools the caller could call).
-type MCPMetadata struct {
-	Host   string            `json:"host"`
-	Path   string            `json:"path,omitempty"`
-	Server string            `json:"server"`
-	Calls  []MCPCallMetadata `json:"calls"`
-	Caller *MCPCaller        `json:"caller,omitempty"`
-}
-
-// MCPCallMetadata is one message of an MCP request.
-type MCPCallMetadata struct {
-	// ID is the JSON-RPC id as canonical JSON.
-	ID        string `json:"id,omitempty"`
-	Method    string `json:"method,omitempty"`
-	Name      string `json:"name,omitempty"`
-	GCPMethod string `json:"gcp_method,omitempty"`
-	// Arguments are the call's arguments, masked as the request's body is
-	// for recordings; a JSON string when they were too long to keep.
-	Arguments json.RawMessage `json:"arguments,omitempty"`
-}
-
-// MCPCaller is the identity the request was decided for.
-type MCPCaller struct {
-	Subject       string         `json:"sub"`
-	Email         string         `json:"email,omitempty"`
-	EmailVerified bool           `json:"email_verified,omitempty"`
-	Issuer        string         `json:"iss"`
-	Groups        []string       `json:"groups,omitempty"`
-	Actor         string         `json:"act,omitempty"`
-	Claims        map[string]any `json:"claims,omitempty"`
-}
-
-// Identity is the caller as policies see it.
-func (c *MCPCaller) Identity() identity.Identity {
-	return identity.Identity{Subject: c.Subject, Email: c.Email, EmailVerified: c.EmailVerified, Issuer: c.Issuer, Groups: c.Groups, Actor: c.Actor, Claims: c.Claims}
-}
-
 // maxMetadataArguments bounds the masked arguments passed on per call.
 const maxMetadataArguments = 8 << 10
 
-// MCPJSON encodes MCP for the dynamic metadata; "" when nil.
-func (m Metadata) MCPJSON() string {
-	if m.MCP == nil {
-		return ""
-	}
-	b, err := json.Marshal(m.MCP)
-	if err != nil {
-		return ""
-	}
-	return string(b)
-}
-
-// Call returns the call a response's id answers.
-func (m *MCPMetadata) Call(id string) (MCPCallMetadata, bool) {
-	if m == nil {
-		return MCPCallMetadata{}, false
-	}
-	for _, c := range m.Calls {
-		if c.ID == id && id != "" {
-			return c, true
-		}
-	}
-	return MCPCallMetadata{}, false
-}
-
 // mcpMetadata describes an allowed MCP request for ext_proc.
-func (e *Engine) mcpMetadata(r *Result) *MCPMetadata {
+func (e *Engine) mcpMetadata(r *Result) *handoff.MCPMetadata {
 	m := r.MCP
-	out := &MCPMetadata{Host: m.Host, Path: m.Path, Server: m.Server}
+	out := &handoff.MCPMetadata{Host: m.Host, Path: m.Path, Server: m.Server}
 	lists := false
-	specs := MaskingSpecs(r.Decision.Masking)
+	specs := r.Decision.Masking
 	for _, c := range m.Calls {
-		cm := MCPCallMetadata{ID: c.ID, Method: c.Method, Name: c.Name}
+		cm := handoff.MCPCallMetadata{ID: c.ID, Method: c.Method, Name: c.Name}
 		if c.REST != nil {
 			cm.GCPMethod = c.REST.Operation.Method
 		}
@@ -393,12 +329,12 @@ func (e *Engine) mcpMetadata(r *Result) *MCPMetadata {
 	}
 	if lists && e.opts.MCPFilterTools {
 		id := r.Identity
-		out.Caller = &MCPCaller{Subject: id.Subject, Email: id.Email, EmailVerified: id.EmailVerified, Issuer: id.Issuer, Groups: id.Groups, Actor: id.Actor, Claims: id.Claims}
+		out.Caller = &handoff.MCPCaller{Subject: id.Subject, Email: id.Email, EmailVerified: id.EmailVerified, Issuer: id.Issuer, Groups: id.Groups, Actor: id.Actor, Claims: id.Claims}
 	}
 	return out
 }
 
-func (e *Engine) maskedArguments(args map[string]any, specs []MaskingSpec) json.RawMessage {
+func (e *Engine) maskedArguments(args map[string]any, specs []handoff.MaskingSpec) json.RawMessage {
 	raw, err := json.Marshal(args)
 	if err != nil {
 		return nil
@@ -409,4 +345,9 @@ func (e *Engine) maskedArguments(args map[string]any, specs []MaskingSpec) json.
 	}
 	s, _ := json.Marshal(excerpt(masked, maxMetadataArguments))
 	return s
+}
+
+// callerIdentity is the caller of an MCP request as policies see it.
+func callerIdentity(c *handoff.MCPCaller) identity.Identity {
+	return identity.Identity{Subject: c.Subject, Email: c.Email, EmailVerified: c.EmailVerified, Issuer: c.Issuer, Groups: c.Groups, Actor: c.Actor, Claims: c.Claims}
 }

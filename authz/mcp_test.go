@@ -9,6 +9,7 @@ import (
 
 	"github.com/airlockhq/airlock/approvals"
 	"github.com/airlockhq/airlock/gcp"
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/mcp"
 	"github.com/airlockhq/airlock/policies/examples"
 )
@@ -82,14 +83,14 @@ func TestOneRuleForRESTAndMCP(t *testing.T) {
 	// A read tool is allowed, with its REST twin's gcp.* and the call's
 	// masked arguments passed on.
 	r = mcpSend(toolCallBody("a", "list_instances", map[string]any{"project": "acme-dev", "zone": "us-east1-b", "filter": "AIzaSyA1234567890abcdefghijklmnopqrstuv"}, nil), "authorization", "Bearer good")
-	e.opts.MaskBody = func(b []byte, _ []MaskingSpec) []byte {
+	e.opts.MaskBody = func(b []byte, _ []handoff.MaskingSpec) []byte {
 		return []byte(strings.ReplaceAll(string(b), "AIzaSyA1234567890abcdefghijklmnopqrstuv", "[MASKED:gcp_api_key]"))
 	}
 	res = e.Decide(context.Background(), r)
 	if res.Outcome != Allowed {
 		t.Fatalf("list: %s %+v", res.Outcome, res.Refusal)
 	}
-	md := MetadataFromMap(res.Metadata().ToMap())
+	md := handoff.MetadataFromMap(res.Metadata().ToMap())
 	if md.GCPMethod != "compute.instances.list" || md.MCP == nil || len(md.MCP.Calls) != 1 {
 		t.Fatalf("metadata %+v", md)
 	}
@@ -269,7 +270,7 @@ func TestMCPToolsListPassesTheCaller(t *testing.T) {
 	if res.Outcome != Allowed {
 		t.Fatalf("%s %+v", res.Outcome, res.Refusal)
 	}
-	md := MetadataFromMap(res.Metadata().ToMap())
+	md := handoff.MetadataFromMap(res.Metadata().ToMap())
 	if md.MCP == nil || md.MCP.Caller == nil || md.MCP.Caller.Subject != "agent-1" || md.MCP.Caller.Groups[0] != "ai-agents" {
 		t.Fatalf("%+v", md.MCP)
 	}
@@ -291,16 +292,16 @@ func TestToolsCallableUnderTheBaseline(t *testing.T) {
 		{Name: "stop_instance", Hints: mcp.Hints{ReadOnly: &f}},
 		{Name: "launch_rockets"},
 	}
-	meta := Metadata{MCP: &MCPMetadata{Host: "compute.googleapis.com", Path: "/mcp", Server: "compute", Caller: &MCPCaller{Subject: "agent-1", Groups: []string{"ai-agents"}}}}
+	meta := handoff.Metadata{MCP: &handoff.MCPMetadata{Host: "compute.googleapis.com", Path: "/mcp", Server: "compute", Caller: &handoff.MCPCaller{Subject: "agent-1", Groups: []string{"ai-agents"}}}}
 	if got := e.Callable(context.Background(), meta, tools); !equalBools(got, []bool{true, true, true, false}) {
 		t.Errorf("ai-agents: %v", got)
 	}
-	meta.MCP.Caller = &MCPCaller{Subject: "mallory", Groups: []string{"interns"}}
+	meta.MCP.Caller = &handoff.MCPCaller{Subject: "mallory", Groups: []string{"interns"}}
 	if got := e.Callable(context.Background(), meta, tools); !equalBools(got, []bool{false, false, false, false}) {
 		t.Errorf("outside the groups: %v", got)
 	}
 	// The GKE server's Kubernetes tools map to no REST method.
-	meta.MCP = &MCPMetadata{Host: "container.googleapis.com", Server: "container", Caller: &MCPCaller{Subject: "agent-1", Groups: []string{"ai-agents"}}}
+	meta.MCP = &handoff.MCPMetadata{Host: "container.googleapis.com", Server: "container", Caller: &handoff.MCPCaller{Subject: "agent-1", Groups: []string{"ai-agents"}}}
 	if got := e.Callable(context.Background(), meta, []*mcp.Tool{{Name: "kube_get", Hints: mcp.Hints{ReadOnly: &tr}}, {Name: "get_cluster", Hints: mcp.Hints{ReadOnly: &tr}}}); !equalBools(got, []bool{false, true}) {
 		t.Errorf("container: %v", got)
 	}

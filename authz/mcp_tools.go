@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/mcp"
 	"github.com/airlockhq/airlock/policies"
 	"github.com/airlockhq/airlock/resources"
@@ -28,7 +29,7 @@ var toolUnknowns = []string{
 // (policies.Set.MayAllow). A tool's hints are those the server declares
 // in the result; its REST method comes from the catalog. Without the
 // caller in meta every tool is kept.
-func (e *Engine) Callable(ctx context.Context, meta Metadata, tools []*mcp.Tool) []bool {
+func (e *Engine) Callable(ctx context.Context, meta handoff.Metadata, tools []*mcp.Tool) []bool {
 	keep := make([]bool, len(tools))
 	for i := range keep {
 		keep[i] = true
@@ -38,7 +39,7 @@ func (e *Engine) Callable(ctx context.Context, meta Metadata, tools []*mcp.Tool)
 	}
 	m := meta.MCP
 	set := e.policies.Load()
-	id := m.Caller.Identity()
+	id := callerIdentity(m.Caller)
 	path := m.Path
 	if path == "" {
 		path = "/mcp"

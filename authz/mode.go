@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/policies"
 )
 
@@ -39,13 +40,13 @@ const maxJustification = 1024
 
 // justification is what approvers see of the requester's reason: masked
 // (it is agent-controlled text) and cut.
-func (e *Engine) justification(s string, rules []policies.MaskingRule) string {
+func (e *Engine) justification(s string, rules []handoff.MaskingSpec) string {
 	if s == "" {
 		return ""
 	}
 	b := []byte(s)
 	if e.opts.MaskBody != nil {
-		b = e.opts.MaskBody(b, MaskingSpecs(rules))
+		b = e.opts.MaskBody(b, rules)
 	}
 	return excerpt(b, maxJustification)
 }

@@ -10,13 +10,11 @@ import (
 
 	"github.com/airlockhq/airlock/approvals"
 	"github.com/airlockhq/airlock/gcp"
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/identity"
 	"github.com/airlockhq/airlock/mcp"
 	"github.com/airlockhq/airlock/policies"
 )
-
-// SessionHeader lets an agent name its session.
-const SessionHeader = "x-airlock-session"
 
 // Outcome is what happens to a request.
 type Outcome int
@@ -76,15 +74,15 @@ type Result struct {
 	// MCP is the MCP request, when the request is one.
 	MCP *mcp.Request
 	// mcpMeta is what later filters learn of an allowed MCP request.
-	mcpMeta *MCPMetadata
+	mcpMeta *handoff.MCPMetadata
 	// claim is the grant this request claimed, to give back if it is
 	// refused after all.
 	claim *approvals.Outcome
 }
 
 // Metadata is what an allowed request hands to later filters.
-func (r *Result) Metadata() Metadata {
-	m := Metadata{
+func (r *Result) Metadata() handoff.Metadata {
+	m := handoff.Metadata{
 		RequestID: r.RequestID,
 		SessionID: r.SessionID,
 		Subject:   r.Identity.Subject,
@@ -94,18 +92,8 @@ func (r *Result) Metadata() Metadata {
 		Rules:     r.Rules(),
 		MCP:       r.mcpMeta,
 	}
-	m.Masking = MaskingSpecs(r.Decision.Masking)
+	m.Masking = r.Decision.Masking
 	return m
-}
-
-// MaskingSpecs converts the masking rules a decision selected into the
-// self-contained specs later filters receive.
-func MaskingSpecs(rules []policies.MaskingRule) []MaskingSpec {
-	var out []MaskingSpec
-	for _, mr := range rules {
-		out = append(out, MaskingSpec{Policy: mr.Policy, Name: mr.Name, Fields: mr.Fields, Detectors: mr.Detectors})
-	}
-	return out
 }
 
 // Rules names what produced the decision, as "policy/rule": every

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/approvals"
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/identity"
 	"github.com/airlockhq/airlock/recorder"
 )
@@ -162,7 +163,7 @@ func (c *Console) mayRead(w http.ResponseWriter, r *http.Request, caller identit
 		writeError(w, http.StatusNotFound, "NOT_FOUND", "console: recording is off on this server (recorder.enabled)")
 		return "", false
 	}
-	if !recorder.ValidSessionID(id) {
+	if !handoff.ValidSessionID(id) {
 		writeError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "console: "+strconv.Quote(clip(id, 80))+" is not a session id")
 		return "", false
 	}

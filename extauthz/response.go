@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/airlockhq/airlock/authz"
+	"github.com/airlockhq/airlock/handoff"
 )
 
 // grpcCode maps refusal HTTP statuses to the CheckResponse status code; one
@@ -99,10 +100,10 @@ func (a *valueArena) str(s string) *structpb.Value {
 	return v
 }
 
-// metadataStruct builds the dynamic metadata of authz.Metadata.ToMap
+// metadataStruct builds the dynamic metadata of handoff.Metadata.ToMap
 // directly (no reflection through structpb.NewStruct): string fields, the
 // rules as a list, the masking rules as one JSON string.
-func metadataStruct(m authz.Metadata) *structpb.Struct {
+func metadataStruct(m handoff.Metadata) *structpb.Struct {
 	n := 7 + len(m.Rules)
 	a := &valueArena{vals: make([]structpb.Value, 0, n+1), strs: make([]structpb.Value_StringValue, 0, n)}
 	rules := make([]*structpb.Value, len(m.Rules))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/airlockhq/airlock/authz"
 	"github.com/airlockhq/airlock/gcp"
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/identity"
 	"github.com/airlockhq/airlock/identity/identitytest"
 	"github.com/airlockhq/airlock/policies"
@@ -151,7 +152,7 @@ func TestResponseMapping(t *testing.T) {
 	}
 
 	ok := response(&authz.Result{Outcome: authz.Allowed, RequestID: "r", SessionID: "s",
-		Decision: policies.Decision{Masking: []policies.MaskingRule{{Policy: "p", Name: "m", Fields: []string{"payload.data"}, Detectors: []string{"private_key"}}}}})
+		Decision: policies.Decision{Masking: []handoff.MaskingSpec{{Policy: "p", Name: "m", Fields: []string{"payload.data"}, Detectors: []string{"private_key"}}}}})
 	if ok.GetStatus().GetCode() != 0 {
 		t.Fatalf("allowed answered %v", ok.GetStatus())
 	}
@@ -159,7 +160,7 @@ func TestResponseMapping(t *testing.T) {
 	if len(okr.GetHeadersToRemove()) == 0 || okr.GetHeadersToRemove()[0] != "authorization" {
 		t.Errorf("the agent's authorization header is not removed: %v", okr.GetHeadersToRemove())
 	}
-	md := authz.MetadataFromMap(ok.GetDynamicMetadata().AsMap())
+	md := handoff.MetadataFromMap(ok.GetDynamicMetadata().AsMap())
 	if md.RequestID != "r" || md.SessionID != "s" || len(md.Masking) != 1 || md.Masking[0].Fields[0] != "payload.data" {
 		t.Errorf("metadata did not survive the Struct round trip: %+v", md)
 	}
@@ -281,7 +282,7 @@ func BenchmarkCheckParallel(b *testing.B) {
 func BenchmarkAllowedResponse(b *testing.B) {
 	r := &authz.Result{Outcome: authz.Allowed, RequestID: "0f6a820c-c7c6-4d6c-acf9-55e9f1f32553", SessionID: "s-20261129T000801Z-eac6c73e18a5",
 		Decision: policies.Decision{Policy: "gcp-baseline", Rule: "agents-may-read", Matches: []policies.Match{{Policy: "gcp-baseline", Rule: "agents-may-read"}},
-			Masking: []policies.MaskingRule{
+			Masking: []handoff.MaskingSpec{
 				{Policy: "gcp-baseline", Name: "instance-startup-scripts", Fields: []string{`**.metadata.items[?key=="startup-script"].value`}, Detectors: []string{"private_key", "gcp_api_key"}},
 				{Policy: "gcp-baseline", Name: "internal-tokens", Detectors: []string{"acme_internal_token"}},
 			}}}

@@ -9,8 +9,8 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 
-	"github.com/airlockhq/airlock/authz"
 	"github.com/airlockhq/airlock/extproc"
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/masking/maskingtest"
 	sessionrec "github.com/airlockhq/airlock/recorder"
 	"github.com/airlockhq/airlock/test/cputime"
@@ -64,7 +64,7 @@ func benchBody() []byte { return maskingtest.StreamedInstanceList() }
 // ext_authz forwards for an allowed request in a recorded session, and an
 // upstream answering benchBody.
 func benchSetup(b *testing.B, register func(grpc.ServiceRegistrar), opts ...grpc.ServerOption) (*standin.ExtProcFilter, *corev3.Metadata, *upstream, int) {
-	md := metadata(b, authz.Metadata{RequestID: "bench", SessionID: "s-bench", Subject: "agent-1", GCPMethod: "compute.instances.list", Decision: "allowed"})
+	md := metadata(b, handoff.Metadata{RequestID: "bench", SessionID: "s-bench", Subject: "agent-1", GCPMethod: "compute.instances.list", Decision: "allowed"})
 	conn := serve(b, register, opts...)
 	body := benchBody()
 	up := &upstream{status: 200, header: map[string]string{"Content-Type": "application/json"}, body: body}

@@ -253,31 +253,31 @@ func (l *lease) put(b *[]byte) {
 	l.uncharge(int64(c))
 }
 
-// handoff makes b a gRPC buffer: gRPC writes it to Envoy and frees it,
+// handOff makes b a gRPC buffer: gRPC writes it to Envoy and frees it,
 // which gives it back to the lease. Should gRPC drop it without freeing it
 // (a connection that dies with the buffer queued), the garbage collector
 // gives it back instead.
-func (l *lease) handoff(b *[]byte) mem.Buffer {
-	h := &handoff{l: l, n: int64(cap(*b))}
-	h.cleanup = runtime.AddCleanup(b, (*handoff).lost, h)
+func (l *lease) handOff(b *[]byte) mem.Buffer {
+	h := &handedBuffer{l: l, n: int64(cap(*b))}
+	h.cleanup = runtime.AddCleanup(b, (*handedBuffer).lost, h)
 	return mem.NewBuffer(b, h)
 }
 
-// handoff is the pool of one handed-off buffer.
-type handoff struct {
+// handedBuffer is the pool of one handed-off buffer.
+type handedBuffer struct {
 	l       *lease
 	n       int64
 	cleanup runtime.Cleanup
 	done    atomic.Bool
 }
 
-var _ mem.BufferPool = (*handoff)(nil)
+var _ mem.BufferPool = (*handedBuffer)(nil)
 
 // Get is never called: gRPC only returns the buffer.
-func (h *handoff) Get(n int) *[]byte { return dirtyPool.Get(n) }
+func (h *handedBuffer) Get(n int) *[]byte { return dirtyPool.Get(n) }
 
 // Put is gRPC freeing the buffer.
-func (h *handoff) Put(b *[]byte) {
+func (h *handedBuffer) Put(b *[]byte) {
 	if h.done.Swap(true) {
 		return
 	}
@@ -286,7 +286,7 @@ func (h *handoff) Put(b *[]byte) {
 	h.l.uncharge(h.n)
 }
 
-func (h *handoff) lost() {
+func (h *handedBuffer) lost() {
 	if !h.done.Swap(true) {
 		h.l.uncharge(h.n)
 	}

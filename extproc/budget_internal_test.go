@@ -59,7 +59,7 @@ func TestHandoff(t *testing.T) {
 		t.Fatal(err)
 	}
 	*buf = append(*buf, "masked"...)
-	mb := l.handoff(buf)
+	mb := l.handOff(buf)
 	l.close()
 	if b.InUse() != 64<<10 {
 		t.Fatalf("in use %d with the buffer out", b.InUse())
@@ -78,7 +78,7 @@ func TestHandoff(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_ = l.handoff(lost)
+		_ = l.handOff(lost)
 	}()
 	l.close()
 	deadline := time.Now().Add(10 * time.Second)

@@ -302,7 +302,7 @@ func (r *bodyReply) marshal() (mem.BufferSlice, error) {
 			o.l.put(b)
 			continue
 		}
-		out = append(out, o.l.handoff(b))
+		out = append(out, o.l.handOff(b))
 	}
 	o.bufs = o.bufs[:0]
 	o.n = 0

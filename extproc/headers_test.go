@@ -12,8 +12,8 @@ import (
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/airlockhq/airlock/authz"
 	"github.com/airlockhq/airlock/extproc"
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/test/standin"
 )
 
@@ -104,7 +104,7 @@ func TestResponseHeadersMasked(t *testing.T) {
 // addresses are masked when a policy asks.
 func TestResponseHeadersPolicyProfile(t *testing.T) {
 	conn := startServer(t, extproc.Options{})
-	md := metadata(t, authz.Metadata{Masking: []authz.MaskingSpec{{Name: "pii", Detectors: []string{"email"}}}})
+	md := metadata(t, handoff.Metadata{Masking: []handoff.MaskingSpec{{Name: "pii", Detectors: []string{"email"}}}})
 	up := headerUpstream{status: 200, header: objectHeaders(), body: []byte("hello")}
 	res := standin.NewExtProcFilter(conn, config(0)).Do(context.Background(), get(t, "HEAD"), md, up)
 	if got := res.Header.Get("X-Goog-Meta-Owner"); got != "[MASKED:email]" {
@@ -182,11 +182,11 @@ func TestRecordedHeadersMasked(t *testing.T) {
 
 type headerRecorder struct{ headers map[string]string }
 
-func (r *headerRecorder) RecordRequestHeaders(context.Context, authz.Metadata, map[string]string) error {
+func (r *headerRecorder) RecordRequestHeaders(context.Context, handoff.Metadata, map[string]string) error {
 	return nil
 }
 
-func (r *headerRecorder) RecordResponse(_ context.Context, _ authz.Metadata, _ int, h map[string]string, _ []byte, _ int64) error {
+func (r *headerRecorder) RecordResponse(_ context.Context, _ handoff.Metadata, _ int, h map[string]string, _ []byte, _ int64) error {
 	r.headers = h
 	return nil
 }

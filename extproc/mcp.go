@@ -7,7 +7,7 @@ import (
 	"mime"
 	"strings"
 
-	"github.com/airlockhq/airlock/authz"
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/mcp"
 )
 
@@ -28,7 +28,7 @@ import (
 type MCPPolicy interface {
 	// Callable reports, for each tool, whether the caller of the metadata
 	// could call it under the policies in force.
-	Callable(ctx context.Context, meta authz.Metadata, tools []*mcp.Tool) []bool
+	Callable(ctx context.Context, meta handoff.Metadata, tools []*mcp.Tool) []bool
 	// Learn records the tools a server at host declared.
 	Learn(host string, tools []*mcp.Tool)
 }
@@ -39,7 +39,7 @@ type ToolCallRecorder interface {
 	// RecordToolCall records one tool call: the call as ext_authz passed it
 	// on (tool, masked arguments) and its masked result. An error fails the
 	// response closed.
-	RecordToolCall(ctx context.Context, meta authz.Metadata, call authz.MCPCallMetadata, result mcp.ToolResult) error
+	RecordToolCall(ctx context.Context, meta handoff.Metadata, call handoff.MCPCallMetadata, result mcp.ToolResult) error
 }
 
 // defaultMCPMaxMessageBytes bounds one JSON-RPC message of a response.

@@ -11,8 +11,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/airlockhq/airlock/authz"
 	"github.com/airlockhq/airlock/extproc"
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/mcp"
 	"github.com/airlockhq/airlock/test/standin"
 )
@@ -24,15 +24,15 @@ type toolsRecorder struct {
 	fail  error
 }
 
-func (r *toolsRecorder) RecordRequestHeaders(context.Context, authz.Metadata, map[string]string) error {
+func (r *toolsRecorder) RecordRequestHeaders(context.Context, handoff.Metadata, map[string]string) error {
 	return nil
 }
 
-func (r *toolsRecorder) RecordResponse(context.Context, authz.Metadata, int, map[string]string, []byte, int64) error {
+func (r *toolsRecorder) RecordResponse(context.Context, handoff.Metadata, int, map[string]string, []byte, int64) error {
 	return nil
 }
 
-func (r *toolsRecorder) RecordToolCall(_ context.Context, _ authz.Metadata, call authz.MCPCallMetadata, res mcp.ToolResult) error {
+func (r *toolsRecorder) RecordToolCall(_ context.Context, _ handoff.Metadata, call handoff.MCPCallMetadata, res mcp.ToolResult) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls = append(r.calls, call.Name+" "+string(call.Arguments)+" -> "+string(res.Result))
@@ -45,7 +45,7 @@ type listPolicy struct {
 	learned []string
 }
 
-func (p *listPolicy) Callable(_ context.Context, meta authz.Metadata, tools []*mcp.Tool) []bool {
+func (p *listPolicy) Callable(_ context.Context, meta handoff.Metadata, tools []*mcp.Tool) []bool {
 	keep := make([]bool, len(tools))
 	for i, t := range tools {
 		keep[i] = !strings.HasPrefix(t.Name, "delete_") && meta.MCP.Caller.Subject == "agent-1"
@@ -61,10 +61,10 @@ func (p *listPolicy) Learn(host string, tools []*mcp.Tool) {
 	}
 }
 
-func mcpMetadata(t testing.TB, calls []authz.MCPCallMetadata, caller *authz.MCPCaller) authz.Metadata {
+func mcpMetadata(t testing.TB, calls []handoff.MCPCallMetadata, caller *handoff.MCPCaller) handoff.Metadata {
 	t.Helper()
-	return authz.Metadata{RequestID: "r1", SessionID: "s1", Subject: "agent-1", GCPMethod: "compute.instances.list",
-		MCP: &authz.MCPMetadata{Host: "compute.googleapis.com", Path: "/mcp", Server: "compute", Calls: calls, Caller: caller}}
+	return handoff.Metadata{RequestID: "r1", SessionID: "s1", Subject: "agent-1", GCPMethod: "compute.instances.list",
+		MCP: &handoff.MCPMetadata{Host: "compute.googleapis.com", Path: "/mcp", Server: "compute", Calls: calls, Caller: caller}}
 }
 
 func toolResult(id int, text string) string {
@@ -81,8 +81,8 @@ func TestMCPSSEMaskedAndRecorded(t *testing.T) {
 	inner, _ := json.Marshal(map[string]any{"instances": []any{map[string]any{"name": "web-1", "metadata": map[string]any{"items": []any{map[string]any{"key": "startup-script", "value": "export KEY=" + testAPIKey}}}}}, "rootPassword": "s3cr3t-Pa55word"})
 	body := "event: message\ndata: " + `{"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}` + "\n\n" +
 		"event: message\ndata: " + toolResult(7, string(inner)) + "\n\n"
-	md := mcpMetadata(t, []authz.MCPCallMetadata{{ID: "7", Method: "tools/call", Name: "list_instances", GCPMethod: "compute.instances.list", Arguments: json.RawMessage(`{"project":"acme-dev","zone":"us-east1-b"}`)}}, nil)
-	md.Masking = []authz.MaskingSpec{{Policy: "gcp-baseline", Name: "instance-startup-scripts", Fields: []string{`**.metadata.items[?key=="startup-script"].value`}}}
+	md := mcpMetadata(t, []handoff.MCPCallMetadata{{ID: "7", Method: "tools/call", Name: "list_instances", GCPMethod: "compute.instances.list", Arguments: json.RawMessage(`{"project":"acme-dev","zone":"us-east1-b"}`)}}, nil)
+	md.Masking = []handoff.MaskingSpec{{Policy: "gcp-baseline", Name: "instance-startup-scripts", Fields: []string{`**.metadata.items[?key=="startup-script"].value`}}}
 	var first string
 	for _, chunk := range []int{1, 3, 17, 1000, 1 << 20} {
 		rec.calls = nil
@@ -130,9 +130,9 @@ func TestMCPToolsListFiltered(t *testing.T) {
 	p := &listPolicy{}
 	conn := startServer(t, extproc.Options{MCP: p})
 	list := `{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"list_instances","annotations":{"readOnlyHint":true}},{"name":"delete_instance"},{"name":"stop_instance","description":"key ` + testAPIKey + `"}]}}`
-	call := []authz.MCPCallMetadata{{ID: "1", Method: "tools/list"}}
+	call := []handoff.MCPCallMetadata{{ID: "1", Method: "tools/list"}}
 	up := &upstream{status: 200, header: map[string]string{"Content-Type": "application/json"}, body: []byte(list)}
-	res := standin.NewExtProcFilter(conn, config(10)).Do(context.Background(), mcpRequest(t), metadata(t, mcpMetadata(t, call, &authz.MCPCaller{Subject: "agent-1"})), up)
+	res := standin.NewExtProcFilter(conn, config(10)).Do(context.Background(), mcpRequest(t), metadata(t, mcpMetadata(t, call, &handoff.MCPCaller{Subject: "agent-1"})), up)
 	if res.Status != 200 || bytes.Contains(res.Body, []byte("delete_instance")) || !bytes.Contains(res.Body, []byte("stop_instance")) || bytes.Contains(res.Body, []byte(testAPIKey)) {
 		t.Fatalf("%d %s", res.Status, res.Body)
 	}
@@ -151,7 +151,7 @@ func TestMCPToolsListFiltered(t *testing.T) {
 // A message over mcp.max_message_bytes never reaches the agent.
 func TestMCPMessageTooLarge(t *testing.T) {
 	conn := startServer(t, extproc.Options{MCPMaxMessageBytes: 1024})
-	md := metadata(t, mcpMetadata(t, []authz.MCPCallMetadata{{ID: "1", Method: "tools/call", Name: "x"}}, nil))
+	md := metadata(t, mcpMetadata(t, []handoff.MCPCallMetadata{{ID: "1", Method: "tools/call", Name: "x"}}, nil))
 	big := toolResult(1, strings.Repeat("a", 4096)+testAPIKey)
 	for _, ct := range []string{"application/json", "text/event-stream"} {
 		b := big

@@ -10,7 +10,7 @@ import (
 	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 
-	"github.com/airlockhq/airlock/authz"
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/masking"
 )
 
@@ -402,7 +402,7 @@ func (st *stream) recordResponse() error {
 
 // fieldRule names the first selected masking rule with field rules
 // ("policy/name"), or "".
-func fieldRule(specs []authz.MaskingSpec) string {
+func fieldRule(specs []handoff.MaskingSpec) string {
 	for _, m := range specs {
 		if len(m.Fields) > 0 {
 			return m.Policy + "/" + m.Name

@@ -19,7 +19,7 @@
 //	    untyped: [envoy.filters.http.ext_authz]
 //
 // The forwarding namespace carries the masking rules that ext_authz selected
-// for the request (authz.Metadata); without it every response gets
+// for the request (handoff.Metadata); without it every response gets
 // masking.DefaultProfile.
 //
 // Behaviour per response:
@@ -106,7 +106,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/airlockhq/airlock/authz"
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/masking"
 )
 
@@ -122,14 +122,14 @@ type Recorder interface {
 	// RecordRequestHeaders is called once per request with its headers;
 	// credentials (authorization, cookies, API keys) are already removed.
 	// An error refuses the request (503) before it reaches the upstream.
-	RecordRequestHeaders(ctx context.Context, meta authz.Metadata, headers map[string]string) error
+	RecordRequestHeaders(ctx context.Context, meta handoff.Metadata, headers map[string]string) error
 	// RecordResponse is called once per response that had headers, before
 	// its last bytes are released: headers are as the agent receives them
 	// (masked), maskedBody holds the first bytes of the masked body (at
 	// most Options.RecordBodyBytes) and totalBytes the length of the whole
 	// masked body. An error fails the response closed: a 503 when no byte
 	// went out yet, else a reset.
-	RecordResponse(ctx context.Context, meta authz.Metadata, status int, headers map[string]string, maskedBody []byte, totalBytes int64) error
+	RecordResponse(ctx context.Context, meta handoff.Metadata, status int, headers map[string]string, maskedBody []byte, totalBytes int64) error
 }
 
 // Options configure a Server.
@@ -300,7 +300,7 @@ type stream struct {
 	ctx      context.Context
 	engine   *masking.Engine
 	def      *masking.TextMasker
-	meta     authz.Metadata
+	meta     handoff.Metadata
 	metaSeen bool
 	bodyMode string
 	method   string
@@ -380,8 +380,8 @@ func (st *stream) readMetadata(req *extprocv3.ProcessingRequest) {
 	if st.metaSeen || req.GetMetadataContext() == nil {
 		return
 	}
-	if fm := req.GetMetadataContext().GetFilterMetadata()[authz.MetadataNamespace]; fm != nil {
-		st.meta = authz.MetadataFromMap(fm.AsMap())
+	if fm := req.GetMetadataContext().GetFilterMetadata()[handoff.MetadataNamespace]; fm != nil {
+		st.meta = handoff.MetadataFromMap(fm.AsMap())
 		st.metaSeen = true
 	}
 }
@@ -442,7 +442,7 @@ func headerMap(h *corev3.HeaderMap) map[string]string {
 func redacted(h map[string]string) map[string]string {
 	out := make(map[string]string, len(h))
 	for k, v := range h {
-		if authz.CredentialHeader(k, v) {
+		if handoff.CredentialHeader(k, v) {
 			continue
 		}
 		out[k] = v
@@ -481,7 +481,7 @@ func (st *stream) requestHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processing
 // every masking rule ext_authz selected for it (their fields labelled with
 // the rule's name). Responses are masked with it, and so are request bodies
 // before approvers or recordings see them.
-func Profile(specs []authz.MaskingSpec) masking.Profile {
+func Profile(specs []handoff.MaskingSpec) masking.Profile {
 	p := masking.DefaultProfile()
 	for _, m := range specs {
 		extra := masking.Profile{Detectors: m.Detectors}

@@ -23,8 +23,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/airlockhq/airlock/authz"
 	"github.com/airlockhq/airlock/extproc"
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/masking"
 	"github.com/airlockhq/airlock/test/grpctest"
 	"github.com/airlockhq/airlock/test/standin"
@@ -89,13 +89,13 @@ func get(t testing.TB, method string) *http.Request {
 	return r
 }
 
-func metadata(t testing.TB, m authz.Metadata) *corev3.Metadata {
+func metadata(t testing.TB, m handoff.Metadata) *corev3.Metadata {
 	t.Helper()
 	s, err := structpb.NewStruct(m.ToMap())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{authz.MetadataNamespace: s}}
+	return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{handoff.MetadataNamespace: s}}
 }
 
 func corpus(t testing.TB, name string) []byte {
@@ -167,7 +167,7 @@ func TestBufferedMasking(t *testing.T) {
 func TestMetadataSelectsRules(t *testing.T) {
 	conn := startServer(t, extproc.Options{})
 	body := []byte(`{"name":"s/1","payload":{"data":"aGVsbG8="},"owner":"bob@example.com","sa":"x@p.iam.gserviceaccount.com","key":"` + testAPIKey + `"}`)
-	md := metadata(t, authz.Metadata{RequestID: "r1", Masking: []authz.MaskingSpec{{Policy: "p", Name: "gcp-secrets", Fields: []string{"payload.data"}, Detectors: []string{"email"}}}})
+	md := metadata(t, handoff.Metadata{RequestID: "r1", Masking: []handoff.MaskingSpec{{Policy: "p", Name: "gcp-secrets", Fields: []string{"payload.data"}, Detectors: []string{"email"}}}})
 	up := &upstream{status: 200, header: map[string]string{"Content-Type": "application/json"}, body: body}
 	res := standin.NewExtProcFilter(conn, config(5)).Do(context.Background(), get(t, "GET"), md, up)
 	want := `{"name":"s/1","payload":{"data":"[MASKED:gcp-secrets]"},"owner":"[MASKED:email]","sa":"x@p.iam.gserviceaccount.com","key":"[MASKED:gcp_api_key]"}`
@@ -181,7 +181,7 @@ func TestMetadataSelectsRules(t *testing.T) {
 		t.Fatalf("default profile: got %s", res.Body)
 	}
 	// An unknown detector in the forwarded rules fails closed before any byte.
-	bad := metadata(t, authz.Metadata{Masking: []authz.MaskingSpec{{Name: "x", Detectors: []string{"nope"}}}})
+	bad := metadata(t, handoff.Metadata{Masking: []handoff.MaskingSpec{{Name: "x", Detectors: []string{"nope"}}}})
 	res = standin.NewExtProcFilter(conn, config(5)).Do(context.Background(), get(t, "GET"), bad, up)
 	if res.Status != 502 || !strings.Contains(string(res.Body), `unknown detector`) {
 		t.Fatalf("unknown detector: %d %s", res.Status, res.Body)
@@ -293,12 +293,12 @@ type recorder struct {
 	status  int
 	body    []byte
 	total   int64
-	meta    authz.Metadata
+	meta    handoff.Metadata
 	// failRequest and failResponse make the recording fail.
 	failRequest, failResponse bool
 }
 
-func (r *recorder) RecordRequestHeaders(_ context.Context, meta authz.Metadata, h map[string]string) error {
+func (r *recorder) RecordRequestHeaders(_ context.Context, meta handoff.Metadata, h map[string]string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.reqHdrs, r.meta = h, meta
@@ -308,7 +308,7 @@ func (r *recorder) RecordRequestHeaders(_ context.Context, meta authz.Metadata, 
 	return nil
 }
 
-func (r *recorder) RecordResponse(_ context.Context, _ authz.Metadata, status int, _ map[string]string, body []byte, total int64) error {
+func (r *recorder) RecordResponse(_ context.Context, _ handoff.Metadata, status int, _ map[string]string, body []byte, total int64) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.status, r.body, r.total = status, append([]byte(nil), body...), total
@@ -324,7 +324,7 @@ func TestRecorder(t *testing.T) {
 	rec := &recorder{}
 	conn := startServer(t, extproc.Options{Recorder: rec, RecordBodyBytes: 20})
 	up := &upstream{status: 200, header: map[string]string{"Content-Type": "application/json"}, body: []byte(`{"k":"` + testAPIKey + `","n":1}`)}
-	md := metadata(t, authz.Metadata{RequestID: "req-9"})
+	md := metadata(t, handoff.Metadata{RequestID: "req-9"})
 	res := standin.NewExtProcFilter(conn, config(3)).Do(context.Background(), get(t, "GET"), md, up)
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
@@ -426,7 +426,7 @@ func TestConcurrentStreamsAndSetEngine(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.SetEngine(eng)
-	md := metadata(t, authz.Metadata{Masking: []authz.MaskingSpec{{Name: "acme", Detectors: []string{"acme_token"}}}})
+	md := metadata(t, handoff.Metadata{Masking: []handoff.MaskingSpec{{Name: "acme", Detectors: []string{"acme_token"}}}})
 	up := &upstream{status: 200, header: map[string]string{"Content-Type": "text/plain"}, body: []byte("t=acme_0123abcd")}
 	res := standin.NewExtProcFilter(conn, config(3)).Do(context.Background(), get(t, "GET"), md, up)
 	if string(res.Body) != "t=[MASKED:acme_token]" {

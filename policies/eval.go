@@ -3,6 +3,8 @@ package policies
 import (
 	"context"
 	"fmt"
+
+	"github.com/airlockhq/airlock/handoff"
 )
 
 // msgNoPolicy is the message when no policy's match holds.
@@ -195,7 +197,7 @@ func (p *policy) applies(a *activation) bool {
 }
 
 // appendMasking adds the masking entries whose when holds (or fails).
-func (p *policy) appendMasking(a *activation, out []MaskingRule) []MaskingRule {
+func (p *policy) appendMasking(a *activation, out []handoff.MaskingSpec) []handoff.MaskingSpec {
 	for _, e := range p.masking {
 		if e.when != nil {
 			ok, err := e.when.eval(a)

@@ -15,6 +15,7 @@ import (
 	"github.com/google/cel-go/cel"
 	"gopkg.in/yaml.v3"
 
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/identity"
 	"github.com/airlockhq/airlock/internal/yamlpos"
 )
@@ -380,7 +381,7 @@ func (l *loader) parseMasking(p *policy, n *yaml.Node) {
 		if m == nil {
 			continue
 		}
-		e := &maskEntry{rule: MaskingRule{Policy: p.name}}
+		e := &maskEntry{rule: handoff.MaskingSpec{Policy: p.name}}
 		if v := l.required(m, en, p.name, "", "masking entry", "name"); v != nil {
 			if s, ok := l.nonEmpty(v, p.name, "", "masking name"); ok {
 				if prev, dup := seen[s]; dup {

@@ -7,6 +7,8 @@ import (
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
 	"gopkg.in/yaml.v3"
+
+	"github.com/airlockhq/airlock/handoff"
 )
 
 // Set is a compiled, immutable policy set. It is safe for concurrent use;
@@ -139,7 +141,7 @@ func (r *rule) generatedMessage() string {
 
 type maskEntry struct {
 	when *expr
-	rule MaskingRule
+	rule handoff.MaskingSpec
 }
 
 // ruleGroup holds the rules of one action, indexed by the gcp.method or

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/gcp"
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/identity"
 )
 
@@ -164,13 +165,8 @@ type ApprovalSpec struct {
 	TTL time.Duration
 }
 
-// MaskingRule is a `masking:` entry of a policy whose `when` held.
-type MaskingRule struct {
-	Policy    string
-	Name      string
-	Fields    []string
-	Detectors []string
-}
+// A selected masking rule (a `masking:` entry of a policy whose `when`
+// held) is a handoff.MaskingSpec: decided here, applied by later filters.
 
 // Detector is a custom detector declared in a policy file.
 type Detector struct {
@@ -197,7 +193,7 @@ type Decision struct {
 	// Approval is set when Action is Approve: the spec of the deciding rule.
 	Approval *ApprovalSpec
 	// Masking lists the masking entries whose `when` held.
-	Masking []MaskingRule
+	Masking []handoff.MaskingSpec
 	// Unavailable, when set, names a resource lookup that failed during
 	// evaluation. The decision then stands only if it is a deny by a rule
 	// that evaluated without error; otherwise the request must be refused

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/airlockhq/airlock/authz"
+	"github.com/airlockhq/airlock/handoff"
 )
 
 // committerLog records, in order, what the spool's committer did and what
@@ -191,7 +191,7 @@ func TestRequestEventDurableBeforeForwarding(t *testing.T) {
 	if err := r.Decision(ctx, allowedDecision("s-one~x", "req-1")); err != nil {
 		t.Fatal(err)
 	}
-	meta := authz.Metadata{RequestID: "req-1", SessionID: "s-one~x", Subject: "agent-1", GCPMethod: "compute.instances.list", Decision: "allowed", Rules: []string{"gcp/agents-may-read"}}
+	meta := handoff.Metadata{RequestID: "req-1", SessionID: "s-one~x", Subject: "agent-1", GCPMethod: "compute.instances.list", Decision: "allowed", Rules: []string{"gcp/agents-may-read"}}
 	if err := r.RecordRequestHeaders(ctx, meta, map[string]string{":method": "GET", ":authority": "compute.googleapis.com", ":path": "/x"}); err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func TestRefusalsWaitForTheWriteNotTheSync(t *testing.T) {
 				return r.Decision(context.Background(), DecisionEvent{RequestID: "req-4", Decision: DecisionUnauthenticated, Method: "GET", Host: "x.googleapis.com", Path: "/", Source: "10.0.0.9:1234"})
 			}},
 			{"response", func(r *Recorder) error {
-				meta := authz.Metadata{RequestID: "req-5", SessionID: "s-one~x", Subject: "agent-1"}
+				meta := handoff.Metadata{RequestID: "req-5", SessionID: "s-one~x", Subject: "agent-1"}
 				return r.RecordResponse(context.Background(), meta, 200, map[string]string{"content-type": "application/json"}, []byte(`{}`), 2)
 			}},
 		} {
@@ -313,7 +313,7 @@ func TestOneSessionManyCallersChain(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				meta := authz.Metadata{RequestID: id, SessionID: "s-shared~x", Subject: "agent-1", Decision: "allowed", Rules: []string{"gcp/agents-may-read"}}
+				meta := handoff.Metadata{RequestID: id, SessionID: "s-shared~x", Subject: "agent-1", Decision: "allowed", Rules: []string{"gcp/agents-may-read"}}
 				if err := r.RecordRequestHeaders(context.Background(), meta, map[string]string{":method": "GET"}); err != nil {
 					t.Error(err)
 					return

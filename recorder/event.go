@@ -8,7 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/airlockhq/airlock/authz"
+	"github.com/airlockhq/airlock/handoff"
 )
 
 // Event kinds, the "kind" field of every recorded line.
@@ -235,7 +235,7 @@ const Masked = "[MASKED]"
 type header struct{ name, value string }
 
 // maskHeaders returns headers as the recorder keeps them: lower-case
-// names, credentials replaced by Masked (authz.CredentialHeader) and every
+// names, credentials replaced by Masked (handoff.CredentialHeader) and every
 // other value passed through mask when it is not nil, pseudo-headers
 // (":path" ...) kept; a list sorted by name, the order they are written
 // in, with no map to build and sort again. Two names that differ only in
@@ -257,7 +257,7 @@ func maskHeaders(headers map[string]string, mask func([]byte) []byte, path, quer
 		hs = slices.CompactFunc(hs, func(a, b header) bool { return a.name == b.name })
 	}
 	for i := range hs {
-		if authz.CredentialHeader(hs[i].name, hs[i].value) {
+		if handoff.CredentialHeader(hs[i].name, hs[i].value) {
 			hs[i].value = Masked
 		}
 	}

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/airlockhq/airlock/authz"
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/recorder"
 )
 
@@ -79,7 +79,7 @@ func crashFlowChild(dir string) {
 					say("error", err)
 					return
 				}
-				meta := authz.Metadata{RequestID: id, SessionID: session, Subject: "alice", Decision: "allowed", Rules: []string{"gcp/reads"}}
+				meta := handoff.Metadata{RequestID: id, SessionID: session, Subject: "alice", Decision: "allowed", Rules: []string{"gcp/reads"}}
 				if err := r.RecordRequestHeaders(ctx, meta, map[string]string{":method": "GET", ":authority": "compute.googleapis.com", ":path": "/x"}); err != nil {
 					say("error", err)
 					return

@@ -224,24 +224,6 @@ func allDigits(s string) bool {
 // segmentIDPattern is what a segment id looks like.
 var segmentIDPattern = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z\.[0-9a-f]{16}$`)
 
-// ValidSessionID reports whether id can be a stored session id.
-func ValidSessionID(id string) bool {
-	if len(id) == 0 || len(id) > 128 {
-		return false
-	}
-	dots := 0
-	for i := 0; i < len(id); i++ {
-		switch c := id[i]; {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '~', c == '-':
-		case c == '.':
-			dots++
-		default:
-			return false
-		}
-	}
-	return dots < len(id) // not "." or ".." (a path element)
-}
-
 // sessionPath is the folder of a session in a day.
 func sessionPath(day, session string) string { return day + "/" + session + "/" }
 

@@ -3,7 +3,7 @@ package recorder
 import (
 	"context"
 
-	"github.com/airlockhq/airlock/authz"
+	"github.com/airlockhq/airlock/handoff"
 )
 
 // RecordRequestHeaders records the request headers ext_proc saw for an
@@ -14,7 +14,7 @@ import (
 // implements the ext_proc server's Recorder, which refuses the request on
 // an error (before Envoy forwards it); failures are also logged and counted
 // in Stats.Failed.
-func (r *Recorder) RecordRequestHeaders(ctx context.Context, meta authz.Metadata, headers map[string]string) error {
+func (r *Recorder) RecordRequestHeaders(ctx context.Context, meta handoff.Metadata, headers map[string]string) error {
 	err := r.Request(ctx, meta.SessionID, meta.RequestID, RequestEvent{
 		Subject:   meta.Subject,
 		Actor:     meta.Actor,
@@ -39,7 +39,7 @@ func (r *Recorder) RecordRequestHeaders(ctx context.Context, meta authz.Metadata
 // response changes nothing at Google). It implements the ext_proc server's
 // Recorder, which fails the response closed on an error; failures are also
 // logged and counted in Stats.Failed.
-func (r *Recorder) RecordResponse(ctx context.Context, meta authz.Metadata, status int, headers map[string]string, maskedBody []byte, totalBytes int64) error {
+func (r *Recorder) RecordResponse(ctx context.Context, meta handoff.Metadata, status int, headers map[string]string, maskedBody []byte, totalBytes int64) error {
 	hs, _, _ := maskHeaders(headers, r.opts.Mask, "", "")
 	err := r.record(ctx, meta.SessionID, &Event{Kind: KindResponse, RequestID: meta.RequestID, Response: &ResponseEvent{
 		Subject:     meta.Subject,

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/airlockhq/airlock/handoff"
 )
 
 // Reader reads what recorders uploaded to a sink.
@@ -127,7 +129,7 @@ func dayTime(day string) (time.Time, bool) {
 
 // sessionDirs finds the folders of a session: day -> object names.
 func (r *Reader) sessionDirs(ctx context.Context, id string) (map[string][]string, error) {
-	if !ValidSessionID(id) {
+	if !handoff.ValidSessionID(id) {
 		return nil, fmt.Errorf("recorder: %q is not a session id", id)
 	}
 	days, err := r.Days(ctx)

@@ -35,6 +35,8 @@ import (
 	"cloud.google.com/go/storage"
 	"github.com/klauspost/compress/gzip"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/airlockhq/airlock/handoff"
 )
 
 // Options configure a Recorder. Zero values take the defaults noted.
@@ -734,7 +736,7 @@ func (r *Recorder) maskBody(b []byte) string {
 // record appends one event to the session's open segment and waits for it
 // as wait says.
 func (r *Recorder) record(ctx context.Context, session string, e *Event, wait waitLevel) error {
-	if !ValidSessionID(session) {
+	if !handoff.ValidSessionID(session) {
 		return fmt.Errorf("recorder: invalid session id %q", session)
 	}
 	if lt, ok := r.tracker.(localTracker); ok && lt.Local(session) {

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/airlockhq/airlock/authz"
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/recorder"
 	"github.com/airlockhq/airlock/recorder/recordertest"
 )
@@ -494,7 +494,7 @@ func TestSecretsInURLsAndResponseHeadersNeverRecorded(t *testing.T) {
 		return bytes.ReplaceAll(b, []byte(secret), []byte("[MASKED:password]"))
 	}})
 	ctx := context.Background()
-	meta := authz.Metadata{SessionID: "s3~x", RequestID: "r1", Subject: "alice"}
+	meta := handoff.Metadata{SessionID: "s3~x", RequestID: "r1", Subject: "alice"}
 	if err := r.Decision(ctx, recorder.DecisionEvent{
 		SessionID: "s3~x", RequestID: "r1", Subject: "alice", Decision: recorder.DecisionAllowed,
 		Method: "GET", Host: "storage.googleapis.com", Path: "/storage/v1/b/" + secret + "/o", Query: "key=" + secret + "&alt=json",

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/airlockhq/airlock/authz"
 	"github.com/airlockhq/airlock/config"
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/recorder"
 )
 
@@ -66,7 +66,7 @@ func TestIdleSegmentIsClosedAndUploaded(t *testing.T) {
 func TestExtProcMethods(t *testing.T) {
 	r := newRecorder(t, recorder.Options{MaxBodyBytes: 8})
 	ctx := context.Background()
-	meta := authz.Metadata{RequestID: "r1", SessionID: "ext~x", Subject: "alice", Actor: "bot", GCPMethod: "iam.projects.serviceAccounts.keys.create"}
+	meta := handoff.Metadata{RequestID: "r1", SessionID: "ext~x", Subject: "alice", Actor: "bot", GCPMethod: "iam.projects.serviceAccounts.keys.create"}
 	if err := r.RecordRequestHeaders(ctx, meta, map[string]string{":method": "POST", ":authority": "iam.googleapis.com", ":path": "/v1/x", "x-goog-api-key": "AIza"}); err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestExtProcMethods(t *testing.T) {
 		t.Fatal(err)
 	}
 	// An invalid session cannot be recorded: an error, and counted.
-	if err := r.RecordResponse(ctx, authz.Metadata{SessionID: "../x"}, 200, nil, nil, 0); err == nil {
+	if err := r.RecordResponse(ctx, handoff.Metadata{SessionID: "../x"}, 200, nil, nil, 0); err == nil {
 		t.Fatal("an invalid session was recorded")
 	}
 	if st := r.Stats(); st.Failed != 1 || st.Events != 2 {

@@ -7,18 +7,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/airlockhq/airlock/authz"
+	"github.com/airlockhq/airlock/handoff"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// SessionHeader is the request header an agent may use to name its session.
-const SessionHeader = "x-airlock-session"
-
 // ErrInvalidSession is returned (wrapped) by Session for a session name the
-// agent sent that authz.ValidSessionID refuses.
+// agent sent that handoff.ValidSessionName refuses.
 var ErrInvalidSession = errors.New("recorder: invalid session name")
 
 // Tracker resolves the session of a request. Implementations must agree
@@ -41,7 +38,7 @@ func subjectTag(subject string) string {
 // ("NAME~TAG"), so that one identity can never write into another's
 // session.
 func NamedSession(subject, name string) (string, error) {
-	if !authz.ValidSessionID(name) {
+	if !handoff.ValidSessionName(name) {
 		return "", fmt.Errorf("%w %q: use 1 to 64 characters among A-Z a-z 0-9 . _ -, starting with a letter or digit", ErrInvalidSession, name)
 	}
 	return name + "~" + subjectTag(subject), nil

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/recorder"
 	"github.com/airlockhq/airlock/redistest"
 )
@@ -38,7 +39,7 @@ func TestNamedSessions(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || !strings.HasPrefix(id, tt.header+"~") || !recorder.ValidSessionID(id) {
+			if err != nil || !strings.HasPrefix(id, tt.header+"~") || !handoff.ValidSessionID(id) {
 				t.Fatalf("NamedSession(%q) = %q, %v", tt.header, id, err)
 			}
 		})
@@ -126,7 +127,7 @@ func TestRecorderSession(t *testing.T) {
 	defer closeRecorder(t, r)
 	ctx := context.Background()
 	s1, err := r.Session(ctx, "alice", "")
-	if err != nil || !strings.HasPrefix(s1, "s-") || !recorder.ValidSessionID(s1) {
+	if err != nil || !strings.HasPrefix(s1, "s-") || !handoff.ValidSessionID(s1) {
 		t.Fatalf("Session = %q, %v", s1, err)
 	}
 	if s2, _ := r.Session(ctx, "alice", ""); s2 != s1 {

@@ -3,7 +3,7 @@ package recorder
 import (
 	"context"
 
-	"github.com/airlockhq/airlock/authz"
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/mcp"
 )
 
@@ -12,7 +12,7 @@ import (
 // ext_proc masked it; nil once the event is durable in the spool. It
 // implements the ext_proc server's ToolCallRecorder, which fails the
 // response closed on an error.
-func (r *Recorder) RecordToolCall(ctx context.Context, meta authz.Metadata, call authz.MCPCallMetadata, res mcp.ToolResult) error {
+func (r *Recorder) RecordToolCall(ctx context.Context, meta handoff.Metadata, call handoff.MCPCallMetadata, res mcp.ToolResult) error {
 	c := ToolCallEvent{
 		Subject:     meta.Subject,
 		Tool:        res.Tool,

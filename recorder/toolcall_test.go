@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/airlockhq/airlock/authz"
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/mcp"
 	"github.com/airlockhq/airlock/recorder"
 )
@@ -15,9 +15,9 @@ import (
 func TestRecordToolCall(t *testing.T) {
 	r := newRecorder(t, recorder.Options{MaxBodyBytes: 64})
 	ctx := context.Background()
-	meta := authz.Metadata{RequestID: "r1", SessionID: "mcp~x", Subject: "alice",
-		MCP: &authz.MCPMetadata{Host: "compute.googleapis.com", Server: "compute"}}
-	call := authz.MCPCallMetadata{ID: "7", Method: "tools/call", Name: "stop_instance", GCPMethod: "compute.instances.stop", Arguments: json.RawMessage(`{"project":"acme-prod","zone":"us-east1-b","name":"web-1"}`)}
+	meta := handoff.Metadata{RequestID: "r1", SessionID: "mcp~x", Subject: "alice",
+		MCP: &handoff.MCPMetadata{Host: "compute.googleapis.com", Server: "compute"}}
+	call := handoff.MCPCallMetadata{ID: "7", Method: "tools/call", Name: "stop_instance", GCPMethod: "compute.instances.stop", Arguments: json.RawMessage(`{"project":"acme-prod","zone":"us-east1-b","name":"web-1"}`)}
 	res := mcp.ToolResult{ID: "7", Tool: "stop_instance", Result: []byte(`{"content":[{"type":"text","text":"key [MASKED:gcp_api_key] and a long tail of words"}],"isError":true}`), Bytes: 4000, IsError: true}
 	if err := r.RecordToolCall(ctx, meta, call, res); err != nil {
 		t.Fatal(err)

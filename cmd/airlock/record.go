@@ -13,6 +13,7 @@ import (
 	"github.com/airlockhq/airlock/authz"
 	"github.com/airlockhq/airlock/config"
 	"github.com/airlockhq/airlock/extproc"
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/masking"
 	"github.com/airlockhq/airlock/recorder"
 	"github.com/prometheus/client_golang/prometheus"
@@ -156,7 +157,7 @@ func looksJSON(b []byte) bool {
 // request's responses with (the default profile plus its selected rules,
 // whose field rules apply to request bodies too: secretmanager addVersion
 // carries payload.data). A body that cannot be masked is not kept.
-func maskRequestBody(eng *masking.Engine, b []byte, specs []authz.MaskingSpec) []byte {
+func maskRequestBody(eng *masking.Engine, b []byte, specs []handoff.MaskingSpec) []byte {
 	if len(b) == 0 {
 		return b
 	}
@@ -238,7 +239,7 @@ func (d decisionRecorder) RecordDecision(ctx context.Context, r *authz.Result) e
 		e.Headers = req.Headers
 		// The request's own masking rules, which include the recorder's
 		// default profile: the recorder only cuts the result.
-		e.Body = maskRequestBody(d.eng, req.Body, authz.MaskingSpecs(r.Decision.Masking))
+		e.Body = maskRequestBody(d.eng, req.Body, r.Decision.Masking)
 		e.BodyMasked, e.BodyBytes = true, int64(len(req.Body))
 	}
 	return d.rec.Decision(ctx, e)

@@ -38,6 +38,7 @@ import (
 	"github.com/airlockhq/airlock/extauthz"
 	"github.com/airlockhq/airlock/extproc"
 	"github.com/airlockhq/airlock/gcp"
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/identity"
 	"github.com/airlockhq/airlock/masking"
 	"github.com/airlockhq/airlock/mcp"
@@ -301,7 +302,7 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 		Unrecognised: authz.Unrecognised(cfg.Authz.Unrecognised),
 		Resources:    lookups,
 		SinkGuard:    sinkGuard(cfg),
-		MaskBody: func(b []byte, specs []authz.MaskingSpec) []byte {
+		MaskBody: func(b []byte, specs []handoff.MaskingSpec) []byte {
 			return maskRequestBody(maskEngine, b, specs)
 		},
 		Metrics: metrics,

@@ -16,6 +16,7 @@ import (
 
 	"github.com/airlockhq/airlock/config"
 	"github.com/airlockhq/airlock/console"
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/recorder"
 )
 
@@ -174,7 +175,7 @@ func (c *sessionsCmd) verifyOptions() (recorder.VerifyOptions, int) {
 // Several candidates are listed (with their subjects and times) and the
 // auditor is asked for one: ok is false and code is the exit code.
 func (c *sessionsCmd) resolve(ctx context.Context, rd *recorder.Reader, name string) (id string, code int, ok bool) {
-	if !recorder.ValidSessionID(name) {
+	if !handoff.ValidSessionID(name) {
 		return "", c.usage("%q is not a session id (see airlock sessions list)", termSafe(name)), false
 	}
 	list, err := rd.Resolve(ctx, name)

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/airlockhq/airlock/authz"
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/recorder"
 	"github.com/airlockhq/airlock/recorder/recordertest"
 )
@@ -53,7 +53,7 @@ func sessionsFixture(t *testing.T, signer *recorder.Signer) (sinkURL string, sin
 			t.Fatal(err)
 		}
 		if q.decision == "allow" {
-			if err := r.RecordResponse(ctx, authz.Metadata{RequestID: id, SessionID: q.session, Subject: q.subject}, 200, map[string]string{"content-type": "application/json"}, []byte(`{"items":[]}`), 12); err != nil {
+			if err := r.RecordResponse(ctx, handoff.Metadata{RequestID: id, SessionID: q.session, Subject: q.subject}, 200, map[string]string{"content-type": "application/json"}, []byte(`{"items":[]}`), 12); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -50,6 +50,7 @@ import (
 
 	"github.com/airlockhq/airlock/approvals"
 	"github.com/airlockhq/airlock/authz"
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/identity"
 	"github.com/airlockhq/airlock/mcp"
 )
@@ -471,7 +472,7 @@ func (s *server) request(c *caller, in RequestInput, mode authz.Mode, justificat
 	headers := map[string]string{}
 	for k, v := range in.Headers {
 		k = strings.ToLower(strings.TrimSpace(k))
-		if strings.HasPrefix(k, ":") || authz.CredentialHeader(k, v) || k == authz.SessionHeader {
+		if strings.HasPrefix(k, ":") || handoff.CredentialHeader(k, v) || k == handoff.SessionHeader {
 			continue
 		}
 		headers[k] = v

@@ -1,4 +1,4 @@
-package authz
+package handoff
 
 import (
 	"encoding/json"
@@ -196,4 +196,64 @@ func stringList(v any) []string {
 		}
 	}
 	return out
+}
+
+// MCPMetadata is what ext_proc learns of an allowed MCP request: its
+// server and messages (to match responses to calls, mask and record them)
+// and, with a tools/list when filtering is on, the caller (to decide which
+// tools the caller could call).
+type MCPMetadata struct {
+	Host   string            `json:"host"`
+	Path   string            `json:"path,omitempty"`
+	Server string            `json:"server"`
+	Calls  []MCPCallMetadata `json:"calls"`
+	Caller *MCPCaller        `json:"caller,omitempty"`
+}
+
+// MCPCallMetadata is one message of an MCP request.
+type MCPCallMetadata struct {
+	// ID is the JSON-RPC id as canonical JSON.
+	ID        string `json:"id,omitempty"`
+	Method    string `json:"method,omitempty"`
+	Name      string `json:"name,omitempty"`
+	GCPMethod string `json:"gcp_method,omitempty"`
+	// Arguments are the call's arguments, masked as the request's body is
+	// for recordings; a JSON string when they were too long to keep.
+	Arguments json.RawMessage `json:"arguments,omitempty"`
+}
+
+// MCPCaller is the identity the request was decided for.
+type MCPCaller struct {
+	Subject       string         `json:"sub"`
+	Email         string         `json:"email,omitempty"`
+	EmailVerified bool           `json:"email_verified,omitempty"`
+	Issuer        string         `json:"iss"`
+	Groups        []string       `json:"groups,omitempty"`
+	Actor         string         `json:"act,omitempty"`
+	Claims        map[string]any `json:"claims,omitempty"`
+}
+
+// MCPJSON encodes MCP for the dynamic metadata; "" when nil.
+func (m Metadata) MCPJSON() string {
+	if m.MCP == nil {
+		return ""
+	}
+	b, err := json.Marshal(m.MCP)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// Call returns the call a response's id answers.
+func (m *MCPMetadata) Call(id string) (MCPCallMetadata, bool) {
+	if m == nil {
+		return MCPCallMetadata{}, false
+	}
+	for _, c := range m.Calls {
+		if c.ID == id && id != "" {
+			return c, true
+		}
+	}
+	return MCPCallMetadata{}, false
 }
