@@ -24,6 +24,10 @@ var rules = []struct {
 		"the recorder writes what it is given (it is handed its Redis client)"},
 	{"identity", []string{module + "authz", module + "policies", module + "approvals", module + "recorder", module + "extproc"},
 		"identity verifies tokens, below every decision"},
+	{"authz", []string{"google.golang.org/grpc", "github.com/envoyproxy/go-control-plane", module + "extauthz", module + "extproc", module + "recorder"},
+		"the decision knows no gRPC or Envoy types; the servers translate"},
+	{"policies", []string{"google.golang.org/grpc", module + "approvals", module + "recorder", module + "authz"},
+		"the policy language evaluates; it does not hold, record or serve"},
 	{"gcp", []string{module + "authz", module + "policies", module + "approvals", module + "recorder", module + "extproc", module + "identity"},
 		"recognition reads requests, below every decision"},
 }
