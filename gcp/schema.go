@@ -197,7 +197,7 @@ func normalizeBody(op Operation, v any) (any, error) {
 		}
 	}
 	n := normalizer{schemas: view}
-	return n.value(v, s, "", 0)
+	return n.value(v, s, nil, 0)
 }
 
 type normalizer struct {
@@ -217,7 +217,7 @@ func (n *normalizer) resolve(s *schemagen.Schema) *schemagen.Schema {
 	return s
 }
 
-func (n *normalizer) value(v any, s *schemagen.Schema, at string, depth int) (any, error) {
+func (n *normalizer) value(v any, s *schemagen.Schema, at *jpath, depth int) (any, error) {
 	s = n.resolve(s)
 	if depth > maxBodyDepth {
 		return v, nil
@@ -229,7 +229,7 @@ func (n *normalizer) value(v any, s *schemagen.Schema, at string, depth int) (an
 			return n.object(x, s, at, depth)
 		case s != nil && s.Map != nil:
 			for k, e := range x {
-				nv, err := n.value(e, s.Map, at+"."+k, depth+1)
+				nv, err := n.value(e, s.Map, &jpath{up: at, key: k}, depth+1)
 				if err != nil {
 					return nil, err
 				}
@@ -244,7 +244,10 @@ func (n *normalizer) value(v any, s *schemagen.Schema, at string, depth int) (an
 			item = s.Items
 		}
 		for i, e := range x {
-			nv, err := n.value(e, item, at+"["+strconv.Itoa(i)+"]", depth+1)
+			if item == nil && !isContainer(e) {
+				continue
+			}
+			nv, err := n.value(e, item, &jpath{up: at, idx: i, elem: true}, depth+1)
 			if err != nil {
 				return nil, err
 			}
@@ -287,11 +290,11 @@ func (n *normalizer) value(v any, s *schemagen.Schema, at string, depth int) (an
 	return v, nil
 }
 
-func (n *normalizer) object(x map[string]any, s *schemagen.Schema, at string, depth int) (any, error) {
+func (n *normalizer) object(x map[string]any, s *schemagen.Schema, at *jpath, depth int) (any, error) {
 	for _, k := range sortedKeys(x) {
 		e := x[k]
 		if p, ok := s.Props[k]; ok {
-			nv, err := n.value(e, p, at+"."+k, depth+1)
+			nv, err := n.value(e, p, &jpath{up: at, key: k}, depth+1)
 			if err != nil {
 				return nil, err
 			}
@@ -301,9 +304,9 @@ func (n *normalizer) object(x map[string]any, s *schemagen.Schema, at string, de
 		if c := lowerCamel(k); c != k {
 			if p, ok := s.Props[c]; ok {
 				if _, both := x[c]; both {
-					return nil, refusef("the JSON body gives the field %s twice, as %q and %q; send it once, as %q", fieldName(at+"."+c), c, k, c)
+					return nil, refusef("the JSON body gives the field %s twice, as %q and %q; send it once, as %q", fieldName(&jpath{up: at, key: c}), c, k, c)
 				}
-				nv, err := n.value(e, p, at+"."+c, depth+1)
+				nv, err := n.value(e, p, &jpath{up: at, key: c}, depth+1)
 				if err != nil {
 					return nil, err
 				}
@@ -314,7 +317,7 @@ func (n *normalizer) object(x map[string]any, s *schemagen.Schema, at string, de
 		}
 		// A field the schema does not describe: Google refuses unknown
 		// names, so it is left as sent.
-		nv, err := n.value(e, nil, at+"."+k, depth+1)
+		nv, err := n.value(e, nil, &jpath{up: at, key: k}, depth+1)
 		if err != nil {
 			return nil, err
 		}
@@ -324,27 +327,102 @@ func (n *normalizer) object(x map[string]any, s *schemagen.Schema, at string, de
 }
 
 // unknownObject checks an object whose schema is unknown: keys stay as
-// sent, but one field in two spellings is refused.
-func (n *normalizer) unknownObject(x map[string]any, at string, depth int) (any, error) {
-	var seen map[string]string
-	if len(x) > 1 {
-		seen = make(map[string]string, len(x))
+// sent, but one field in two spellings is refused. Members are visited in
+// map order; when one is refused, the first in key order is reported, so
+// that the message does not depend on the order.
+func (n *normalizer) unknownObject(x map[string]any, at *jpath, depth int) (any, error) {
+	if err := twoSpellings(x, at); err != nil {
+		return nil, err
 	}
-	for _, k := range sortedKeys(x) {
-		if seen != nil {
-			c := lowerCamel(k)
-			if other, dup := seen[c]; dup {
-				return nil, refusef("the JSON body names the field %s in two spellings (%q and %q); send one", fieldName(at+"."+c), other, k)
-			}
-			seen[c] = k
+	// Without a schema nothing is rewritten: only objects and arrays,
+	// checked in place, can hold a refusal.
+	for k, e := range x {
+		if !isContainer(e) {
+			continue
 		}
-		nv, err := n.value(x[k], nil, at+"."+k, depth+1)
-		if err != nil {
-			return nil, err
+		if _, err := n.value(e, nil, &jpath{up: at, key: k}, depth+1); err != nil {
+			return nil, n.firstRefusal(x, at, depth, err)
 		}
-		x[k] = nv
 	}
 	return x, nil
+}
+
+func isContainer(v any) bool {
+	switch v.(type) {
+	case map[string]any, []any:
+		return true
+	}
+	return false
+}
+
+// firstRefusal is the refusal of x's first member in key order (err, when
+// only one member is refused).
+func (n *normalizer) firstRefusal(x map[string]any, at *jpath, depth int, err error) error {
+	for _, k := range sortedKeys(x) {
+		if _, e := n.value(x[k], nil, &jpath{up: at, key: k}, depth+1); e != nil {
+			return e
+		}
+	}
+	return err
+}
+
+// twoSpellings refuses an object naming one protobuf field twice, as
+// "a_b" and "aB": only a key with an underscore can collide with another.
+func twoSpellings(x map[string]any, at *jpath) error {
+	var seen map[string]string
+	for k := range x {
+		if strings.IndexByte(k, '_') >= 0 {
+			seen = make(map[string]string, len(x))
+			break
+		}
+	}
+	if seen == nil {
+		return nil
+	}
+	var first, second string
+	for k := range x {
+		c := lowerCamel(k)
+		if other, dup := seen[c]; dup {
+			a, b := min(other, k), max(other, k)
+			if first == "" || a < first || a == first && b < second {
+				first, second = a, b
+			}
+			seen[c] = a
+			continue
+		}
+		seen[c] = k
+	}
+	if first == "" {
+		return nil
+	}
+	return refusef("the JSON body names the field %s in two spellings (%q and %q); send one", fieldName(&jpath{up: at, key: lowerCamel(first)}), first, second)
+}
+
+// jpath is where a value is in the body, built into text only for a
+// refusal: a member (key) or an array element (idx) of up.
+type jpath struct {
+	up   *jpath
+	key  string
+	idx  int
+	elem bool
+}
+
+func (p *jpath) String() string {
+	var b strings.Builder
+	p.write(&b)
+	return b.String()
+}
+
+func (p *jpath) write(b *strings.Builder) {
+	if p == nil {
+		return
+	}
+	p.up.write(b)
+	if p.elem {
+		b.WriteString("[" + strconv.Itoa(p.idx) + "]")
+	} else {
+		b.WriteString("." + p.key)
+	}
 }
 
 // lowerCamel is the JSON name protobuf gives a field: underscores dropped,
@@ -381,8 +459,8 @@ func sortedKeys(m map[string]any) []string {
 	return keys
 }
 
-func fieldName(at string) string {
-	at = strings.TrimPrefix(at, ".")
+func fieldName(p *jpath) string {
+	at := strings.TrimPrefix(p.String(), ".")
 	if at == "" {
 		return "(the body)"
 	}

@@ -166,3 +166,35 @@ func TestRequestSchemasUpToDate(t *testing.T) {
 		t.Fatalf("schemas.jsonl.gz is stale (first difference at line %d); run: go generate ./gcp", firstDiffLine(fresh.Bytes(), embedded))
 	}
 }
+
+// A refusal names the same field whatever order the map is visited in:
+// the body is parsed anew each time, so map order differs between runs.
+func TestNormalizeRefusalIsDeterministic(t *testing.T) {
+	unknown := Operation{Service: "compute"}
+	for _, tc := range []struct{ body, want string }{
+		{`{"z":{"a_b":1,"aB":2},"c":{"x_y":1,"xY":2},"m":{"n_o":1,"nO":2}}`, `field c.xY in two spellings ("xY" and "x_y")`},
+		{`{"a_b_c":1,"aBC":2,"a_bC":3}`, `field aBC in two spellings ("aBC" and "a_bC")`},
+		{`{"k":[{"q":1},{"p_q":1,"pQ":2}],"j":{"s_t":1,"sT":2}}`, `field j.sT in two spellings`},
+	} {
+		var first string
+		for i := 0; i < 50; i++ {
+			v, _, err := parseStrictJSON([]byte(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = normalizeBody(unknown, v)
+			var re *RequestError
+			if !errors.As(err, &re) {
+				t.Fatalf("%s: err = %v, want a refusal", tc.body, err)
+			}
+			if i == 0 {
+				first = re.Msg
+				if !strings.Contains(first, tc.want) {
+					t.Fatalf("%s: %q, want it to contain %q", tc.body, first, tc.want)
+				}
+			} else if re.Msg != first {
+				t.Fatalf("%s: the refusal changed between runs:\n%s\n%s", tc.body, first, re.Msg)
+			}
+		}
+	}
+}
