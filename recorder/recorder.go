@@ -965,9 +965,9 @@ func (c *closeEvent) closedRef(ctx context.Context) (SegmentRef, error) {
 	}
 	seg := c.seg
 	seg.mu.Lock()
-	events := seg.nextSeq
+	events, day := seg.nextSeq, seg.man.Day // the uploader replaces seg.man
 	seg.mu.Unlock()
-	return SegmentRef{Segment: seg.id, Day: seg.man.Day, Events: events, Head: lineHash(c.line)}, nil
+	return SegmentRef{Segment: seg.id, Day: day, Events: events, Head: lineHash(c.line)}, nil
 }
 
 // closeSegments closes segs (those not closed yet) with reason and tells
