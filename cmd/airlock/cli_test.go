@@ -153,3 +153,15 @@ func TestCheckSaysWhenNoPolicyCovers(t *testing.T) {
 		t.Fatalf("output:\n%s", out.String())
 	}
 }
+
+func TestEveryCommandIsInTheUsage(t *testing.T) {
+	for name := range commands {
+		if !strings.Contains(usage, "  airlock "+name+" ") {
+			t.Errorf("command %q is not in the usage text", name)
+		}
+		code, out, _ := runCLI(name, "-h")
+		if code != 0 || !strings.Contains(strings.ToLower(out), "usage:") {
+			t.Errorf("airlock %s -h: exit %d", name, code)
+		}
+	}
+}

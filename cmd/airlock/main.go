@@ -47,38 +47,38 @@ func main() {
 	os.Exit(code)
 }
 
+// command runs one command with its arguments and returns the exit status.
+type command func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+
+// commands are airlock's commands by name.
+var commands = map[string]command{
+	"serve":     runServe,
+	"check":     runCheck,
+	"dev-token": runDevToken,
+	"login":     runLogin,
+	"policy":    runPolicy,
+	"approvals": runApprovals,
+	"sessions":  runSessions,
+	"envoy":     runEnvoy,
+	"bench":     runBench,
+	"mcp":       runMCP,
+}
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if code, done := groupUsage(args, usage, stdout, stderr); done {
 		return code
 	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "serve":
-		return runServe(ctx, rest, stdout, stderr)
-	case "check":
-		return runCheck(ctx, rest, stdout, stderr)
-	case "dev-token":
-		return runDevToken(ctx, rest, stdout, stderr)
-	case "login":
-		return runLogin(ctx, rest, stdout, stderr)
-	case "policy":
-		return runPolicy(ctx, rest, stdout, stderr)
-	case "approvals":
-		return runApprovals(ctx, rest, stdout, stderr)
-	case "sessions":
-		return runSessions(ctx, rest, stdout, stderr)
-	case "envoy":
-		return runEnvoy(ctx, rest, stdout, stderr)
-	case "bench":
-		return runBench(ctx, rest, stdout, stderr)
-	case "mcp":
-		return runMCP(ctx, rest, stdout, stderr)
+	name, rest := args[0], args[1:]
+	if cmd, ok := commands[name]; ok {
+		return cmd(ctx, rest, stdout, stderr)
+	}
+	switch name {
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionString())
-		return 0
+		return exitOK
 	}
-	fmt.Fprintf(stderr, "airlock: unknown command %q\n\n%s", cmd, usage)
-	return 2
+	fmt.Fprintf(stderr, "airlock: unknown command %q\n\n%s", name, usage)
+	return exitUsage
 }
 
 func versionString() string {
