@@ -113,16 +113,16 @@ func metadataStruct(m handoff.Metadata) *structpb.Struct {
 	a.vals = append(a.vals, structpb.Value{Kind: &structpb.Value_ListValue{ListValue: &structpb.ListValue{Values: rules}}})
 	rulesVal := &a.vals[len(a.vals)-1]
 	fields := make(map[string]*structpb.Value, 8)
-	fields["request_id"] = a.str(m.RequestID)
-	fields["session_id"] = a.str(m.SessionID)
-	fields["subject"] = a.str(m.Subject)
-	fields["actor"] = a.str(m.Actor)
-	fields["gcp_method"] = a.str(m.GCPMethod)
-	fields["decision"] = a.str(m.Decision)
-	fields["rules"] = rulesVal
-	fields["masking"] = a.str(m.MaskingJSON())
+	fields[handoff.KeyRequestID] = a.str(m.RequestID)
+	fields[handoff.KeySessionID] = a.str(m.SessionID)
+	fields[handoff.KeySubject] = a.str(m.Subject)
+	fields[handoff.KeyActor] = a.str(m.Actor)
+	fields[handoff.KeyGCPMethod] = a.str(m.GCPMethod)
+	fields[handoff.KeyDecision] = a.str(m.Decision)
+	fields[handoff.KeyRules] = rulesVal
+	fields[handoff.KeyMasking] = a.str(m.MaskingJSON())
 	if m.MCP != nil {
-		fields["mcp"] = structpb.NewStringValue(m.MCPJSON())
+		fields[handoff.KeyMCP] = structpb.NewStringValue(m.MCPJSON())
 	}
 	return &structpb.Struct{Fields: fields}
 }

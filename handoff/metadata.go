@@ -10,6 +10,20 @@ import (
 // The ext_proc filter must forward it (metadata_options.forwarding_namespaces.untyped).
 const MetadataNamespace = "envoy.filters.http.ext_authz"
 
+// The keys of Metadata in the dynamic metadata (ToMap, MetadataFromMap and
+// the ext_authz server's encoder spell them from here).
+const (
+	KeyRequestID = "request_id"
+	KeySessionID = "session_id"
+	KeySubject   = "subject"
+	KeyActor     = "actor"
+	KeyGCPMethod = "gcp_method"
+	KeyDecision  = "decision"
+	KeyRules     = "rules"
+	KeyMasking   = "masking"
+	KeyMCP       = "mcp"
+)
+
 // Metadata is what an allowed Check hands to later filters (ext_proc, the
 // recorder) through Envoy dynamic metadata.
 type Metadata struct {
@@ -44,17 +58,17 @@ type MaskingSpec struct {
 // MCP request only, is MCPMetadata as JSON in one string.
 func (m Metadata) ToMap() map[string]any {
 	out := map[string]any{
-		"request_id": m.RequestID,
-		"session_id": m.SessionID,
-		"subject":    m.Subject,
-		"actor":      m.Actor,
-		"gcp_method": m.GCPMethod,
-		"decision":   m.Decision,
-		"rules":      anyStrings(m.Rules),
-		"masking":    m.MaskingJSON(),
+		KeyRequestID: m.RequestID,
+		KeySessionID: m.SessionID,
+		KeySubject:   m.Subject,
+		KeyActor:     m.Actor,
+		KeyGCPMethod: m.GCPMethod,
+		KeyDecision:  m.Decision,
+		KeyRules:     anyStrings(m.Rules),
+		KeyMasking:   m.MaskingJSON(),
 	}
 	if m.MCP != nil {
-		out["mcp"] = m.MCPJSON()
+		out[KeyMCP] = m.MCPJSON()
 	}
 	return out
 }
@@ -133,20 +147,20 @@ func appendJSONString(b []byte, s string) []byte {
 // still applies).
 func MetadataFromMap(v map[string]any) Metadata {
 	var m Metadata
-	m.RequestID, _ = v["request_id"].(string)
-	m.SessionID, _ = v["session_id"].(string)
-	m.Subject, _ = v["subject"].(string)
-	m.Actor, _ = v["actor"].(string)
-	m.GCPMethod, _ = v["gcp_method"].(string)
-	m.Decision, _ = v["decision"].(string)
-	m.Rules = stringList(v["rules"])
-	if s, ok := v["mcp"].(string); ok && s != "" {
+	m.RequestID, _ = v[KeyRequestID].(string)
+	m.SessionID, _ = v[KeySessionID].(string)
+	m.Subject, _ = v[KeySubject].(string)
+	m.Actor, _ = v[KeyActor].(string)
+	m.GCPMethod, _ = v[KeyGCPMethod].(string)
+	m.Decision, _ = v[KeyDecision].(string)
+	m.Rules = stringList(v[KeyRules])
+	if s, ok := v[KeyMCP].(string); ok && s != "" {
 		var mm MCPMetadata
 		if json.Unmarshal([]byte(s), &mm) == nil {
 			m.MCP = &mm
 		}
 	}
-	switch mv := v["masking"].(type) {
+	switch mv := v[KeyMasking].(type) {
 	case string:
 		var list []struct {
 			Policy    string   `json:"policy"`

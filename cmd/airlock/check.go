@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/airlockhq/airlock/config"
+	"github.com/airlockhq/airlock/handoff"
 )
 
 // headerFlags collects repeated --header "name: value" flags.
@@ -173,15 +174,10 @@ type checkOutput struct {
 func describe(resp *authv3.CheckResponse) checkOutput {
 	if resp.GetStatus().GetCode() == 0 {
 		out := checkOutput{Decision: "ALLOW"}
-		f := resp.GetDynamicMetadata().GetFields()
-		out.Operation = f["gcp_method"].GetStringValue()
-		out.RequestID = f["request_id"].GetStringValue()
-		for _, v := range f["rules"].GetListValue().GetValues() {
-			out.Rules = append(out.Rules, v.GetStringValue())
-		}
-		for _, v := range f["masking"].GetListValue().GetValues() {
-			m := v.GetStructValue().GetFields()
-			out.Masking = append(out.Masking, m["policy"].GetStringValue()+"/"+m["name"].GetStringValue())
+		m := handoff.MetadataFromMap(resp.GetDynamicMetadata().AsMap())
+		out.Operation, out.RequestID, out.Rules = m.GCPMethod, m.RequestID, m.Rules
+		for _, s := range m.Masking {
+			out.Masking = append(out.Masking, s.Policy+"/"+s.Name)
 		}
 		return out
 	}

@@ -11,6 +11,9 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/airlockhq/airlock/handoff"
 )
 
 // leafCommands are every command that takes flags.
@@ -163,5 +166,20 @@ func TestEveryCommandIsInTheUsage(t *testing.T) {
 		if code != 0 || !strings.Contains(strings.ToLower(out), "usage:") {
 			t.Errorf("airlock %s -h: exit %d", name, code)
 		}
+	}
+}
+
+// check reads the dynamic metadata as the ext_authz server writes it: the
+// masking rules arrive as one JSON string.
+func TestCheckShowsMaskingOfAnAllowedRequest(t *testing.T) {
+	m := handoff.Metadata{RequestID: "r1", GCPMethod: "secretmanager.projects.secrets.versions.access", Rules: []string{"p/reads"},
+		Masking: []handoff.MaskingSpec{{Policy: "p", Name: "secret-payloads", Fields: []string{"payload.data"}}}}
+	md, err := structpb.NewStruct(m.ToMap())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := describe(&authv3.CheckResponse{Status: &status.Status{}, DynamicMetadata: md})
+	if out.Operation != m.GCPMethod || out.RequestID != "r1" || len(out.Rules) != 1 || len(out.Masking) != 1 || out.Masking[0] != "p/secret-payloads" {
+		t.Fatalf("describe = %+v", out)
 	}
 }
