@@ -206,16 +206,17 @@ func (s *loginSession) refresh(ctx context.Context) (time.Time, error) {
 	return toks.Expiry, nil
 }
 
-// save writes the token file first, then the state with the refresh token.
+// save writes the state with the refresh token first, then the token
+// file: once a client sees the new token, a later run can refresh it.
 func (s *loginSession) save(toks *identity.LoginTokens) error {
 	if toks.Expiry.IsZero() {
 		return errors.New("the issuer's ID token has no exp")
 	}
-	if err := identity.WriteTokenFile(s.tokenFile, toks.IDToken); err != nil {
+	st := identity.LoginState{Issuer: s.l.Issuer, ClientID: s.l.ClientID, RefreshToken: toks.RefreshToken, Expiry: toks.Expiry}
+	if err := st.Save(s.stateFile); err != nil {
 		return err
 	}
-	st := identity.LoginState{Issuer: s.l.Issuer, ClientID: s.l.ClientID, RefreshToken: toks.RefreshToken, Expiry: toks.Expiry}
-	return st.Save(s.stateFile)
+	return identity.WriteTokenFile(s.tokenFile, toks.IDToken)
 }
 
 // who names the token's subject (and e-mail) for the person who signed
