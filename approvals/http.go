@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/identity"
 )
 
@@ -72,14 +73,6 @@ type handler struct {
 	log *slog.Logger
 }
 
-type apiError struct {
-	Error struct {
-		Code    int    `json:"code"`
-		Status  string `json:"status"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
@@ -90,9 +83,10 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func writeError(w http.ResponseWriter, code int, status, msg string) {
-	var e apiError
-	e.Error.Code, e.Error.Status, e.Error.Message = code, status, msg
-	writeJSON(w, code, e)
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(handoff.ErrorBody(code, status, msg, "", nil), '\n'))
 }
 
 // errorStatus maps a Service error to an HTTP code and a Google status.

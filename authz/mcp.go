@@ -184,9 +184,9 @@ type jsonrpcResponse struct {
 }
 
 type jsonrpcErr struct {
-	Code    int         `json:"code"`
-	Message string      `json:"message"`
-	Data    errorDetail `json:"data"`
+	Code    int               `json:"code"`
+	Message string            `json:"message"`
+	Data    handoff.ErrorInfo `json:"data"`
 }
 
 func (f *Refusal) jsonrpcBody() []byte {
@@ -203,9 +203,7 @@ func (f *Refusal) jsonrpcBody() []byte {
 			code = CodePolicyDenied
 		}
 	}
-	e := jsonrpcErr{Code: code, Message: f.Message, Data: errorDetail{
-		Type: "type.googleapis.com/google.rpc.ErrorInfo", Reason: f.Reason, Domain: "airlock", Metadata: f.Metadata,
-	}}
+	e := jsonrpcErr{Code: code, Message: f.Message, Data: handoff.NewErrorInfo(f.Reason, f.Metadata)}
 	var out any
 	ids := f.JSONRPC.IDs
 	switch {

@@ -1,7 +1,6 @@
 package authz
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -138,46 +137,13 @@ type Refusal struct {
 	JSONRPC *JSONRPCError
 }
 
-type errorBody struct {
-	Error errorPayload `json:"error"`
-}
-
-type errorPayload struct {
-	Code    int           `json:"code"`
-	Status  string        `json:"status"`
-	Message string        `json:"message"`
-	Details []errorDetail `json:"details"`
-}
-
-type errorDetail struct {
-	Type     string            `json:"@type"`
-	Reason   string            `json:"reason"`
-	Domain   string            `json:"domain"`
-	Metadata map[string]string `json:"metadata"`
-}
-
 // Body renders the refusal as Google's JSON error shape, which gcloud and
 // the client libraries print to the agent.
 func (f *Refusal) Body() []byte {
 	if f.JSONRPC != nil {
 		return f.jsonrpcBody()
 	}
-	b, err := json.Marshal(errorBody{Error: errorPayload{
-		Code:    f.HTTPStatus,
-		Status:  f.Status,
-		Message: f.Message,
-		Details: []errorDetail{{
-			Type:     "type.googleapis.com/google.rpc.ErrorInfo",
-			Reason:   f.Reason,
-			Domain:   "airlock",
-			Metadata: f.Metadata,
-		}},
-	}})
-	if err != nil {
-		// Only strings are marshalled; this cannot happen.
-		return []byte(`{"error":{"code":500,"status":"INTERNAL","message":"airlock: refusal could not be rendered"}}`)
-	}
-	return b
+	return handoff.ErrorBody(f.HTTPStatus, f.Status, f.Message, f.Reason, f.Metadata)
 }
 
 func refuse(r *Result, o Outcome, status int, code, reason, msg string, md map[string]string) *Result {

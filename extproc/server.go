@@ -90,7 +90,6 @@ package extproc
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -521,13 +520,7 @@ func (st *stream) localReply(code typev3.StatusCode, status, reason, details, ms
 	for k, v := range meta {
 		md[k] = v
 	}
-	body, _ := json.Marshal(map[string]any{"error": map[string]any{
-		"code": int(code), "status": status, "message": msg,
-		"details": []any{map[string]any{
-			"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason, "domain": "airlock",
-			"metadata": md,
-		}},
-	}})
+	body := handoff.ErrorBody(int(code), status, msg, reason, md)
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{ImmediateResponse: &extprocv3.ImmediateResponse{
 		Status: &typev3.HttpStatus{Code: code},
 		Headers: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{
