@@ -67,7 +67,7 @@ func dryRunApproval(r *Result, spec policies.ApprovalSpec) *Result {
 	}
 	msg := fmt.Sprintf("airlock: approval required by rule %s: %s needs a human's approval from %s. This was a dry run: nothing was asked. Ask ahead with request_approval and your justification, then send the request once it is approved.",
 		ruleOrDefault(d.Rule), what, who)
-	return refuse(r, ApprovalRequired, 403, "PERMISSION_DENIED", ReasonApprovalRequired, msg, map[string]string{
+	return refuse(r, ApprovalRequired, msg, map[string]string{
 		"policy":    d.Policy,
 		"rule":      ruleOrDefault(d.Rule),
 		"approvers": strings.Join(spec.Approvers, ","),

@@ -123,6 +123,9 @@ func ruleName(policy, rule string) string {
 type Refusal struct {
 	// HTTPStatus is the status Envoy sends (403, 401, 400, 503).
 	HTTPStatus int
+	// Code is the google.rpc.Code (7 for PERMISSION_DENIED), which is also
+	// the CheckResponse's gRPC status.
+	Code int
 	// Status is the google.rpc.Code name, e.g. PERMISSION_DENIED.
 	Status string
 	// Reason is the ErrorInfo reason, e.g. POLICY_DENIED.
@@ -146,13 +149,41 @@ func (f *Refusal) Body() []byte {
 	return handoff.ErrorBody(f.HTTPStatus, f.Status, f.Message, f.Reason, f.Metadata)
 }
 
-func refuse(r *Result, o Outcome, status int, code, reason, msg string, md map[string]string) *Result {
-	r.Outcome = o
+// refusals is the one table from a refused outcome to what the agent
+// receives: the HTTP status, the google.rpc.Code (its number is also the
+// gRPC status of the CheckResponse) and the ErrorInfo reason.
+var refusals = map[Outcome]struct {
+	HTTP   int
+	Code   int // google.rpc.Code
+	Status string
+	Reason string
+}{
+	PolicyDenied:     {403, 7, "PERMISSION_DENIED", ReasonPolicyDenied},
+	ApprovalRequired: {403, 7, "PERMISSION_DENIED", ReasonApprovalRequired},
+	ApprovalDenied:   {403, 7, "PERMISSION_DENIED", ReasonApprovalDenied},
+	Unauthenticated:  {401, 16, "UNAUTHENTICATED", ReasonUnauthenticated},
+	Unavailable:      {503, 14, "UNAVAILABLE", ReasonUnavailable},
+	Invalid:          {400, 3, "INVALID_ARGUMENT", ReasonInvalidRequest},
+}
+
+// NewRefusal is the refusal of outcome o, as the table above spells it.
+func NewRefusal(o Outcome, msg string, md map[string]string) *Refusal {
+	t, ok := refusals[o]
+	if !ok {
+		// Not a refusal: fail closed as a denial.
+		t = refusals[PolicyDenied]
+	}
 	if md == nil {
 		md = map[string]string{}
 	}
-	md["request_id"] = r.RequestID
-	r.Refusal = &Refusal{HTTPStatus: status, Status: code, Reason: reason, Message: msg, Metadata: md}
+	return &Refusal{HTTPStatus: t.HTTP, Code: t.Code, Status: t.Status, Reason: t.Reason, Message: msg, Metadata: md}
+}
+
+// refuse makes r a refusal with outcome o.
+func refuse(r *Result, o Outcome, msg string, md map[string]string) *Result {
+	r.Outcome = o
+	r.Refusal = NewRefusal(o, msg, md)
+	r.Refusal.Metadata["request_id"] = r.RequestID
 	return r
 }
 
@@ -167,8 +198,7 @@ func unauthenticated(r *Result, err error) *Result {
 			return unavailable(r, "the token issuer's signing keys cannot be fetched: "+ie.Msg+"; retry later")
 		}
 	}
-	refuse(r, Unauthenticated, 401, "UNAUTHENTICATED", ReasonUnauthenticated,
-		"airlock: unauthenticated: "+why+". Send an OIDC token from a trusted issuer as 'Authorization: Bearer <token>'.",
+	refuse(r, Unauthenticated, "airlock: unauthenticated: "+why+". Send an OIDC token from a trusted issuer as 'Authorization: Bearer <token>'.",
 		map[string]string{"why": kind})
 	r.Refusal.Headers = map[string]string{
 		"www-authenticate": fmt.Sprintf(`Bearer realm="airlock", error="invalid_token", error_description=%q`, kind),
@@ -177,7 +207,7 @@ func unauthenticated(r *Result, err error) *Result {
 }
 
 func unavailable(r *Result, why string) *Result {
-	return refuse(r, Unavailable, 503, "UNAVAILABLE", ReasonUnavailable, "airlock: unavailable: "+why+".", nil)
+	return refuse(r, Unavailable, "airlock: unavailable: "+why+".", nil)
 }
 
 func badRequest(r *Result, err error) *Result {
@@ -186,8 +216,7 @@ func badRequest(r *Result, err error) *Result {
 	if errors.As(err, &re) {
 		msg = re.Msg
 	}
-	return refuse(r, Invalid, 400, "INVALID_ARGUMENT", ReasonInvalidRequest,
-		"airlock: refused before policy: "+strings.TrimSuffix(msg, ".")+".", nil)
+	return refuse(r, Invalid, "airlock: refused before policy: "+strings.TrimSuffix(msg, ".")+".", nil)
 }
 
 func denied(r *Result) *Result {
@@ -206,7 +235,7 @@ func denied(r *Result) *Result {
 	default:
 		msg = "airlock: denied: " + orWords(d.Message, "no policy allows this request.")
 	}
-	return refuse(r, PolicyDenied, 403, "PERMISSION_DENIED", ReasonPolicyDenied, withPeriod(msg), map[string]string{
+	return refuse(r, PolicyDenied, withPeriod(msg), map[string]string{
 		"policy":    d.Policy,
 		"rule":      ruleOrDefault(d.Rule),
 		"operation": r.Recognized.Operation.Method,
@@ -236,7 +265,7 @@ func approvalRequired(r *Result) *Result {
 	}
 	msg := fmt.Sprintf("airlock: approval required by rule %s: %s needs a human's approval. Ask %s to approve request %s at %s before %s, %s",
 		ruleOrDefault(d.Rule), what, who, a.ID, r.ApproveURL, a.ExpiresAt.UTC().Format(time.RFC3339), retry)
-	return refuse(r, ApprovalRequired, 403, "PERMISSION_DENIED", ReasonApprovalRequired, msg, map[string]string{
+	return refuse(r, ApprovalRequired, msg, map[string]string{
 		"policy":      d.Policy,
 		"rule":        ruleOrDefault(d.Rule),
 		"operation":   r.Recognized.Operation.Method,
@@ -253,7 +282,7 @@ func approvalQueueFull(r *Result, limit int) *Result {
 	d := r.Decision
 	msg := fmt.Sprintf("airlock: approval required by rule %s, but your approval queue is full: you already have %d requests waiting for a human's decision, the most this gateway keeps. Wait for approvers to decide them (or let them expire at the end of their rule's ttl), then retry this request.",
 		ruleOrDefault(d.Rule), limit)
-	return refuse(r, ApprovalRequired, 403, "PERMISSION_DENIED", ReasonApprovalRequired, msg, map[string]string{
+	return refuse(r, ApprovalRequired, msg, map[string]string{
 		"policy":     d.Policy,
 		"rule":       ruleOrDefault(d.Rule),
 		"queue_full": "true",
@@ -268,7 +297,7 @@ func unbindableApproval(r *Result, why string) *Result {
 	d := r.Decision
 	msg := fmt.Sprintf("airlock: rule %s needs a human's approval for this request, but an approval cannot be bound to it: %s.",
 		ruleOrDefault(d.Rule), strings.TrimSuffix(why, "."))
-	return refuse(r, Invalid, 400, "INVALID_ARGUMENT", ReasonInvalidRequest, msg, map[string]string{
+	return refuse(r, Invalid, msg, map[string]string{
 		"policy": d.Policy,
 		"rule":   ruleOrDefault(d.Rule),
 	})
@@ -293,7 +322,7 @@ func approvalDenied(r *Result) *Result {
 		msg += ": " + strings.TrimSuffix(reason, ".")
 	}
 	msg += ". Do not retry this request; change the approach or ask the approver."
-	return refuse(r, ApprovalDenied, 403, "PERMISSION_DENIED", ReasonApprovalDenied, msg, map[string]string{
+	return refuse(r, ApprovalDenied, msg, map[string]string{
 		"policy":      r.Decision.Policy,
 		"rule":        ruleOrDefault(r.Decision.Rule),
 		"approval_id": a.ID,

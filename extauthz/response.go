@@ -14,15 +14,6 @@ import (
 	"github.com/airlockhq/airlock/handoff"
 )
 
-// grpcCode maps refusal HTTP statuses to the CheckResponse status code; one
-// table for every outcome.
-var grpcCode = map[int]codes.Code{
-	400: codes.InvalidArgument,
-	401: codes.Unauthenticated,
-	403: codes.PermissionDenied,
-	503: codes.Unavailable,
-}
-
 // headersToRemove are removed from every allowed request:
 //   - authorization, proxy-authorization: the agent's own credential stays
 //     away from Google; Envoy's credential injector sets the real one after
@@ -51,9 +42,10 @@ func response(r *authz.Result) *authv3.CheckResponse {
 		}
 	}
 	f := r.Refusal
-	code, ok := grpcCode[f.HTTPStatus]
-	if !ok {
-		code = codes.PermissionDenied
+	// google.rpc.Code and gRPC codes share their numbers.
+	code := codes.Code(f.Code)
+	if code == codes.OK {
+		code = codes.PermissionDenied // a refusal is never OK
 	}
 	headers := make([]*corev3.HeaderValueOption, 0, 3+len(f.Headers))
 	headers = append(headers,

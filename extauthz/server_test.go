@@ -3,6 +3,7 @@ package extauthz
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -110,10 +111,12 @@ func TestSourceAddress(t *testing.T) {
 
 func TestResponseMapping(t *testing.T) {
 	base := func(o authz.Outcome, status int, reason string) *authz.Result {
-		return &authz.Result{Outcome: o, RequestID: "req-9", Refusal: &authz.Refusal{
-			HTTPStatus: status, Status: "X", Reason: reason, Message: "airlock: because", Metadata: map[string]string{"request_id": "req-9"},
-			Headers: map[string]string{"www-authenticate": "Bearer"},
-		}}
+		f := authz.NewRefusal(o, "airlock: because", map[string]string{"request_id": "req-9"})
+		f.Headers = map[string]string{"www-authenticate": "Bearer"}
+		if f.HTTPStatus != status || f.Reason != reason {
+			panic(fmt.Sprintf("%v: the table says %d %s", o, f.HTTPStatus, f.Reason))
+		}
+		return &authz.Result{Outcome: o, RequestID: "req-9", Refusal: f}
 	}
 	tests := []struct {
 		res    *authz.Result
