@@ -31,6 +31,7 @@
 package approvals
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/base32"
 	"encoding/hex"
@@ -198,23 +199,14 @@ func (a Approval) DenialReason() string {
 func (a Approval) Denier() string {
 	for _, v := range a.Votes {
 		if !v.Approve {
-			return firstNonEmpty(v.Email, v.Approver)
+			return cmp.Or(v.Email, v.Approver)
 		}
 	}
 	return ""
 }
 
 // Requester is the requester's e-mail, or subject when there is none.
-func (r Request) Requester() string { return firstNonEmpty(r.Email, r.Subject) }
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}
+func (r Request) Requester() string { return cmp.Or(r.Email, r.Subject) }
 
 const idAlphabet = "abcdefghijklmnopqrstuvwxyz234567"
 

@@ -1,6 +1,7 @@
 package approvals
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -374,7 +375,7 @@ func (s *Service) Vote(ctx context.Context, id string, voter identity.Identity, 
 		case err != nil:
 			return Approval{}, fmt.Errorf("approvals: vote %s: %w: %w", id, ErrUnavailable, err)
 		}
-		s.log.Info("approval vote", "approval_id", id, "approver", firstNonEmpty(voter.Email, voter.Subject), "approve", approve, "state", updated.State)
+		s.log.Info("approval vote", "approval_id", id, "approver", cmp.Or(voter.Email, voter.Subject), "approve", approve, "state", updated.State)
 		if updated.State != StatePending {
 			s.hooks.enqueue(string(updated.State), updated, s.ApproveURL(id))
 		}

@@ -2,6 +2,7 @@ package approvals
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -77,7 +78,7 @@ func webhookText(event string, a Approval, approveURL string) string {
 	switch event {
 	case "pending":
 		return fmt.Sprintf("Approval needed: %s wants %s on %s (rule %s, expires %s). Review: %s",
-			r.Requester(), target, firstNonEmpty(r.Resource, r.URL), r.Rule, a.ExpiresAt.UTC().Format(time.RFC3339), approveURL)
+			r.Requester(), target, cmp.Or(r.Resource, r.URL), r.Rule, a.ExpiresAt.UTC().Format(time.RFC3339), approveURL)
 	case "approved":
 		return fmt.Sprintf("Approved: %s for %s (approval %s).", target, r.Requester(), a.ID)
 	default:

@@ -8,11 +8,11 @@ import (
 	"strings"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 
 	"github.com/airlockhq/airlock/authz"
+	"github.com/airlockhq/airlock/internal/envoyhdr"
 )
 
 // Decider is the decision pipeline the server consults.
@@ -48,7 +48,7 @@ func requestFromCheck(req *authv3.CheckRequest) authz.Request {
 	h := req.GetAttributes().GetRequest().GetHttp()
 	headers := h.GetHeaders()
 	if len(headers) == 0 && h.GetHeaderMap() != nil {
-		headers = headerMap(h.GetHeaderMap())
+		headers = envoyhdr.Map(h.GetHeaderMap())
 	} else if len(headers) > 0 {
 		headers = lowerKeys(headers)
 	}
@@ -85,24 +85,6 @@ func requestFromCheck(req *authv3.CheckRequest) authz.Request {
 		Time:        t,
 		Source:      req.GetAttributes().GetSource().GetAddress().GetSocketAddress().GetAddress(),
 	}
-}
-
-// headerMap reads encode_raw_headers' header_map: one entry per header,
-// duplicates joined with "," as Envoy does for the headers map.
-func headerMap(hm *corev3.HeaderMap) map[string]string {
-	out := make(map[string]string, len(hm.GetHeaders()))
-	for _, hv := range hm.GetHeaders() {
-		k := strings.ToLower(hv.GetKey())
-		v := string(hv.GetRawValue())
-		if v == "" {
-			v = hv.GetValue()
-		}
-		if prev, ok := out[k]; ok {
-			v = prev + "," + v
-		}
-		out[k] = v
-	}
-	return out
 }
 
 func lowerKeys(h map[string]string) map[string]string {

@@ -11,6 +11,7 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 
 	"github.com/airlockhq/airlock/handoff"
+	"github.com/airlockhq/airlock/internal/envoyhdr"
 	"github.com/airlockhq/airlock/masking"
 )
 
@@ -72,7 +73,7 @@ func (m mutation) remove(k string) {
 
 func (st *stream) responseHeaders(h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
 	st.sawRespHdrs = true
-	hm := headerMap(h.GetHeaders())
+	hm := envoyhdr.Map(h.GetHeaders())
 	st.status, _ = strconv.Atoi(hm[":status"])
 	ct := hm["content-type"]
 	enc := strings.ToLower(strings.TrimSpace(hm["content-encoding"]))

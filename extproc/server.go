@@ -106,6 +106,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/airlockhq/airlock/handoff"
+	"github.com/airlockhq/airlock/internal/envoyhdr"
 	"github.com/airlockhq/airlock/masking"
 )
 
@@ -422,22 +423,6 @@ func (st *stream) handle(req *extprocv3.ProcessingRequest) (any, error) {
 	return resp, err
 }
 
-func headerMap(h *corev3.HeaderMap) map[string]string {
-	out := make(map[string]string, len(h.GetHeaders()))
-	for _, hv := range h.GetHeaders() {
-		v := string(hv.GetRawValue())
-		if v == "" {
-			v = hv.GetValue()
-		}
-		k := strings.ToLower(hv.GetKey())
-		if old, ok := out[k]; ok {
-			v = old + "," + v
-		}
-		out[k] = v
-	}
-	return out
-}
-
 func redacted(h map[string]string) map[string]string {
 	out := make(map[string]string, len(h))
 	for k, v := range h {
@@ -457,7 +442,7 @@ func setHeader(k, v string) *corev3.HeaderValueOption {
 }
 
 func (st *stream) requestHeaders(h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
-	hm := headerMap(h.GetHeaders())
+	hm := envoyhdr.Map(h.GetHeaders())
 	st.method = hm[":method"]
 	if rec := st.s.opts.Recorder; rec != nil {
 		if err := rec.RecordRequestHeaders(st.ctx, st.meta, redacted(hm)); err != nil {

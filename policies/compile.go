@@ -3,6 +3,7 @@ package policies
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -190,7 +191,7 @@ func literalIndex(e celast.Expr, variable string) []string {
 			if !ok {
 				return nil
 			}
-			if !contains(out, s) {
+			if !slices.Contains(out, s) {
 				out = append(out, s)
 			}
 		}

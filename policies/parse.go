@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -112,7 +113,7 @@ func (l *loader) fields(n *yaml.Node, pol, rule, what string, allowed ...string)
 			l.problem(k, pol, rule, "%s keys must be plain strings", what)
 			continue
 		}
-		if !contains(allowed, k.Value) {
+		if !slices.Contains(allowed, k.Value) {
 			l.problem(k, pol, rule, "unknown key %q in %s (allowed: %s)", k.Value, what, strings.Join(allowed, ", "))
 			continue
 		}
@@ -127,15 +128,6 @@ func (l *loader) fields(n *yaml.Node, pol, rule, what string, allowed ...string)
 		out[k.Value] = v
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // str reads a scalar; ok is false (and a problem reported) otherwise.

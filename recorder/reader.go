@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -303,15 +304,6 @@ func mergeSummary(dst, s *Summary) {
 	dst.Requests += s.Requests
 }
 
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
 func matches(info *SessionInfo, f Filter) bool {
 	s := &info.Summary
 	if !f.Since.IsZero() && s.Last.Before(f.Since) {
@@ -320,13 +312,13 @@ func matches(info *SessionInfo, f Filter) bool {
 	if !f.Until.IsZero() && s.First.After(f.Until) {
 		return false
 	}
-	if f.Subject != "" && !contains(s.Subjects, f.Subject) {
+	if f.Subject != "" && !slices.Contains(s.Subjects, f.Subject) {
 		return false
 	}
-	if f.Actor != "" && !contains(s.Actors, f.Actor) {
+	if f.Actor != "" && !slices.Contains(s.Actors, f.Actor) {
 		return false
 	}
-	if f.Method != "" && !contains(s.Methods, f.Method) {
+	if f.Method != "" && !slices.Contains(s.Methods, f.Method) {
 		return false
 	}
 	if f.Decision != "" && s.Decisions[f.Decision] == 0 {

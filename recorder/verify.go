@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -515,7 +516,7 @@ func (r *Reader) checkpointsOfDay(ctx context.Context, day string) ([]*checkpoin
 			b, err := r.sink.Get(ctx, name)
 			if err != nil && !errors.Is(err, ErrNotExist) {
 				mu.Lock()
-				firstErr = cmpOr(firstErr, err)
+				firstErr = cmp.Or(firstErr, err)
 				mu.Unlock()
 				return
 			}
@@ -544,13 +545,6 @@ func (r *Reader) checkpointsOfDay(ctx context.Context, day string) ([]*checkpoin
 	r.checkpoints[day] = out
 	r.mu.Unlock()
 	return out, nil
-}
-
-func cmpOr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // sessionCheckpoints collects, from the checkpoints of days, the entry

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -284,7 +285,7 @@ func voteRecorder(rec *recorder.Recorder, log *slog.Logger) func(context.Context
 			RequestID:  a.Request.RequestID,
 			Time:       v.At,
 			ApprovalID: a.ID,
-			Approver:   firstNonEmpty(v.Email, v.Approver),
+			Approver:   cmp.Or(v.Email, v.Approver),
 			Vote:       vote,
 			Reason:     v.Reason,
 			Rule:       a.Request.Rule,
@@ -295,13 +296,4 @@ func voteRecorder(rec *recorder.Recorder, log *slog.Logger) func(context.Context
 			log.Error("recording an approval vote failed", "approval_id", a.ID, "err", err)
 		}
 	}
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -697,7 +698,7 @@ func (c *sessionsCmd) verify(ctx context.Context, fs *flag.FlagSet) int {
 				seen[p.Session] = true
 				bad++
 				total++
-				fmt.Fprintf(c.stdout, "FAIL  %s\n", termSafe(cmpOr(p.Session, "(checkpoints)")))
+				fmt.Fprintf(c.stdout, "FAIL  %s\n", termSafe(cmp.Or(p.Session, "(checkpoints)")))
 			}
 			fmt.Fprintf(c.stdout, "      %s\n", termSafe(p.String()))
 		}
@@ -710,13 +711,6 @@ func (c *sessionsCmd) verify(ctx context.Context, fs *flag.FlagSet) int {
 		fmt.Fprintln(c.stderr, "no sessions")
 	}
 	return 0
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // retention warns when a Cloud Storage sink's bucket has no locked
