@@ -18,7 +18,6 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -202,28 +201,11 @@ func runBenchAuthz(ctx context.Context, args []string, stdout, stderr io.Writer)
 }
 
 func benchRequest(method string, u *url.URL, token string) *authv3.CheckRequest {
-	h := map[string]string{
-		":method":      method,
-		":path":        u.RequestURI(),
-		":authority":   u.Host,
-		":scheme":      "https",
+	return checkRequest(method, u, token, map[string]string{
 		"user-agent":   "google-cloud-sdk gcloud/500.0.0",
 		"accept":       "application/json",
 		"x-request-id": "bench",
-	}
-	if token != "" {
-		h["authorization"] = "Bearer " + token
-	}
-	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-		Source:      &authv3.AttributeContext_Peer{Address: sockAddr("10.0.0.7", 51234)},
-		Destination: &authv3.AttributeContext_Peer{Address: sockAddr("10.0.0.2", 10000)},
-		Request: &authv3.AttributeContext_Request{
-			Time: timestamppb.Now(),
-			Http: &authv3.AttributeContext_HttpRequest{
-				Id: "1", Method: method, Headers: h, Path: u.RequestURI(), Host: u.Host, Scheme: "https", Protocol: "HTTP/2",
-			},
-		},
-	}}
+	}, nil, "10.0.0.7:51234")
 }
 
 // loadOnce sends Checks from streams concurrent callers for d, caller i

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -85,17 +87,9 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	} else {
 		bodyBytes = []byte(*body)
 	}
-	h := map[string]string{
-		":method":    strings.ToUpper(*method),
-		":path":      u.RequestURI(),
-		":authority": u.Host,
-		":scheme":    u.Scheme,
-	}
-	if *token != "" {
-		h["authorization"] = "Bearer " + *token
-	}
+	extra := map[string]string{}
 	if *session != "" {
-		h["x-airlock-session"] = *session
+		extra["x-airlock-session"] = *session
 	}
 	for _, hv := range headers {
 		k, v, ok := strings.Cut(hv, ":")
@@ -103,33 +97,9 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			fmt.Fprintf(stderr, "airlock check: --header %q is not \"name: value\"\n", hv)
 			return 2
 		}
-		h[strings.ToLower(strings.TrimSpace(k))] = strings.TrimSpace(v)
+		extra[strings.ToLower(strings.TrimSpace(k))] = strings.TrimSpace(v)
 	}
-	if len(bodyBytes) > 0 {
-		h["content-length"] = fmt.Sprint(len(bodyBytes))
-		if _, ok := h["content-type"]; !ok {
-			h["content-type"] = "application/json"
-		}
-		h["x-envoy-auth-partial-body"] = "false"
-	}
-	req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-		Source:      &authv3.AttributeContext_Peer{Address: sockAddr("127.0.0.1", 50000)},
-		Destination: &authv3.AttributeContext_Peer{Address: sockAddr("127.0.0.1", 10000)},
-		Request: &authv3.AttributeContext_Request{
-			Time: timestamppb.Now(),
-			Http: &authv3.AttributeContext_HttpRequest{
-				Id:       "1",
-				Method:   h[":method"],
-				Headers:  h,
-				Path:     u.RequestURI(),
-				Host:     u.Host,
-				Scheme:   u.Scheme,
-				Protocol: "HTTP/1.1",
-				Size:     int64(len(bodyBytes)),
-				RawBody:  bodyBytes,
-			},
-		},
-	}}
+	req := checkRequest(strings.ToUpper(*method), u, *token, extra, bodyBytes, "127.0.0.1:50000")
 
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
@@ -242,4 +212,49 @@ func sockAddr(ip string, port uint32) *corev3.Address {
 	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
 		Address: ip, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
 	}}}
+}
+
+// checkRequest is the CheckRequest Envoy sends for method on u with the
+// agent's token, extra headers and body (sent whole), from the peer at
+// source: what airlock check and airlock bench send.
+func checkRequest(method string, u *url.URL, token string, extra map[string]string, body []byte, source string) *authv3.CheckRequest {
+	h := map[string]string{
+		":method":    method,
+		":path":      u.RequestURI(),
+		":authority": u.Host,
+		":scheme":    u.Scheme,
+	}
+	if token != "" {
+		h["authorization"] = "Bearer " + token
+	}
+	for k, v := range extra {
+		h[k] = v
+	}
+	if len(body) > 0 {
+		h["content-length"] = strconv.Itoa(len(body))
+		if _, ok := h["content-type"]; !ok {
+			h["content-type"] = "application/json"
+		}
+		h["x-envoy-auth-partial-body"] = "false"
+	}
+	ip, port, _ := net.SplitHostPort(source)
+	p, _ := strconv.ParseUint(port, 10, 32)
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Source:      &authv3.AttributeContext_Peer{Address: sockAddr(ip, uint32(p))},
+		Destination: &authv3.AttributeContext_Peer{Address: sockAddr("127.0.0.1", 10000)},
+		Request: &authv3.AttributeContext_Request{
+			Time: timestamppb.Now(),
+			Http: &authv3.AttributeContext_HttpRequest{
+				Id:       "1",
+				Method:   method,
+				Headers:  h,
+				Path:     u.RequestURI(),
+				Host:     u.Host,
+				Scheme:   u.Scheme,
+				Protocol: "HTTP/1.1",
+				Size:     int64(len(body)),
+				RawBody:  body,
+			},
+		},
+	}}
 }
