@@ -19,6 +19,7 @@ import (
 	"github.com/airlockhq/airlock/gcp"
 	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/identity"
+	"github.com/airlockhq/airlock/masking"
 	"github.com/airlockhq/airlock/mcp"
 	"github.com/airlockhq/airlock/policies"
 	"github.com/airlockhq/airlock/resources"
@@ -99,7 +100,7 @@ type Options struct {
 	// MaskBody masks a request body with the default profile and the
 	// request's selected masking rules before approvers (and their
 	// webhooks) see an excerpt of it. Nil shows no body at all.
-	MaskBody func(body []byte, rules []handoff.MaskingSpec) []byte
+	MaskBody func(body []byte, rules []masking.Rule) []byte
 	Metrics  *Metrics
 	Logger   *slog.Logger
 	Now      func() time.Time
@@ -494,7 +495,7 @@ func (e *Engine) approvalURL(rec gcp.Recognized, rawPath string) string {
 
 // bodyExcerpt is what approvers see of a request body: masked first (a
 // secret cut in half by truncation would escape the detectors), then cut.
-func (e *Engine) bodyExcerpt(body []byte, rules []handoff.MaskingSpec) string {
+func (e *Engine) bodyExcerpt(body []byte, rules []masking.Rule) string {
 	if len(body) == 0 {
 		return ""
 	}

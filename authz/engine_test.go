@@ -14,6 +14,7 @@ import (
 	"github.com/airlockhq/airlock/gcp"
 	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/identity"
+	"github.com/airlockhq/airlock/masking"
 	"github.com/airlockhq/airlock/policies"
 )
 
@@ -241,7 +242,7 @@ func TestValidSessionName(t *testing.T) {
 
 func TestApprovalBodyExcerptIsMaskedFirst(t *testing.T) {
 	f := &fakeApprovals{out: approvals.Outcome{Approval: approvals.Approval{ID: "x", State: approvals.StatePending}}}
-	e := newTestEngine(t, Options{Approvals: f, MaskBody: func(b []byte, _ []handoff.MaskingSpec) []byte {
+	e := newTestEngine(t, Options{Approvals: f, MaskBody: func(b []byte, _ []masking.Rule) []byte {
 		return []byte(strings.ReplaceAll(string(b), "hunter2", "[MASKED:password]"))
 	}})
 	r := req("POST", "compute.googleapis.com", "/compute/v1/projects/acme-prod/zones/us-east1-b/instances/web-1/setMetadata", "good")
@@ -268,7 +269,7 @@ func TestApprovalBodyExcerptIsMaskedFirst(t *testing.T) {
 // approvers nor the webhook; without a masker the query is not shown.
 func TestApprovalURLIsMasked(t *testing.T) {
 	f := &fakeApprovals{out: approvals.Outcome{Approval: approvals.Approval{ID: "x", State: approvals.StatePending}}}
-	e := newTestEngine(t, Options{Approvals: f, MaskBody: func(b []byte, _ []handoff.MaskingSpec) []byte {
+	e := newTestEngine(t, Options{Approvals: f, MaskBody: func(b []byte, _ []masking.Rule) []byte {
 		return []byte(strings.ReplaceAll(string(b), "hunter2", "[MASKED:api_key]"))
 	}})
 	r := req("POST", "compute.googleapis.com", "/compute/v1/projects/acme-prod/zones/us-east1-b/instances/web-1/stop?key=hunter2&requestId=7", "good")

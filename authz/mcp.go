@@ -10,6 +10,7 @@ import (
 	"github.com/airlockhq/airlock/gcp"
 	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/identity"
+	"github.com/airlockhq/airlock/masking"
 	"github.com/airlockhq/airlock/mcp"
 	"github.com/airlockhq/airlock/policies"
 	"github.com/airlockhq/airlock/resources"
@@ -332,7 +333,7 @@ func (e *Engine) mcpMetadata(r *Result) *handoff.MCPMetadata {
 	return out
 }
 
-func (e *Engine) maskedArguments(args map[string]any, specs []handoff.MaskingSpec) json.RawMessage {
+func (e *Engine) maskedArguments(args map[string]any, specs []masking.Rule) json.RawMessage {
 	raw, err := json.Marshal(args)
 	if err != nil {
 		return nil

@@ -10,6 +10,7 @@ import (
 	"github.com/airlockhq/airlock/approvals"
 	"github.com/airlockhq/airlock/gcp"
 	"github.com/airlockhq/airlock/handoff"
+	"github.com/airlockhq/airlock/masking"
 	"github.com/airlockhq/airlock/mcp"
 	"github.com/airlockhq/airlock/policies/examples"
 )
@@ -83,7 +84,7 @@ func TestOneRuleForRESTAndMCP(t *testing.T) {
 	// A read tool is allowed, with its REST twin's gcp.* and the call's
 	// masked arguments passed on.
 	r = mcpSend(toolCallBody("a", "list_instances", map[string]any{"project": "acme-dev", "zone": "us-east1-b", "filter": "AIzaSyA1234567890abcdefghijklmnopqrstuv"}, nil), "authorization", "Bearer good")
-	e.opts.MaskBody = func(b []byte, _ []handoff.MaskingSpec) []byte {
+	e.opts.MaskBody = func(b []byte, _ []masking.Rule) []byte {
 		return []byte(strings.ReplaceAll(string(b), "AIzaSyA1234567890abcdefghijklmnopqrstuv", "[MASKED:gcp_api_key]"))
 	}
 	res = e.Decide(context.Background(), r)

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/airlockhq/airlock/handoff"
+	"github.com/airlockhq/airlock/masking"
 	"github.com/airlockhq/airlock/policies"
 )
 
@@ -40,7 +40,7 @@ const maxJustification = 1024
 
 // justification is what approvers see of the requester's reason: masked
 // (it is agent-controlled text) and cut.
-func (e *Engine) justification(s string, rules []handoff.MaskingSpec) string {
+func (e *Engine) justification(s string, rules []masking.Rule) string {
 	if s == "" {
 		return ""
 	}

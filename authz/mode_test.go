@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/approvals"
-	"github.com/airlockhq/airlock/handoff"
+	"github.com/airlockhq/airlock/masking"
 )
 
 // A dry run asks for nothing; asking ahead opens the approval the real
@@ -15,7 +15,7 @@ import (
 // approved once grant does not spend it.
 func TestDryRunAndRequestApproval(t *testing.T) {
 	e, svc := approvalEngine(t, approvalPolicy, approvals.Options{DefaultTTL: 10 * time.Minute, PublicURL: "https://airlock.example"}, withMCP(Options{
-		MaskBody: func(b []byte, _ []handoff.MaskingSpec) []byte {
+		MaskBody: func(b []byte, _ []masking.Rule) []byte {
 			return []byte(strings.ReplaceAll(string(b), "AIzaSyA1234567890abcdefghijklmnopqrstuv", "[MASKED:gcp_api_key]"))
 		},
 	}))

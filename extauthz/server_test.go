@@ -20,6 +20,7 @@ import (
 	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/identity"
 	"github.com/airlockhq/airlock/identity/identitytest"
+	"github.com/airlockhq/airlock/masking"
 	"github.com/airlockhq/airlock/policies"
 	"github.com/airlockhq/airlock/policies/policiestest"
 	"github.com/airlockhq/airlock/resources"
@@ -155,7 +156,7 @@ func TestResponseMapping(t *testing.T) {
 	}
 
 	ok := response(&authz.Result{Outcome: authz.Allowed, RequestID: "r", SessionID: "s",
-		Decision: policies.Decision{Masking: []handoff.MaskingSpec{{Policy: "p", Name: "m", Fields: []string{"payload.data"}, Detectors: []string{"private_key"}}}}})
+		Decision: policies.Decision{Masking: []masking.Rule{{Policy: "p", Name: "m", Fields: []string{"payload.data"}, Detectors: []string{"private_key"}}}}})
 	if ok.GetStatus().GetCode() != 0 {
 		t.Fatalf("allowed answered %v", ok.GetStatus())
 	}
@@ -285,7 +286,7 @@ func BenchmarkCheckParallel(b *testing.B) {
 func BenchmarkAllowedResponse(b *testing.B) {
 	r := &authz.Result{Outcome: authz.Allowed, RequestID: "0f6a820c-c7c6-4d6c-acf9-55e9f1f32553", SessionID: "s-20261129T000801Z-eac6c73e18a5",
 		Decision: policies.Decision{Policy: "gcp-baseline", Rule: "agents-may-read", Matches: []policies.Match{{Policy: "gcp-baseline", Rule: "agents-may-read"}},
-			Masking: []handoff.MaskingSpec{
+			Masking: []masking.Rule{
 				{Policy: "gcp-baseline", Name: "instance-startup-scripts", Fields: []string{`**.metadata.items[?key=="startup-script"].value`}, Detectors: []string{"private_key", "gcp_api_key"}},
 				{Policy: "gcp-baseline", Name: "internal-tokens", Detectors: []string{"acme_internal_token"}},
 			}}}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/airlockhq/airlock/extproc"
 	"github.com/airlockhq/airlock/handoff"
+	"github.com/airlockhq/airlock/masking"
 	"github.com/airlockhq/airlock/test/standin"
 )
 
@@ -18,7 +19,7 @@ import (
 // bodies are scanned as text.
 func TestFieldRulesNeedJSON(t *testing.T) {
 	conn := startServer(t, extproc.Options{})
-	fields := metadata(t, handoff.Metadata{Masking: []handoff.MaskingSpec{{Policy: "p", Name: "secret-payloads", Fields: []string{"payload.data"}}}})
+	fields := metadata(t, handoff.Metadata{Masking: []masking.Rule{{Policy: "p", Name: "secret-payloads", Fields: []string{"payload.data"}}}})
 	const payload = `{"payload":{"data":"c2VjcmV0LXZhbHVl"}}`
 	for _, tc := range []struct {
 		ct      string

@@ -14,6 +14,7 @@ import (
 
 	"github.com/airlockhq/airlock/extproc"
 	"github.com/airlockhq/airlock/handoff"
+	"github.com/airlockhq/airlock/masking"
 	"github.com/airlockhq/airlock/test/standin"
 )
 
@@ -104,7 +105,7 @@ func TestResponseHeadersMasked(t *testing.T) {
 // addresses are masked when a policy asks.
 func TestResponseHeadersPolicyProfile(t *testing.T) {
 	conn := startServer(t, extproc.Options{})
-	md := metadata(t, handoff.Metadata{Masking: []handoff.MaskingSpec{{Name: "pii", Detectors: []string{"email"}}}})
+	md := metadata(t, handoff.Metadata{Masking: []masking.Rule{{Name: "pii", Detectors: []string{"email"}}}})
 	up := headerUpstream{status: 200, header: objectHeaders(), body: []byte("hello")}
 	res := standin.NewExtProcFilter(conn, config(0)).Do(context.Background(), get(t, "HEAD"), md, up)
 	if got := res.Header.Get("X-Goog-Meta-Owner"); got != "[MASKED:email]" {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/airlockhq/airlock/handoff"
+	"github.com/airlockhq/airlock/masking"
 	"github.com/airlockhq/airlock/mcp"
 )
 
@@ -72,7 +73,7 @@ func isMCPBody(contentType string) (sse, ok bool) {
 // startMCP prepares the masking of an MCP response body.
 func (st *stream) startMCP(sse bool) error {
 	meta := st.meta.MCP
-	m, err := mcp.NewResponseMasker(st.engine, Profile(st.meta.Masking))
+	m, err := mcp.NewResponseMasker(st.engine, masking.ProfileFor(st.meta.Masking))
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/airlockhq/airlock/extproc"
 	"github.com/airlockhq/airlock/handoff"
+	"github.com/airlockhq/airlock/masking"
 	"github.com/airlockhq/airlock/mcp"
 	"github.com/airlockhq/airlock/test/standin"
 )
@@ -82,7 +83,7 @@ func TestMCPSSEMaskedAndRecorded(t *testing.T) {
 	body := "event: message\ndata: " + `{"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}` + "\n\n" +
 		"event: message\ndata: " + toolResult(7, string(inner)) + "\n\n"
 	md := mcpMetadata(t, []handoff.MCPCallMetadata{{ID: "7", Method: "tools/call", Name: "list_instances", GCPMethod: "compute.instances.list", Arguments: json.RawMessage(`{"project":"acme-dev","zone":"us-east1-b"}`)}}, nil)
-	md.Masking = []handoff.MaskingSpec{{Policy: "gcp-baseline", Name: "instance-startup-scripts", Fields: []string{`**.metadata.items[?key=="startup-script"].value`}}}
+	md.Masking = []masking.Rule{{Policy: "gcp-baseline", Name: "instance-startup-scripts", Fields: []string{`**.metadata.items[?key=="startup-script"].value`}}}
 	var first string
 	for _, chunk := range []int{1, 3, 17, 1000, 1 << 20} {
 		rec.calls = nil

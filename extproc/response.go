@@ -10,7 +10,6 @@ import (
 	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 
-	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/internal/envoyhdr"
 	"github.com/airlockhq/airlock/masking"
 )
@@ -49,7 +48,7 @@ func (st *stream) textMasker() (*masking.TextMasker, error) {
 		st.tm = st.def
 		return st.tm, nil
 	}
-	tm, err := st.engine.TextMasker(Profile(st.meta.Masking))
+	tm, err := st.engine.TextMasker(masking.ProfileFor(st.meta.Masking))
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +187,7 @@ func (st *stream) responseHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processin
 			return st.refuse("airlock: the masking rules for this request are invalid: " + err.Error())
 		}
 	} else {
-		masker, err := st.engine.NewStream(Profile(st.meta.Masking), bodyKind(ct))
+		masker, err := st.engine.NewStream(masking.ProfileFor(st.meta.Masking), bodyKind(ct))
 		if err != nil {
 			st.log().Error("masking profile does not compile", "error", err)
 			return st.refuse("airlock: the masking rules for this request are invalid: " + err.Error())
@@ -403,7 +402,7 @@ func (st *stream) recordResponse() error {
 
 // fieldRule names the first selected masking rule with field rules
 // ("policy/name"), or "".
-func fieldRule(specs []handoff.MaskingSpec) string {
+func fieldRule(specs []masking.Rule) string {
 	for _, m := range specs {
 		if len(m.Fields) > 0 {
 			return m.Policy + "/" + m.Name

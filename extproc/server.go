@@ -461,22 +461,6 @@ func (st *stream) requestHeaders(h *extprocv3.HttpHeaders) *extprocv3.Processing
 	}}}
 }
 
-// Profile is the masking profile of a request: the default profile plus
-// every masking rule ext_authz selected for it (their fields labelled with
-// the rule's name). Responses are masked with it, and so are request bodies
-// before approvers or recordings see them.
-func Profile(specs []handoff.MaskingSpec) masking.Profile {
-	p := masking.DefaultProfile()
-	for _, m := range specs {
-		extra := masking.Profile{Detectors: m.Detectors}
-		for _, f := range m.Fields {
-			extra.Fields = append(extra.Fields, masking.Field{Path: f, Label: m.Name})
-		}
-		p = p.Merge(extra)
-	}
-	return p
-}
-
 // unavailable answers 503 with a local reply (before any response byte
 // went out), in Google's error shape.
 func (st *stream) unavailable(msg string) *extprocv3.ProcessingResponse {

@@ -167,7 +167,7 @@ func TestBufferedMasking(t *testing.T) {
 func TestMetadataSelectsRules(t *testing.T) {
 	conn := startServer(t, extproc.Options{})
 	body := []byte(`{"name":"s/1","payload":{"data":"aGVsbG8="},"owner":"bob@example.com","sa":"x@p.iam.gserviceaccount.com","key":"` + testAPIKey + `"}`)
-	md := metadata(t, handoff.Metadata{RequestID: "r1", Masking: []handoff.MaskingSpec{{Policy: "p", Name: "gcp-secrets", Fields: []string{"payload.data"}, Detectors: []string{"email"}}}})
+	md := metadata(t, handoff.Metadata{RequestID: "r1", Masking: []masking.Rule{{Policy: "p", Name: "gcp-secrets", Fields: []string{"payload.data"}, Detectors: []string{"email"}}}})
 	up := &upstream{status: 200, header: map[string]string{"Content-Type": "application/json"}, body: body}
 	res := standin.NewExtProcFilter(conn, config(5)).Do(context.Background(), get(t, "GET"), md, up)
 	want := `{"name":"s/1","payload":{"data":"[MASKED:gcp-secrets]"},"owner":"[MASKED:email]","sa":"x@p.iam.gserviceaccount.com","key":"[MASKED:gcp_api_key]"}`
@@ -181,7 +181,7 @@ func TestMetadataSelectsRules(t *testing.T) {
 		t.Fatalf("default profile: got %s", res.Body)
 	}
 	// An unknown detector in the forwarded rules fails closed before any byte.
-	bad := metadata(t, handoff.Metadata{Masking: []handoff.MaskingSpec{{Name: "x", Detectors: []string{"nope"}}}})
+	bad := metadata(t, handoff.Metadata{Masking: []masking.Rule{{Name: "x", Detectors: []string{"nope"}}}})
 	res = standin.NewExtProcFilter(conn, config(5)).Do(context.Background(), get(t, "GET"), bad, up)
 	if res.Status != 502 || !strings.Contains(string(res.Body), `unknown detector`) {
 		t.Fatalf("unknown detector: %d %s", res.Status, res.Body)
@@ -426,7 +426,7 @@ func TestConcurrentStreamsAndSetEngine(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.SetEngine(eng)
-	md := metadata(t, handoff.Metadata{Masking: []handoff.MaskingSpec{{Name: "acme", Detectors: []string{"acme_token"}}}})
+	md := metadata(t, handoff.Metadata{Masking: []masking.Rule{{Name: "acme", Detectors: []string{"acme_token"}}}})
 	up := &upstream{status: 200, header: map[string]string{"Content-Type": "text/plain"}, body: []byte("t=acme_0123abcd")}
 	res := standin.NewExtProcFilter(conn, config(3)).Do(context.Background(), get(t, "GET"), md, up)
 	if string(res.Body) != "t=[MASKED:acme_token]" {

@@ -3,6 +3,8 @@ package handoff
 import (
 	"encoding/json"
 	"unicode/utf8"
+
+	"github.com/airlockhq/airlock/masking"
 )
 
 // MetadataNamespace is the Envoy dynamic-metadata namespace under which the
@@ -36,18 +38,9 @@ type Metadata struct {
 	Rules     []string
 	// Masking lists the masking rules selected for this request; empty means
 	// the default profile applies.
-	Masking []MaskingSpec
+	Masking []masking.Rule
 	// MCP describes an MCP request; nil for a REST request.
 	MCP *MCPMetadata
-}
-
-// MaskingSpec is one selected masking rule, self-contained so that any
-// ext_proc replica can apply it.
-type MaskingSpec struct {
-	Policy    string
-	Name      string
-	Fields    []string
-	Detectors []string
 }
 
 // ToMap renders the metadata as the JSON-like map placed in a
@@ -170,7 +163,7 @@ func MetadataFromMap(v map[string]any) Metadata {
 		}
 		if json.Unmarshal([]byte(mv), &list) == nil {
 			for _, e := range list {
-				m.Masking = append(m.Masking, MaskingSpec{Policy: e.Policy, Name: e.Name, Fields: e.Fields, Detectors: e.Detectors})
+				m.Masking = append(m.Masking, masking.Rule{Policy: e.Policy, Name: e.Name, Fields: e.Fields, Detectors: e.Detectors})
 			}
 		}
 	case []any:
@@ -179,7 +172,7 @@ func MetadataFromMap(v map[string]any) Metadata {
 			if !ok {
 				continue
 			}
-			var s MaskingSpec
+			var s masking.Rule
 			s.Policy, _ = e["policy"].(string)
 			s.Name, _ = e["name"].(string)
 			s.Fields = stringList(e["fields"])

@@ -4,13 +4,15 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+
+	"github.com/airlockhq/airlock/masking"
 )
 
 func TestMetadataRoundTrip(t *testing.T) {
 	m := Metadata{
 		RequestID: "r", SessionID: "s", Subject: "alice", Actor: "claude", GCPMethod: "compute.instances.get", Decision: "allowed",
 		Rules: []string{"p/r"},
-		Masking: []MaskingSpec{
+		Masking: []masking.Rule{
 			{Policy: "p", Name: "startup", Fields: []string{`**.metadata.items[?key=="startup-script"].value`}, Detectors: []string{"private_key"}},
 			{Policy: "p\u00e9\x01", Name: "bad\xff", Fields: nil, Detectors: []string{"email"}},
 		},

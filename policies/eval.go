@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/airlockhq/airlock/handoff"
+	"github.com/airlockhq/airlock/masking"
 )
 
 // msgNoPolicy is the message when no policy's match holds.
@@ -197,7 +197,7 @@ func (p *policy) applies(a *activation) bool {
 }
 
 // appendMasking adds the masking entries whose when holds (or fails).
-func (p *policy) appendMasking(a *activation, out []handoff.MaskingSpec) []handoff.MaskingSpec {
+func (p *policy) appendMasking(a *activation, out []masking.Rule) []masking.Rule {
 	for _, e := range p.masking {
 		if e.when != nil {
 			ok, err := e.when.eval(a)

@@ -16,9 +16,9 @@ import (
 	"github.com/google/cel-go/cel"
 	"gopkg.in/yaml.v3"
 
-	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/identity"
 	"github.com/airlockhq/airlock/internal/yamlpos"
+	"github.com/airlockhq/airlock/masking"
 )
 
 // loader collects the problems of one load.
@@ -373,7 +373,7 @@ func (l *loader) parseMasking(p *policy, n *yaml.Node) {
 		if m == nil {
 			continue
 		}
-		e := &maskEntry{rule: handoff.MaskingSpec{Policy: p.name}}
+		e := &maskEntry{rule: masking.Rule{Policy: p.name}}
 		if v := l.required(m, en, p.name, "", "masking entry", "name"); v != nil {
 			if s, ok := l.nonEmpty(v, p.name, "", "masking name"); ok {
 				if prev, dup := seen[s]; dup {

@@ -8,7 +8,7 @@ import (
 	"github.com/google/cel-go/common/types/ref"
 	"gopkg.in/yaml.v3"
 
-	"github.com/airlockhq/airlock/handoff"
+	"github.com/airlockhq/airlock/masking"
 )
 
 // Set is a compiled, immutable policy set. It is safe for concurrent use;
@@ -141,7 +141,7 @@ func (r *rule) generatedMessage() string {
 
 type maskEntry struct {
 	when *expr
-	rule handoff.MaskingSpec
+	rule masking.Rule
 }
 
 // ruleGroup holds the rules of one action, indexed by the gcp.method or

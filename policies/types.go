@@ -5,8 +5,8 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/gcp"
-	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/identity"
+	"github.com/airlockhq/airlock/masking"
 )
 
 // Request is the HTTP request as policies see it (CEL variable "request").
@@ -166,7 +166,7 @@ type ApprovalSpec struct {
 }
 
 // A selected masking rule (a `masking:` entry of a policy whose `when`
-// held) is a handoff.MaskingSpec: decided here, applied by later filters.
+// held) is a masking.Rule: decided here, applied by later filters.
 
 // Detector is a custom detector declared in a policy file.
 type Detector struct {
@@ -193,7 +193,7 @@ type Decision struct {
 	// Approval is set when Action is Approve: the spec of the deciding rule.
 	Approval *ApprovalSpec
 	// Masking lists the masking entries whose `when` held.
-	Masking []handoff.MaskingSpec
+	Masking []masking.Rule
 	// Unavailable, when set, names a resource lookup that failed during
 	// evaluation. The decision then stands only if it is a deny by a rule
 	// that evaluated without error; otherwise the request must be refused

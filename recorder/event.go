@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/airlockhq/airlock/handoff"
+	"github.com/airlockhq/airlock/masking"
 )
 
 // Event kinds, the "kind" field of every recorded line.
@@ -229,7 +230,7 @@ type ToolCallEvent struct {
 }
 
 // Masked stands for a value the recorder refused to keep.
-const Masked = "[MASKED]"
+const Masked = masking.Withheld
 
 // header is one recorded header: lower-case name, value as recorded.
 type header struct{ name, value string }

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/airlockhq/airlock/handoff"
+	"github.com/airlockhq/airlock/masking"
 )
 
 // leafCommands are every command that takes flags.
@@ -173,7 +174,7 @@ func TestEveryCommandIsInTheUsage(t *testing.T) {
 // masking rules arrive as one JSON string.
 func TestCheckShowsMaskingOfAnAllowedRequest(t *testing.T) {
 	m := handoff.Metadata{RequestID: "r1", GCPMethod: "secretmanager.projects.secrets.versions.access", Rules: []string{"p/reads"},
-		Masking: []handoff.MaskingSpec{{Policy: "p", Name: "secret-payloads", Fields: []string{"payload.data"}}}}
+		Masking: []masking.Rule{{Policy: "p", Name: "secret-payloads", Fields: []string{"payload.data"}}}}
 	md, err := structpb.NewStruct(m.ToMap())
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -14,14 +13,13 @@ import (
 	"github.com/airlockhq/airlock/authz"
 	"github.com/airlockhq/airlock/config"
 	"github.com/airlockhq/airlock/extproc"
-	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/masking"
 	"github.com/airlockhq/airlock/recorder"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // recorder opens the session recorder, or returns nil when recording is off.
-func (s *server) recorder(ctx context.Context, eng *masking.Engine) (*recorder.Recorder, error) {
+func (s *server) recorder(ctx context.Context, masker *masking.RequestMasker) (*recorder.Recorder, error) {
 	cfg := s.cfg
 	if !cfg.Recorder.Enabled {
 		s.log.Warn("session recording is off (recorder.enabled: false)")
@@ -33,7 +31,7 @@ func (s *server) recorder(ctx context.Context, eng *masking.Engine) (*recorder.R
 	// Redis they stay in this replica's memory.
 	opts.Tracker = s.sessions
 	opts.RedisClient = s.redis
-	opts.Mask = requestMasker(eng)
+	opts.Mask = masker.Value
 	opts.Logger = s.log.With("component", "recorder")
 	rec, err := recorder.New(ctx, opts)
 	if errors.Is(err, recorder.ErrSpoolInUse) {
@@ -127,63 +125,10 @@ func (c recorderCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// requestMasker masks request bodies and header values for the recording
-// with the default profile: credentials never reach a recording.
-func requestMasker(eng *masking.Engine) func([]byte) []byte {
-	text, err := eng.TextMasker(defaultProfile)
-	return func(b []byte) []byte {
-		if len(b) == 0 || looksJSON(b) {
-			return maskRequestBody(eng, b, nil)
-		}
-		if err != nil {
-			return []byte(recorder.Masked)
-		}
-		// Text (header values, paths, most bodies kept): one pass, no
-		// stream.
-		out, _ := text.Mask(make([]byte, 0, len(b)+64), b)
-		return out
-	}
-}
-
-// defaultProfile is the profile of a request without masking rules.
-var defaultProfile = extproc.Profile(nil)
-
-// looksJSON says whether a body is read as JSON: it starts with { or [.
-func looksJSON(b []byte) bool {
-	t := bytes.TrimLeft(b[:min(len(b), 64)], " \t\r\n")
-	return len(t) > 0 && (t[0] == '{' || t[0] == '[')
-}
-
-// maskRequestBody masks a request body with the profile ext_proc masks the
-// request's responses with (the default profile plus its selected rules,
-// whose field rules apply to request bodies too: secretmanager addVersion
-// carries payload.data). A body that cannot be masked is not kept.
-func maskRequestBody(eng *masking.Engine, b []byte, specs []handoff.MaskingSpec) []byte {
-	if len(b) == 0 {
-		return b
-	}
-	p := defaultProfile
-	if len(specs) > 0 {
-		p = extproc.Profile(specs)
-	}
-	kind := masking.Text
-	if looksJSON(b) {
-		kind = masking.JSON
-	}
-	out, err := eng.Mask(p, kind, b)
-	if err != nil && kind == masking.JSON {
-		out, err = eng.Mask(p, masking.Text, b)
-	}
-	if err != nil {
-		return []byte(recorder.Masked)
-	}
-	return out
-}
-
 // decisionRecorder turns authz results into recorder events.
 type decisionRecorder struct {
-	rec *recorder.Recorder
-	eng *masking.Engine
+	rec    *recorder.Recorder
+	masker *masking.RequestMasker
 }
 
 var (
@@ -240,7 +185,7 @@ func (d decisionRecorder) RecordDecision(ctx context.Context, r *authz.Result) e
 		e.Headers = req.Headers
 		// The request's own masking rules, which include the recorder's
 		// default profile: the recorder only cuts the result.
-		e.Body = maskRequestBody(d.eng, req.Body, r.Decision.Masking)
+		e.Body = d.masker.Body(req.Body, r.Decision.Masking)
 		e.BodyMasked, e.BodyBytes = true, int64(len(req.Body))
 	}
 	return d.rec.Decision(ctx, e)

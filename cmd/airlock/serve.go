@@ -38,7 +38,6 @@ import (
 	"github.com/airlockhq/airlock/extauthz"
 	"github.com/airlockhq/airlock/extproc"
 	"github.com/airlockhq/airlock/gcp"
-	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/identity"
 	"github.com/airlockhq/airlock/masking"
 	"github.com/airlockhq/airlock/mcp"
@@ -247,7 +246,8 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 		return err
 	}
 
-	rec, err := s.recorder(ctx, maskEngine)
+	masker := masking.NewRequestMasker(maskEngine)
+	rec, err := s.recorder(ctx, masker)
 	if err != nil {
 		return err
 	}
@@ -287,7 +287,7 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 	var sessions authz.Sessions
 	var decisions authz.Recorder
 	if rec != nil {
-		sessions, decisions = rec, decisionRecorder{rec: rec, eng: maskEngine}
+		sessions, decisions = rec, decisionRecorder{rec: rec, masker: masker}
 	}
 	engine, err := authz.New(authz.Options{
 		Sessions:     sessions,
@@ -302,11 +302,9 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 		Unrecognised: authz.Unrecognised(cfg.Authz.Unrecognised),
 		Resources:    lookups,
 		SinkGuard:    sinkGuard(cfg),
-		MaskBody: func(b []byte, specs []handoff.MaskingSpec) []byte {
-			return maskRequestBody(maskEngine, b, specs)
-		},
-		Metrics: metrics,
-		Logger:  log.With("component", "authz"),
+		MaskBody:     masker.Body,
+		Metrics:      metrics,
+		Logger:       log.With("component", "authz"),
 
 		MCP:            mcpRecognizer,
 		MCPMaxHold:     cfg.MCP.MaxHold,
