@@ -61,10 +61,8 @@ type Options struct {
 	SigningKey string
 	// Signer, when set, is used instead of SigningKey.
 	Signer *Signer
-	// Redis is a redis:// or rediss:// URL for session tracking across
-	// replicas; empty keeps sessions in memory.
-	Redis string
-	// RedisClient, when set, is used instead of Redis.
+	// RedisClient, when set, tracks sessions and segment links across
+	// replicas (the caller owns it); nil keeps them in memory.
 	RedisClient redis.UniversalClient
 	// Tracker, when set, replaces the memory or Redis tracker.
 	Tracker Tracker
@@ -217,7 +215,6 @@ type Recorder struct {
 	failures     atomic.Int64
 	memPending   atomic.Int64
 	lastErr      atomic.Pointer[string]
-	ownsRedis    redis.UniversalClient
 	checkpoints  atomic.Int64
 
 	anonEvents, anonRateLimited, anonSpoolFull, anonFailed atomic.Int64
@@ -406,15 +403,6 @@ func New(ctx context.Context, opts Options) (*Recorder, error) {
 		r.tracker = opts.Tracker
 	case opts.RedisClient != nil:
 		r.tracker = NewRedisTracker(opts.RedisClient)
-	case opts.Redis != "" && opts.Redis != "memory":
-		ro, err := redis.ParseURL(opts.Redis)
-		if err != nil {
-			return nil, fmt.Errorf("recorder: redis: %w", err)
-		}
-		c := redis.NewClient(ro)
-		r.ownsRedis = c
-		shared = c
-		r.tracker = NewRedisTracker(c)
 	default:
 		r.tracker = NewMemoryTracker(r.now)
 	}
@@ -799,9 +787,6 @@ func (r *Recorder) Close(ctx context.Context) error {
 	}
 	r.spool.close()
 	r.anon.close()
-	if r.ownsRedis != nil {
-		r.ownsRedis.Close()
-	}
 	r.lock.release()
 	return errors.Join(errs...)
 }

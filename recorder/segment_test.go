@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/airlockhq/airlock/config"
 	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/recorder"
 )
@@ -101,18 +100,6 @@ func TestClosedRecorderRefuses(t *testing.T) {
 	err := r.Decision(context.Background(), recorder.DecisionEvent{SessionID: "late~x", Decision: "allow"})
 	if !errors.Is(err, recorder.ErrClosed) {
 		t.Fatalf("after Close: %v, want ErrClosed", err)
-	}
-}
-
-func TestOptionsFromConfig(t *testing.T) {
-	c := config.Default().Recorder
-	o := recorder.OptionsFromConfig(c)
-	if o.Sink != c.Sink || o.Spool != c.Spool || o.SpoolMaxBytes != c.SpoolMaxBytes || o.OnFull != c.OnFull ||
-		o.IdleGap != c.IdleGap || o.MaxBodyBytes != c.MaxBodyBytes || o.SigningKey != c.SigningKey ||
-		o.CheckpointInterval != c.CheckpointInterval || o.Unauthenticated.SpoolFraction != c.Unauthenticated.SpoolFraction ||
-		o.Unauthenticated.Rate != c.Unauthenticated.Rate || o.Unauthenticated.Burst != c.Unauthenticated.Burst ||
-		o.Unauthenticated.MaxSources != c.Unauthenticated.MaxSources {
-		t.Fatalf("OptionsFromConfig(%+v) = %+v", c, o)
 	}
 }
 

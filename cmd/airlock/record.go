@@ -25,7 +25,7 @@ func (s *server) recorder(ctx context.Context, masker *masking.RequestMasker) (*
 		s.log.Warn("session recording is off (recorder.enabled: false)")
 		return nil, nil
 	}
-	opts := recorder.OptionsFromConfig(cfg.Recorder)
+	opts := recorderOptions(cfg.Recorder)
 	// Sessions and segment links are shared through approvals.store's Redis
 	// (the tracker falls back to this replica while Redis is down); without
 	// Redis they stay in this replica's memory.
@@ -241,4 +241,33 @@ func voteRecorder(rec *recorder.Recorder, log *slog.Logger) func(context.Context
 			log.Error("recording an approval vote failed", "approval_id", a.ID, "err", err)
 		}
 	}
+}
+
+// recorderOptions maps the recorder section of airlock.yaml to Options;
+// the caller adds what the file does not hold (the masker, the logger, the
+// Redis client, the session tracker).
+func recorderOptions(c config.Recorder) recorder.Options {
+	return recorder.Options{
+		Sink:          c.Sink,
+		Spool:         c.Spool,
+		SpoolMaxBytes: c.SpoolMaxBytes,
+		OnFull:        c.OnFull,
+		IdleGap:       c.IdleGap,
+		MaxBodyBytes:  c.MaxBodyBytes,
+		SigningKey:    c.SigningKey,
+
+		CheckpointInterval: c.CheckpointInterval,
+		Unauthenticated:    unauthenticatedOptions(c.Unauthenticated),
+		Durability:         c.Durability,
+	}
+}
+
+// unauthenticatedOptions maps recorder.unauthenticated; a rate of 0 (record
+// none) is a negative Rate in Options, where 0 takes the default.
+func unauthenticatedOptions(u config.RecorderUnauthenticated) recorder.UnauthenticatedOptions {
+	rate := u.Rate
+	if rate == 0 {
+		rate = -1
+	}
+	return recorder.UnauthenticatedOptions{SpoolFraction: u.SpoolFraction, Rate: rate, Burst: u.Burst, MaxSources: u.MaxSources}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/authz"
+	"github.com/airlockhq/airlock/config"
 	"github.com/airlockhq/airlock/gcp"
 	"github.com/airlockhq/airlock/identity"
 	"github.com/airlockhq/airlock/masking"
@@ -143,5 +144,17 @@ func TestDecisionRecorderSourceAndUnauthenticated(t *testing.T) {
 	if got.Source != "203.0.113.5" || got.Reason != "UNAUTHENTICATED: no_token" || got.Path != "/compute/v1/x" || got.Query != "" ||
 		len(got.Headers) != 0 || got.BodyExcerpt != "" || got.Message != "" || got.Decision != "unauthenticated" {
 		t.Fatalf("unauthenticated decision %+v", got)
+	}
+}
+
+func TestRecorderOptions(t *testing.T) {
+	c := config.Default().Recorder
+	o := recorderOptions(c)
+	if o.Sink != c.Sink || o.Spool != c.Spool || o.SpoolMaxBytes != c.SpoolMaxBytes || o.OnFull != c.OnFull ||
+		o.IdleGap != c.IdleGap || o.MaxBodyBytes != c.MaxBodyBytes || o.SigningKey != c.SigningKey ||
+		o.CheckpointInterval != c.CheckpointInterval || o.Unauthenticated.SpoolFraction != c.Unauthenticated.SpoolFraction ||
+		o.Unauthenticated.Rate != c.Unauthenticated.Rate || o.Unauthenticated.Burst != c.Unauthenticated.Burst ||
+		o.Unauthenticated.MaxSources != c.Unauthenticated.MaxSources {
+		t.Fatalf("recorderOptions(%+v) = %+v", c, o)
 	}
 }

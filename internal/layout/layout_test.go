@@ -21,7 +21,7 @@ var rules = []struct {
 	{"masking", []string{module}, "the masker is a leaf: it knows bytes, not requests"},
 	{"extproc", []string{module + "authz", module + "policies", module + "approvals", module + "recorder", module + "config", "github.com/google/cel-go", "github.com/redis/go-redis"},
 		"ext_proc applies what the decision handed on; it does not decide"},
-	{"recorder", []string{module + "authz", module + "policies", module + "approvals", module + "extproc", "github.com/google/cel-go"},
+	{"recorder", []string{module + "authz", module + "policies", module + "approvals", module + "extproc", module + "config", module + "identity", "github.com/google/cel-go"},
 		"the recorder writes what it is given (it is handed its Redis client)"},
 	{"identity", []string{module + "authz", module + "policies", module + "approvals", module + "recorder", module + "extproc"},
 		"identity verifies tokens, below every decision"},
