@@ -415,7 +415,7 @@ func (e *Engine) approve(ctx context.Context, res *Result, req Request) *Result 
 		Resource:     rec.Operation.Resource,
 		Method:       rec.Method,
 		URL:          e.approvalURL(rec, req.Path),
-		BodyExcerpt:  e.bodyExcerpt(req.Body, dec.Masking),
+		BodyExcerpt:  e.bodyExcerpt(res, req.Body, dec.Masking),
 		Policy:       dec.Policy,
 		Rule:         dec.Rule,
 		Message:      dec.Message,
@@ -495,14 +495,15 @@ func (e *Engine) approvalURL(rec gcp.Recognized, rawPath string) string {
 
 // bodyExcerpt is what approvers see of a request body: masked first (a
 // secret cut in half by truncation would escape the detectors), then cut.
-func (e *Engine) bodyExcerpt(body []byte, rules []masking.Rule) string {
+func (e *Engine) bodyExcerpt(res *Result, body []byte, rules []masking.Rule) string {
 	if len(body) == 0 {
 		return ""
 	}
 	if e.opts.MaskBody == nil {
 		return fmt.Sprintf("(%d bytes, not shown)", len(body))
 	}
-	return excerpt(e.opts.MaskBody(body, rules), approvals.MaxBodyLen)
+	res.maskedBody = e.opts.MaskBody(body, rules)
+	return excerpt(res.maskedBody, approvals.MaxBodyLen)
 }
 
 func excerpt(b []byte, n int) string {

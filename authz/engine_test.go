@@ -240,6 +240,28 @@ func TestValidSessionName(t *testing.T) {
 	}
 }
 
+// A held request's body is masked once: the recording takes the body the
+// approver's excerpt was cut from.
+func TestHeldBodyMaskedOnce(t *testing.T) {
+	f := &fakeApprovals{out: approvals.Outcome{Approval: approvals.Approval{ID: "x", State: approvals.StatePending}}}
+	calls := 0
+	e := newTestEngine(t, Options{Approvals: f, MaskBody: func(b []byte, _ []masking.Rule) []byte {
+		calls++
+		return []byte(strings.ReplaceAll(string(b), "hunter2", "[MASKED:password]"))
+	}})
+	r := req("POST", "compute.googleapis.com", "/compute/v1/projects/acme-prod/zones/us-east1-b/instances/web-1/setMetadata", "good")
+	r.Body = []byte(`{"items":[{"key":"db-password","value":"hunter2"}]}`)
+	res := e.Decide(context.Background(), r)
+	if res.Outcome != ApprovalRequired {
+		t.Fatalf("outcome %v", res.Outcome)
+	}
+	before := calls
+	body := res.MaskedBody(func([]byte, []masking.Rule) []byte { t.Fatal("masked again"); return nil })
+	if string(body) != `{"items":[{"key":"db-password","value":"[MASKED:password]"}]}` || calls != before {
+		t.Fatalf("MaskedBody = %s after %d calls", body, calls)
+	}
+}
+
 func TestApprovalBodyExcerptIsMaskedFirst(t *testing.T) {
 	f := &fakeApprovals{out: approvals.Outcome{Approval: approvals.Approval{ID: "x", State: approvals.StatePending}}}
 	e := newTestEngine(t, Options{Approvals: f, MaskBody: func(b []byte, _ []masking.Rule) []byte {

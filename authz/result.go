@@ -11,6 +11,7 @@ import (
 	"github.com/airlockhq/airlock/gcp"
 	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/identity"
+	"github.com/airlockhq/airlock/masking"
 	"github.com/airlockhq/airlock/mcp"
 	"github.com/airlockhq/airlock/policies"
 )
@@ -77,6 +78,9 @@ type Result struct {
 	// claim is the grant this request claimed, to give back if it is
 	// refused after all.
 	claim *approvals.Outcome
+	// maskedBody is the request body masked with the decision's rules,
+	// once it was masked for an approver (see MaskedBody).
+	maskedBody []byte
 }
 
 // Metadata is what an allowed request hands to later filters.
@@ -350,4 +354,17 @@ func withPeriod(s string) string {
 		return s
 	}
 	return s + "."
+}
+
+// MaskedBody is the request body masked with the decision's masking rules:
+// the one the approval's excerpt was cut from when there is one, else
+// masked now with mask.
+func (r *Result) MaskedBody(mask func([]byte, []masking.Rule) []byte) []byte {
+	if r.maskedBody != nil {
+		return r.maskedBody
+	}
+	if r.Request == nil || len(r.Request.Body) == 0 {
+		return nil
+	}
+	return mask(r.Request.Body, r.Decision.Masking)
 }

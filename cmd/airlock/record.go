@@ -185,7 +185,7 @@ func (d decisionRecorder) RecordDecision(ctx context.Context, r *authz.Result) e
 		e.Headers = req.Headers
 		// The request's own masking rules, which include the recorder's
 		// default profile: the recorder only cuts the result.
-		e.Body = d.masker.Body(req.Body, r.Decision.Masking)
+		e.Body = r.MaskedBody(d.masker.Body)
 		e.BodyMasked, e.BodyBytes = true, int64(len(req.Body))
 	}
 	return d.rec.Decision(ctx, e)
