@@ -196,3 +196,18 @@ func TestConsoleKeys(t *testing.T) {
 		t.Fatal("the console signs in without an issuer")
 	}
 }
+
+func TestEnumKeysNameTheirWords(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"log: {format: xml}\n", `config: log.format: must be json or text, not "xml"`},
+		{"authz: {unrecognised: allow}\n", `config: authz.unrecognised: must be refuse or policy, not "allow"`},
+		{"masking: {body_mode: chunked}\n", `config: masking.body_mode: must be streamed or buffered, not "chunked"`},
+		{"recorder: {on_full: ignore}\n", `config: recorder.on_full: must be refuse or drop, not "ignore"`},
+		{"recorder: {durability: never}\n", `config: recorder.durability: must be extproc or check, not "never"`},
+	} {
+		_, err := Parse([]byte("identity: {dev: true}\n" + tc.yaml))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}

@@ -283,11 +283,30 @@ func nonEmpty(s string) string {
 	return s
 }
 
+// enums are the keys that take one of a few words, checked in one place;
+// their defaults are in Default.
+var enums = []struct {
+	key   string
+	words []string
+	value func(*Config) string
+}{
+	{"log.format", []string{"json", "text"}, func(c *Config) string { return c.Log.Format }},
+	{"authz.unrecognised", []string{"refuse", "policy"}, func(c *Config) string { return c.Authz.Unrecognised }},
+	{"masking.body_mode", []string{"streamed", "buffered"}, func(c *Config) string { return c.Masking.BodyMode }},
+	{"recorder.on_full", []string{"refuse", "drop"}, func(c *Config) string { return c.Recorder.OnFull }},
+	{"recorder.durability", []string{"extproc", "check"}, func(c *Config) string { return c.Recorder.Durability }},
+}
+
 // Validate checks every value and returns Errors naming each bad key.
 func (c *Config) Validate() error {
 	var errs Errors
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, &Error{Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	for _, e := range enums {
+		if v := e.value(c); !slices.Contains(e.words, v) {
+			bad(e.key, "must be %s, not %q", strings.Join(e.words, " or "), v)
+		}
 	}
 	checkAddr := func(key, addr string, required bool) {
 		if addr == "" {
@@ -311,11 +330,6 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		bad("log.level", "must be debug, info, warn or error, not %q", c.Log.Level)
-	}
-	switch c.Log.Format {
-	case "json", "text":
-	default:
-		bad("log.format", "must be json or text, not %q", c.Log.Format)
 	}
 
 	if len(c.Identity.Issuers) == 0 && !c.Identity.Dev {
@@ -370,9 +384,6 @@ func (c *Config) Validate() error {
 	if c.Authz.Timeout <= 0 {
 		bad("authz.timeout", "must be positive")
 	}
-	if c.Authz.Unrecognised != "refuse" && c.Authz.Unrecognised != "policy" {
-		bad("authz.unrecognised", "must be refuse or policy, not %q", c.Authz.Unrecognised)
-	}
 
 	if err := validStore(c.Approvals.Store); err != nil {
 		bad("approvals.store", "%v", err)
@@ -400,11 +411,6 @@ func (c *Config) Validate() error {
 		bad("approvals.max_pending_per_subject", "must be between 1 and 10000, not %d", c.Approvals.MaxPendingPerSubject)
 	}
 
-	switch c.Masking.BodyMode {
-	case "streamed", "buffered":
-	default:
-		bad("masking.body_mode", "must be streamed or buffered, not %q", c.Masking.BodyMode)
-	}
 	if c.Masking.MaxDecompressedBytes <= 0 {
 		bad("masking.max_decompressed_bytes", "must be positive")
 	}
@@ -419,11 +425,6 @@ func (c *Config) Validate() error {
 		if c.Recorder.Spool == "" {
 			bad("recorder.spool", "is required when recorder.enabled is true")
 		}
-	}
-	switch c.Recorder.OnFull {
-	case "refuse", "drop":
-	default:
-		bad("recorder.on_full", "must be refuse or drop, not %q", c.Recorder.OnFull)
 	}
 	if c.Recorder.SpoolMaxBytes <= 0 {
 		bad("recorder.spool_max_bytes", "must be positive")
@@ -454,14 +455,8 @@ func (c *Config) Validate() error {
 	if c.Recorder.Unauthenticated.MaxSources < 1 {
 		bad("recorder.unauthenticated.max_sources", "must be at least 1")
 	}
-	switch c.Recorder.Durability {
-	case "extproc":
-		if c.Recorder.Enabled && c.Listen.ExtProc == "" {
-			bad("recorder.durability", "extproc makes an allowed request durable at ext_proc, but listen.extproc is empty: set recorder.durability: check where Envoy runs no ext_proc filter (an ext_authz-only provider), so that the Check waits")
-		}
-	case "check":
-	default:
-		bad("recorder.durability", "must be extproc or check, not %q", c.Recorder.Durability)
+	if c.Recorder.Durability == "extproc" && c.Recorder.Enabled && c.Listen.ExtProc == "" {
+		bad("recorder.durability", "extproc makes an allowed request durable at ext_proc, but listen.extproc is empty: set recorder.durability: check where Envoy runs no ext_proc filter (an ext_authz-only provider), so that the Check waits")
 	}
 
 	for i, d := range c.Gateway.Domains {
