@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"net"
 	"strconv"
 	"strings"
@@ -97,7 +98,13 @@ type bootstrapData struct {
 	GatewayDomains []string
 	LuaSource      string
 	Services       []bootstrapService
+	// Clusters and StatusOnError are the constants above, as the template
+	// spells them.
+	Clusters      clusterNames
+	StatusOnError string
 }
+
+type clusterNames struct{ Authz, ExtProc, SDS, Google string }
 
 // Bootstrap renders Envoy's bootstrap (YAML) for cfg: the listener on
 // envoy.listen (TLS with envoy.tls_cert/tls_key), the filter chain ext_authz
@@ -135,6 +142,8 @@ func bootstrapValues(cfg *config.Config) (*bootstrapData, error) {
 		TLSKey:         cfg.Envoy.TLSKey,
 		MessageTimeout: durationJSON(ExtProcMessageTimeout),
 		GatewayDomains: cfg.Gateway.Domains,
+		Clusters:       clusterNames{Authz: ClusterAuthz, ExtProc: ClusterExtProc, SDS: ClusterSDS, Google: ClusterGoogleAPI},
+		StatusOnError:  typev3.StatusCode_name[ExtAuthzStatusOnError],
 	}
 	host, port, err := splitHostPort(cfg.Envoy.Listen)
 	if err != nil {
