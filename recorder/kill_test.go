@@ -137,38 +137,16 @@ func TestKill9ExtProcFlowLosesNothingForwarded(t *testing.T) {
 			t.Fatalf("life %d: child stopped after %d answers", life, n)
 		}
 	}
-	r := newRecorder(t, recorder.Options{Spool: filepath.Join(dir, "spool"), Sink: "file://" + filepath.Join(dir, "sink")})
-	closeRecorder(t, r)
-	sink, _ := recorder.NewFileSink(filepath.Join(dir, "sink"))
-	ctx := context.Background()
-	rd := recorder.NewReader(sink)
-	list, err := rd.List(ctx, recorder.Filter{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	decisions, requests := map[string]int{}, map[string]int{}
-	for _, s := range list {
-		res, err := rd.Verify(ctx, s.ID, recorder.VerifyOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !res.OK() {
-			t.Fatalf("after kill -9: %v", res.Problems)
-		}
-		sess, err := rd.Load(ctx, s.ID, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range sess.Events {
-			switch {
-			case e.Decision != nil:
-				decisions[e.RequestID]++
-			case e.Request != nil:
-				if e.Request.Decision != recorder.DecisionAllowed || len(e.Request.Rules) != 1 {
-					t.Fatalf("request event without its decision: %+v", e.Request)
-				}
-				requests[e.RequestID]++
+	for _, e := range drainAndVerify(t, dir) {
+		switch {
+		case e.Decision != nil:
+			decisions[e.RequestID]++
+		case e.Request != nil:
+			if e.Request.Decision != recorder.DecisionAllowed || len(e.Request.Rules) != 1 {
+				t.Fatalf("request event without its decision: %+v", e.Request)
 			}
+			requests[e.RequestID]++
 		}
 	}
 	for id := range forwarded {
@@ -264,33 +242,10 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 			t.Fatalf("life %d: child stopped after %d acks", life, n)
 		}
 	}
-	// A clean process on the same spool uploads the rest.
-	r := newRecorder(t, recorder.Options{Spool: filepath.Join(dir, "spool"), Sink: "file://" + filepath.Join(dir, "sink")})
-	closeRecorder(t, r)
-	sink, _ := recorder.NewFileSink(filepath.Join(dir, "sink"))
-	ctx := context.Background()
-	rd := recorder.NewReader(sink)
-	list, err := rd.List(ctx, recorder.Filter{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	found := map[string]int{}
-	for _, s := range list {
-		res, err := rd.Verify(ctx, s.ID, recorder.VerifyOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !res.OK() {
-			t.Fatalf("after kill -9: %v", res.Problems)
-		}
-		sess, err := rd.Load(ctx, s.ID, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range sess.Events {
-			if e.Kind == recorder.KindDecision {
-				found[e.RequestID]++
-			}
+	for _, e := range drainAndVerify(t, dir) {
+		if e.Kind == recorder.KindDecision {
+			found[e.RequestID]++
 		}
 	}
 	for id := range acked {
@@ -304,4 +259,39 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 		}
 	}
 	t.Logf("%d acknowledged, %d recorded (the rest were in flight at the kill)", len(acked), len(found))
+}
+
+// drainAndVerify runs a clean recorder on the spool under dir, which
+// uploads what the killed processes left, verifies every session of the
+// sink and returns their events.
+func drainAndVerify(t *testing.T, dir string) []*recorder.Event {
+	t.Helper()
+	r := newRecorder(t, recorder.Options{Spool: filepath.Join(dir, "spool"), Sink: "file://" + filepath.Join(dir, "sink")})
+	closeRecorder(t, r)
+	sink, err := recorder.NewFileSink(filepath.Join(dir, "sink"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rd := recorder.NewReader(sink)
+	list, err := rd.List(ctx, recorder.Filter{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []*recorder.Event
+	for _, s := range list {
+		res, err := rd.Verify(ctx, s.ID, recorder.VerifyOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.OK() {
+			t.Fatalf("after kill -9: %v", res.Problems)
+		}
+		sess, err := rd.Load(ctx, s.ID, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, sess.Events...)
+	}
+	return events
 }
