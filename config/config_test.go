@@ -10,11 +10,7 @@ import (
 )
 
 func TestParseErrorsNameTheKey(t *testing.T) {
-	tests := []struct {
-		name string
-		yaml string
-		want string
-	}{
+	tests := []parseError{
 		{"unknown top key", "listne:\n  authz: 127.0.0.1:9001\n", "config: listne (line 1): unknown key"},
 		{"unknown nested key", "listen:\n  authz: 127.0.0.1:9001\n  grpc: 1.2.3.4:5\nidentity: {dev: true}\n", "config: listen.grpc (line 3): unknown key"},
 		{"unknown key in list", "identity:\n  issuers:\n    - issuer: https://a.example\n      audiance: x\n", "config: identity.issuers[0].audiance (line 4): unknown key"},
@@ -53,17 +49,7 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"yaml wrong on a later line", "listen:\n  authz: \":9001\"\n approvals:\n  store: memory\n", "config: (file) (line 3): not valid YAML"},
 		{"scalar for mapping", "listen: 5\n", "config: listen (line 1): must be a mapping"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse([]byte(tt.yaml))
-			if err == nil {
-				t.Fatalf("Parse accepted:\n%s", tt.yaml)
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("error\n  %v\nwant it to contain\n  %s", err, tt.want)
-			}
-		})
-	}
+	testParseErrors(t, tests)
 }
 
 func TestParseKeepsDefaults(t *testing.T) {
@@ -157,9 +143,7 @@ func TestConsoleKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	const issuers = "identity:\n  issuers: [{issuer: https://login.example.com, audience: airlock}]\n"
-	tests := []struct {
-		name, yaml, want string
-	}{
+	tests := []parseError{
 		{"issuer not trusted", issuers + "console: {issuer: https://other.example.com}\n", `config: console.issuer: "https://other.example.com" is not one of identity.issuers (https://login.example.com)`},
 		{"client id empty", issuers + "console: {issuer: https://login.example.com, client_id: ''}\n", "config: console.client_id: is required"},
 		{"secret missing", issuers + "console: {issuer: https://login.example.com, client_secret_file: /nonexistent/s}\n", `config: console.client_secret_file: "/nonexistent/s"`},
@@ -171,14 +155,7 @@ func TestConsoleKeys(t *testing.T) {
 		{"unknown key", issuers + "console: {auditor: [group:a]}\n", "config: console.auditor (line 3): unknown key"},
 		{"no base URL off loopback", issuers + "console: {issuer: https://login.example.com}\nlisten: {authz: 127.0.0.1:1, http: 0.0.0.0:8080}\n", "config: approvals.public_url: is required with console.issuer"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse([]byte(tt.yaml))
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("error %v, want it to contain %q", err, tt.want)
-			}
-		})
-	}
+	testParseErrors(t, tests)
 	c, err := Parse([]byte(issuers + "console: {issuer: https://login.example.com, client_secret_file: " + secret + ", auditors: [group:audit, user:eve@example.com]}\napprovals: {public_url: https://airlock.example.com}\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -209,5 +186,24 @@ func TestEnumKeysNameTheirWords(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: %v, want %q", tc.yaml, err, tc.want)
 		}
+	}
+}
+
+// parseError is a configuration Parse must refuse with an error that
+// contains want.
+type parseError struct{ name, yaml, want string }
+
+func testParseErrors(t *testing.T, tests []parseError) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml))
+			if err == nil {
+				t.Fatalf("Parse accepted:\n%s", tt.yaml)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error\n  %v\nwant it to contain\n  %s", err, tt.want)
+			}
+		})
 	}
 }

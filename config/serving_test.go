@@ -16,9 +16,7 @@ func TestServingKeysNameTheKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	const dev = "identity: {dev: true}\n"
-	tests := []struct {
-		name, yaml, want string
-	}{
+	tests := []parseError{
 		{"sds on every interface", dev + "listen: {sds: 0.0.0.0:9003}\n", `config: listen.sds: "0.0.0.0:9003" binds 0.0.0.0: SDS hands out the GCP access token`},
 		{"sds on an empty host", dev + "listen: {sds: \":9003\"}\n", `config: listen.sds: ":9003" binds every interface`},
 		{"sds on a pod address", dev + "listen: {sds: 10.0.0.7:9003}\n", `config: listen.sds: "10.0.0.7:9003" binds 10.0.0.7`},
@@ -49,17 +47,7 @@ func TestServingKeysNameTheKey(t *testing.T) {
 		{"hd", "identity:\n  issuers: [{issuer: https://accounts.google.com, audience: a, allowed_hd: ['exa mple.com']}]\n", `config: identity.issuers[0].allowed_hd[0]: "exa mple.com" is not a domain name`},
 		{"unknown http key", dev + "http: {read_timeot: 1s}\n", "config: http.read_timeot (line 2): unknown key"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse([]byte(tt.yaml))
-			if err == nil {
-				t.Fatalf("Parse accepted:\n%s", tt.yaml)
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("error\n  %v\nwant it to contain\n  %s", err, tt.want)
-			}
-		})
-	}
+	testParseErrors(t, tests)
 }
 
 func TestServingKeysAccepted(t *testing.T) {
