@@ -2,14 +2,11 @@ package authz
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/airlockhq/airlock/gcp"
-	"github.com/airlockhq/airlock/policies"
 )
 
 // A careful author guards body rules with has(); a body that exists but
@@ -40,14 +37,7 @@ rules:
 
 func newBodyEngine(t *testing.T, maxBody int) *Engine {
 	t.Helper()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "p.yaml"), []byte(bodyPolicy), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	set, err := policies.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := loadPolicy(t, bodyPolicy)
 	e, err := New(Options{
 		Verifier:     fakeVerifier{"good": {Subject: "agent-1", Groups: []string{"ai-agents"}}},
 		Recognizer:   gcp.NewRecognizer(gcp.DefaultCatalog(), nil),

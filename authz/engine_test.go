@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +13,6 @@ import (
 	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/identity"
 	"github.com/airlockhq/airlock/masking"
-	"github.com/airlockhq/airlock/policies"
 )
 
 // fakeVerifier accepts the tokens it knows.
@@ -79,14 +76,7 @@ masking:
 
 func newTestEngine(t *testing.T, opts Options) *Engine {
 	t.Helper()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "p.yaml"), []byte(testPolicy), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	set, err := policies.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := loadPolicy(t, testPolicy)
 	opts.Policies = set
 	if opts.Verifier == nil {
 		opts.Verifier = fakeVerifier{"good": {Subject: "agent-1", Email: "agent@example.com", Groups: []string{"ai-agents"}, Actor: "claude"}}

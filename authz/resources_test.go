@@ -3,14 +3,11 @@ package authz
 import (
 	"context"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/airlockhq/airlock/gcp"
-	"github.com/airlockhq/airlock/policies"
 	"github.com/airlockhq/airlock/resources"
 	"github.com/airlockhq/airlock/resources/resourcestest"
 )
@@ -40,14 +37,7 @@ rules:
 
 func newResourceEngine(t *testing.T, f *resourcestest.Fake, policy string) *Engine {
 	t.Helper()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "p.yaml"), []byte(policy), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	set, err := policies.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := loadPolicy(t, policy)
 	l, err := resources.New(resources.Options{Client: http.DefaultClient, Endpoints: f.Endpoints(), Timeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

@@ -5,13 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/airlockhq/airlock/gcp"
-	"github.com/airlockhq/airlock/policies"
 )
 
 func batchOf(parts ...string) []byte {
@@ -174,14 +171,7 @@ func TestSinkGuard(t *testing.T) {
 // The guard runs before policy: a policy that allows everything does not
 // let an agent at the recordings, and the refusal says why.
 func TestSinkGuardBeforePolicy(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "p.yaml"), []byte("name: open\ndefault: allow\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	set, err := policies.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := loadPolicy(t, "name: open\ndefault: allow\n")
 	recd := &fakeRecorder{}
 	e, err := New(Options{
 		Verifier:   fakeVerifier{"good": {Subject: "agent-1"}},

@@ -31,14 +31,7 @@ rules:
 
 func newDenyListEngine(t *testing.T, mode Unrecognised) *Engine {
 	t.Helper()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "p.yaml"), []byte(denyListPolicy), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	set, err := policies.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := loadPolicy(t, denyListPolicy)
 	e, err := New(Options{
 		Verifier:     fakeVerifier{"good": {Subject: "agent-1", Groups: []string{"ai-agents"}}},
 		Recognizer:   gcp.NewRecognizer(gcp.DefaultCatalog(), nil),
