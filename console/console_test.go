@@ -454,7 +454,7 @@ func TestPagesCSP(t *testing.T) {
 func (f *fixture) recordSession(t *testing.T) string {
 	t.Helper()
 	ctx := context.Background()
-	rec, err := recorder.New(ctx, recorder.Options{SinkImpl: f.sink, Spool: t.TempDir(), MaxBodyBytes: 1024, FlushInterval: 20 * time.Millisecond})
+	rec, err := recorder.New(ctx, recorder.Options{Sink: f.sink, Spool: t.TempDir(), MaxBodyBytes: 1024, FlushInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 func BenchmarkSpoolAppendParallel(b *testing.B) {
 	dir := b.TempDir()
 	r, err := recorder.New(context.Background(), recorder.Options{
-		Sink: "file://" + filepath.Join(dir, "sink"), Spool: filepath.Join(dir, "spool"),
+		Sink: mustSink(b, "file://"+filepath.Join(dir, "sink")), Spool: filepath.Join(dir, "spool"),
 		SpoolMaxBytes: 8 << 30, FlushInterval: time.Hour, ChunkMinBytes: 1 << 30, ChunkMaxBytes: 1 << 30, ChunkMaxAge: time.Hour,
 	})
 	if err != nil {
@@ -55,7 +55,7 @@ func BenchmarkUploadGCS(b *testing.B) {
 	client := g.Client(b)
 	dir := b.TempDir()
 	ctx := context.Background()
-	r, err := recorder.New(ctx, recorder.Options{Sink: "gs://audit/bench", StorageClient: client, Spool: filepath.Join(dir, "spool"),
+	r, err := recorder.New(ctx, recorder.Options{Sink: recorder.NewGCSSink(client, "audit", "bench"), Spool: filepath.Join(dir, "spool"),
 		SpoolMaxBytes: 8 << 30, FlushInterval: time.Hour})
 	if err != nil {
 		b.Fatal(err)

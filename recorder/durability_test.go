@@ -69,7 +69,7 @@ func hookedRecorder(t *testing.T, durability string) (*Recorder, *committerLog) 
 	dir := t.TempDir()
 	log := &committerLog{hold: map[string]chan struct{}{}, entered: map[string]chan struct{}{}}
 	r, err := New(context.Background(), Options{
-		Spool: filepath.Join(dir, "spool"), Sink: "file://" + filepath.Join(dir, "sink"),
+		Spool: filepath.Join(dir, "spool"), Sink: mustSink(t, "file://"+filepath.Join(dir, "sink")),
 		Durability: durability, FlushInterval: time.Hour,
 	})
 	if err != nil {
@@ -297,7 +297,7 @@ func TestUnwaitedRecordsAreSynced(t *testing.T) {
 func TestOneSessionManyCallersChain(t *testing.T) {
 	dir := t.TempDir()
 	sink := filepath.Join(dir, "sink")
-	r, err := New(context.Background(), Options{Spool: filepath.Join(dir, "spool"), Sink: "file://" + sink, Durability: DurabilityExtProc})
+	r, err := New(context.Background(), Options{Spool: filepath.Join(dir, "spool"), Sink: mustSink(t, "file://"+sink), Durability: DurabilityExtProc})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,4 +352,14 @@ func TestOneSessionManyCallersChain(t *testing.T) {
 	if len(s.Events) != 2*callers*each+1 || requests != callers*each {
 		t.Fatalf("%d events, %d requests", len(s.Events), requests)
 	}
+}
+
+// mustSink opens a sink URL.
+func mustSink(tb testing.TB, url string) Sink {
+	tb.Helper()
+	s, err := OpenSink(context.Background(), url, SinkOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
 }

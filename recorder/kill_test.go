@@ -40,8 +40,13 @@ func TestMain(m *testing.M) {
 // for a refusal the decision, then "refused ID": the agent has its answer.
 func crashFlowChild(dir string) {
 	ctx := context.Background()
+	sink, err := recorder.NewFileSink(filepath.Join(dir, "sink"))
+	if err != nil {
+		fmt.Println("error", err)
+		return
+	}
 	r, err := recorder.New(ctx, recorder.Options{
-		Spool: filepath.Join(dir, "spool"), Sink: "file://" + filepath.Join(dir, "sink"), Durability: recorder.DurabilityExtProc,
+		Spool: filepath.Join(dir, "spool"), Sink: sink, Durability: recorder.DurabilityExtProc,
 		FlushInterval: 5 * time.Millisecond, ChunkMaxBytes: 4096, ChunkMaxAge: 5 * time.Millisecond,
 	})
 	if err != nil {
@@ -171,8 +176,13 @@ func TestKill9ExtProcFlowLosesNothingForwarded(t *testing.T) {
 // goes, and prints "ack ID" once each decision is durable, until killed.
 func crashChild(dir string) {
 	ctx := context.Background()
+	sink, err := recorder.NewFileSink(filepath.Join(dir, "sink"))
+	if err != nil {
+		fmt.Println("error", err)
+		return
+	}
 	r, err := recorder.New(ctx, recorder.Options{
-		Spool: filepath.Join(dir, "spool"), Sink: "file://" + filepath.Join(dir, "sink"),
+		Spool: filepath.Join(dir, "spool"), Sink: sink,
 		FlushInterval: 5 * time.Millisecond, ChunkMaxBytes: 4096, ChunkMaxAge: 5 * time.Millisecond,
 	})
 	if err != nil {
@@ -266,7 +276,7 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 // sink and returns their events.
 func drainAndVerify(t *testing.T, dir string) []*recorder.Event {
 	t.Helper()
-	r := newRecorder(t, recorder.Options{Spool: filepath.Join(dir, "spool"), Sink: "file://" + filepath.Join(dir, "sink")})
+	r := newRecorder(t, recorder.Options{Spool: filepath.Join(dir, "spool"), Sink: mustSink(t, "file://"+filepath.Join(dir, "sink"))})
 	closeRecorder(t, r)
 	sink, err := recorder.NewFileSink(filepath.Join(dir, "sink"))
 	if err != nil {

@@ -44,14 +44,14 @@ func TestSegmentNamesThePreviousOneAcrossReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	a := newRecorder(t, recorder.Options{SinkImpl: sink, RedisClient: client})
+	a := newRecorder(t, recorder.Options{Sink: sink, RedisClient: client})
 	for i := 0; i < 3; i++ {
 		if err := recordRequest(ctx, a, "shared~x", "alice", i); err != nil {
 			t.Fatal(err)
 		}
 	}
 	closeRecorder(t, a) // closes A's segment: 10 events
-	b := newRecorder(t, recorder.Options{SinkImpl: sink, RedisClient: client})
+	b := newRecorder(t, recorder.Options{Sink: sink, RedisClient: client})
 	if err := recordRequest(ctx, b, "shared~x", "alice", 3); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestPreviousSegmentIsBoundByGenesis(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	r := newRecorder(t, recorder.Options{SinkImpl: sink, SegmentMaxEvents: 10})
+	r := newRecorder(t, recorder.Options{Sink: sink, SegmentMaxEvents: 10})
 	for i := 0; i < 5; i++ {
 		if err := recordRequest(ctx, r, "bound~x", "alice", i); err != nil {
 			t.Fatal(err)
@@ -148,7 +148,7 @@ func TestManifestWrittenBeforeCrashIsSkipped(t *testing.T) {
 	sink := &lossySink{Sink: inner, suffix: ".manifest.json"}
 	spool := filepath.Join(t.TempDir(), "spool")
 	ctx := context.Background()
-	r1 := newRecorder(t, recorder.Options{SinkImpl: sink, Spool: spool, FlushInterval: time.Hour})
+	r1 := newRecorder(t, recorder.Options{Sink: sink, Spool: spool, FlushInterval: time.Hour})
 	for i := 0; i < 3; i++ {
 		if err := recordRequest(ctx, r1, "mcrash~x", "alice", i); err != nil {
 			t.Fatal(err)
@@ -163,7 +163,7 @@ func TestManifestWrittenBeforeCrashIsSkipped(t *testing.T) {
 		t.Fatal("no manifest was written before the crash")
 	}
 	sink.down.Store(false)
-	r2 := newRecorder(t, recorder.Options{SinkImpl: sink, Spool: spool})
+	r2 := newRecorder(t, recorder.Options{Sink: sink, Spool: spool})
 	closeRecorder(t, r2)
 	if sink.exists.Load() == 0 {
 		t.Fatal("the restarted writer never met the manifest written before the crash")
@@ -197,7 +197,7 @@ func TestChunkUploadedBeforeCrashIsTakenAsIs(t *testing.T) {
 			sink := &lossySink{Sink: inner}
 			spool := filepath.Join(t.TempDir(), "spool")
 			ctx := context.Background()
-			r1 := newRecorder(t, recorder.Options{SinkImpl: sink, Spool: spool, FlushInterval: time.Hour, ChunkMaxAge: time.Hour, ChunkMinBytes: 1 << 20, ChunkMaxBytes: tc.before})
+			r1 := newRecorder(t, recorder.Options{Sink: sink, Spool: spool, FlushInterval: time.Hour, ChunkMaxAge: time.Hour, ChunkMinBytes: 1 << 20, ChunkMaxBytes: tc.before})
 			for i := 0; i < 5; i++ {
 				if err := recordRequest(ctx, r1, "crash~x", "alice", i); err != nil {
 					t.Fatal(err)
@@ -212,7 +212,7 @@ func TestChunkUploadedBeforeCrashIsTakenAsIs(t *testing.T) {
 				t.Fatal("no chunk was uploaded before the crash")
 			}
 			sink.down.Store(false)
-			r2 := newRecorder(t, recorder.Options{SinkImpl: sink, Spool: spool, ChunkMaxBytes: tc.next})
+			r2 := newRecorder(t, recorder.Options{Sink: sink, Spool: spool, ChunkMaxBytes: tc.next})
 			closeRecorder(t, r2)
 			if sink.exists.Load() == 0 {
 				t.Fatal("the restarted writer never met the chunk uploaded before the crash")
@@ -234,7 +234,7 @@ func TestStaleOpenSegmentFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	r := newRecorder(t, recorder.Options{SinkImpl: sink, IdleGap: time.Minute})
+	r := newRecorder(t, recorder.Options{Sink: sink, IdleGap: time.Minute})
 	for i := 0; i < 3; i++ {
 		if err := recordRequest(ctx, r, "open~x", "alice", i); err != nil {
 			t.Fatal(err)
@@ -257,7 +257,7 @@ func TestStaleOpenSegmentFails(t *testing.T) {
 func TestSpoolIsLocked(t *testing.T) {
 	spool := filepath.Join(t.TempDir(), "spool")
 	r := newRecorder(t, recorder.Options{Spool: spool})
-	_, err := recorder.New(context.Background(), recorder.Options{Spool: spool, Sink: "file://" + t.TempDir()})
+	_, err := recorder.New(context.Background(), recorder.Options{Spool: spool, Sink: mustSink(t, "file://"+t.TempDir())})
 	if !errors.Is(err, recorder.ErrSpoolInUse) || !strings.Contains(err.Error(), spool) {
 		t.Fatalf("second recorder on one spool: %v, want ErrSpoolInUse naming it", err)
 	}

@@ -29,7 +29,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"cloud.google.com/go/storage"
 	"github.com/klauspost/compress/gzip"
 	"github.com/redis/go-redis/v9"
 
@@ -38,10 +37,9 @@ import (
 
 // Options configure a Recorder. Zero values take the defaults noted.
 type Options struct {
-	// Sink is gs://BUCKET/PREFIX or file://DIR. Required unless SinkImpl is set.
-	Sink string
-	// SinkImpl, when set, is used instead of opening Sink.
-	SinkImpl Sink
+	// Sink is where segments are uploaded (OpenSink opens gs://BUCKET/PREFIX
+	// or file://DIR). Required.
+	Sink Sink
 	// Spool is the local spool directory. Required.
 	Spool string
 	// SpoolMaxBytes bounds the spool on disk; default 1 GiB.
@@ -76,8 +74,6 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
-	// StorageClient is used for gs:// sinks instead of a new client.
-	StorageClient *storage.Client
 	// FlushInterval is how often the uploader looks for due segments and
 	// idle ones; default 1s.
 	FlushInterval time.Duration
@@ -272,6 +268,9 @@ var _ interface {
 // New opens the spool (recovering what a previous process left), the sink
 // and the session tracker, and starts uploading.
 func New(ctx context.Context, opts Options) (*Recorder, error) {
+	if opts.Sink == nil {
+		return nil, errors.New("recorder: a sink is required")
+	}
 	if opts.Spool == "" {
 		return nil, errors.New("recorder: a spool directory is required")
 	}
@@ -389,14 +388,7 @@ func New(ctx context.Context, opts Options) (*Recorder, error) {
 		}
 		r.signer = s
 	}
-	r.sink = opts.SinkImpl
-	if r.sink == nil {
-		s, err := OpenSink(ctx, opts.Sink, SinkOptions{StorageClient: opts.StorageClient})
-		if err != nil {
-			return nil, err
-		}
-		r.sink = s
-	}
+	r.sink = opts.Sink
 	shared := opts.RedisClient
 	switch {
 	case opts.Tracker != nil:

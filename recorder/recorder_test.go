@@ -31,8 +31,8 @@ func newRecorder(t *testing.T, opts recorder.Options) *recorder.Recorder {
 	if opts.Spool == "" {
 		opts.Spool = filepath.Join(t.TempDir(), "spool")
 	}
-	if opts.Sink == "" && opts.SinkImpl == nil {
-		opts.Sink = "file://" + filepath.Join(t.TempDir(), "sink")
+	if opts.Sink == nil {
+		opts.Sink = mustSink(t, "file://"+filepath.Join(t.TempDir(), "sink"))
 	}
 	if opts.FlushInterval == 0 {
 		opts.FlushInterval = 20 * time.Millisecond
@@ -288,7 +288,7 @@ func TestSpoolFullDropsAndCounts(t *testing.T) {
 func TestGCSEndToEnd(t *testing.T) {
 	g := recordertest.StartGCS(t, "audit")
 	client := g.Client(t)
-	r := newRecorder(t, recorder.Options{Sink: "gs://audit/airlock/sessions", StorageClient: client})
+	r := newRecorder(t, recorder.Options{Sink: recorder.NewGCSSink(client, "audit", "airlock/sessions")})
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	for s := 0; s < 4; s++ {
@@ -338,7 +338,7 @@ func TestGCSEndToEnd(t *testing.T) {
 func TestGCSOutageSpoolsThenDrains(t *testing.T) {
 	g := recordertest.StartGCS(t, "audit")
 	client := g.Client(t)
-	r := newRecorder(t, recorder.Options{Sink: "gs://audit/p", StorageClient: client, UploadTimeout: 300 * time.Millisecond})
+	r := newRecorder(t, recorder.Options{Sink: recorder.NewGCSSink(client, "audit", "p"), UploadTimeout: 300 * time.Millisecond})
 	ctx := context.Background()
 	g.SetDown(true)
 	for i := 0; i < 200; i++ {
@@ -378,7 +378,7 @@ func TestCrashRecoveryUploadsOnce(t *testing.T) {
 	sinkDir := filepath.Join(t.TempDir(), "sink")
 	ctx := context.Background()
 	// First life: part uploaded, part only spooled, then a crash.
-	r1 := newRecorder(t, recorder.Options{Spool: spool, Sink: "file://" + sinkDir, FlushInterval: time.Hour})
+	r1 := newRecorder(t, recorder.Options{Spool: spool, Sink: mustSink(t, "file://"+sinkDir), FlushInterval: time.Hour})
 	for i := 0; i < 40; i++ {
 		if err := recordRequest(ctx, r1, "crash~x", "dave", i); err != nil {
 			t.Fatal(err)
@@ -408,7 +408,7 @@ func TestCrashRecoveryUploadsOnce(t *testing.T) {
 	f.Close()
 
 	// Second life on the same spool: resumes and records more.
-	r2 := newRecorder(t, recorder.Options{Spool: spool, Sink: "file://" + sinkDir})
+	r2 := newRecorder(t, recorder.Options{Spool: spool, Sink: mustSink(t, "file://"+sinkDir)})
 	for i := 100; i < 110; i++ {
 		if err := recordRequest(ctx, r2, "crash~x", "dave", i); err != nil {
 			t.Fatal(err)
@@ -435,7 +435,7 @@ func TestCrashBeforeAnyUpload(t *testing.T) {
 	client := g.Client(t)
 	spool := filepath.Join(t.TempDir(), "spool")
 	ctx := context.Background()
-	opts := recorder.Options{Spool: spool, Sink: "gs://audit/c", StorageClient: client, FlushInterval: time.Hour}
+	opts := recorder.Options{Spool: spool, Sink: recorder.NewGCSSink(client, "audit", "c"), FlushInterval: time.Hour}
 	r1 := newRecorder(t, opts)
 	for i := 0; i < 30; i++ {
 		if err := recordRequest(ctx, r1, "early~x", "erin", i); err != nil {
@@ -459,7 +459,7 @@ func TestCloseWithSinkDownKeepsTheSpool(t *testing.T) {
 	client := g.Client(t)
 	spool := filepath.Join(t.TempDir(), "spool")
 	ctx := context.Background()
-	opts := recorder.Options{Spool: spool, Sink: "gs://audit/d", StorageClient: client, UploadTimeout: 200 * time.Millisecond}
+	opts := recorder.Options{Spool: spool, Sink: recorder.NewGCSSink(client, "audit", "d"), UploadTimeout: 200 * time.Millisecond}
 	r1 := newRecorder(t, opts)
 	g.SetDown(true)
 	for i := 0; i < 20; i++ {
@@ -609,7 +609,7 @@ func TestManifestFollowsChunksOncePerInterval(t *testing.T) {
 		t.Fatal(err)
 	}
 	sink := &countingSink{Sink: fs}
-	r := newRecorder(t, recorder.Options{SinkImpl: sink, ChunkMinBytes: 4 << 10, ChunkMaxBytes: 4 << 10, FlushInterval: time.Hour, ChunkMaxAge: time.Hour})
+	r := newRecorder(t, recorder.Options{Sink: sink, ChunkMinBytes: 4 << 10, ChunkMaxBytes: 4 << 10, FlushInterval: time.Hour, ChunkMaxAge: time.Hour})
 	ctx := context.Background()
 	// Eight agents' requests at once, as under load, until 8 chunks are up.
 	var wg sync.WaitGroup
@@ -667,4 +667,15 @@ func TestManifestFollowsChunksOncePerInterval(t *testing.T) {
 		t.Fatalf("after Flush: verify %+v, want every one of %d chunks in the manifest", res, chunks)
 	}
 	closeRecorder(t, r)
+}
+
+// mustSink opens a sink URL (file://DIR, or gs://BUCKET/PREFIX against the
+// emulator STORAGE_EMULATOR_HOST names).
+func mustSink(tb testing.TB, url string) recorder.Sink {
+	tb.Helper()
+	s, err := recorder.OpenSink(context.Background(), url, recorder.SinkOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
 }

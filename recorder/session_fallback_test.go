@@ -150,7 +150,7 @@ func TestLocalSessionEventsAreMarked(t *testing.T) {
 	ft := recorder.NewFallbackTracker(shared, recorder.FallbackOptions{RetryMin: time.Hour})
 	sinkDir := filepath.Join(t.TempDir(), "sink")
 	rec, err := recorder.New(context.Background(), recorder.Options{
-		Sink: "file://" + sinkDir, Spool: filepath.Join(t.TempDir(), "spool"), Tracker: ft,
+		Sink: mustSink(t, "file://"+sinkDir), Spool: filepath.Join(t.TempDir(), "spool"), Tracker: ft,
 		FlushInterval: 20 * time.Millisecond, ChunkMaxAge: 20 * time.Millisecond,
 	})
 	if err != nil {

@@ -95,7 +95,7 @@ func TestRollbackOfSignedManifestWithDeletedChunksFails(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			sink := newSink(t)
 			ctx := context.Background()
-			r := newRecorder(t, recorder.Options{SinkImpl: sink, ChunkMaxBytes: 2048, Signer: recorder.NewSigner(priv)})
+			r := newRecorder(t, recorder.Options{Sink: sink, ChunkMaxBytes: 2048, Signer: recorder.NewSigner(priv)})
 			for i := 0; i < 20; i++ {
 				if err := recordRequest(ctx, r, "roll~x", "alice", i); err != nil {
 					t.Fatal(err)
@@ -166,7 +166,7 @@ func TestRollbackOfSignedManifestWithDeletedChunksFails(t *testing.T) {
 func recordSegments(t *testing.T, sink recorder.Sink, id string) []string {
 	t.Helper()
 	ctx := context.Background()
-	r := newRecorder(t, recorder.Options{SinkImpl: sink, SegmentMaxEvents: 10})
+	r := newRecorder(t, recorder.Options{Sink: sink, SegmentMaxEvents: 10})
 	for i := 0; i < 15; i++ {
 		if err := recordRequest(ctx, r, id, "alice", i); err != nil {
 			t.Fatal(err)
@@ -246,7 +246,7 @@ func TestRecorderWorksUnderBucketLock(t *testing.T) {
 	spool := filepath.Join(t.TempDir(), "spool")
 	var logs strings.Builder
 	var logMu sync.Mutex
-	opts := recorder.Options{Sink: "gs://audit/locked", StorageClient: client, Spool: spool, ChunkMaxBytes: 2048,
+	opts := recorder.Options{Sink: recorder.NewGCSSink(client, "audit", "locked"), Spool: spool, ChunkMaxBytes: 2048,
 		Logger: slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) { logMu.Lock(); defer logMu.Unlock(); return logs.Write(p) }), nil))}
 	r := newRecorder(t, opts)
 	for i := 0; i < 30; i++ {

@@ -35,7 +35,7 @@ func TestUnauthenticatedFloodLeavesRoomForAgents(t *testing.T) {
 	g := recordertest.StartGCS(t, "audit")
 	g.SetDown(true)
 	ctx := context.Background()
-	r := newRecorder(t, recorder.Options{Sink: "gs://audit/s", StorageClient: g.Client(t), SpoolMaxBytes: 256 << 10, MaxBodyBytes: 16 << 10, UploadTimeout: time.Second})
+	r := newRecorder(t, recorder.Options{Sink: recorder.NewGCSSink(g.Client(t), "audit", "s"), SpoolMaxBytes: 256 << 10, MaxBodyBytes: 16 << 10, UploadTimeout: time.Second})
 	for i := 0; i < 2000; i++ {
 		if err := r.Decision(ctx, tokenless(i)); err != nil {
 			t.Fatalf("tokenless request %d: %v", i, err)
@@ -69,7 +69,7 @@ func TestUnauthenticatedEventsAreCompactAndLimited(t *testing.T) {
 	now.Store(&start)
 	clock := func() time.Time { return *now.Load() }
 	sinkDir := t.TempDir()
-	r := newRecorder(t, recorder.Options{Sink: "file://" + sinkDir, Now: clock, MaxBodyBytes: 16 << 10,
+	r := newRecorder(t, recorder.Options{Sink: mustSink(t, "file://"+sinkDir), Now: clock, MaxBodyBytes: 16 << 10,
 		Mask:            func(b []byte) []byte { return []byte(strings.ReplaceAll(string(b), "SECRET", "[MASKED]")) },
 		Unauthenticated: recorder.UnauthenticatedOptions{Rate: 1, Burst: 3}})
 	for i := 0; i < 10; i++ {
@@ -136,7 +136,7 @@ func TestUnauthenticatedSpoolShareDrops(t *testing.T) {
 	g := recordertest.StartGCS(t, "audit")
 	g.SetDown(true)
 	ctx := context.Background()
-	r := newRecorder(t, recorder.Options{Sink: "gs://audit/s", StorageClient: g.Client(t), SpoolMaxBytes: 64 << 10, UploadTimeout: time.Second,
+	r := newRecorder(t, recorder.Options{Sink: recorder.NewGCSSink(g.Client(t), "audit", "s"), SpoolMaxBytes: 64 << 10, UploadTimeout: time.Second,
 		Unauthenticated: recorder.UnauthenticatedOptions{Rate: 1e6, Burst: 1e6}})
 	for i := 0; i < 2000; i++ {
 		e := tokenless(i)

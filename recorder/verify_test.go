@@ -28,7 +28,7 @@ func recordedSession(t *testing.T, n int, signer *recorder.Signer) (*recorder.Fi
 	}
 	// Chunks are cut by size and by the explicit Flush only: a timer-driven
 	// flush on a loaded machine would cut chunks of one event.
-	r := newRecorder(t, recorder.Options{SinkImpl: sink, ChunkMaxBytes: 2048, Signer: signer, FlushInterval: time.Hour})
+	r := newRecorder(t, recorder.Options{Sink: sink, ChunkMaxBytes: 2048, Signer: signer, FlushInterval: time.Hour})
 	for i := 0; i < n; i++ {
 		if err := recordRequest(context.Background(), r, "audit~x", "alice", i); err != nil {
 			t.Fatal(err)

@@ -25,7 +25,12 @@ func (s *server) recorder(ctx context.Context, masker *masking.RequestMasker) (*
 		s.log.Warn("session recording is off (recorder.enabled: false)")
 		return nil, nil
 	}
+	sink, err := recorder.OpenSink(ctx, cfg.Recorder.Sink, recorder.SinkOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("config: recorder.sink: %w", err)
+	}
 	opts := recorderOptions(cfg.Recorder)
+	opts.Sink = sink
 	// Sessions and segment links are shared through approvals.store's Redis
 	// (the tracker falls back to this replica while Redis is down); without
 	// Redis they stay in this replica's memory.
@@ -244,11 +249,10 @@ func voteRecorder(rec *recorder.Recorder, log *slog.Logger) func(context.Context
 }
 
 // recorderOptions maps the recorder section of airlock.yaml to Options;
-// the caller adds what the file does not hold (the masker, the logger, the
-// Redis client, the session tracker).
+// the caller adds what the file does not hold (the opened sink, the masker,
+// the logger, the Redis client, the session tracker).
 func recorderOptions(c config.Recorder) recorder.Options {
 	return recorder.Options{
-		Sink:          c.Sink,
 		Spool:         c.Spool,
 		SpoolMaxBytes: c.SpoolMaxBytes,
 		OnFull:        c.OnFull,

@@ -42,7 +42,7 @@ func benchRecordDecision(b *testing.B, durability string, subjects int) {
 	}
 	dir := b.TempDir()
 	rec, err := recorder.New(context.Background(), recorder.Options{
-		Sink: "file://" + filepath.Join(dir, "sink"), Spool: filepath.Join(dir, "spool"),
+		Sink: mustSink(b, "file://"+filepath.Join(dir, "sink")), Spool: filepath.Join(dir, "spool"),
 		Mask: masking.NewRequestMasker(eng).Value, MaxBodyBytes: 16 << 10, Durability: durability,
 	})
 	if err != nil {
@@ -109,7 +109,7 @@ func TestDecisionRecorderSourceAndUnauthenticated(t *testing.T) {
 	}
 	dir := t.TempDir()
 	ctx := context.Background()
-	rec, err := recorder.New(ctx, recorder.Options{Sink: "file://" + filepath.Join(dir, "sink"), Spool: filepath.Join(dir, "spool"), Mask: masking.NewRequestMasker(eng).Value, MaxBodyBytes: 1024})
+	rec, err := recorder.New(ctx, recorder.Options{Sink: mustSink(t, "file://"+filepath.Join(dir, "sink")), Spool: filepath.Join(dir, "spool"), Mask: masking.NewRequestMasker(eng).Value, MaxBodyBytes: 1024})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,11 +150,21 @@ func TestDecisionRecorderSourceAndUnauthenticated(t *testing.T) {
 func TestRecorderOptions(t *testing.T) {
 	c := config.Default().Recorder
 	o := recorderOptions(c)
-	if o.Sink != c.Sink || o.Spool != c.Spool || o.SpoolMaxBytes != c.SpoolMaxBytes || o.OnFull != c.OnFull ||
+	if o.Spool != c.Spool || o.SpoolMaxBytes != c.SpoolMaxBytes || o.OnFull != c.OnFull ||
 		o.IdleGap != c.IdleGap || o.MaxBodyBytes != c.MaxBodyBytes || o.SigningKey != c.SigningKey ||
 		o.CheckpointInterval != c.CheckpointInterval || o.Unauthenticated.SpoolFraction != c.Unauthenticated.SpoolFraction ||
 		o.Unauthenticated.Rate != c.Unauthenticated.Rate || o.Unauthenticated.Burst != c.Unauthenticated.Burst ||
 		o.Unauthenticated.MaxSources != c.Unauthenticated.MaxSources {
 		t.Fatalf("recorderOptions(%+v) = %+v", c, o)
 	}
+}
+
+// mustSink opens a sink URL.
+func mustSink(tb testing.TB, url string) recorder.Sink {
+	tb.Helper()
+	s, err := recorder.OpenSink(context.Background(), url, recorder.SinkOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
 }

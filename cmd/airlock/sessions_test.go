@@ -29,7 +29,7 @@ func sessionsFixture(t *testing.T, signer *recorder.Signer) (sinkURL string, sin
 		t.Fatal(err)
 	}
 	r, err := recorder.New(context.Background(), recorder.Options{
-		SinkImpl: sink, Spool: filepath.Join(t.TempDir(), "spool"), MaxBodyBytes: 1024, Signer: signer,
+		Sink: sink, Spool: filepath.Join(t.TempDir(), "spool"), MaxBodyBytes: 1024, Signer: signer,
 		Mask: func(b []byte) []byte { return b },
 	})
 	if err != nil {
@@ -237,7 +237,7 @@ func TestSessionsPrune(t *testing.T) {
 func TestSessionsOnGCSEmulator(t *testing.T) {
 	g := recordertest.StartGCS(t, "audit")
 	ctx := context.Background()
-	r, err := recorder.New(ctx, recorder.Options{Sink: "gs://audit/rec", StorageClient: g.Client(t), Spool: filepath.Join(t.TempDir(), "spool")})
+	r, err := recorder.New(ctx, recorder.Options{Sink: recorder.NewGCSSink(g.Client(t), "audit", "rec"), Spool: filepath.Join(t.TempDir(), "spool")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +270,7 @@ func TestSessionsShowIsTerminalSafe(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, err := recorder.New(context.Background(), recorder.Options{
-		SinkImpl: sink, Spool: filepath.Join(t.TempDir(), "spool"), MaxBodyBytes: 1024,
+		Sink: sink, Spool: filepath.Join(t.TempDir(), "spool"), MaxBodyBytes: 1024,
 		Mask: func(b []byte) []byte { return b },
 	})
 	if err != nil {
@@ -401,7 +401,7 @@ func TestSessionsResolveAgentNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	r, err := recorder.New(ctx, recorder.Options{SinkImpl: sink, Spool: filepath.Join(t.TempDir(), "spool")})
+	r, err := recorder.New(ctx, recorder.Options{Sink: sink, Spool: filepath.Join(t.TempDir(), "spool")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -443,7 +443,7 @@ func TestSessionsResolveAgentNames(t *testing.T) {
 func TestSessionsVerifyWarnsWithoutBucketLock(t *testing.T) {
 	g := recordertest.StartGCS(t, "audit")
 	ctx := context.Background()
-	r, err := recorder.New(ctx, recorder.Options{Sink: "gs://audit/rec", StorageClient: g.Client(t), Spool: filepath.Join(t.TempDir(), "spool")})
+	r, err := recorder.New(ctx, recorder.Options{Sink: recorder.NewGCSSink(g.Client(t), "audit", "rec"), Spool: filepath.Join(t.TempDir(), "spool")})
 	if err != nil {
 		t.Fatal(err)
 	}
