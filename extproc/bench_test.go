@@ -160,8 +160,12 @@ func BenchmarkExtProcStreamedRecordedParallel(b *testing.B) {
 
 func benchRecorder(b *testing.B) *sessionrec.Recorder {
 	dir := b.TempDir()
+	sink, err := sessionrec.NewFileSink(dir + "/sessions")
+	if err != nil {
+		b.Fatal(err)
+	}
 	rec, err := sessionrec.New(context.Background(), sessionrec.Options{
-		Sink: "file://" + dir + "/sessions", Spool: dir + "/spool", MaxBodyBytes: 16 << 10,
+		Sink: sink, Spool: dir + "/spool", MaxBodyBytes: 16 << 10,
 	})
 	if err != nil {
 		b.Fatal(err)
