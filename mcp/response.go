@@ -109,23 +109,7 @@ func (m *ResponseMasker) top(dst, b []byte, i int) ([]byte, int, error) {
 	if b[i] == '{' {
 		return m.message(dst, b, i)
 	}
-	dst = append(dst, '[')
-	n := 0
-	end, err := elements(b, i, func(j int) (int, error) {
-		if n > 0 {
-			dst = append(dst, ',')
-		}
-		n++
-		var end int
-		var err error
-		if b[j] == '{' {
-			dst, end, err = m.message(dst, b, j)
-		} else {
-			dst, end, err = m.value(dst, b, j)
-		}
-		return end, err
-	})
-	return append(dst, ']'), end, err
+	return m.array(dst, b, i, func(dst []byte, j int) ([]byte, int, error) { return m.message(dst, b, j) })
 }
 
 // message masks one JSON-RPC message object at b[i], walking its result.
@@ -142,20 +126,12 @@ func (m *ResponseMasker) message(dst, b []byte, i int) ([]byte, int, error) {
 	}
 	resultStart, resultEnd := -1, -1
 	isErr := false
-	dst = append(dst, '{')
-	first := true
-	end, err := members(b, i, func(k []byte, j int) (int, error) {
-		if !first {
-			dst = append(dst, ',')
-		}
-		first = false
-		dst = m.key(dst, k)
-		dst = append(dst, ':')
+	dst, end, err := m.object(dst, b, i, func(dst, k []byte, j int) ([]byte, int, error) {
 		switch string(k) {
 		case `"id"`:
 			n := valueLen(b[j:])
 			if n < 0 {
-				return 0, errMalformed
+				return dst, 0, errMalformed
 			}
 			id = b[j : j+n]
 			lookup()
@@ -174,14 +150,10 @@ func (m *ResponseMasker) message(dst, b []byte, i int) ([]byte, int, error) {
 				dst, end, err = m.value(dst, b, j)
 			}
 			resultEnd = len(dst)
-			return end, err
+			return dst, end, err
 		}
-		var end int
-		var err error
-		dst, end, err = m.value(dst, b, j)
-		return end, err
+		return m.value(dst, b, j)
 	})
-	dst = append(dst, '}')
 	if err != nil {
 		return dst, end, err
 	}
@@ -235,6 +207,49 @@ func laterMember(b []byte, j int, key string) []byte {
 // by member, a tools/list result through the filter.
 func (m *ResponseMasker) result(dst, b []byte, i int, call CallInfo) ([]byte, int, bool, error) {
 	isErr := false
+	dst, end, err := m.object(dst, b, i, func(dst, k []byte, j int) ([]byte, int, error) {
+		switch {
+		case (string(k) == `"content"` || string(k) == `"contents"`) && b[j] == '[':
+			return m.items(dst, b, j, 0)
+		case string(k) == `"tools"` && b[j] == '[' && call.Method == "tools/list":
+			return m.tools(dst, b, j)
+		case string(k) == `"isError"`:
+			isErr = bytes.HasPrefix(b[j:], []byte("true"))
+		}
+		return m.value(dst, b, j)
+	})
+	return dst, end, isErr, err
+}
+
+// items masks content blocks (or resource contents): text that holds JSON
+// as a document of its own.
+func (m *ResponseMasker) items(dst, b []byte, i, depth int) ([]byte, int, error) {
+	return m.array(dst, b, i, func(dst []byte, j int) ([]byte, int, error) { return m.item(dst, b, j, depth) })
+}
+
+func (m *ResponseMasker) item(dst, b []byte, i, depth int) ([]byte, int, error) {
+	return m.object(dst, b, i, func(dst, k []byte, j int) ([]byte, int, error) {
+		switch {
+		case string(k) == `"text"` && b[j] == '"':
+			// Found and decoded in one pass.
+			sc := getBuf(0)
+			defer putBuf(sc)
+			e, content, ok := decodeString(b, j, sc)
+			if e < 0 {
+				return dst, 0, errMalformed
+			}
+			dst, err := m.textValue(dst, b[j:e], content, ok)
+			return dst, e, err
+		case string(k) == `"resource"` && b[j] == '{' && depth == 0:
+			return m.item(dst, b, j, depth+1)
+		}
+		return m.value(dst, b, j)
+	})
+}
+
+// object re-emits the object at b[i] member by member: each key as m.key
+// writes it, each value through val.
+func (m *ResponseMasker) object(dst, b []byte, i int, val func(dst, k []byte, j int) ([]byte, int, error)) ([]byte, int, error) {
 	dst = append(dst, '{')
 	first := true
 	end, err := members(b, i, func(k []byte, j int) (int, error) {
@@ -246,25 +261,15 @@ func (m *ResponseMasker) result(dst, b []byte, i int, call CallInfo) ([]byte, in
 		dst = append(dst, ':')
 		var end int
 		var err error
-		switch {
-		case (string(k) == `"content"` || string(k) == `"contents"`) && b[j] == '[':
-			dst, end, err = m.items(dst, b, j, 0)
-		case string(k) == `"tools"` && b[j] == '[' && call.Method == "tools/list":
-			dst, end, err = m.tools(dst, b, j)
-		case string(k) == `"isError"`:
-			isErr = bytes.HasPrefix(b[j:], []byte("true"))
-			dst, end, err = m.value(dst, b, j)
-		default:
-			dst, end, err = m.value(dst, b, j)
-		}
+		dst, end, err = val(dst, k, j)
 		return end, err
 	})
-	return append(dst, '}'), end, isErr, err
+	return append(dst, '}'), end, err
 }
 
-// items masks content blocks (or resource contents): text that holds JSON
-// as a document of its own.
-func (m *ResponseMasker) items(dst, b []byte, i, depth int) ([]byte, int, error) {
+// array re-emits the array at b[i]: objects through obj, other elements
+// masked as values.
+func (m *ResponseMasker) array(dst, b []byte, i int, obj func(dst []byte, j int) ([]byte, int, error)) ([]byte, int, error) {
 	dst = append(dst, '[')
 	n := 0
 	end, err := elements(b, i, func(j int) (int, error) {
@@ -275,47 +280,13 @@ func (m *ResponseMasker) items(dst, b []byte, i, depth int) ([]byte, int, error)
 		var end int
 		var err error
 		if b[j] == '{' {
-			dst, end, err = m.item(dst, b, j, depth)
+			dst, end, err = obj(dst, j)
 		} else {
 			dst, end, err = m.value(dst, b, j)
 		}
 		return end, err
 	})
 	return append(dst, ']'), end, err
-}
-
-func (m *ResponseMasker) item(dst, b []byte, i, depth int) ([]byte, int, error) {
-	dst = append(dst, '{')
-	first := true
-	end, err := members(b, i, func(k []byte, j int) (int, error) {
-		if !first {
-			dst = append(dst, ',')
-		}
-		first = false
-		dst = m.key(dst, k)
-		dst = append(dst, ':')
-		var end int
-		var err error
-		switch {
-		case string(k) == `"text"` && b[j] == '"':
-			// Found and decoded in one pass.
-			sc := getBuf(0)
-			e, content, ok := decodeString(b, j, sc)
-			if e < 0 {
-				putBuf(sc)
-				return 0, errMalformed
-			}
-			dst, err = m.textValue(dst, b[j:e], content, ok)
-			putBuf(sc)
-			end = e
-		case string(k) == `"resource"` && b[j] == '{' && depth == 0:
-			dst, end, err = m.item(dst, b, j, depth+1)
-		default:
-			dst, end, err = m.value(dst, b, j)
-		}
-		return end, err
-	})
-	return append(dst, '}'), end, err
 }
 
 // tools filters and masks the tools of a tools/list result.
