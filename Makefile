@@ -28,7 +28,8 @@ run: build
 	./$(BIN) serve
 
 # Tests need a real redis-server and, for the console's browser tests, a
-# headless Chromium; install them when missing (root) or say how.
+# headless Chromium, and the connect guide's snippets curl and python3;
+# install them when missing (root) or say how.
 test-deps:
 	@if ! command -v redis-server >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -38,6 +39,16 @@ test-deps:
 			echo "redis-server is missing: run 'sudo apt-get install -y redis-server'"; exit 1; \
 		fi; \
 	fi
+	@for tool in curl python3; do \
+		if ! command -v $$tool >/dev/null 2>&1; then \
+			if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+				echo "installing $$tool (apt-get)"; \
+				apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$tool >/dev/null; \
+			else \
+				echo "$$tool is missing: run 'sudo apt-get install -y $$tool'"; exit 1; \
+			fi; \
+		fi; \
+	done
 	@if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "installing chromium (apt-get)"; \

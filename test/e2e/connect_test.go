@@ -149,9 +149,7 @@ gcloud compute instances describe web-1 --zone us-east1-b --project acme-prod --
 		want(t, out, "web-1\tRUNNING")
 	})
 	t.Run("curl", func(t *testing.T) {
-		if _, err := exec.LookPath("curl"); err != nil {
-			t.Skip("curl is not installed")
-		}
+		needTool(t, "curl")
 		out := run(t, env, home, "bash", "-ec", s["curl"].code)
 		want(t, out, `"compute#instanceList"`, `"web-1"`, "[MASKED")
 	})
@@ -162,10 +160,7 @@ gcloud compute instances describe web-1 --zone us-east1-b --project acme-prod --
 		want(t, out, "instance web-1 RUNNING", "object release/notes.txt", "object release/v1.2.3.tar.gz")
 	})
 	t.Run("python", func(t *testing.T) {
-		py, err := exec.LookPath("python3")
-		if err != nil {
-			t.Skip("python3 is not installed")
-		}
+		py := needTool(t, "python3")
 		file := filepath.Join(repoRoot, s["python"].file)
 		run(t, env, home, py, "-c", "import ast, sys; ast.parse(open(sys.argv[1]).read())", file)
 		if exec.Command(py, "-c", "import google.auth, google.cloud.storage").Run() != nil {
@@ -222,4 +217,20 @@ func nodePath() string {
 		}
 	}
 	return p
+}
+
+// needTool is the path of a command a client snippet runs. Under CI=true a
+// missing one fails the test (make test-deps installs it); elsewhere the
+// snippet is skipped.
+func needTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is not installed (make test-deps installs it: apt-get install %s)", name, name)
+	}
+	t.Skipf("%s is not installed: apt-get install %s", name, name)
+	return ""
 }
