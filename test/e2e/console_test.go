@@ -258,17 +258,37 @@ func TestConsoleSessions(t *testing.T) {
 	auditor.checkLabels("session timeline")
 	auditor.shot("tampered-timeline")
 
+	// The replay reveals the events one at a time, in order. The recorded
+	// events are milliseconds apart, so at 60x the whole replay can finish
+	// between two polls: a MutationObserver notes how many events are
+	// visible after each step instead (each step is its own timer task, so
+	// each gets its own observer callback).
+	eval[bool](auditor, "watch the replay", `(() => {
+		window.replaySteps = [];
+		new MutationObserver(() => window.replaySteps.push(document.querySelectorAll('#timeline li:not([hidden])').length))
+			.observe(document.querySelector('#timeline'), {subtree: true, attributes: true, attributeFilter: ['hidden']});
+		return true;
+	})()`)
 	auditor.run("replay at 60x",
 		chromedp.SetValue(chromedp.ID("replay-speed"), "60"),
 		chromedp.Click(chromedp.ID("replay")),
-		poll(`document.querySelector('#timeline li:first-child').hidden === false && document.querySelector('#timeline li:last-child').hidden === true`),
 		poll(`document.querySelector('#timeline li:last-child').hidden === false && document.querySelector('#replay').textContent.includes('Replay')`))
+	steps := eval[[]int](auditor, "the replay's steps", `window.replaySteps`)
+	events := eval[int](auditor, "count events", `document.querySelectorAll('#timeline li').length`)
+	if len(steps) != events || len(steps) == 0 {
+		t.Errorf("the replay revealed the events in %d steps %v, want one step per event (%d)", len(steps), steps, events)
+	}
+	for i, n := range steps {
+		if n != i+1 {
+			t.Errorf("replay step %d showed %d events, want %d (steps %v)", i+1, n, i+1, steps)
+			break
+		}
+	}
 	download := eval[struct {
 		Status int    `json:"status"`
 		Lines  int    `json:"lines"`
 		Type   string `json:"type"`
 	}](auditor, "download JSONL", `fetch(document.querySelector('a[href*="format=jsonl"]').href).then(async r => ({status: r.status, type: r.headers.get('content-type'), lines: (await r.text()).trim().split('\n').length}))`, chromedp.EvalAwaitPromise)
-	events := eval[int](auditor, "count events", `document.querySelectorAll('#timeline li').length`)
 	if download.Status != 200 || download.Lines != events || !strings.Contains(download.Type, "ndjson") {
 		t.Errorf("JSONL download = %+v, want %d lines", download, events)
 	}
