@@ -83,7 +83,6 @@ bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) ./authz/... ./extauthz/... ./gcp/... ./policies/... ./identity/... ./masking/... ./extproc/... ./approvals/... ./mcp/...
 	$(GO) test -run '^$$' -bench 'Spool|MaskHeaders' -benchmem -benchtime 100000x ./recorder/
 	$(GO) test -run '^$$' -bench UploadGCS -benchtime 20000x ./recorder/
-	$(GO) test -run '^$$' -bench RecordDecision -benchmem -benchtime 3s ./cmd/airlock/
 
 bench-compare:
 	cd bench/masking && $(GO) test -run '^$$' -bench . -benchtime 3x

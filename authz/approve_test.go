@@ -15,6 +15,7 @@ import (
 
 	"github.com/airlockhq/airlock/approvals"
 	"github.com/airlockhq/airlock/gcp"
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/identity"
 	"github.com/airlockhq/airlock/policies"
 )
@@ -343,10 +344,10 @@ type flakyRecorder struct {
 	failed bool
 }
 
-func (f *flakyRecorder) RecordDecision(_ context.Context, r *Result) error {
+func (f *flakyRecorder) RecordDecision(_ context.Context, d handoff.Decision) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if r.Outcome == Allowed && !f.failed {
+	if d.Outcome == Allowed.String() && !f.failed {
 		f.failed = true
 		return errors.New("spool full")
 	}

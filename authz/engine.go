@@ -66,7 +66,7 @@ type Sessions interface {
 // Recorder receives every decision, refusals included. An error means the
 // decision could not be made durable and the request must be refused.
 type Recorder interface {
-	RecordDecision(ctx context.Context, r *Result) error
+	RecordDecision(ctx context.Context, d handoff.Decision) error
 }
 
 // Options configure an Engine.
@@ -168,7 +168,7 @@ func (e *Engine) Decide(ctx context.Context, req Request) *Result {
 		res.RequestID = req.ID
 	}
 	if e.opts.Recorder != nil {
-		if err := e.opts.Recorder.RecordDecision(ctx, res); err != nil {
+		if err := e.opts.Recorder.RecordDecision(ctx, e.record(res)); err != nil {
 			e.log.Error("recording the decision failed; refusing", "request_id", res.RequestID, "err", err)
 			res = unavailable(res, "the session recorder cannot store this request, so it is refused; retry later")
 		}

@@ -45,11 +45,11 @@ func (f *fakeApprovals) ApproveURL(id string) string {
 
 type fakeRecorder struct {
 	err  error
-	seen []Outcome
+	seen []handoff.Decision
 }
 
-func (f *fakeRecorder) RecordDecision(_ context.Context, r *Result) error {
-	f.seen = append(f.seen, r.Outcome)
+func (f *fakeRecorder) RecordDecision(_ context.Context, d handoff.Decision) error {
+	f.seen = append(f.seen, d)
 	return f.err
 }
 
@@ -197,7 +197,7 @@ func TestRecorderFailureFailsClosed(t *testing.T) {
 	if res.Outcome != Unavailable || res.Refusal.HTTPStatus != 503 {
 		t.Fatalf("an unrecordable request was not refused: %s", res.Outcome)
 	}
-	if len(rec.seen) != 1 || rec.seen[0] != Allowed {
+	if len(rec.seen) != 1 || rec.seen[0].Outcome != Allowed.String() {
 		t.Fatalf("recorder saw %v", rec.seen)
 	}
 }
@@ -234,8 +234,9 @@ func TestValidSessionName(t *testing.T) {
 // approver's excerpt was cut from.
 func TestHeldBodyMaskedOnce(t *testing.T) {
 	f := &fakeApprovals{out: approvals.Outcome{Approval: approvals.Approval{ID: "x", State: approvals.StatePending}}}
+	rec := &fakeRecorder{}
 	calls := 0
-	e := newTestEngine(t, Options{Approvals: f, MaskBody: func(b []byte, _ []masking.Rule) []byte {
+	e := newTestEngine(t, Options{Approvals: f, Recorder: rec, MaskBody: func(b []byte, _ []masking.Rule) []byte {
 		calls++
 		return []byte(strings.ReplaceAll(string(b), "hunter2", "[MASKED:password]"))
 	}})
@@ -245,10 +246,12 @@ func TestHeldBodyMaskedOnce(t *testing.T) {
 	if res.Outcome != ApprovalRequired {
 		t.Fatalf("outcome %v", res.Outcome)
 	}
-	before := calls
-	body := res.MaskedBody(func([]byte, []masking.Rule) []byte { t.Fatal("masked again"); return nil })
-	if string(body) != `{"items":[{"key":"db-password","value":"[MASKED:password]"}]}` || calls != before {
-		t.Fatalf("MaskedBody = %s after %d calls", body, calls)
+	// The approver's excerpt and the recorded body come from one masking.
+	if len(rec.seen) != 1 || string(rec.seen[0].Body) != `{"items":[{"key":"db-password","value":"[MASKED:password]"}]}` || calls != 1 {
+		t.Fatalf("recorded %+v after %d maskings", rec.seen, calls)
+	}
+	if rec.seen[0].BodyBytes != int64(len(r.Body)) {
+		t.Fatalf("recorded body size %d, want %d", rec.seen[0].BodyBytes, len(r.Body))
 	}
 }
 

@@ -79,7 +79,7 @@ type Result struct {
 	// refused after all.
 	claim *approvals.Outcome
 	// maskedBody is the request body masked with the decision's rules,
-	// once it was masked for an approver (see MaskedBody).
+	// once it was masked for an approver (see maskBodyWith).
 	maskedBody []byte
 }
 
@@ -356,10 +356,10 @@ func withPeriod(s string) string {
 	return s + "."
 }
 
-// MaskedBody is the request body masked with the decision's masking rules:
-// the one the approval's excerpt was cut from when there is one, else
-// masked now with mask.
-func (r *Result) MaskedBody(mask func([]byte, []masking.Rule) []byte) []byte {
+// maskBodyWith is the request body masked with the decision's masking
+// rules: the one the approval's excerpt was cut from when there is one,
+// else masked now with mask.
+func (r *Result) maskBodyWith(mask func([]byte, []masking.Rule) []byte) []byte {
 	if r.maskedBody != nil {
 		return r.maskedBody
 	}

@@ -197,7 +197,7 @@ func TestSinkGuardBeforePolicy(t *testing.T) {
 	if err := json.Unmarshal(res.Refusal.Body(), &body); err != nil || !strings.Contains(body.Error.Message, "gs://audit-rec/airlock/") {
 		t.Fatalf("agent reads %q (%v)", body.Error.Message, err)
 	}
-	if len(recd.seen) != 1 || recd.seen[0] != PolicyDenied {
+	if len(recd.seen) != 1 || recd.seen[0].Outcome != PolicyDenied.String() {
 		t.Fatalf("recorded %v", recd.seen)
 	}
 	if res := e.Decide(ctx, req("DELETE", "storage.googleapis.com", "/storage/v1/b/audit-rec/o/public%2Fx", "good")); res.Outcome != Allowed {

@@ -587,6 +587,21 @@ func (r *Recorder) Decision(ctx context.Context, e DecisionEvent) error {
 	return r.record(ctx, session, &Event{Time: e.Time, Kind: KindDecision, RequestID: e.RequestID, Decision: &d}, wait)
 }
 
+// RecordDecision records a decision as authz hands it over (see
+// Decision). Its body is already masked with the request's own rules:
+// the recorder only cuts it.
+func (r *Recorder) RecordDecision(ctx context.Context, d handoff.Decision) error {
+	return r.Decision(ctx, DecisionEvent{
+		RequestID: d.RequestID, SessionID: d.SessionID, Time: d.Time,
+		Subject: d.Subject, Email: d.Email, Actor: d.Actor, Issuer: d.Issuer,
+		Method: d.Method, Host: d.Host, Path: d.Path, Query: d.Query,
+		GCPMethod: d.GCPMethod, Project: d.Project, Resource: d.Resource,
+		Decision: d.Outcome, Policy: d.Policy, Rule: d.Rule, Rules: d.Rules,
+		Message: d.Message, ApprovalID: d.ApprovalID, Source: d.Source, Reason: d.Reason,
+		Headers: d.Headers, Body: d.Body, BodyMasked: true, BodyBytes: d.BodyBytes, Mode: d.Mode,
+	})
+}
+
 // Request records the request as ext_proc saw it and returns once the
 // event is durable: Envoy forwards the request only after that. Body goes
 // through Options.Mask or is dropped.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/airlockhq/airlock/approvals"
@@ -130,95 +129,10 @@ func (c recorderCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// decisionRecorder turns authz results into recorder events.
-type decisionRecorder struct {
-	rec    *recorder.Recorder
-	masker *masking.RequestMasker
-}
-
 var (
-	_ authz.Recorder   = decisionRecorder{}
+	_ authz.Recorder   = (*recorder.Recorder)(nil)
 	_ extproc.Recorder = (*recorder.Recorder)(nil)
 )
-
-func (d decisionRecorder) RecordDecision(ctx context.Context, r *authz.Result) error {
-	if r.Identity.Subject == "" && r.SessionID == "" {
-		// Refused before an identity was known: anyone can send these, so
-		// nothing is masked or copied here; the recorder keeps a compact
-		// event within its source's rate.
-		return d.rec.Decision(ctx, unauthenticatedEvent(r))
-	}
-	e := recorder.DecisionEvent{
-		RequestID: r.RequestID,
-		SessionID: r.SessionID,
-		Subject:   r.Identity.Subject,
-		Email:     r.Identity.Email,
-		Actor:     r.Identity.Actor,
-		Issuer:    r.Identity.Issuer,
-		Method:    r.Recognized.Method,
-		Host:      r.Recognized.Host,
-		Path:      r.Recognized.Path,
-		GCPMethod: r.Recognized.Operation.Method,
-		Project:   r.Recognized.Operation.Project,
-		Resource:  r.Recognized.Operation.Resource,
-		Decision:  r.Outcome.String(),
-		Policy:    r.Decision.Policy,
-		Rule:      r.Decision.Rule,
-		Rules:     r.Rules(),
-	}
-	if r.Refusal != nil {
-		e.Message = r.Refusal.Message
-		e.ApprovalID = r.Refusal.Metadata["approval_id"]
-		e.Reason = refusalReason(r.Refusal)
-	}
-	if r.Approval != nil {
-		e.ApprovalID = r.Approval.ID
-	}
-	if req := r.Request; req != nil {
-		e.Time = req.Time
-		e.Source = req.Source
-		if req.Mode != authz.ModeEnforce {
-			e.Mode = req.Mode.String()
-		}
-		if e.Method == "" {
-			e.Method, e.Host = req.Method, req.Host
-			e.Path, _, _ = strings.Cut(req.Path, "?")
-		}
-		if _, q, ok := strings.Cut(req.Path, "?"); ok {
-			e.Query = q
-		}
-		e.Headers = req.Headers
-		// The request's own masking rules, which include the recorder's
-		// default profile: the recorder only cuts the result.
-		e.Body = r.MaskedBody(d.masker.Body)
-		e.BodyMasked, e.BodyBytes = true, int64(len(req.Body))
-	}
-	return d.rec.Decision(ctx, e)
-}
-
-// unauthenticatedEvent is what is recorded of a request refused before an
-// identity was known: method, host, path (the recorder drops its query and
-// masks it), source, outcome and reason.
-func unauthenticatedEvent(r *authz.Result) recorder.DecisionEvent {
-	e := recorder.DecisionEvent{RequestID: r.RequestID, Decision: r.Outcome.String()}
-	if r.Refusal != nil {
-		e.Reason = refusalReason(r.Refusal)
-	}
-	if req := r.Request; req != nil {
-		e.Time, e.Source = req.Time, req.Source
-		e.Method, e.Host, e.Path = req.Method, req.Host, req.Path
-	}
-	return e
-}
-
-// refusalReason is the refusal's ErrorInfo reason, with why for
-// UNAUTHENTICATED ("UNAUTHENTICATED: expired").
-func refusalReason(f *authz.Refusal) string {
-	if why := f.Metadata["why"]; why != "" {
-		return f.Reason + ": " + why
-	}
-	return f.Reason
-}
 
 // voteRecorder records approval votes in the requester's session.
 func voteRecorder(rec *recorder.Recorder, log *slog.Logger) func(context.Context, approvals.Approval, approvals.Vote) {

@@ -287,7 +287,7 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 	var sessions authz.Sessions
 	var decisions authz.Recorder
 	if rec != nil {
-		sessions, decisions = rec, decisionRecorder{rec: rec, masker: masker}
+		sessions, decisions = rec, rec
 	}
 	engine, err := authz.New(authz.Options{
 		Sessions:     sessions,
