@@ -15,7 +15,9 @@ import (
 )
 
 // noopAuthz allows everything: the floor a Check over gRPC costs.
-type noopAuthz struct{ authv3.UnimplementedAuthorizationServer }
+type noopAuthz struct {
+	authv3.UnimplementedAuthorizationServer
+}
 
 func (noopAuthz) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	return &authv3.CheckResponse{Status: &status.Status{}}, nil
