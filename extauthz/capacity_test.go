@@ -25,8 +25,9 @@ func (noopAuthz) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResp
 
 // BenchmarkCheckCapacityResources is capacity over gRPC on loopback with
 // 16 concurrent callers (SetParallelism 8 on 2 cores; more on more): a
-// no-op ext_authz server, airlock with the 50-rule policy, and the same
-// with a rule reading resource.* (warm cache), in one run. ns/op is wall
+// no-op ext_authz server, airlock with the 50-rule policy (with gRPC's own
+// codec, and with its own), and the same with a rule reading resource.*
+// (warm cache), in one run. ns/op is wall
 // time per Check across all callers, so the ratio of two sub-benchmarks
 // is the ratio of their capacities.
 func BenchmarkCheckCapacityResources(b *testing.B) {
@@ -39,20 +40,30 @@ func BenchmarkCheckCapacityResources(b *testing.B) {
 	}
 	const rule = "  - name: frozen-projects\n    when: 'gcp.readonly && (resource.project.labels.?env.orValue(\"\") == \"frozen\" || \"folders/999\" in resource.project.ancestors)'\n    action: deny\n"
 	for _, c := range []struct {
-		name    string
-		rules   string
-		lookups resources.Backend
-		noop    bool
-	}{{"noop", "", nil, true}, {"without", "", nil, false}, {"with-resource-rule", rule, lookups, false}} {
+		name      string
+		rules     string
+		lookups   resources.Backend
+		noop      bool
+		grpcCodec bool // gRPC's own codec rather than GRPCServerOptions
+	}{
+		{name: "noop", noop: true},
+		{name: "without/grpc-codec", grpcCodec: true},
+		{name: "without"},
+		{name: "with-resource-rule", rules: rule, lookups: lookups},
+	} {
 		b.Run(c.name, func(b *testing.B) {
 			s, req := benchEngineWith(b, c.rules, c.lookups)
+			var opts []grpc.ServerOption
+			if !c.noop && !c.grpcCodec {
+				opts = GRPCServerOptions()
+			}
 			conn := grpctest.Serve(b, func(g *grpc.Server) {
 				if c.noop {
 					authv3.RegisterAuthorizationServer(g, noopAuthz{})
 				} else {
 					s.Register(g)
 				}
-			})
+			}, opts...)
 			client := authv3.NewAuthorizationClient(conn)
 			ctx := context.Background()
 			if resp, err := client.Check(ctx, req); err != nil || resp.GetStatus().GetCode() != 0 {

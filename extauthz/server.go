@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 
@@ -31,8 +32,9 @@ var _ authv3.AuthorizationServer = (*Server)(nil)
 // New returns a Server that asks d for every decision.
 func New(d Decider) *Server { return &Server{decider: d} }
 
-// Register adds the server to a gRPC server.
-func (s *Server) Register(r grpc.ServiceRegistrar) { authv3.RegisterAuthorizationServer(r, s) }
+// Register adds the server to a gRPC server. Any protobuf codec serves
+// it; the server's own (GRPCServerOptions) serves it faster.
+func (s *Server) Register(r grpc.ServiceRegistrar) { r.RegisterService(&serviceDesc, s) }
 
 // Check answers one ext_authz request. Refusals are Denied responses with a
 // nil error; the error return is never used, so Envoy never falls back to
@@ -45,21 +47,54 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 const partialBodyHeader = "x-envoy-auth-partial-body"
 
 func requestFromCheck(req *authv3.CheckRequest) authz.Request {
+	return fieldsOf(req).request()
+}
+
+// checkFields are what a Check reads of a CheckRequest, from the message
+// (fieldsOf) or from its wire bytes (decodeCheck).
+type checkFields struct {
+	method, host, path string
+	headers            map[string]string
+	headerMap          *corev3.HeaderMap
+	rawBody            []byte
+	body               string
+	time               time.Time
+	source             string
+}
+
+func fieldsOf(req *authv3.CheckRequest) checkFields {
 	h := req.GetAttributes().GetRequest().GetHttp()
-	headers := h.GetHeaders()
-	if len(headers) == 0 && h.GetHeaderMap() != nil {
-		headers = envoyhdr.Map(h.GetHeaderMap())
+	f := checkFields{
+		method: h.GetMethod(), host: h.GetHost(), path: h.GetPath(),
+		headers: h.GetHeaders(), headerMap: h.GetHeaderMap(),
+		rawBody: h.GetRawBody(), body: h.GetBody(),
+		source: req.GetAttributes().GetSource().GetAddress().GetSocketAddress().GetAddress(),
+	}
+	if ts := req.GetAttributes().GetRequest().GetTime(); ts != nil {
+		f.time = ts.AsTime()
+	}
+	return f
+}
+
+// request is the authz request of a Check: headers from the map Envoy
+// sends by default or from header_map (encode_raw_headers), the body from
+// raw_body (pack_as_bytes) or body, and the pseudo-headers standing in for
+// the method, host and path when Envoy left them out.
+func (f checkFields) request() authz.Request {
+	headers := f.headers
+	if len(headers) == 0 && f.headerMap != nil {
+		headers = envoyhdr.Map(f.headerMap)
 	} else if len(headers) > 0 {
 		headers = lowerKeys(headers)
 	}
 	if headers == nil {
 		headers = map[string]string{}
 	}
-	body := h.GetRawBody()
-	if len(body) == 0 && h.GetBody() != "" {
-		body = []byte(h.GetBody())
+	body := f.rawBody
+	if len(body) == 0 && f.body != "" {
+		body = []byte(f.body)
 	}
-	method, host, path := h.GetMethod(), h.GetHost(), h.GetPath()
+	method, host, path := f.method, f.host, f.path
 	if method == "" {
 		method = headers[":method"]
 	}
@@ -69,21 +104,16 @@ func requestFromCheck(req *authv3.CheckRequest) authz.Request {
 	if path == "" {
 		path = headers[":path"]
 	}
-	var t time.Time
-	if ts := req.GetAttributes().GetRequest().GetTime(); ts != nil {
-		t = ts.AsTime()
-	}
-	id := headers["x-request-id"]
 	return authz.Request{
-		ID:          id,
+		ID:          headers["x-request-id"],
 		Method:      method,
 		Host:        host,
 		Path:        path,
 		Headers:     headers,
 		Body:        body,
 		BodyPartial: headers[partialBodyHeader] == "true",
-		Time:        t,
-		Source:      req.GetAttributes().GetSource().GetAddress().GetSocketAddress().GetAddress(),
+		Time:        f.time,
+		Source:      f.source,
 	}
 }
 

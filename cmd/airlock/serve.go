@@ -381,7 +381,7 @@ func serve(ctx context.Context, cfg *config.Config, embedded bool, log *slog.Log
 
 	// ext_authz gRPC, with the standard health service.
 	if l := lis["listen.authz"]; l != nil {
-		g := s.newGRPC()
+		g := s.newGRPC(extauthz.GRPCServerOptions()...)
 		extauthz.New(engine).Register(g)
 		s.serveGRPC(g, l, "authz", "envoy.service.auth.v3.Authorization")
 	}
