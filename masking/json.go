@@ -337,15 +337,3 @@ func (f *frame) capturePred(d []byte) {
 	}
 	f.capture = ""
 }
-
-// pop closes the container ended by the byte at i.
-func (j *jsonMasker) pop(dst []byte, from *int, i int) []byte {
-	j.stack = j.stack[:len(j.stack)-1]
-	j.st = stAfter
-	if j.suppress && j.supDepth == len(j.stack) {
-		dst = j.appendMask(dst, j.supLabel)
-		j.suppress = false
-		*from = i + 1
-	}
-	return dst
-}

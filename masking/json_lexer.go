@@ -36,26 +36,26 @@ const (
 	nExp
 )
 
-// jsonChunk is write's cursor over one chunk.
+// jsonChunk is what write's state methods share about the chunk: they
+// take the index of the byte to read and return the index of the next.
 type jsonChunk struct {
 	p []byte
-	// i is the next byte to read.
-	i int
 	// base is the stream offset of p[0].
 	base int64
 	// from starts the bytes read that go out unchanged and are not yet
 	// written; -1 when none are pending (inside a string, which goes out
 	// when it ends, or inside a masked value, which never does).
 	from int
+	// dst is the output.
+	dst []byte
 }
 
 // flush writes the unchanged bytes pending before p[i].
-func (c *jsonChunk) flush(dst []byte, i int) []byte {
+func (c *jsonChunk) flush(i int) {
 	if c.from >= 0 && i > c.from {
-		dst = append(dst, c.p[c.from:i]...)
+		c.dst = append(c.dst, c.p[c.from:i]...)
 	}
 	c.from = -1
-	return dst
 }
 
 // at returns the stream offset of p[i].
@@ -63,73 +63,78 @@ func (c *jsonChunk) at(i int) int64 { return c.base + int64(i) }
 
 // write processes one chunk.
 func (j *jsonMasker) write(dst, p []byte) ([]byte, error) {
-	c := jsonChunk{p: p, base: j.off, from: -1}
+	c := jsonChunk{p: p, base: j.off, from: -1, dst: dst}
 	if !j.suppress && j.st != stString && j.st != stEsc && j.st != stEscU {
 		c.from = 0
 	}
 	// j.off, the stream offset of the byte read, is kept up to date only
 	// in the states that can fail and set just before an error.
 	var err error
-	for c.i < len(p) && err == nil {
+	for i := 0; i < len(p) && err == nil; {
 		switch j.st {
 		case stString:
-			dst, err = j.str(dst, &c)
+			i, err = j.str(&c, i)
 		case stEsc:
-			dst, err = j.escape(dst, &c)
+			i, err = j.escape(&c, i)
 		case stEscU:
-			dst, err = j.escapeU(dst, &c)
+			i, err = j.escapeU(&c, i)
 		case stNumber:
-			dst, err = j.number(dst, &c)
+			i, err = j.number(&c, i)
 		case stLiteral:
-			dst, err = j.literal(dst, &c)
+			i, err = j.literal(&c, i)
 		default:
 			// Structural states.
-			b := p[c.i]
+			b := p[i]
 			if b <= ' ' && isWS(b) {
-				c.i++
+				i++
 				continue
 			}
 			switch j.st {
 			case stArrFirst, stValue:
-				dst, err = j.value(dst, &c, b)
+				if b == '"' {
+					i = j.stringValue(&c, i)
+				} else {
+					i, err = j.value(&c, i, b)
+				}
 			case stObjFirst, stObjKey:
-				dst, err = j.key(dst, &c, b)
+				i, err = j.key(&c, i, b)
 			case stColon:
-				err = j.colon(&c, b)
+				i, err = j.colon(&c, i, b)
 			case stAfter:
-				dst, err = j.after(dst, &c, b)
+				i, err = j.after(&c, i, b)
 			}
 		}
 	}
-	if err != nil {
-		return dst, err
+	if err == nil {
+		err = j.endChunk(&c)
 	}
-	return j.endChunk(dst, &c)
+	return c.dst, err
 }
 
 // endChunk writes the unchanged bytes left pending at the end of the
 // chunk, and the piece of a long string read so far.
-func (j *jsonMasker) endChunk(dst []byte, c *jsonChunk) ([]byte, error) {
+func (j *jsonMasker) endChunk(c *jsonChunk) error {
 	p := c.p
 	j.off = c.at(len(p))
 	if c.from >= 0 && c.from < len(p) {
-		dst = append(dst, p[c.from:]...)
+		c.dst = append(c.dst, p[c.from:]...)
 	}
 	if j.long && len(j.dec) > 0 && (j.st == stString || j.st == stEsc || j.st == stEscU) {
-		var err error
-		if dst, err = j.longWrite(dst, j.dec, false); err != nil {
-			return dst, err
+		dst, err := j.longWrite(c.dst, j.dec, false)
+		c.dst = dst
+		if err != nil {
+			return err
 		}
 		j.dec = j.dec[:0]
 	}
-	return dst, nil
+	return nil
 }
 
 // str reads the bytes of a string up to its closing quote or a backslash.
 // A string found whole in the chunk, without escapes, is read in place;
 // other bytes go through strRun.
-func (j *jsonMasker) str(dst []byte, c *jsonChunk) ([]byte, error) {
-	p, i := c.p, c.i
+func (j *jsonMasker) str(c *jsonChunk, i int) (int, error) {
+	p := c.p
 	j.off = c.at(i)
 	// Control characters are let through (a lenient reading); the string
 	// ends at '"' and escapes start at '\\'.
@@ -140,22 +145,21 @@ func (j *jsonMasker) str(dst []byte, c *jsonChunk) ([]byte, error) {
 		j.strLen = k - i
 		j.view = p[i:k]
 		j.off = c.at(k)
-		return j.endStringAt(dst, c, k)
+		return j.endStringAt(c, k)
 	}
 	if k > i {
 		var err error
-		if dst, err = j.strRun(dst, p[i:k]); err != nil {
-			return dst, err
+		if c.dst, err = j.strRun(c.dst, p[i:k]); err != nil {
+			return i, err
 		}
 	}
 	if k == len(p) {
-		c.i = k
-		return dst, nil
+		return k, nil
 	}
 	j.off = c.at(k)
 	switch p[k] {
 	case '"':
-		return j.endStringAt(dst, c, k)
+		return j.endStringAt(c, k)
 	case '\\':
 		if !j.discard && !j.long {
 			if !j.hasEsc {
@@ -166,33 +170,33 @@ func (j *jsonMasker) str(dst []byte, c *jsonChunk) ([]byte, error) {
 		}
 		j.st = stEsc
 		j.strLen++
-		c.i = k + 1
+		return k + 1, nil
 	}
-	return dst, nil
+	return i, nil
 }
 
 // endStringAt completes the string closed by the quote at p[k].
-func (j *jsonMasker) endStringAt(dst []byte, c *jsonChunk, k int) ([]byte, error) {
-	dst, err := j.endString(dst)
+func (j *jsonMasker) endStringAt(c *jsonChunk, k int) (int, error) {
+	dst, err := j.endString(c.dst)
+	c.dst = dst
 	j.view = nil
 	if err != nil {
-		return dst, err
+		return k, err
 	}
-	c.i = k + 1
 	if !j.suppress {
-		c.from = c.i
+		c.from = k + 1
 	}
 	j.afterValueOrKey()
-	return dst, nil
+	return k + 1, nil
 }
 
 // escape reads the letter after a backslash.
-func (j *jsonMasker) escape(dst []byte, c *jsonChunk) ([]byte, error) {
-	b := c.p[c.i]
-	j.off = c.at(c.i)
+func (j *jsonMasker) escape(c *jsonChunk, i int) (int, error) {
+	b := c.p[i]
+	j.off = c.at(i)
 	d := unescape[b]
 	if d == 0 && b != 'u' {
-		return dst, j.errf("invalid escape \\%c", b)
+		return i, j.errf("invalid escape \\%c", b)
 	}
 	if !j.discard && !j.long {
 		j.raw = append(j.raw, b)
@@ -204,17 +208,16 @@ func (j *jsonMasker) escape(dst []byte, c *jsonChunk) ([]byte, error) {
 		j.decByte(d)
 		j.st = stString
 	}
-	c.i++
 	if j.isKey && len(j.raw) > maxKeyLen {
-		return dst, fmt.Errorf("%w at byte %d: object key longer than %d bytes", ErrUnmaskable, j.off, maxKeyLen)
+		return i, fmt.Errorf("%w at byte %d: object key longer than %d bytes", ErrUnmaskable, j.off, maxKeyLen)
 	}
-	return j.maybeLong(dst)
+	return i + 1, j.grown(c)
 }
 
 // escapeU reads a hex digit of a \u escape.
-func (j *jsonMasker) escapeU(dst []byte, c *jsonChunk) ([]byte, error) {
-	b := c.p[c.i]
-	j.off = c.at(c.i)
+func (j *jsonMasker) escapeU(c *jsonChunk, i int) (int, error) {
+	b := c.p[i]
+	j.off = c.at(i)
 	var v rune
 	switch {
 	case b >= '0' && b <= '9':
@@ -224,27 +227,33 @@ func (j *jsonMasker) escapeU(dst []byte, c *jsonChunk) ([]byte, error) {
 	case b >= 'A' && b <= 'F':
 		v = rune(b-'A') + 10
 	default:
-		return dst, j.errf("invalid \\u escape")
+		return i, j.errf("invalid \\u escape")
 	}
 	if !j.discard && !j.long {
 		j.raw = append(j.raw, b)
 	}
 	j.uVal = j.uVal<<4 | v
 	j.uCount++
-	c.i++
 	if j.uCount < 4 {
-		return dst, nil
+		return i + 1, nil
 	}
 	j.decRune(j.uVal)
 	j.st = stString
-	return j.maybeLong(dst)
+	return i + 1, j.grown(c)
+}
+
+// grown streams the string once it has grown long (maybeLong).
+func (j *jsonMasker) grown(c *jsonChunk) error {
+	dst, err := j.maybeLong(c.dst)
+	c.dst = dst
+	return err
 }
 
 // number reads the bytes of a number. The byte that ends it is read
 // again, in stAfter.
-func (j *jsonMasker) number(dst []byte, c *jsonChunk) ([]byte, error) {
+func (j *jsonMasker) number(c *jsonChunk, i int) (int, error) {
 	p := c.p
-	for i := c.i; i < len(p); i++ {
+	for ; i < len(p); i++ {
 		b := p[i]
 		switch {
 		case b >= '0' && b <= '9':
@@ -257,7 +266,7 @@ func (j *jsonMasker) number(dst []byte, c *jsonChunk) ([]byte, error) {
 				}
 			case nZero:
 				j.off = c.at(i)
-				return dst, j.errf("leading zero in number")
+				return i, j.errf("leading zero in number")
 			case nDot:
 				j.num = nFrac
 			case nE, nESign:
@@ -272,14 +281,13 @@ func (j *jsonMasker) number(dst []byte, c *jsonChunk) ([]byte, error) {
 		default:
 			j.off = c.at(i)
 			if !j.numDone() {
-				return dst, j.errf("malformed number")
+				return i, j.errf("malformed number")
 			}
-			c.i = i
-			return j.endScalar(dst, c), nil
+			j.endScalar(c, i)
+			return i, nil
 		}
 	}
-	c.i = len(p)
-	return dst, nil
+	return i, nil
 }
 
 func (j *jsonMasker) numDone() bool {
@@ -287,52 +295,60 @@ func (j *jsonMasker) numDone() bool {
 }
 
 // literal reads the rest of true, false or null.
-func (j *jsonMasker) literal(dst []byte, c *jsonChunk) ([]byte, error) {
+func (j *jsonMasker) literal(c *jsonChunk, i int) (int, error) {
 	p := c.p
-	for i := c.i; i < len(p); i++ {
+	for ; i < len(p); i++ {
 		if p[i] != j.lit[j.litPos] {
 			j.off = c.at(i)
-			return dst, j.errf("invalid literal")
+			return i, j.errf("invalid literal")
 		}
 		j.litPos++
 		if j.litPos == len(j.lit) {
-			c.i = i + 1
-			return j.endScalar(dst, c), nil
+			j.endScalar(c, i+1)
+			return i + 1, nil
 		}
 	}
-	c.i = len(p)
-	return dst, nil
+	return i, nil
 }
 
-// endScalar ends a number or a literal before p[c.i]; a masked one is
+// endScalar ends a number or a literal before p[i]; a masked one is
 // written as its label.
-func (j *jsonMasker) endScalar(dst []byte, c *jsonChunk) []byte {
+func (j *jsonMasker) endScalar(c *jsonChunk, i int) {
 	if j.suppress && j.supDepth == -1 {
-		dst = j.appendMask(dst, j.supLabel)
+		c.dst = j.appendMask(c.dst, j.supLabel)
 		j.suppress = false
-		c.from = c.i
+		c.from = i
 	}
 	j.st = stAfter
-	return dst
 }
 
 // maskWhole starts a value masked whole, with label lb, at p[i]: its
 // bytes are not written. depth is the stack depth the value's container
 // is closed at, -1 for a scalar.
-func (j *jsonMasker) maskWhole(dst []byte, c *jsonChunk, i int, lb []byte, depth int) []byte {
-	dst = c.flush(dst, i)
+func (j *jsonMasker) maskWhole(c *jsonChunk, i int, lb []byte, depth int) {
+	c.flush(i)
 	j.suppress, j.supDepth, j.supLabel = true, depth, lb
-	return dst
 }
 
-// value reads the first byte b of a value (or the ']' of an empty array).
-func (j *jsonMasker) value(dst []byte, c *jsonChunk, b byte) ([]byte, error) {
-	i := c.i
+// pop closes the container ended by p[i]; a masked one is written as its
+// label.
+func (j *jsonMasker) pop(c *jsonChunk, i int) int {
+	j.stack = j.stack[:len(j.stack)-1]
+	j.st = stAfter
+	if j.suppress && j.supDepth == len(j.stack) {
+		c.dst = j.appendMask(c.dst, j.supLabel)
+		j.suppress = false
+		c.from = i + 1
+	}
+	return i + 1
+}
+
+// value reads the first byte b of a value other than a string (or the ']'
+// of an empty array).
+func (j *jsonMasker) value(c *jsonChunk, i int, b byte) (int, error) {
 	if j.st == stArrFirst {
 		if b == ']' {
-			dst = j.pop(dst, &c.from, i)
-			c.i = i + 1
-			return dst, nil
+			return j.pop(c, i), nil
 		}
 		j.st = stValue
 	}
@@ -341,22 +357,20 @@ func (j *jsonMasker) value(dst []byte, c *jsonChunk, b byte) ([]byte, error) {
 	switch {
 	case b == '{' || b == '[':
 		if lb != nil {
-			dst = j.maskWhole(dst, c, i, lb, len(j.stack))
+			j.maskWhole(c, i, lb, len(j.stack))
 		}
 		j.off = c.at(i)
 		if err := j.push(b == '{'); err != nil {
-			return dst, err
+			return i, err
 		}
 		if b == '{' {
 			j.st = stObjFirst
 		} else {
 			j.st = stArrFirst
 		}
-	case b == '"':
-		return j.stringValue(dst, c, lb), nil
 	case b == '-' || b >= '0' && b <= '9':
 		if lb != nil {
-			dst = j.maskWhole(dst, c, i, lb, -1)
+			j.maskWhole(c, i, lb, -1)
 		}
 		j.st = stNumber
 		j.num = nInt
@@ -367,7 +381,7 @@ func (j *jsonMasker) value(dst []byte, c *jsonChunk, b byte) ([]byte, error) {
 		}
 	case b == 't' || b == 'f' || b == 'n':
 		if lb != nil {
-			dst = j.maskWhole(dst, c, i, lb, -1)
+			j.maskWhole(c, i, lb, -1)
 		}
 		j.st = stLiteral
 		j.litPos = 0
@@ -381,19 +395,18 @@ func (j *jsonMasker) value(dst []byte, c *jsonChunk, b byte) ([]byte, error) {
 		}
 	default:
 		j.off = c.at(i)
-		return dst, j.errf("unexpected %q where a value was expected", b)
+		return i, j.errf("unexpected %q where a value was expected", b)
 	}
-	c.i = i + 1
-	return dst, nil
+	return i + 1, nil
 }
 
-// stringValue reads the opening quote of a string value, to be masked
-// whole with label lb if not nil. A string found whole in the chunk is
-// read in place: what beginString, strRun and endString do, without their
-// state (such a string cannot fail or grow long); a clean one joins the
-// unchanged bytes pending.
-func (j *jsonMasker) stringValue(dst []byte, c *jsonChunk, lb []byte) []byte {
-	i := c.i
+// stringValue reads the opening quote of a string value, at p[i]. A
+// string found whole in the chunk is read in place: what beginString,
+// strRun and endString do, without their state (such a string cannot fail
+// or grow long); a clean one joins the unchanged bytes pending.
+func (j *jsonMasker) stringValue(c *jsonChunk, i int) int {
+	j.seen = true
+	lb := j.fieldLabel('"')
 	if lb == nil && !j.suppress {
 		if k, esc, ok := wholeString(c.p, i, false); ok {
 			raw := c.p[i+1 : k]
@@ -410,35 +423,36 @@ func (j *jsonMasker) stringValue(dst []byte, c *jsonChunk, lb []byte) []byte {
 				top.capturePred(d)
 			}
 			if d, spans, det, dirty := j.scanString(d, escRaw); dirty {
-				dst = c.flush(dst, i)
-				dst = j.appendMasked(dst, d, spans, det)
+				c.flush(i)
+				c.dst = j.appendMasked(c.dst, d, spans, det)
 				c.from = k + 1
 			} else if c.from < 0 {
 				c.from = i
 			}
 			j.st = stAfter
-			c.i = k + 1
-			return dst
+			i = k + 1
+			if i < len(c.p) && c.p[i] == ',' && len(j.stack) > 0 {
+				// What after does with the comma that follows at once.
+				j.comma()
+				i++
+			}
+			return i
 		}
 	}
-	dst = c.flush(dst, i)
+	c.flush(i)
 	j.beginString(false, lb)
-	c.i = i + 1
-	return dst
+	return i + 1
 }
 
 // key reads the opening quote of a member name (or the '}' of an empty
 // object).
-func (j *jsonMasker) key(dst []byte, c *jsonChunk, b byte) ([]byte, error) {
-	i := c.i
+func (j *jsonMasker) key(c *jsonChunk, i int, b byte) (int, error) {
 	if b == '}' && j.st == stObjFirst {
-		dst = j.pop(dst, &c.from, i)
-		c.i = i + 1
-		return dst, nil
+		return j.pop(c, i), nil
 	}
 	if b != '"' {
 		j.off = c.at(i)
-		return dst, j.errf("unexpected %q where an object key was expected", b)
+		return i, j.errf("unexpected %q where an object key was expected", b)
 	}
 	if !j.suppress {
 		if k, esc, ok := wholeString(c.p, i, true); ok {
@@ -452,8 +466,8 @@ func (j *jsonMasker) key(dst []byte, c *jsonChunk, b byte) ([]byte, error) {
 			}
 			j.memberName(d)
 			if d, spans, det, dirty := j.scanString(d, nil); dirty {
-				dst = c.flush(dst, i)
-				dst = j.appendMasked(dst, d, spans, det)
+				c.flush(i)
+				c.dst = j.appendMasked(c.dst, d, spans, det)
 				c.from = k + 1
 			} else if c.from < 0 {
 				c.from = i
@@ -465,48 +479,51 @@ func (j *jsonMasker) key(dst []byte, c *jsonChunk, b byte) ([]byte, error) {
 				j.st = stValue
 				i++
 			}
-			c.i = i
-			return dst, nil
+			return i, nil
 		}
-		dst = c.flush(dst, i)
+		c.flush(i)
 	}
 	j.beginString(true, nil)
-	c.i = i + 1
-	return dst, nil
+	return i + 1, nil
 }
 
 // colon reads the ':' after a member name.
-func (j *jsonMasker) colon(c *jsonChunk, b byte) error {
+func (j *jsonMasker) colon(c *jsonChunk, i int, b byte) (int, error) {
 	if b != ':' {
-		j.off = c.at(c.i)
-		return j.errf("unexpected %q where ':' was expected", b)
+		j.off = c.at(i)
+		return i, j.errf("unexpected %q where ':' was expected", b)
 	}
 	j.st = stValue
-	c.i++
-	return nil
+	return i + 1, nil
 }
 
 // after reads what follows a value: a ',' or the end of its container.
 // At the top level the byte is read again as another value (JSON lines).
-func (j *jsonMasker) after(dst []byte, c *jsonChunk, b byte) ([]byte, error) {
+func (j *jsonMasker) after(c *jsonChunk, i int, b byte) (int, error) {
 	if len(j.stack) == 0 {
 		j.st = stValue
-		return dst, nil
+		return i, nil
 	}
 	top := &j.stack[len(j.stack)-1]
 	switch {
-	case b == ',' && top.obj:
-		j.st = stObjKey
 	case b == ',':
-		j.st = stValue
+		j.comma()
 	case b == '}' && top.obj, b == ']' && !top.obj:
-		dst = j.pop(dst, &c.from, c.i)
+		return j.pop(c, i), nil
 	default:
-		j.off = c.at(c.i)
-		return dst, j.errf("unexpected %q after a value", b)
+		j.off = c.at(i)
+		return i, j.errf("unexpected %q after a value", b)
 	}
-	c.i++
-	return dst, nil
+	return i + 1, nil
+}
+
+// comma moves on after the ',' that follows a value in a container.
+func (j *jsonMasker) comma() {
+	if j.stack[len(j.stack)-1].obj {
+		j.st = stObjKey
+	} else {
+		j.st = stValue
+	}
 }
 
 // close ends the document.
