@@ -61,7 +61,10 @@ func (c *jsonChunk) flush(i int) {
 // at returns the stream offset of p[i].
 func (c *jsonChunk) at(i int) int64 { return c.base + int64(i) }
 
-// write processes one chunk.
+// write processes one chunk. Strings that lie whole in the chunk, most
+// member names and values, are read in place here in the loop, as a call
+// per token costs as much as reading it; every other byte goes to the
+// method of the lexer's state.
 func (j *jsonMasker) write(dst, p []byte) ([]byte, error) {
 	c := jsonChunk{p: p, base: j.off, from: -1, dst: dst}
 	if !j.suppress && j.st != stString && j.st != stEsc && j.st != stEscU {
@@ -91,13 +94,78 @@ func (j *jsonMasker) write(dst, p []byte) ([]byte, error) {
 			}
 			switch j.st {
 			case stArrFirst, stValue:
-				if b == '"' {
-					i = j.stringValue(&c, i)
-				} else {
+				if b != '"' {
 					i, err = j.value(&c, i, b)
+					break
+				}
+				j.seen = true
+				lb := j.fieldLabel(b)
+				if lb != nil || j.suppress {
+					i = j.stringValue(&c, i, lb)
+					break
+				}
+				k, esc, ok := wholeString(p, i, false)
+				if !ok {
+					i = j.stringValue(&c, i, nil)
+					break
+				}
+				// A value read in place: what beginString, strRun and
+				// endString do, without their state (such a string
+				// cannot fail or grow long). An unchanged one stays in
+				// the bytes pending.
+				d, escRaw := p[i+1:k], []byte(nil)
+				if esc {
+					// Decoded only when the caches do not know it.
+					d, escRaw = nil, d
+				}
+				if top := j.top(); top != nil && top.capture != "" && top.obj {
+					d, escRaw = j.capture(top, p[i+1:k], esc), nil
+				}
+				if d, spans, det, dirty := j.scanString(d, escRaw); dirty {
+					c.flush(i)
+					c.dst = j.appendMasked(c.dst, d, spans, det)
+					c.from = k + 1
+				} else if c.from < 0 {
+					c.from = i
+				}
+				j.st = stAfter
+				i = k + 1
+				if i < len(p) && p[i] == ',' && len(j.stack) > 0 {
+					// What after does with the comma that follows at once.
+					j.comma()
+					i++
 				}
 			case stObjFirst, stObjKey:
-				i, err = j.key(&c, i, b)
+				if b != '"' || j.suppress {
+					i, err = j.key(&c, i, b)
+					break
+				}
+				k, esc, ok := wholeString(p, i, true)
+				if !ok {
+					i, err = j.key(&c, i, b)
+					break
+				}
+				// A member name read in place, as a value above.
+				d := p[i+1 : k]
+				if esc {
+					j.dec = unescapeSimple(j.dec[:0], d)
+					d = j.dec
+				}
+				j.memberName(d)
+				if d, spans, det, dirty := j.scanString(d, nil); dirty {
+					c.flush(i)
+					c.dst = j.appendMasked(c.dst, d, spans, det)
+					c.from = k + 1
+				} else if c.from < 0 {
+					c.from = i
+				}
+				j.st = stColon
+				i = k + 1
+				if i < len(p) && p[i] == ':' {
+					// What colon does with the colon that follows at once.
+					j.st = stValue
+					i++
+				}
 			case stColon:
 				i, err = j.colon(&c, i, b)
 			case stAfter:
@@ -400,52 +468,29 @@ func (j *jsonMasker) value(c *jsonChunk, i int, b byte) (int, error) {
 	return i + 1, nil
 }
 
-// stringValue reads the opening quote of a string value, at p[i]. A
-// string found whole in the chunk is read in place: what beginString,
-// strRun and endString do, without their state (such a string cannot fail
-// or grow long); a clean one joins the unchanged bytes pending.
-func (j *jsonMasker) stringValue(c *jsonChunk, i int) int {
-	j.seen = true
-	lb := j.fieldLabel('"')
-	if lb == nil && !j.suppress {
-		if k, esc, ok := wholeString(c.p, i, false); ok {
-			raw := c.p[i+1 : k]
-			d, escRaw := raw, []byte(nil)
-			if esc {
-				// Decoded only when the caches do not know it.
-				d, escRaw = nil, raw
-			}
-			if top := j.top(); top != nil && top.capture != "" && top.obj {
-				if esc {
-					j.dec = unescapeSimple(j.dec[:0], raw)
-					d, escRaw = j.dec, nil
-				}
-				top.capturePred(d)
-			}
-			if d, spans, det, dirty := j.scanString(d, escRaw); dirty {
-				c.flush(i)
-				c.dst = j.appendMasked(c.dst, d, spans, det)
-				c.from = k + 1
-			} else if c.from < 0 {
-				c.from = i
-			}
-			j.st = stAfter
-			i = k + 1
-			if i < len(c.p) && c.p[i] == ',' && len(j.stack) > 0 {
-				// What after does with the comma that follows at once.
-				j.comma()
-				i++
-			}
-			return i
-		}
+// capture records the value of a filter member read in place, raw (esc
+// when it holds escapes), and returns it decoded.
+func (j *jsonMasker) capture(top *frame, raw []byte, esc bool) []byte {
+	d := raw
+	if esc {
+		j.dec = unescapeSimple(j.dec[:0], raw)
+		d = j.dec
 	}
+	top.capturePred(d)
+	return d
+}
+
+// stringValue begins a string value at p[i] that is not read in place:
+// masked whole with label lb when not nil, inside a masked value, or
+// not whole in the chunk.
+func (j *jsonMasker) stringValue(c *jsonChunk, i int, lb []byte) int {
 	c.flush(i)
 	j.beginString(false, lb)
 	return i + 1
 }
 
-// key reads the opening quote of a member name (or the '}' of an empty
-// object).
+// key reads the first byte of a member name not read in place (or the '}'
+// of an empty object).
 func (j *jsonMasker) key(c *jsonChunk, i int, b byte) (int, error) {
 	if b == '}' && j.st == stObjFirst {
 		return j.pop(c, i), nil
@@ -455,32 +500,6 @@ func (j *jsonMasker) key(c *jsonChunk, i int, b byte) (int, error) {
 		return i, j.errf("unexpected %q where an object key was expected", b)
 	}
 	if !j.suppress {
-		if k, esc, ok := wholeString(c.p, i, true); ok {
-			// Read in place, as stringValue reads a value, with the
-			// colon when it follows at once.
-			p := c.p
-			d := p[i+1 : k]
-			if esc {
-				j.dec = unescapeSimple(j.dec[:0], d)
-				d = j.dec
-			}
-			j.memberName(d)
-			if d, spans, det, dirty := j.scanString(d, nil); dirty {
-				c.flush(i)
-				c.dst = j.appendMasked(c.dst, d, spans, det)
-				c.from = k + 1
-			} else if c.from < 0 {
-				c.from = i
-			}
-			j.st = stColon
-			i = k + 1
-			if i < len(p) && p[i] == ':' {
-				// What colon does.
-				j.st = stValue
-				i++
-			}
-			return i, nil
-		}
 		c.flush(i)
 	}
 	j.beginString(true, nil)
