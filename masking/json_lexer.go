@@ -2,11 +2,13 @@ package masking
 
 import "fmt"
 
-// The JSON lexer: write hands each byte of a chunk to the method of the
-// lexer's state, which reads as much as it can and moves the cursor on.
-// Bytes that need no change are not copied one by one: the cursor holds
-// where the run of them started and they are copied in one append when
-// something else must be written (a masked value) or the chunk ends.
+// The JSON lexer. write reads a chunk in a loop over the lexer's states:
+// strings that lie whole in the chunk are read in the loop itself; every
+// other byte goes to the method of the state, which reads as much as it
+// can and returns where to go on. Bytes that need no change are not copied
+// one by one: jsonChunk holds where the run of them started, and they are
+// copied in one append when something else must be written (a masked
+// value) or the chunk ends.
 
 type jstate uint8
 
@@ -62,9 +64,8 @@ func (c *jsonChunk) flush(i int) {
 func (c *jsonChunk) at(i int) int64 { return c.base + int64(i) }
 
 // write processes one chunk. Strings that lie whole in the chunk, most
-// member names and values, are read in place here in the loop, as a call
-// per token costs as much as reading it; every other byte goes to the
-// method of the lexer's state.
+// member names and values, are read in place here in the loop: a call
+// per token would cost about as much as reading it.
 func (j *jsonMasker) write(dst, p []byte) ([]byte, error) {
 	c := jsonChunk{p: p, base: j.off, from: -1, dst: dst}
 	if !j.suppress && j.st != stString && j.st != stEsc && j.st != stEscU {
@@ -122,9 +123,7 @@ func (j *jsonMasker) write(dst, p []byte) ([]byte, error) {
 					d, escRaw = j.capture(top, p[i+1:k], esc), nil
 				}
 				if d, spans, det, dirty := j.scanString(d, escRaw); dirty {
-					c.flush(i)
-					c.dst = j.appendMasked(c.dst, d, spans, det)
-					c.from = k + 1
+					j.writeMasked(&c, i, k, d, spans, det)
 				} else if c.from < 0 {
 					c.from = i
 				}
@@ -153,9 +152,7 @@ func (j *jsonMasker) write(dst, p []byte) ([]byte, error) {
 				}
 				j.memberName(d)
 				if d, spans, det, dirty := j.scanString(d, nil); dirty {
-					c.flush(i)
-					c.dst = j.appendMasked(c.dst, d, spans, det)
-					c.from = k + 1
+					j.writeMasked(&c, i, k, d, spans, det)
 				} else if c.from < 0 {
 					c.from = i
 				}
@@ -466,6 +463,14 @@ func (j *jsonMasker) value(c *jsonChunk, i int, b byte) (int, error) {
 		return i, j.errf("unexpected %q where a value was expected", b)
 	}
 	return i + 1, nil
+}
+
+// writeMasked writes the string read in place from the quote at p[i] to
+// the one at p[k], decoded as d, masked as scanString found.
+func (j *jsonMasker) writeMasked(c *jsonChunk, i, k int, d []byte, spans []span, det int32) {
+	c.flush(i)
+	c.dst = j.appendMasked(c.dst, d, spans, det)
+	c.from = k + 1
 }
 
 // capture records the value of a filter member read in place, raw (esc
