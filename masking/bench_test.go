@@ -58,6 +58,12 @@ func BenchmarkMaskInstanceList64K(b *testing.B) {
 	benchMask(b, DefaultProfile(), JSON, maskingtest.StreamedInstanceList(), 64<<10)
 }
 
+// BenchmarkMaskJSONLexer masks the same JSON with no rule: what the JSON
+// lexer costs on its own.
+func BenchmarkMaskJSONLexer(b *testing.B) {
+	benchMask(b, Profile{}, JSON, benchCorpus(1<<20), 64<<10)
+}
+
 // BenchmarkMaskText1MiB scans the same bytes as text (object downloads).
 func BenchmarkMaskText1MiB(b *testing.B) {
 	benchMask(b, Profile{Detectors: []string{GroupAll}}, Text, benchCorpus(1<<20), 64<<10)
