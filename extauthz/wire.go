@@ -84,11 +84,31 @@ func fieldType(b []byte) (protowire.Type, bool) {
 
 // str is a proto3 string field's value, which must be valid UTF-8.
 func str(v []byte) (string, bool) {
+	if s, ok := common[string(v)]; ok {
+		return s, true
+	}
 	if !utf8.Valid(v) {
 		return "", false
 	}
 	return string(v), true
 }
+
+// common are the header names and values most requests carry, handed out
+// without a copy each (the lookup with string(v) does not allocate).
+var common = func() map[string]string {
+	m := map[string]string{}
+	for _, s := range []string{
+		":authority", ":method", ":path", ":scheme", "accept", "accept-encoding", "authorization",
+		"content-length", "content-type", "user-agent", "x-request-id", "x-forwarded-proto",
+		"x-forwarded-for", "x-envoy-internal", "x-envoy-expected-rq-timeout-ms", "x-envoy-auth-partial-body",
+		"x-goog-api-client", "x-goog-user-project", "x-goog-request-params", "x-airlock-session",
+		"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "http", "https", "true", "false",
+		"application/json", "gzip, deflate", "gzip, deflate, br", "HTTP/1.1", "HTTP/2",
+	} {
+		m[s] = s
+	}
+	return m
+}()
 
 // attributes reads an AttributeContext: source, destination and request.
 func (f *checkFields) attributes(b []byte) bool {

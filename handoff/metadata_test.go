@@ -3,7 +3,9 @@ package handoff
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/airlockhq/airlock/masking"
 )
@@ -43,4 +45,38 @@ func TestMetadataRoundTrip(t *testing.T) {
 	if (Metadata{}).MaskingJSON() != "[]" {
 		t.Fatal("empty masking is not []")
 	}
+}
+
+// appendJSONString writes what encoding/json reads back as the string
+// (invalid UTF-8 as U+FFFD, as encoding/json itself writes it).
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "plain", `quote " and \ back`, "ctl \x00\x1f\n\t", "ünï ✓ 𝄞", "bad \xff\xfe tail", "\u2028\u2029", "<&>"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b := appendJSONString(nil, s)
+		var got string
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatalf("%q: %s is not a JSON string: %v", s, b, err)
+		}
+		if want := invalidBytesReplaced(s); got != want {
+			t.Fatalf("%q read back as %q, want %q", s, got, want)
+		}
+	})
+}
+
+// invalidBytesReplaced is s with every byte of an invalid sequence
+// replaced by U+FFFD.
+func invalidBytesReplaced(s string) string {
+	var out strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			out.WriteString("\ufffd")
+		} else {
+			out.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return out.String()
 }
