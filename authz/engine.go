@@ -289,11 +289,11 @@ func (e *Engine) decide(ctx context.Context, req Request) *Result {
 // action of any part wins, so one forbidden operation refuses the batch.
 func (e *Engine) evaluate(ctx context.Context, set *policies.Set, rec gcp.Recognized, id identity.Identity, req Request, session string, now time.Time) policies.Decision {
 	if rec.Parts == nil {
-		return set.Evaluate(ctx, e.input(rec, id, req, session, now))
+		return set.Evaluate(ctx, e.input(set, rec, id, req, session, now))
 	}
 	inputs := make([]policies.Input, len(rec.Parts))
 	for i, part := range rec.Parts {
-		inputs[i] = e.input(part, id, req, session, now)
+		inputs[i] = e.input(set, part, id, req, session, now)
 	}
 	return strongest(ctx, set, inputs, "the batch request holds no operation")
 }
@@ -328,8 +328,10 @@ func strongest(ctx context.Context, set *policies.Set, inputs []policies.Input, 
 
 // input builds the policy input of one (part of a) request, with the
 // resource lookups of its own operation when they are configured.
-func (e *Engine) input(rec gcp.Recognized, id identity.Identity, req Request, session string, now time.Time) policies.Input {
-	in := buildInput(rec, id, req, session, now)
+func (e *Engine) input(set *policies.Set, rec gcp.Recognized, id identity.Identity, req Request, session string, now time.Time) policies.Input {
+	// The headers are copied without credentials only for a set that
+	// reads request.headers (the set that then evaluates this input).
+	in := buildInput(rec, id, req, session, now, set.Uses("request.headers"))
 	if e.opts.Resources != nil {
 		in.Resources = resources.ForRequest(e.opts.Resources, rec.Operation)
 	}
@@ -337,15 +339,20 @@ func (e *Engine) input(rec gcp.Recognized, id identity.Identity, req Request, se
 }
 
 // buildInput is what policies see of one (part of a) request: the body as
-// the recogniser read it, a batch part's own body for a part.
-func buildInput(rec gcp.Recognized, id identity.Identity, req Request, session string, now time.Time) policies.Input {
+// the recogniser read it, a batch part's own body for a part; the headers
+// when withHeaders (without them request.headers is an empty map).
+func buildInput(rec gcp.Recognized, id identity.Identity, req Request, session string, now time.Time, withHeaders bool) policies.Input {
+	var headers map[string]string
+	if withHeaders {
+		headers = policyHeaders(req.Headers)
+	}
 	return policies.Input{
 		Request: policies.Request{
 			Method:    rec.Method,
 			Host:      rec.Host,
 			Path:      rec.Path,
 			Query:     rec.Query,
-			Headers:   policyHeaders(req.Headers),
+			Headers:   headers,
 			Body:      rec.BodyJSON,
 			BodyError: rec.BodyUnreadable,
 		},

@@ -314,3 +314,26 @@ func TestPolicyHeadersDropCredentials(t *testing.T) {
 		t.Fatalf("policy headers = %v", got)
 	}
 }
+
+// Headers reach policies that read request.headers (credentials left
+// out); a set that does not read them is not handed them, and a reload
+// to one that does sees them on the next request.
+func TestPoliciesReadHeadersOnlyWhenTheyUseThem(t *testing.T) {
+	e := newTestEngine(t, Options{})
+	r := req("GET", "compute.googleapis.com", "/compute/v1/projects/acme-dev/zones/us-east1-b/instances", "good")
+	r.Headers["x-goog-user-project"] = "acme-billing"
+	if res := e.Decide(context.Background(), r); res.Outcome != Allowed {
+		t.Fatalf("without a header rule: %v", res.Outcome)
+	}
+	e.SetPolicies(loadPolicy(t, `name: headers
+default: allow
+rules:
+  - name: no-billing-override
+    when: request.headers[?"x-goog-user-project"].orValue("") == "acme-billing" && !("authorization" in request.headers)
+    action: deny
+    message: No billing project overrides.
+`))
+	if res := e.Decide(context.Background(), r); res.Outcome != PolicyDenied || res.Decision.Rule != "no-billing-override" {
+		t.Fatalf("a rule on request.headers did not see the header: %v %+v", res.Outcome, res.Decision)
+	}
+}

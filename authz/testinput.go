@@ -81,7 +81,7 @@ func TestInputBuilderFor(rec *gcp.Recognizer, mode Unrecognised) policies.InputB
 		if m != nil && len(m.Calls) != 1 {
 			return policies.Input{}, fmt.Errorf("the request is an MCP batch of %d messages, which the gateway decides message by message; write one test per message", len(m.Calls))
 		}
-		in := buildInput(r, tc.Identity, req, tc.Session, req.Time)
+		in := buildInput(r, tc.Identity, req, tc.Session, req.Time, true)
 		if m != nil {
 			in = buildMCPInput(m, m.Calls[0], r, tc.Identity, req, tc.Session, req.Time)
 		}
