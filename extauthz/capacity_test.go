@@ -2,7 +2,6 @@ package extauthz
 
 import (
 	"context"
-	"net/http"
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -10,7 +9,6 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/airlockhq/airlock/resources"
-	"github.com/airlockhq/airlock/resources/resourcestest"
 	"github.com/airlockhq/airlock/test/grpctest"
 )
 
@@ -27,18 +25,11 @@ func (noopAuthz) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResp
 // 16 concurrent callers (SetParallelism 8 on 2 cores; more on more): a
 // no-op ext_authz server, airlock with the 50-rule policy (with gRPC's own
 // codec, and with its own), and the same with a rule reading resource.*
-// (warm cache), in one run. ns/op is wall
-// time per Check across all callers, so the ratio of two sub-benchmarks
-// is the ratio of their capacities.
+// (warm cache), in one run. ns/op is wall time per Check across all
+// callers, so the ratio of two sub-benchmarks is the ratio of their
+// capacities.
 func BenchmarkCheckCapacityResources(b *testing.B) {
-	f := resourcestest.New(b)
-	f.AddNode("organizations/100", resourcestest.Node{DisplayName: "acme.com"})
-	f.AddProject(resourcestest.Project{ID: "acme-dev", Number: "111111111111", Parent: "organizations/100", Labels: map[string]string{"env": "dev"}})
-	lookups, err := resources.New(resources.Options{Client: http.DefaultClient, Endpoints: f.Endpoints()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	const rule = "  - name: frozen-projects\n    when: 'gcp.readonly && (resource.project.labels.?env.orValue(\"\") == \"frozen\" || \"folders/999\" in resource.project.ancestors)'\n    action: deny\n"
+	f, lookups := benchLookups(b)
 	for _, c := range []struct {
 		name      string
 		rules     string
@@ -49,7 +40,7 @@ func BenchmarkCheckCapacityResources(b *testing.B) {
 		{name: "noop", noop: true},
 		{name: "without/grpc-codec", grpcCodec: true},
 		{name: "without"},
-		{name: "with-resource-rule", rules: rule, lookups: lookups},
+		{name: "with-resource-rule", rules: resourceRule, lookups: lookups},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			s, req := benchEngineWith(b, c.rules, c.lookups)

@@ -13,10 +13,10 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/protoadapt"
 
 	"github.com/airlockhq/airlock/authz"
 	"github.com/airlockhq/airlock/handoff"
+	"github.com/airlockhq/airlock/internal/protomsg"
 )
 
 // GRPCServerOptions are the options of the gRPC server that serves Check:
@@ -35,21 +35,11 @@ var _ encoding.CodecV2 = codec{}
 // Name is the content subtype of gRPC's own protobuf codec.
 func (codec) Name() string { return "proto" }
 
-func protoMessage(v any) proto.Message {
-	switch v := v.(type) {
-	case protoadapt.MessageV2:
-		return v
-	case protoadapt.MessageV1:
-		return protoadapt.MessageV2Of(v)
-	}
-	return nil
-}
-
 func (codec) Marshal(v any) (mem.BufferSlice, error) {
 	if r, ok := v.(*allowedReply); ok {
 		return mem.BufferSlice{mem.SliceBuffer(r.b)}, nil
 	}
-	m := protoMessage(v)
+	m := protomsg.Of(v)
 	if m == nil {
 		return nil, fmt.Errorf("extauthz: cannot marshal %T: not a proto message", v)
 	}
@@ -73,7 +63,7 @@ func (codec) Unmarshal(data mem.BufferSlice, v any) error {
 		// Not the shape decodeCheck takes: the protobuf runtime decides.
 		return proto.Unmarshal(b, in.CheckRequest)
 	}
-	m := protoMessage(v)
+	m := protomsg.Of(v)
 	if m == nil {
 		return fmt.Errorf("extauthz: cannot unmarshal into %T: not a proto message", v)
 	}

@@ -8,8 +8,9 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/airlockhq/airlock/internal/protomsg"
 )
 
 // protoCodec is gRPC's protobuf codec with buffers from dirtyPool (see
@@ -22,23 +23,13 @@ var _ encoding.CodecV2 = protoCodec{}
 // Name is the content subtype of gRPC's own protobuf codec.
 func (protoCodec) Name() string { return "proto" }
 
-func protoMessage(v any) proto.Message {
-	switch v := v.(type) {
-	case protoadapt.MessageV2:
-		return v
-	case protoadapt.MessageV1:
-		return protoadapt.MessageV2Of(v)
-	}
-	return nil
-}
-
 // Marshal encodes v into a buffer of dirtyPool (gRPC's codec uses its
 // default pool, which clears the buffer first).
 func (protoCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if r, ok := v.(*bodyReply); ok {
 		return r.marshal()
 	}
-	m := protoMessage(v)
+	m := protomsg.Of(v)
 	if m == nil {
 		return nil, fmt.Errorf("extproc: cannot marshal %T: not a proto message", v)
 	}
@@ -75,7 +66,7 @@ func (protoCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if r, ok := v.(*request); ok {
 		return r.unmarshal(data)
 	}
-	m := protoMessage(v)
+	m := protomsg.Of(v)
 	if m == nil {
 		return fmt.Errorf("extproc: cannot unmarshal into %T: not a proto message", v)
 	}
