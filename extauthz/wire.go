@@ -4,7 +4,10 @@ import (
 	"time"
 	"unicode/utf8"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 )
 
 // decodeCheck reads what a Check uses of a CheckRequest straight from its
@@ -13,9 +16,10 @@ import (
 //
 // It takes only the shape Envoy sends for an HTTP request: the fields it
 // reads, each at most once (maps aside), with the wire types of the
-// schema, every string valid UTF-8. Anything else (a field it does not
-// read, a repeated message that protobuf would merge, header_map, a
-// context extension, malformed bytes) answers ok false, and the caller
+// schema, every string valid UTF-8 (the metadata and TLS session Envoy
+// adds are checked by the protobuf runtime alone). Anything else (a field
+// it does not know, a repeated message that protobuf would merge,
+// header_map, malformed bytes) answers ok false, and the caller
 // decodes the whole message with the protobuf runtime instead; so whatever
 // it accepts, the runtime decodes to the same request, and whatever the
 // runtime refuses, it does not accept (FuzzDecodeCheck holds it to both).
@@ -110,11 +114,12 @@ var common = func() map[string]string {
 	return m
 }()
 
-// attributes reads an AttributeContext: source, destination and request.
+// attributes reads an AttributeContext: source and request, and checks
+// what Envoy sends beside them.
 func (f *checkFields) attributes(b []byte) bool {
 	var seen fieldSet
 	for len(b) > 0 {
-		num, v, n := consumeField(b, &seen, 0)
+		num, v, n := consumeField(b, &seen, 10) // context_extensions: a map
 		if n < 0 {
 			return false
 		}
@@ -123,10 +128,18 @@ func (f *checkFields) attributes(b []byte) bool {
 		switch num {
 		case 1: // source
 			f.source, ok = peerAddress(v)
-		case 2: // destination: read and checked, not used
+		case 2: // destination: checked, not used
 			_, ok = peerAddress(v)
 		case 4: // request
 			ok = f.attrRequest(v)
+		case 10: // context_extensions: checked, not used
+			_, _, ok = mapEntry(v)
+		case 11, 13: // metadata_context, route_metadata_context
+			// Envoy sets both on every request, empty unless namespaces
+			// are configured; content is checked by the runtime.
+			ok = len(v) == 0 || proto.Unmarshal(v, &corev3.Metadata{}) == nil
+		case 12: // tls_session
+			ok = len(v) == 0 || proto.Unmarshal(v, &authv3.AttributeContext_TLSSession{}) == nil
 		}
 		if !ok {
 			return false

@@ -15,6 +15,7 @@ import (
 	grpcstatus "google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/airlockhq/airlock/authz"
@@ -44,6 +45,9 @@ func wireSeeds() []*authv3.CheckRequest {
 					":authority": "compute.googleapis.com", "authorization": "Bearer x.y.z", "x-request-id": "r-1", "Accept": "é/ü"},
 			},
 		},
+		// Envoy sets both on every request, empty unless configured.
+		MetadataContext:      &corev3.Metadata{},
+		RouteMetadataContext: &corev3.Metadata{},
 	}}
 	post := proto.Clone(get).(*authv3.CheckRequest)
 	h := post.Attributes.Request.Http
@@ -57,10 +61,16 @@ func wireSeeds() []*authv3.CheckRequest {
 	raw.Attributes.Request.Http.Headers = nil
 	raw.Attributes.Request.Http.HeaderMap = &corev3.HeaderMap{Headers: []*corev3.HeaderValue{{Key: ":method", RawValue: []byte("GET")}, {Key: "X-Dup", RawValue: []byte("a")}, {Key: "x-dup", RawValue: []byte("b")}}}
 	ext := proto.Clone(get).(*authv3.CheckRequest)
-	ext.Attributes.ContextExtensions = map[string]string{"route": "google"}
+	ext.Attributes.ContextExtensions = map[string]string{"route": "google", "tier": "prod"}
+	ext.Attributes.TlsSession = &authv3.AttributeContext_TLSSession{Sni: "gateway.acme.com"}
+	md, err := structpb.NewStruct(map[string]any{"user": "alice", "n": 2})
+	if err != nil {
+		panic(err)
+	}
+	ext.Attributes.MetadataContext = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{"envoy.filters.http.jwt_authn": md}}
 	pipe := proto.Clone(get).(*authv3.CheckRequest)
 	pipe.Attributes.Source = &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_Pipe{Pipe: &corev3.Pipe{Path: "/run/envoy.sock"}}}}
-	return []*authv3.CheckRequest{get, post, text, pseudo, raw, ext, pipe, {}, {Attributes: &authv3.AttributeContext{}}}
+	return []*authv3.CheckRequest{get, post, text, pseudo, ext, raw, pipe, {}, {Attributes: &authv3.AttributeContext{}}}
 }
 
 // sameRequest reports whether two decoded requests are the same (an empty
@@ -99,11 +109,11 @@ func TestDecodeCheckMatchesProtobuf(t *testing.T) {
 		}
 		if checkDecode(t, b) {
 			fast++
-		} else if i < 4 {
+		} else if i < 5 {
 			t.Errorf("seed %d, a shape Envoy sends, was left to the protobuf runtime", i)
 		}
 	}
-	if fast < 4 {
+	if fast < 5 {
 		t.Fatalf("only %d seeds decoded on the fast path", fast)
 	}
 }
@@ -131,7 +141,9 @@ func TestDecodeCheckLeavesOddShapesToProtobuf(t *testing.T) {
 		// a known field with another wire type
 		"path as varint": httpReq(protowire.AppendVarint(protowire.AppendTag(nil, 4, protowire.VarintType), 7)),
 		"unknown field":  httpReq(tag(nil, 40, []byte("x"))),
-		"truncated":      httpReq(tag(nil, 4, []byte("/x")))[:6],
+		// metadata Envoy adds, with a key protobuf refuses
+		"invalid metadata": tag(nil, 1, tag(nil, 11, tag(nil, 1, entry("\xff", "")))),
+		"truncated":        httpReq(tag(nil, 4, []byte("/x")))[:6],
 	}
 	for name, b := range cases {
 		if _, ok := decodeCheck(b); ok {

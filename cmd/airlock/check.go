@@ -256,5 +256,9 @@ func checkRequest(method string, u *url.URL, token string, extra map[string]stri
 				RawBody:  body,
 			},
 		},
+		// Envoy sets both on every check, empty unless metadata
+		// namespaces are configured.
+		MetadataContext:      &corev3.Metadata{},
+		RouteMetadataContext: &corev3.Metadata{},
 	}}
 }

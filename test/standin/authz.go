@@ -377,6 +377,10 @@ func checkRequest(r *http.Request, hdrs requestHeaders, body []byte, cfg AuthzCo
 			Time: timestamppb.New(start),
 			Http: httpReq,
 		},
+		// Envoy sets both on every check (CRU createHttpCheck), empty
+		// unless metadata namespaces are configured.
+		MetadataContext:      &corev3.Metadata{},
+		RouteMetadataContext: &corev3.Metadata{},
 	}}
 }
 
