@@ -28,7 +28,7 @@ run: build
 	./$(BIN) serve
 
 # Tests need a real redis-server and, for the console's browser tests, a
-# headless Chromium, and the connect guide's snippets curl and python3;
+# headless Chromium, and the connect guide's snippets curl, python3 and node;
 # install them when missing (root) or say how.
 test-deps:
 	@if ! command -v redis-server >/dev/null 2>&1; then \
@@ -39,13 +39,14 @@ test-deps:
 			echo "redis-server is missing: run 'sudo apt-get install -y redis-server'"; exit 1; \
 		fi; \
 	fi
-	@for tool in curl python3; do \
+	@for pair in curl:curl python3:python3 node:nodejs; do \
+		tool=$${pair%%:*}; pkg=$${pair#*:}; \
 		if ! command -v $$tool >/dev/null 2>&1; then \
 			if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-				echo "installing $$tool (apt-get)"; \
-				apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$tool >/dev/null; \
+				echo "installing $$pkg (apt-get)"; \
+				apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg >/dev/null; \
 			else \
-				echo "$$tool is missing: run 'sudo apt-get install -y $$tool'"; exit 1; \
+				echo "$$tool is missing: run 'sudo apt-get install -y $$pkg'"; exit 1; \
 			fi; \
 		fi; \
 	done

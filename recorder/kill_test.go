@@ -101,47 +101,20 @@ func crashFlowChild(dir string) {
 // decision), and every refusal answered has its decision event.
 func TestKill9ExtProcFlowLosesNothingForwarded(t *testing.T) {
 	dir := t.TempDir()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	forwarded, refused := map[string]bool{}, map[string]bool{}
-	for life := 0; life < 2; life++ {
-		cmd := exec.Command(exe, "-test.run=^$")
-		cmd.Env = append(os.Environ(), crashFlowEnv+"="+dir)
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
+	// kill -9 in the middle of appends, syncs and uploads.
+	crashLives(t, crashFlowEnv, dir, 2000, func(line string) bool {
+		kind, id, _ := strings.Cut(line, " ")
+		switch kind {
+		case "forwarded":
+			forwarded[id] = true
+		case "refused":
+			refused[id] = true
+		default:
+			return false
 		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(stdout)
-		n := 0
-		for sc.Scan() {
-			kind, id, _ := strings.Cut(sc.Text(), " ")
-			switch kind {
-			case "forwarded":
-				forwarded[id] = true
-			case "refused":
-				refused[id] = true
-			default:
-				cmd.Process.Kill()
-				cmd.Wait()
-				t.Fatalf("child: %s", sc.Text())
-			}
-			if n++; n == 2000 {
-				// kill -9 in the middle of appends, syncs and uploads.
-				if err := cmd.Process.Kill(); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		cmd.Wait()
-		if n < 2000 {
-			t.Fatalf("life %d: child stopped after %d answers", life, n)
-		}
-	}
+		return true
+	})
 	decisions, requests := map[string]int{}, map[string]int{}
 	for _, e := range drainAndVerify(t, dir) {
 		switch {
@@ -215,43 +188,15 @@ func crashChild(dir string) {
 
 func TestKill9LosesNothingAcknowledged(t *testing.T) {
 	dir := t.TempDir()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	acked := map[string]bool{}
-	for life := 0; life < 2; life++ {
-		cmd := exec.Command(exe, "-test.run=^$")
-		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
+	// kill -9 in the middle of appends and uploads.
+	crashLives(t, crashChildEnv, dir, 1500, func(line string) bool {
+		if strings.HasPrefix(line, "error") {
+			return false
 		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(stdout)
-		n := 0
-		for sc.Scan() {
-			line := sc.Text()
-			if strings.HasPrefix(line, "error") {
-				cmd.Process.Kill()
-				cmd.Wait()
-				t.Fatalf("child: %s", line)
-			}
-			acked[strings.TrimPrefix(line, "ack ")] = true
-			if n++; n == 1500 {
-				// kill -9 in the middle of appends and uploads.
-				if err := cmd.Process.Kill(); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		cmd.Wait()
-		if n < 1500 {
-			t.Fatalf("life %d: child stopped after %d acks", life, n)
-		}
-	}
+		acked[strings.TrimPrefix(line, "ack ")] = true
+		return true
+	})
 	found := map[string]int{}
 	for _, e := range drainAndVerify(t, dir) {
 		if e.Kind == recorder.KindDecision {
@@ -269,6 +214,47 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 		}
 	}
 	t.Logf("%d acknowledged, %d recorded (the rest were in flight at the kill)", len(acked), len(found))
+}
+
+// crashLives runs this test binary as a child recording under dir (env
+// names the child's role), twice: each life is killed with SIGKILL after
+// it has answered killAfter lines, which take reports; a line it does not
+// take fails the test.
+func crashLives(t *testing.T, env, dir string, killAfter int, take func(line string) bool) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for life := 0; life < 2; life++ {
+		cmd := exec.Command(exe, "-test.run=^$")
+		cmd.Env = append(os.Environ(), env+"="+dir)
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(stdout)
+		n := 0
+		for sc.Scan() {
+			if !take(sc.Text()) {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("child: %s", sc.Text())
+			}
+			if n++; n == killAfter {
+				if err := cmd.Process.Kill(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		cmd.Wait()
+		if n < killAfter {
+			t.Fatalf("life %d: child stopped after %d lines", life, n)
+		}
+	}
 }
 
 // drainAndVerify runs a clean recorder on the spool under dir, which

@@ -170,10 +170,7 @@ gcloud compute instances describe web-1 --zone us-east1-b --project acme-prod --
 		want(t, out, "object release/notes.txt")
 	})
 	t.Run("node", func(t *testing.T) {
-		node, err := exec.LookPath("node")
-		if err != nil {
-			t.Skip("node is not installed")
-		}
+		node := needTool(t, "node")
 		file := filepath.Join(repoRoot, s["node"].file)
 		run(t, env, home, node, "--check", file)
 		nodeEnv := append(append([]string(nil), env...), "NODE_PATH="+nodePath(), "NODE_EXTRA_CA_CERTS="+g.ca.CertFile)
@@ -228,9 +225,13 @@ func needTool(t *testing.T, name string) string {
 	if err == nil {
 		return p
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not installed (make test-deps installs it: apt-get install %s)", name, name)
+	pkg := name
+	if name == "node" {
+		pkg = "nodejs"
 	}
-	t.Skipf("%s is not installed: apt-get install %s", name, name)
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is not installed (make test-deps installs it: apt-get install %s)", name, pkg)
+	}
+	t.Skipf("%s is not installed: apt-get install %s", name, pkg)
 	return ""
 }

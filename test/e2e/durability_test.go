@@ -153,21 +153,20 @@ func (a *Airlock) kill(t *testing.T) {
 	<-a.done
 }
 
-// kill -9 of airlock under load (ext_authz and ext_proc in one process,
-// as in the shipped pod): after a restart on the same spool, every request
-// that reached Google has its decision and its request event, and every
-// refusal the agent received has its decision.
-func TestKill9LosesNoForwardedRequest(t *testing.T) {
-	iss := identitytest.NewIssuer(t)
+// killUnderLoad sends an agent's requests through a front whose
+// ext_authz is authz's and ext_proc is extproc's until 400 are answered,
+// then kills victim with SIGKILL. It returns the request ids that reached
+// Google and those refused to the agent.
+func killUnderLoad(t *testing.T, iss *identitytest.Issuer, authz, extproc, victim *Airlock) (forwarded, refused map[string]bool) {
+	t.Helper()
 	google := &idGoogle{ids: map[string]bool{}}
 	upstream := httptest.NewServer(google)
 	t.Cleanup(upstream.Close)
-	a := startAirlock(t, recordingConfig(t, iss))
-	cfg, err := config.Load(a.ConfigPath)
+	cfg, err := config.Load(authz.ConfigPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	front := httptest.NewServer(standin.NewFront(standin.AirlockFrontConfig(cfg, dial(t, a.AuthzAddr), dial(t, a.ExtProcAddr), nil, upstream.URL)))
+	front := httptest.NewServer(standin.NewFront(standin.AirlockFrontConfig(cfg, dial(t, authz.AuthzAddr), dial(t, extproc.ExtProcAddr), nil, upstream.URL)))
 	t.Cleanup(front.Close)
 	tok := iss.Mint(map[string]any{"sub": "agent-1", "groups": []string{"ai-agents"}})
 
@@ -175,10 +174,20 @@ func TestKill9LosesNoForwardedRequest(t *testing.T) {
 	stop := make(chan struct{})
 	wait := agentLoad(t, front.URL, tok, &answered, stop)
 	waitFor(t, 60*time.Second, "400 answered requests", func() bool { return answered.Load() >= 400 })
-	a.kill(t)
+	victim.kill(t)
 	close(stop)
-	refused := wait()
-	forwarded := google.received()
+	refused = wait()
+	return google.received(), refused
+}
+
+// kill -9 of airlock under load (ext_authz and ext_proc in one process,
+// as in the shipped pod): after a restart on the same spool, every request
+// that reached Google has its decision and its request event, and every
+// refusal the agent received has its decision.
+func TestKill9LosesNoForwardedRequest(t *testing.T) {
+	iss := identitytest.NewIssuer(t)
+	a := startAirlock(t, recordingConfig(t, iss))
+	forwarded, refused := killUnderLoad(t, iss, a, a, a)
 
 	// A restart on the same spool uploads what the killed process left;
 	// a clean stop uploads the rest.
@@ -210,27 +219,9 @@ func TestKill9LosesNoForwardedRequest(t *testing.T) {
 // decision and the rules it was given.
 func TestForwardedRequestProvedWithoutTheDecidingReplica(t *testing.T) {
 	iss := identitytest.NewIssuer(t)
-	google := &idGoogle{ids: map[string]bool{}}
-	upstream := httptest.NewServer(google)
-	t.Cleanup(upstream.Close)
 	decider := startAirlock(t, recordingConfig(t, iss))
 	processor := startAirlock(t, recordingConfig(t, iss))
-	cfg, err := config.Load(decider.ConfigPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	front := httptest.NewServer(standin.NewFront(standin.AirlockFrontConfig(cfg, dial(t, decider.AuthzAddr), dial(t, processor.ExtProcAddr), nil, upstream.URL)))
-	t.Cleanup(front.Close)
-	tok := iss.Mint(map[string]any{"sub": "agent-1", "groups": []string{"ai-agents"}})
-
-	var answered atomic.Int64
-	stop := make(chan struct{})
-	wait := agentLoad(t, front.URL, tok, &answered, stop)
-	waitFor(t, 60*time.Second, "400 answered requests", func() bool { return answered.Load() >= 400 })
-	decider.kill(t)
-	close(stop)
-	wait()
-	forwarded := google.received()
+	forwarded, _ := killUnderLoad(t, iss, decider, processor, decider)
 	processor.Stop()
 
 	_, requests := sessionEvents(t, filepath.Join(processor.Dir, "sessions"), true)
