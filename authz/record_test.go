@@ -13,6 +13,7 @@ import (
 	"github.com/airlockhq/airlock/masking"
 	"github.com/airlockhq/airlock/policies"
 	"github.com/airlockhq/airlock/recorder"
+	"github.com/airlockhq/airlock/recorder/recordertest"
 	"github.com/airlockhq/airlock/test/cputime"
 )
 
@@ -40,7 +41,7 @@ func benchRecordDecision(b *testing.B, durability string, subjects int) {
 	}
 	dir := b.TempDir()
 	rec, err := recorder.New(context.Background(), recorder.Options{
-		Sink: mustSink(b, "file://"+filepath.Join(dir, "sink")), Spool: filepath.Join(dir, "spool"),
+		Sink: recordertest.OpenSink(b, "file://"+filepath.Join(dir, "sink")), Spool: filepath.Join(dir, "spool"),
 		Mask: masking.NewRequestMasker(eng).Value, MaxBodyBytes: 16 << 10, Durability: durability,
 	})
 	if err != nil {
@@ -107,7 +108,7 @@ func TestRecordSourceAndUnauthenticated(t *testing.T) {
 	}
 	dir := t.TempDir()
 	ctx := context.Background()
-	rec, err := recorder.New(ctx, recorder.Options{Sink: mustSink(t, "file://"+filepath.Join(dir, "sink")), Spool: filepath.Join(dir, "spool"), Mask: masking.NewRequestMasker(eng).Value, MaxBodyBytes: 1024})
+	rec, err := recorder.New(ctx, recorder.Options{Sink: recordertest.OpenSink(t, "file://"+filepath.Join(dir, "sink")), Spool: filepath.Join(dir, "spool"), Mask: masking.NewRequestMasker(eng).Value, MaxBodyBytes: 1024})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,14 +144,4 @@ func TestRecordSourceAndUnauthenticated(t *testing.T) {
 		len(got.Headers) != 0 || got.BodyExcerpt != "" || got.Message != "" || got.Decision != "unauthenticated" {
 		t.Fatalf("unauthenticated decision %+v", got)
 	}
-}
-
-// mustSink opens a sink URL.
-func mustSink(tb testing.TB, url string) recorder.Sink {
-	tb.Helper()
-	s, err := recorder.OpenSink(context.Background(), url, recorder.SinkOptions{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return s
 }

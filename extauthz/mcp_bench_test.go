@@ -3,8 +3,6 @@ package extauthz
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,11 +12,7 @@ import (
 
 	"github.com/airlockhq/airlock/authz"
 	"github.com/airlockhq/airlock/gcp"
-	"github.com/airlockhq/airlock/identity"
-	"github.com/airlockhq/airlock/identity/identitytest"
 	"github.com/airlockhq/airlock/mcp"
-	"github.com/airlockhq/airlock/policies"
-	"github.com/airlockhq/airlock/policies/policiestest"
 	"github.com/airlockhq/airlock/test/cputime"
 )
 
@@ -45,27 +39,8 @@ func instanceBody(size int) map[string]any {
 // instance through the Compute MCP server) with Check on the REST request
 // of the same size that does the same thing, on the 50-rule policy.
 func BenchmarkCheckToolCall(b *testing.B) {
-	iss := identitytest.NewIssuer(b)
-	dir := b.TempDir()
-	policy := strings.ReplaceAll(policiestest.BenchmarkPolicy50(), `startsWith("https://")`, `startsWith("http")`)
-	if err := os.WriteFile(filepath.Join(dir, "p.yaml"), []byte(policy), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	set, err := policies.Load(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	v, err := identity.NewOIDCVerifier(context.Background(), []identity.IssuerConfig{iss.Config("airlock", "groups")}, identity.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
 	g := gcp.NewRecognizer(gcp.DefaultCatalog(), nil)
-	e, err := authz.New(authz.Options{Verifier: v, Recognizer: g, Policies: set, MCP: mcp.NewRecognizer(g, nil, mcp.NewRegistry(0, 0))})
-	if err != nil {
-		b.Fatal(err)
-	}
-	s := New(e)
-	tok := iss.Mint(map[string]any{"sub": "agent-1", "groups": []string{"ai-agents"}})
+	s, tok := benchServer(b, "", authz.Options{Recognizer: g, MCP: mcp.NewRecognizer(g, nil, mcp.NewRegistry(0, 0))})
 	inst := instanceBody(4 << 10)
 	restBody, _ := json.Marshal(inst)
 	args := map[string]any{"project": "acme-dev", "zone": "us-east1-b", "name": "web-2", "instance": inst}

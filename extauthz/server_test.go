@@ -176,9 +176,10 @@ func benchEngine(b *testing.B) (*Server, *authv3.CheckRequest) {
 	return benchEngineWith(b, "", nil)
 }
 
-// benchEngineWith adds extra rules to the 50-rule policy and resource
-// lookups to the engine.
-func benchEngineWith(b *testing.B, extraRules string, lookups resources.Backend) (*Server, *authv3.CheckRequest) {
+// benchServer is the ext_authz server over the 50-rule policy
+// (extraRules first), trusting a fresh issuer, with opts added to the
+// engine's options; and a token of an agent that policy lets read.
+func benchServer(b *testing.B, extraRules string, opts authz.Options) (*Server, string) {
 	b.Helper()
 	iss := identitytest.NewIssuer(b)
 	dir := b.TempDir()
@@ -195,11 +196,22 @@ func benchEngineWith(b *testing.B, extraRules string, lookups resources.Backend)
 	if err != nil {
 		b.Fatal(err)
 	}
-	e, err := authz.New(authz.Options{Verifier: v, Recognizer: gcp.NewRecognizer(gcp.DefaultCatalog(), nil), Policies: set, Resources: lookups})
+	opts.Verifier, opts.Policies = v, set
+	if opts.Recognizer == nil {
+		opts.Recognizer = gcp.NewRecognizer(gcp.DefaultCatalog(), nil)
+	}
+	e, err := authz.New(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
-	tok := iss.Mint(map[string]any{"sub": "agent-1", "groups": []string{"ai-agents"}})
+	return New(e), iss.Mint(map[string]any{"sub": "agent-1", "groups": []string{"ai-agents"}})
+}
+
+// benchEngineWith adds extra rules to the 50-rule policy and resource
+// lookups to the engine.
+func benchEngineWith(b *testing.B, extraRules string, lookups resources.Backend) (*Server, *authv3.CheckRequest) {
+	b.Helper()
+	s, tok := benchServer(b, extraRules, authz.Options{Resources: lookups})
 	req := checkRequest(&authv3.AttributeContext_HttpRequest{
 		Id: "1", Method: "GET", Host: "compute.googleapis.com", Scheme: "https", Protocol: "HTTP/2",
 		Path: "/compute/v1/projects/acme-dev/zones/us-east1-b/instances?maxResults=50",
@@ -210,7 +222,6 @@ func benchEngineWith(b *testing.B, extraRules string, lookups resources.Backend)
 			"accept": "application/json", "x-request-id": "c0ffee",
 		},
 	})
-	s := New(e)
 	resp, _ := s.Check(context.Background(), req)
 	if resp.GetStatus().GetCode() != 0 {
 		b.Fatalf("bench request refused: %s", resp.GetDeniedResponse().GetBody())

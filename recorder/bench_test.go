@@ -18,7 +18,7 @@ import (
 func BenchmarkSpoolAppendParallel(b *testing.B) {
 	dir := b.TempDir()
 	r, err := recorder.New(context.Background(), recorder.Options{
-		Sink: mustSink(b, "file://"+filepath.Join(dir, "sink")), Spool: filepath.Join(dir, "spool"),
+		Sink: recordertest.OpenSink(b, "file://"+filepath.Join(dir, "sink")), Spool: filepath.Join(dir, "spool"),
 		SpoolMaxBytes: 8 << 30, FlushInterval: time.Hour, ChunkMinBytes: 1 << 30, ChunkMaxBytes: 1 << 30, ChunkMaxAge: time.Hour,
 	})
 	if err != nil {

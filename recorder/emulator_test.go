@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/recorder"
+	"github.com/airlockhq/airlock/recorder/recordertest"
 )
 
 // fakeGCSBinary returns a fake-gcs-server executable: $FAKE_GCS_SERVER,
@@ -92,7 +93,7 @@ func TestGCSEmulatorProcess(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(emu.dir, "audit"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	r := newRecorder(t, recorder.Options{Sink: mustSink(t, "gs://audit/sessions"), UploadTimeout: time.Second})
+	r := newRecorder(t, recorder.Options{Sink: recordertest.OpenSink(t, "gs://audit/sessions"), UploadTimeout: time.Second})
 	for i := 0; i < 50; i++ {
 		if err := recordRequest(ctx, r, "proc~x", "alice", i); err != nil {
 			t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/recorder"
+	"github.com/airlockhq/airlock/recorder/recordertest"
 )
 
 const crashChildEnv = "AIRLOCK_RECORDER_CRASH_CHILD"
@@ -262,7 +263,7 @@ func crashLives(t *testing.T, env, dir string, killAfter int, take func(line str
 // sink and returns their events.
 func drainAndVerify(t *testing.T, dir string) []*recorder.Event {
 	t.Helper()
-	r := newRecorder(t, recorder.Options{Spool: filepath.Join(dir, "spool"), Sink: mustSink(t, "file://"+filepath.Join(dir, "sink"))})
+	r := newRecorder(t, recorder.Options{Spool: filepath.Join(dir, "spool"), Sink: recordertest.OpenSink(t, "file://"+filepath.Join(dir, "sink"))})
 	closeRecorder(t, r)
 	sink, err := recorder.NewFileSink(filepath.Join(dir, "sink"))
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/airlockhq/airlock/recorder"
+	"github.com/airlockhq/airlock/recorder/recordertest"
 	"github.com/airlockhq/airlock/redistest"
 )
 
@@ -257,7 +258,7 @@ func TestStaleOpenSegmentFails(t *testing.T) {
 func TestSpoolIsLocked(t *testing.T) {
 	spool := filepath.Join(t.TempDir(), "spool")
 	r := newRecorder(t, recorder.Options{Spool: spool})
-	_, err := recorder.New(context.Background(), recorder.Options{Spool: spool, Sink: mustSink(t, "file://"+t.TempDir())})
+	_, err := recorder.New(context.Background(), recorder.Options{Spool: spool, Sink: recordertest.OpenSink(t, "file://"+t.TempDir())})
 	if !errors.Is(err, recorder.ErrSpoolInUse) || !strings.Contains(err.Error(), spool) {
 		t.Fatalf("second recorder on one spool: %v, want ErrSpoolInUse naming it", err)
 	}

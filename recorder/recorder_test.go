@@ -32,7 +32,7 @@ func newRecorder(t *testing.T, opts recorder.Options) *recorder.Recorder {
 		opts.Spool = filepath.Join(t.TempDir(), "spool")
 	}
 	if opts.Sink == nil {
-		opts.Sink = mustSink(t, "file://"+filepath.Join(t.TempDir(), "sink"))
+		opts.Sink = recordertest.OpenSink(t, "file://"+filepath.Join(t.TempDir(), "sink"))
 	}
 	if opts.FlushInterval == 0 {
 		opts.FlushInterval = 20 * time.Millisecond
@@ -378,7 +378,7 @@ func TestCrashRecoveryUploadsOnce(t *testing.T) {
 	sinkDir := filepath.Join(t.TempDir(), "sink")
 	ctx := context.Background()
 	// First life: part uploaded, part only spooled, then a crash.
-	r1 := newRecorder(t, recorder.Options{Spool: spool, Sink: mustSink(t, "file://"+sinkDir), FlushInterval: time.Hour})
+	r1 := newRecorder(t, recorder.Options{Spool: spool, Sink: recordertest.OpenSink(t, "file://"+sinkDir), FlushInterval: time.Hour})
 	for i := 0; i < 40; i++ {
 		if err := recordRequest(ctx, r1, "crash~x", "dave", i); err != nil {
 			t.Fatal(err)
@@ -408,7 +408,7 @@ func TestCrashRecoveryUploadsOnce(t *testing.T) {
 	f.Close()
 
 	// Second life on the same spool: resumes and records more.
-	r2 := newRecorder(t, recorder.Options{Spool: spool, Sink: mustSink(t, "file://"+sinkDir)})
+	r2 := newRecorder(t, recorder.Options{Spool: spool, Sink: recordertest.OpenSink(t, "file://"+sinkDir)})
 	for i := 100; i < 110; i++ {
 		if err := recordRequest(ctx, r2, "crash~x", "dave", i); err != nil {
 			t.Fatal(err)
@@ -667,15 +667,4 @@ func TestManifestFollowsChunksOncePerInterval(t *testing.T) {
 		t.Fatalf("after Flush: verify %+v, want every one of %d chunks in the manifest", res, chunks)
 	}
 	closeRecorder(t, r)
-}
-
-// mustSink opens a sink URL (file://DIR, or gs://BUCKET/PREFIX against the
-// emulator STORAGE_EMULATOR_HOST names).
-func mustSink(tb testing.TB, url string) recorder.Sink {
-	tb.Helper()
-	s, err := recorder.OpenSink(context.Background(), url, recorder.SinkOptions{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return s
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/recorder"
+	"github.com/airlockhq/airlock/recorder/recordertest"
 )
 
 func TestSegmentsRollOverAndVerify(t *testing.T) {
@@ -107,7 +108,7 @@ func TestEventsBeyondTheMemoryBudgetAreReadBack(t *testing.T) {
 	spool := t.TempDir()
 	sinkDir := t.TempDir()
 	ctx := context.Background()
-	opts := recorder.Options{Spool: spool, Sink: mustSink(t, "file://"+sinkDir), PendingMemoryBytes: 1500, FlushInterval: time.Hour, ChunkMaxBytes: 4096}
+	opts := recorder.Options{Spool: spool, Sink: recordertest.OpenSink(t, "file://"+sinkDir), PendingMemoryBytes: 1500, FlushInterval: time.Hour, ChunkMaxBytes: 4096}
 	r1 := newRecorder(t, opts)
 	for i := 0; i < 60; i++ {
 		if err := recordRequest(ctx, r1, "spill~x", "alice", i); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/airlockhq/airlock/recorder"
+	"github.com/airlockhq/airlock/recorder/recordertest"
 	"github.com/airlockhq/airlock/redistest"
 )
 
@@ -150,7 +151,7 @@ func TestLocalSessionEventsAreMarked(t *testing.T) {
 	ft := recorder.NewFallbackTracker(shared, recorder.FallbackOptions{RetryMin: time.Hour})
 	sinkDir := filepath.Join(t.TempDir(), "sink")
 	rec, err := recorder.New(context.Background(), recorder.Options{
-		Sink: mustSink(t, "file://"+sinkDir), Spool: filepath.Join(t.TempDir(), "spool"), Tracker: ft,
+		Sink: recordertest.OpenSink(t, "file://"+sinkDir), Spool: filepath.Join(t.TempDir(), "spool"), Tracker: ft,
 		FlushInterval: 20 * time.Millisecond, ChunkMaxAge: 20 * time.Millisecond,
 	})
 	if err != nil {

@@ -69,7 +69,7 @@ func TestUnauthenticatedEventsAreCompactAndLimited(t *testing.T) {
 	now.Store(&start)
 	clock := func() time.Time { return *now.Load() }
 	sinkDir := t.TempDir()
-	r := newRecorder(t, recorder.Options{Sink: mustSink(t, "file://"+sinkDir), Now: clock, MaxBodyBytes: 16 << 10,
+	r := newRecorder(t, recorder.Options{Sink: recordertest.OpenSink(t, "file://"+sinkDir), Now: clock, MaxBodyBytes: 16 << 10,
 		Mask:            func(b []byte) []byte { return []byte(strings.ReplaceAll(string(b), "SECRET", "[MASKED]")) },
 		Unauthenticated: recorder.UnauthenticatedOptions{Rate: 1, Burst: 3}})
 	for i := 0; i < 10; i++ {

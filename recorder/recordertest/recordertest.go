@@ -286,3 +286,14 @@ func TestSink(t *testing.T, newSink func(t *testing.T) recorder.Sink) {
 		}
 	})
 }
+
+// OpenSink opens a sink URL for a test (file://DIR, or gs://BUCKET/PREFIX
+// against the emulator STORAGE_EMULATOR_HOST names).
+func OpenSink(tb testing.TB, url string) recorder.Sink {
+	tb.Helper()
+	s, err := recorder.OpenSink(context.Background(), url, recorder.SinkOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
