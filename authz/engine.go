@@ -194,8 +194,9 @@ func (e *Engine) decide(ctx context.Context, req Request) *Result {
 		res.RequestID = newID()
 	}
 	outer := ctx
-	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
-	defer cancel()
+	budget := withDeadline(ctx, e.opts.Timeout)
+	defer budget.stop()
+	ctx = budget
 
 	token, err := identity.BearerToken(req.Headers)
 	if err != nil {
