@@ -83,10 +83,18 @@ func (c *deadline) Err() error {
 	return nil
 }
 
-func (c *deadline) Value(key any) any { return c.parent.Value(key) }
+// Value asks the timer's context once there is one: context.WithCancel
+// over c then finds the timer's own cancelCtx there (it always starts
+// the timer first, with Done) and registers with it as with any context
+// of the standard library, with no goroutine and no callback.
+func (c *deadline) Value(key any) any {
+	if t := c.timed.Load(); t != nil {
+		return (*t).Value(key)
+	}
+	return c.parent.Value(key)
+}
 
-// AfterFunc lets context.WithCancel and context.AfterFunc over c register
-// with its timer instead of starting a goroutine each.
+// AfterFunc lets context.AfterFunc over c register with its timer.
 func (c *deadline) AfterFunc(f func()) func() bool {
 	return context.AfterFunc(c.start(), f)
 }

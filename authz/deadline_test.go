@@ -122,3 +122,35 @@ func BenchmarkDeadline(b *testing.B) {
 		}
 	})
 }
+
+// TestDeadlineChildrenNeedNoGoroutine: context.WithCancel over a started
+// deadline registers with its timer (cel-go makes one per interruptible
+// expression), as over a context.WithTimeout.
+func TestDeadlineChildrenNeedNoGoroutine(t *testing.T) {
+	parent, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ctx := withDeadline(parent, time.Hour)
+	defer ctx.stop()
+	_ = ctx.Done()
+	allocs := testing.AllocsPerRun(100, func() {
+		_, childCancel := context.WithCancel(ctx)
+		childCancel()
+	})
+	timeout, stop := context.WithTimeout(parent, time.Hour)
+	defer stop()
+	want := testing.AllocsPerRun(100, func() {
+		_, childCancel := context.WithCancel(timeout)
+		childCancel()
+	})
+	if allocs > want {
+		t.Fatalf("a child of a deadline costs %v allocations, of a context.WithTimeout %v", allocs, want)
+	}
+	child, childCancel := context.WithCancel(ctx)
+	defer childCancel()
+	ctx.stop()
+	select {
+	case <-child.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the child outlived the deadline's stop")
+	}
+}

@@ -3,6 +3,7 @@ package handoff
 import (
 	"encoding/json"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/airlockhq/airlock/masking"
 )
@@ -72,7 +73,19 @@ func (m Metadata) MaskingJSON() string {
 	if len(m.Masking) == 0 {
 		return "[]"
 	}
-	b := make([]byte, 0, 128*len(m.Masking))
+	// The size without escapes: one allocation, and the string is the
+	// buffer itself.
+	n := 2
+	for _, s := range m.Masking {
+		n += len(`{"policy":"","name":"","fields":[],"detectors":[]},`) + len(s.Policy) + len(s.Name)
+		for _, f := range s.Fields {
+			n += len(f) + 3
+		}
+		for _, d := range s.Detectors {
+			n += len(d) + 3
+		}
+	}
+	b := make([]byte, 0, n)
 	b = append(b, '[')
 	for i, s := range m.Masking {
 		if i > 0 {
@@ -89,7 +102,7 @@ func (m Metadata) MaskingJSON() string {
 		b = append(b, '}')
 	}
 	b = append(b, ']')
-	return string(b)
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 func appendJSONStrings(b []byte, list []string) []byte {

@@ -32,10 +32,10 @@ func (l *loader) compile(n *yaml.Node, pol, rule, what string) *expr {
 		l.problem(n, pol, rule, "%s must be a bool expression, but it gives %s", what, checked.OutputType())
 		return nil
 	}
-	loops := hasComprehension(checked.NativeRep().Expr())
+	loops := loopsOverInput(checked.NativeRep().Expr())
 	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
 	if loops {
-		// Expressions that loop watch the request's context.
+		// Expressions whose loops the request sizes watch its context.
 		opts = append(opts, cel.InterruptCheckFrequency(64))
 	}
 	prg, err := l.env.Program(checked, opts...)
@@ -203,12 +203,22 @@ func literalIndex(e celast.Expr, variable string) []string {
 	return nil
 }
 
-// hasComprehension reports whether an expression loops (all, exists, map,
-// filter and the like).
-func hasComprehension(e celast.Expr) bool {
+// loopsOverInput reports whether an expression loops (all, exists, map,
+// filter and the like) over anything but a list or map written in the
+// expression itself: over request data, a function's result or another
+// loop's variable, whose length the request may choose. Such an
+// expression is evaluated under the request's deadline, so that it can be
+// interrupted. A loop over a literal is bounded by the policy's own text,
+// and the interruptible evaluation costs a context per expression.
+func loopsOverInput(e celast.Expr) bool {
 	found := false
 	celast.PreOrderVisit(e, celast.NewExprVisitor(func(x celast.Expr) {
-		if x.Kind() == celast.ComprehensionKind {
+		if x.Kind() != celast.ComprehensionKind {
+			return
+		}
+		switch x.AsComprehension().IterRange().Kind() {
+		case celast.ListKind, celast.MapKind:
+		default:
 			found = true
 		}
 	}))

@@ -426,6 +426,29 @@ rules:
 	}
 }
 
+// TestOnlyLoopsOverInputWatchTheContext: a loop over a list written in
+// the policy is not evaluated under the request's context (it cannot run
+// long); one over request data, a function's result or another loop's
+// variable is.
+func TestOnlyLoopsOverInputWatchTheContext(t *testing.T) {
+	for when, want := range map[string]bool{
+		`gcp.project.startsWith("p")`:                                  false,
+		`["-dev", "-test"].exists(s, gcp.project.endsWith(s))`:         false,
+		`{"a": 1, "b": 2}.all(k, k != gcp.project)`:                    false,
+		`[gcp.project].exists(p, p == "x")`:                            false,
+		`identity.groups.exists(g, g == "sre")`:                        true,
+		`request.headers.exists(k, k == "x")`:                          true,
+		`lists.range(3).all(i, i >= 0)`:                                true,
+		`[["a"], identity.groups].exists(l, l.exists(g, g == "sre"))`:  true,
+		`["a", "b"].map(x, x + "!").exists(y, y == gcp.project + "!")`: true,
+	} {
+		set := mustLoad(t, "name: p\ndefault: allow\nrules:\n  - name: r\n    when: '"+when+"'\n    action: deny\n")
+		if got := set.policies[0].rules[0].when.loops; got != want {
+			t.Errorf("%s: watches the context %v, want %v", when, got, want)
+		}
+	}
+}
+
 func TestEvaluateConcurrently(t *testing.T) {
 	set := mustLoad(t, threeRules)
 	inputs := []struct {

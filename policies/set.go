@@ -78,8 +78,9 @@ func (s *Set) Digest() string { return s.digest }
 type expr struct {
 	src string
 	prg cel.Program
-	// loops is true when the expression has a comprehension; it is then
-	// evaluated under the request's context so that it can be interrupted.
+	// loops is true when the expression loops over something the request
+	// sizes (loopsOverInput); it is then evaluated under the request's
+	// context so that it can be interrupted.
 	loops bool
 	// methods, when not nil, are the only gcp.method values for which the
 	// expression can be true.

@@ -1,14 +1,10 @@
 package recorder
 
 import (
-	"bytes"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
-	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/masking"
 )
 
@@ -231,113 +227,6 @@ type ToolCallEvent struct {
 
 // Masked stands for a value the recorder refused to keep.
 const Masked = masking.Withheld
-
-// header is one recorded header: lower-case name, value as recorded.
-type header struct{ name, value string }
-
-// maskHeaders returns headers as the recorder keeps them: lower-case
-// names, credentials replaced by Masked (handoff.CredentialHeader) and every
-// other value passed through mask when it is not nil, pseudo-headers
-// (":path" ...) kept; a list sorted by name, the order they are written
-// in, with no map to build and sort again. Two names that differ only in
-// case keep the first value in sorted order. path and query are masked in
-// the same pass and returned: an API key travels in a query as often as
-// in a header.
-func maskHeaders(headers map[string]string, mask func([]byte) []byte, path, query string) (hs []header, maskedPath, maskedQuery string) {
-	if len(headers) > 0 {
-		hs = make([]header, 0, len(headers))
-		for k, v := range headers {
-			hs = append(hs, header{strings.ToLower(k), v})
-		}
-		slices.SortFunc(hs, func(a, b header) int {
-			if c := strings.Compare(a.name, b.name); c != 0 {
-				return c
-			}
-			return strings.Compare(a.value, b.value)
-		})
-		hs = slices.CompactFunc(hs, func(a, b header) bool { return a.name == b.name })
-	}
-	for i := range hs {
-		if handoff.CredentialHeader(hs[i].name, hs[i].value) {
-			hs[i].value = Masked
-		}
-	}
-	if mask == nil {
-		return hs, path, query
-	}
-	// Path and query, then every value not already masked.
-	var buf [24]string
-	texts := append(buf[:0], path, query)
-	for _, h := range hs {
-		if h.value != Masked {
-			texts = append(texts, h.value)
-		}
-	}
-	maskTexts(mask, texts)
-	maskedPath, maskedQuery, texts = texts[0], texts[1], texts[2:]
-	for i := range hs {
-		if hs[i].value != Masked {
-			hs[i].value, texts = texts[0], texts[1:]
-		}
-	}
-	return hs, maskedPath, maskedQuery
-}
-
-// maskTexts replaces each text with its masked form, in one pass of mask
-// over all of them joined by line breaks rather than one pass each. A
-// text mask left alone is not copied. Texts holding a line break
-// themselves, or a pass that does not give back as many lines as it was
-// given (a match across a line break), are masked one by one. The masked
-// lines are compared with the texts, not with the joined input, so a
-// masker that rewrites its input in place is handled too.
-func maskTexts(mask func([]byte) []byte, texts []string) {
-	n := len(texts) - 1
-	for _, t := range texts {
-		if strings.IndexByte(t, '\n') >= 0 || strings.IndexByte(t, '\r') >= 0 {
-			maskEach(mask, texts)
-			return
-		}
-		n += len(t)
-	}
-	bp := scratchPool.Get().(*[]byte)
-	defer scratchPool.Put(bp)
-	joined := slices.Grow((*bp)[:0], n)
-	for i, t := range texts {
-		if i > 0 {
-			joined = append(joined, '\n')
-		}
-		joined = append(joined, t...)
-	}
-	if cap(joined) <= maxScratch {
-		*bp = joined
-	}
-	masked := mask(joined)
-	if bytes.Count(masked, []byte{'\n'}) != len(texts)-1 {
-		maskEach(mask, texts)
-		return
-	}
-	for i, t := range texts {
-		line, rest, _ := bytes.Cut(masked, []byte{'\n'})
-		if string(line) != t {
-			texts[i] = string(line)
-		}
-		masked = rest
-	}
-}
-
-func maskEach(mask func([]byte) []byte, texts []string) {
-	for i, t := range texts {
-		if t != "" {
-			texts[i] = string(mask([]byte(t)))
-		}
-	}
-}
-
-// scratchPool holds the buffers maskTexts joins texts in.
-var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
-
-// maxScratch bounds the buffers kept in scratchPool.
-const maxScratch = 64 << 10
 
 // excerpt truncates b to at most limit bytes on a rune boundary and makes it
 // valid UTF-8.

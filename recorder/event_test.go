@@ -30,7 +30,7 @@ func TestMaskHeaders(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, _, _ := maskHeaders(map[string]string{tt.name: tt.value}, nil, "", "")
+			got, _, _ := newHeaderMasker(nil).maskHeaders(map[string]string{tt.name: tt.value}, "", "")
 			if len(got) != 1 || got[0].name != strings.ToLower(tt.name) {
 				t.Fatalf("header %s: got %v", tt.name, got)
 			}
@@ -39,7 +39,7 @@ func TestMaskHeaders(t *testing.T) {
 			}
 		})
 	}
-	if got, _, _ := maskHeaders(nil, nil, "", ""); got != nil {
+	if got, _, _ := newHeaderMasker(nil).maskHeaders(nil, "", ""); got != nil {
 		t.Fatalf("nil headers gave %v", got)
 	}
 }

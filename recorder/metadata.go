@@ -40,7 +40,7 @@ func (r *Recorder) RecordRequestHeaders(ctx context.Context, meta handoff.Metada
 // Recorder, which fails the response closed on an error; failures are also
 // logged and counted in Stats.Failed.
 func (r *Recorder) RecordResponse(ctx context.Context, meta handoff.Metadata, status int, headers map[string]string, maskedBody []byte, totalBytes int64) error {
-	hs, _, _ := maskHeaders(headers, r.opts.Mask, "", "")
+	hs, _, _ := r.headers.maskHeaders(headers, "", "")
 	err := r.record(ctx, meta.SessionID, &Event{Kind: KindResponse, RequestID: meta.RequestID, Response: &ResponseEvent{
 		Subject:     meta.Subject,
 		GCPMethod:   meta.GCPMethod,

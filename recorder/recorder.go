@@ -68,7 +68,8 @@ type Options struct {
 	// request paths and queries. Nil drops request bodies (header
 	// credentials are always masked). It may mask its argument in place and
 	// return it, but must not keep it after it returns: the recorder
-	// reuses the buffer.
+	// reuses the buffer. Its output must depend on its input alone: the
+	// recorder remembers the header values it leaves unchanged.
 	Mask func([]byte) []byte
 	// Logger receives upload errors and recoveries; nil discards.
 	Logger *slog.Logger
@@ -177,6 +178,7 @@ type Stats struct {
 // Recorder records sessions. It is safe for concurrent use.
 type Recorder struct {
 	opts    Options
+	headers *headerMasker
 	sink    Sink
 	spool   *spool
 	anon    *spool // requests refused before an identity was known
@@ -365,6 +367,7 @@ func New(ctx context.Context, opts Options) (*Recorder, error) {
 		limiter:  newSourceLimiter(u.Rate, u.Burst, u.MaxSources),
 		cp:       checkpointState{pending: map[string]pendingEntry{}},
 		opts:     opts,
+		headers:  newHeaderMasker(opts.Mask),
 		log:      opts.Logger,
 		now:      opts.Now,
 		signer:   opts.Signer,
@@ -558,7 +561,7 @@ func (r *Recorder) Decision(ctx context.Context, e DecisionEvent) error {
 	}
 	d := e
 	// An API key travels in the query (?key=) as often as in a header.
-	d.headers, d.Path, d.Query = maskHeaders(e.Headers, r.opts.Mask, e.Path, e.Query)
+	d.headers, d.Path, d.Query = r.headers.maskHeaders(e.Headers, e.Path, e.Query)
 	d.Headers = nil
 	if d.BodyBytes == 0 {
 		d.BodyBytes = int64(len(e.Body))
@@ -607,7 +610,7 @@ func (r *Recorder) RecordDecision(ctx context.Context, d handoff.Decision) error
 // through Options.Mask or is dropped.
 func (r *Recorder) Request(ctx context.Context, sessionID, requestID string, e RequestEvent) error {
 	q := e
-	q.headers, q.Path, _ = maskHeaders(e.Headers, r.opts.Mask, e.Path, "")
+	q.headers, q.Path, _ = r.headers.maskHeaders(e.Headers, e.Path, "")
 	q.Headers = nil
 	q.BodyBytes = int64(len(e.Body))
 	q.BodyExcerpt = r.maskBody(e.Body)

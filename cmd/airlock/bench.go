@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +20,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -234,13 +238,14 @@ func loadOnce(ctx context.Context, target string, reqs []*authv3.CheckRequest, s
 		stop = time.Now().Add(d)
 	)
 	for i := 0; i < streams; i++ {
-		req := reqs[i%len(reqs)]
+		req := proto.Clone(reqs[i%len(reqs)]).(*authv3.CheckRequest)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			lat := make([]time.Duration, 0, 4096)
 			var n, errs, denied int
 			for time.Now().Before(stop) && ctx.Err() == nil {
+				envoyRequestID(req, i, n)
 				t0 := time.Now()
 				resp, err := client.Check(ctx, req)
 				lat = append(lat, time.Since(t0))
@@ -261,6 +266,20 @@ func loadOnce(ctx context.Context, target string, reqs []*authv3.CheckRequest, s
 	}
 	wg.Wait()
 	return all, res, nil
+}
+
+// envoyRequestID gives the n-th Check of stream i the stream ID, request
+// time and x-request-id (a UUID v4) that Envoy gives each request, so the
+// server sees the identifiers vary as they do in production.
+func envoyRequestID(req *authv3.CheckRequest, i, n int) {
+	h := req.GetAttributes().GetRequest().GetHttp()
+	if h == nil {
+		return
+	}
+	h.Id = strconv.Itoa(i<<32 | n)
+	r := rand.Uint64()
+	h.Headers["x-request-id"] = fmt.Sprintf("%08x-%04x-4%03x-%04x-%012x", uint32(r>>32), uint16(r>>16), uint16(r)&0xfff, 0x8000|uint16(n)&0x3fff, rand.Uint64()&(1<<48-1))
+	req.Attributes.Request.Time = timestamppb.Now()
 }
 
 func percentile(sorted []time.Duration, p float64) float64 {
