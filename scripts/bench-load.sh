@@ -62,6 +62,9 @@ echo
 echo "== ext_authz: airlock recording on (recorder.durability: extproc) vs no-op server, $STREAMS streams"
 "$BIN" bench authz --target 127.0.0.1:19021 --baseline 127.0.0.1:19101 --streams "$STREAMS" --duration "$DURATION" --token "$rtoken"
 echo
+echo "== ext_authz: as above, the client decoding every reply whole as Envoy does (--full-decode): the dynamic metadata only airlock sends is then client work charged to airlock"
+"$BIN" bench authz --target 127.0.0.1:19021 --baseline 127.0.0.1:19101 --streams "$STREAMS" --duration "$DURATION" --token "$rtoken" --full-decode
+echo
 echo "== ext_authz: recording on (target) vs off (baseline), $STREAMS streams; the dev tokens differ only in issuer key"
 "$BIN" bench authz --target 127.0.0.1:19021 --baseline 127.0.0.1:19001 --streams "$STREAMS" --duration "$DURATION" --token "$rtoken" --baseline-token "$token"
 
