@@ -426,6 +426,59 @@ rules:
 	}
 }
 
+// TestLoopingExpressionStopsAtTheDeadline: a loop over input ends soon
+// after the context's deadline, through the shared interrupt contexts.
+func TestLoopingExpressionStopsAtTheDeadline(t *testing.T) {
+	set := mustLoad(t, `name: p
+default: allow
+rules:
+  - name: slow
+    when: lists.range(5000).all(i, lists.range(5000).all(j, i + j >= 0))
+    action: deny
+`)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	d := set.Explain(ctx, flags())
+	if elapsed := time.Since(start); elapsed > time.Second {
+		t.Errorf("evaluation took %v with a 50ms deadline", elapsed)
+	}
+	if d.Action != Deny || len(d.Matches) == 0 || !strings.Contains(d.Matches[0].Error, "interrupted") {
+		t.Errorf("decision = %+v", d)
+	}
+}
+
+// TestInterruptContextsAreShared: deadlines in the same 10 ms share one
+// interrupt context, which ends no earlier than either; a context without
+// a deadline is its own.
+func TestInterruptContextsAreShared(t *testing.T) {
+	base := time.Now().Add(time.Second).Truncate(interruptStep)
+	a, cancelA := context.WithDeadline(context.Background(), base.Add(time.Millisecond))
+	defer cancelA()
+	b, cancelB := context.WithDeadline(context.Background(), base.Add(9*time.Millisecond))
+	defer cancelB()
+	c, cancelC := context.WithDeadline(context.Background(), base.Add(11*time.Millisecond))
+	defer cancelC()
+	ia, ib, ic := interruptFor(a), interruptFor(b), interruptFor(c)
+	if ia != ib {
+		t.Error("deadlines 8ms apart in one step got two interrupt contexts")
+	}
+	if ia == ic {
+		t.Error("deadlines in two steps share an interrupt context")
+	}
+	for _, pair := range [][2]context.Context{{a, ia}, {b, ib}, {c, ic}} {
+		want, _ := pair[0].Deadline()
+		got, _ := pair[1].Deadline()
+		if got.Before(want) || got.Sub(want) >= interruptStep {
+			t.Errorf("interrupt deadline %v for a deadline of %v", got, want)
+		}
+	}
+	plain := context.Background()
+	if interruptFor(plain) != plain {
+		t.Error("a context without a deadline was replaced")
+	}
+}
+
 // TestOnlyLoopsOverInputWatchTheContext: a loop over a list written in
 // the policy is not evaluated under the request's context (it cannot run
 // long); one over request data, a function's result or another loop's

@@ -93,7 +93,7 @@ func (e *expr) eval(a *activation) (bool, error) {
 	var out ref.Val
 	var err error
 	if e.loops && a.ctx != nil {
-		out, _, err = e.prg.ContextEval(a.ctx, a)
+		out, _, err = e.prg.ContextEval(interruptFor(a.ctx), a)
 	} else {
 		out, _, err = e.prg.Eval(a)
 	}
