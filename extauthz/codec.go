@@ -3,6 +3,7 @@ package extauthz
 import (
 	"context"
 	"fmt"
+	"slices"
 	"unicode/utf8"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -177,6 +178,7 @@ func appendAllowed(b []byte, m handoff.Metadata) ([]byte, bool) {
 	rulesValue := sizeField(list) // Value.list_value
 	size += sizeField(entrySize(handoff.KeyRules, rulesValue))
 
+	b = slices.Grow(b, len(allowedPrefix)+sizeField(size))
 	b = append(b, allowedPrefix...)
 	b = protowire.AppendTag(b, 4, protowire.BytesType) // dynamic_metadata
 	b = protowire.AppendVarint(b, uint64(size))
