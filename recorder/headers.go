@@ -66,22 +66,22 @@ func (m *headerMasker) maskHeaders(headers map[string]string, path, query string
 	var textBuf [24]string
 	var whereBuf [24]int // index in hs; -1 the path, -2 the query
 	texts, where := textBuf[:0], whereBuf[:0]
-	pending := func(i int, name, value string) {
-		if m.mask != nil && value != "" && !m.clean.has(name, value) {
-			texts, where = append(texts, value), append(where, i)
+	if m.mask != nil {
+		if path != "" && !m.clean.has(pathName, path) {
+			texts, where = append(texts, path), append(where, -1)
+		}
+		if query != "" && !m.clean.has(queryName, query) {
+			texts, where = append(texts, query), append(where, -2)
 		}
 	}
-	pending(-1, pathName, path)
-	pending(-2, queryName, query)
 	for i := range hs {
-		if m.clean.has(hs[i].name, hs[i].value) {
-			continue
+		switch h := &hs[i]; {
+		case m.clean.has(h.name, h.value):
+		case handoff.CredentialHeader(h.name, h.value):
+			h.value = Masked
+		case m.mask != nil && h.value != "":
+			texts, where = append(texts, h.value), append(where, i)
 		}
-		if handoff.CredentialHeader(hs[i].name, hs[i].value) {
-			hs[i].value = Masked
-			continue
-		}
-		pending(i, hs[i].name, hs[i].value)
 	}
 	maskedPath, maskedQuery = path, query
 	if len(texts) == 0 {
@@ -129,8 +129,15 @@ const (
 	maxCleanLen = 256
 )
 
+// hash hashes value, and tells names apart by their length and last byte
+// alone (the entry holds the whole name): two headers of a request that
+// carry the same value seldom take the same slot.
 func (c *cleanSet) hash(name, value string) uint64 {
-	return maphash.String(c.seed, value) ^ maphash.String(c.seed, name)*0x9e3779b97f4a7c15
+	var tag uint64
+	if name != "" {
+		tag = uint64(len(name))<<8 | uint64(name[len(name)-1])
+	}
+	return maphash.String(c.seed, value) ^ tag*0x9e3779b97f4a7c15
 }
 
 // has reports whether name: value was remembered; false on a nil set.
