@@ -189,10 +189,7 @@ func (e *Engine) Decide(ctx context.Context, req Request) *Result {
 }
 
 func (e *Engine) decide(ctx context.Context, req Request) *Result {
-	res := &Result{RequestID: req.ID}
-	if res.RequestID == "" {
-		res.RequestID = newID()
-	}
+	res := &Result{RequestID: e.requestID(req.ID)}
 	outer := ctx
 	budget := withDeadline(ctx, e.opts.Timeout)
 	defer budget.stop()
@@ -519,6 +516,54 @@ func excerpt(b []byte, n int) string {
 		b = b[:n]
 	}
 	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+// requestID is the ID a decision goes by: the request's x-request-id when
+// it is one Envoy or Istio makes (a UUID), or another short ID of letters,
+// digits and . _ : - that the masker leaves as it is; else a new one. The
+// ID is written as it is into logs, recordings, refusals and Envoy's
+// metadata, and an agent may send the header itself (Envoy keeps the
+// x-request-id of an internal request): a value a detector flags, or an
+// odd one, is not used. A UUID is not masked first: it is what Envoy sends
+// on every request, and no detector flags one alone.
+func (e *Engine) requestID(id string) string {
+	if id == "" || len(id) > 128 {
+		return newID()
+	}
+	if isUUID(id) {
+		return id
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == ':', c == '-':
+		default:
+			return newID()
+		}
+	}
+	if e.opts.MaskBody != nil && string(e.opts.MaskBody([]byte(id), nil)) != id {
+		return newID()
+	}
+	return id
+}
+
+// isUUID reports whether s is a UUID in its canonical text form.
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			if c != '-' {
+				return false
+			}
+			continue
+		}
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 func newID() string {

@@ -230,6 +230,44 @@ func TestValidSessionName(t *testing.T) {
 	}
 }
 
+// TestRequestIDNeverCarriesASecret: the agent's x-request-id names the
+// decision only when it is a UUID, or a short plain ID the masker leaves
+// alone; a key, an odd value or a long one gives way to a new ID, which
+// is what logs, the recording and the refusal then carry.
+func TestRequestIDNeverCarriesASecret(t *testing.T) {
+	const key = "AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUvW"
+	masked := 0
+	e := newTestEngine(t, Options{MaskBody: func(b []byte, _ []masking.Rule) []byte {
+		masked++
+		return []byte(strings.ReplaceAll(string(b), key, "[MASKED:gcp_api_key]"))
+	}})
+	for id, kept := range map[string]bool{
+		"4c7e1f0a-0001-4b8e-9d6f-00000000000a": true,
+		"req-1.a_b:c":                          true,
+		key:                                    false,
+		"x-" + key:                             false,
+		"a b":                                  false,
+		"a\"b":                                 false,
+		"é":                                    false,
+		strings.Repeat("a", 129):               false,
+		"":                                     false,
+	} {
+		masked = 0
+		r := req("GET", "compute.googleapis.com", "/compute/v1/projects/acme-prod/zones/us-east1-b/instances", "bad-token")
+		r.ID = id
+		res := e.Decide(context.Background(), r)
+		if got := res.RequestID == id; got != kept {
+			t.Errorf("x-request-id %.40q: kept %v, want %v", id, got, kept)
+		}
+		if res.RequestID == "" || strings.Contains(res.RequestID, key) || strings.Contains(res.Metadata().RequestID, key) {
+			t.Errorf("x-request-id %.40q: request ID %q", id, res.RequestID)
+		}
+		if isUUID(id) && masked != 0 {
+			t.Errorf("a UUID went through the masker %d times", masked)
+		}
+	}
+}
+
 // A held request's body is masked once: the recording takes the body the
 // approver's excerpt was cut from.
 func TestHeldBodyMaskedOnce(t *testing.T) {
@@ -237,7 +275,9 @@ func TestHeldBodyMaskedOnce(t *testing.T) {
 	rec := &fakeRecorder{}
 	calls := 0
 	e := newTestEngine(t, Options{Approvals: f, Recorder: rec, MaskBody: func(b []byte, _ []masking.Rule) []byte {
-		calls++
+		if string(b) != "rid" { // the request ID is checked on its own
+			calls++
+		}
 		return []byte(strings.ReplaceAll(string(b), "hunter2", "[MASKED:password]"))
 	}})
 	r := req("POST", "compute.googleapis.com", "/compute/v1/projects/acme-prod/zones/us-east1-b/instances/web-1/setMetadata", "good")
