@@ -524,13 +524,12 @@ func excerpt(b []byte, n int) string {
 // ID is written as it is into logs, recordings, refusals and Envoy's
 // metadata, and an agent may send the header itself (Envoy keeps the
 // x-request-id of an internal request): a value a detector flags, or an
-// odd one, is not used. A UUID is not masked first: it is what Envoy sends
-// on every request, and no detector flags one alone.
+// odd one, is not used. A UUID is not masked first (handoff.IsUUID).
 func (e *Engine) requestID(id string) string {
 	if id == "" || len(id) > 128 {
 		return newID()
 	}
-	if isUUID(id) {
+	if handoff.IsUUID(id) {
 		return id
 	}
 	for i := 0; i < len(id); i++ {
@@ -544,26 +543,6 @@ func (e *Engine) requestID(id string) string {
 		return newID()
 	}
 	return id
-}
-
-// isUUID reports whether s is a UUID in its canonical text form.
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if i == 8 || i == 13 || i == 18 || i == 23 {
-			if c != '-' {
-				return false
-			}
-			continue
-		}
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-			return false
-		}
-	}
-	return true
 }
 
 func newID() string {

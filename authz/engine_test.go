@@ -262,7 +262,7 @@ func TestRequestIDNeverCarriesASecret(t *testing.T) {
 		if res.RequestID == "" || strings.Contains(res.RequestID, key) || strings.Contains(res.Metadata().RequestID, key) {
 			t.Errorf("x-request-id %.40q: request ID %q", id, res.RequestID)
 		}
-		if isUUID(id) && masked != 0 {
+		if handoff.IsUUID(id) && masked != 0 {
 			t.Errorf("a UUID went through the masker %d times", masked)
 		}
 	}

@@ -76,6 +76,8 @@ func (m *headerMasker) maskHeaders(headers map[string]string, path, query string
 	}
 	for i := range hs {
 		switch h := &hs[i]; {
+		case h.name == handoff.RequestIDHeader && handoff.IsUUID(h.value):
+			// What Envoy sends on every request (handoff.IsUUID).
 		case m.clean.has(h.name, h.value):
 		case handoff.CredentialHeader(h.name, h.value):
 			h.value = Masked

@@ -86,6 +86,22 @@ func TestHeaderMaskerRemembersCleanValues(t *testing.T) {
 		t.Errorf("a query equal to a remembered path was not masked as a query (masked: %v)", c.took("/v1/p"))
 	}
 
+	// Envoy's x-request-id, a UUID, is kept without a masking pass; any
+	// other value of it is masked.
+	c.reset()
+	const uuid = "4c7e1f0a-0001-4b8e-9d6f-00000000000a"
+	hs, _, _ = m.maskHeaders(map[string]string{"x-request-id": uuid, "x-other": uuid}, "", "")
+	if want := []header{{"x-other", uuid}, {"x-request-id", uuid}}; !slices.Equal(hs, want) {
+		t.Errorf("UUIDs: %v, want %v", hs, want)
+	}
+	if c.took(uuid) != true || len(c.seen) != 1 {
+		t.Errorf("masked %v: want the x-other UUID alone", c.seen)
+	}
+	c.reset()
+	if hs, _, _ = m.maskHeaders(map[string]string{"x-request-id": "id SECRET"}, "", ""); hs[0].value != "id [MASKED:s]" {
+		t.Errorf("a non-UUID x-request-id: %v", hs)
+	}
+
 	// The nil masker remembers nothing and masks credentials alone.
 	if hs, _, _ := newHeaderMasker(nil).maskHeaders(map[string]string{"x-note": "a SECRET", "cookie": "c"}, "", ""); !slices.Equal(hs, []header{{"cookie", Masked}, {"x-note", "a SECRET"}}) {
 		t.Errorf("nil masker: %v", hs)
