@@ -306,48 +306,40 @@ func (statusCodec) Unmarshal(data mem.BufferSlice, v any) error {
 		b = data.Materialize()
 	}
 	st := v.(*checkStatus)
+	st.code = 0
+	status, ok, err := lastField(b, 1, protowire.BytesType) // CheckResponse.status
+	if err != nil || !ok {
+		return err
+	}
+	status, _ = protowire.ConsumeBytes(status)
+	code, ok, err := lastField(status, 1, protowire.VarintType) // Status.code
+	if err != nil || !ok {
+		return err
+	}
+	c, _ := protowire.ConsumeVarint(code)
+	st.code = int32(c)
+	return nil
+}
+
+// lastField returns the encoded value of the last field num of type typ
+// in the message b, checking the framing of every field.
+func lastField(b []byte, num protowire.Number, typ protowire.Type) (value []byte, found bool, err error) {
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return protowire.ParseError(n)
+		n, t, k := protowire.ConsumeTag(b)
+		if k < 0 {
+			return nil, false, protowire.ParseError(k)
 		}
-		b = b[n:]
-		if num == 1 && typ == protowire.BytesType { // CheckResponse.status
-			status, m := protowire.ConsumeBytes(b)
-			if m < 0 {
-				return protowire.ParseError(m)
-			}
-			st.code = 0
-			for len(status) > 0 {
-				f, t, k := protowire.ConsumeTag(status)
-				if k < 0 {
-					return protowire.ParseError(k)
-				}
-				status = status[k:]
-				if f == 1 && t == protowire.VarintType { // Status.code
-					c, k := protowire.ConsumeVarint(status)
-					if k < 0 {
-						return protowire.ParseError(k)
-					}
-					st.code = int32(c)
-					status = status[k:]
-					continue
-				}
-				if k = protowire.ConsumeFieldValue(f, t, status); k < 0 {
-					return protowire.ParseError(k)
-				}
-				status = status[k:]
-			}
-			b = b[m:]
-			continue
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b)
+		b = b[k:]
+		m := protowire.ConsumeFieldValue(n, t, b)
 		if m < 0 {
-			return protowire.ParseError(m)
+			return nil, false, protowire.ParseError(m)
+		}
+		if n == num && t == typ {
+			value, found = b[:m], true
 		}
 		b = b[m:]
 	}
-	return nil
+	return value, found, nil
 }
 
 // envoyRequestID gives the n-th Check of stream i the stream ID, request
