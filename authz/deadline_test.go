@@ -124,8 +124,8 @@ func BenchmarkDeadline(b *testing.B) {
 }
 
 // TestDeadlineChildrenNeedNoGoroutine: context.WithCancel over a started
-// deadline registers with its timer (cel-go makes one per interruptible
-// expression), as over a context.WithTimeout.
+// deadline (as an HTTP or Redis client makes) registers with its timer,
+// as over a context.WithTimeout.
 func TestDeadlineChildrenNeedNoGoroutine(t *testing.T) {
 	parent, cancel := context.WithCancel(context.Background())
 	defer cancel()

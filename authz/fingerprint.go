@@ -55,7 +55,7 @@ var unboundHeaders = map[string]bool{
 	// The agent's own credentials (Envoy injects the Google one).
 	"authorization": true, "proxy-authorization": true, "cookie": true,
 	// Correlation and tracing.
-	"x-request-id": true, "traceparent": true, "tracestate": true,
+	handoff.RequestIDHeader: true, "traceparent": true, "tracestate": true,
 	"x-cloud-trace-context": true, "grpc-trace-bin": true, "b3": true,
 	// Client identification and transfer encoding of the response.
 	"user-agent": true, "accept-encoding": true, "x-goog-api-client": true,

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/airlockhq/airlock/authz"
+	"github.com/airlockhq/airlock/handoff"
 	"github.com/airlockhq/airlock/internal/envoyhdr"
 )
 
@@ -105,7 +106,7 @@ func (f checkFields) request() authz.Request {
 		path = headers[":path"]
 	}
 	return authz.Request{
-		ID:          headers["x-request-id"],
+		ID:          headers[handoff.RequestIDHeader],
 		Method:      method,
 		Host:        host,
 		Path:        path,
